@@ -1,0 +1,12 @@
+#pragma once
+// One function per `gng` subcommand; each gets the arguments after its name and returns the exit
+// code. Errors a user can cause are thrown as gng::Error and printed by main().
+#include <string>
+#include <vector>
+
+namespace gng::cli {
+
+int solve(const std::vector<std::string>& args);
+int doctor(const std::vector<std::string>& args);
+
+}  // namespace gng::cli

@@ -1,0 +1,51 @@
+// gng — the Global Neural Grid. Entry point: dispatches to one subcommand.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(gng — the Global Neural Grid
+
+usage: gng COMMAND [OPTIONS]
+
+commands:
+  solve FILE     minimise a QUBO / Max-Cut / BQP instance with a classical sampler
+  doctor         check the environment (OpenSSL >= 3.5 with ML-KEM/ML-DSA, one libcrypto, OpenBLAS)
+  version        print the version
+
+Run 'gng COMMAND --help' for a command's options.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    return args.empty() ? 2 : 0;
+  }
+  const std::string cmd = args[0];
+  args.erase(args.begin());
+  try {
+    if (cmd == "solve") return gng::cli::solve(args);
+    if (cmd == "doctor") return gng::cli::doctor(args);
+    if (cmd == "version" || cmd == "--version") {
+      std::puts("gng 0.1.0");
+      return 0;
+    }
+    std::fprintf(stderr, "gng: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
+    return 2;
+  } catch (const gng::Error& e) {
+    std::fprintf(stderr, "gng %s: error: %s\n", cmd.c_str(), e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gng %s: internal error: %s\n", cmd.c_str(), e.what());
+    return 3;
+  }
+}

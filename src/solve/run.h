@@ -1,0 +1,47 @@
+#pragma once
+// Internal to src/solve: runs independent reads on worker threads with a shared stop condition
+// (time limit, target reached, read budget) and collects their final states.
+#include <atomic>
+#include <functional>
+#include <mutex>
+
+#include "core/timer.h"
+#include "solve/sampler.h"
+
+namespace gng::detail {
+
+class ReadRunner {
+ public:
+  ReadRunner(const Qubo& q, const SampleOptions& o, int64_t default_reads);
+
+  // True once the run must stop: time limit passed, target reached, or no reads left.
+  bool stopped() const { return stop_.load(std::memory_order_relaxed); }
+  // Checks the clock; cheap enough to call every sweep.
+  bool should_stop();
+  // A read found `energy` (its own bookkeeping); records time-to-target and stops everyone
+  // when it reaches the target. Returns true if the run must stop.
+  bool report(double energy);
+
+  // Calls read(index, rng_stream, runner) on `threads` workers until reads or time run out;
+  // each returns its final state. Returns all states as a SampleSet (exact energies, kept best).
+  SampleSet run(const std::function<Bits(int64_t read)>& read);
+
+ private:
+  const Qubo& q_;
+  const SampleOptions& o_;
+  int64_t reads_;  // -1: unlimited (until time)
+  Stopwatch clock_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int64_t> next_{0};
+  std::atomic<int64_t> done_{0};
+  std::atomic<uint64_t> steps_{0};
+  std::mutex mu_;
+  std::optional<double> ttt_;
+
+ public:
+  void add_steps(uint64_t s) { steps_.fetch_add(s, std::memory_order_relaxed); }
+};
+
+int thread_count(const SampleOptions& o);
+
+}  // namespace gng::detail

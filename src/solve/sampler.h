@@ -1,0 +1,46 @@
+#pragma once
+// Samplers minimise a Qubo and return a SampleSet. All are seeded: the same seed and options give
+// the same samples, except where a time limit or a reached target cuts a run short (then the best
+// energy is still found, but how many reads completed depends on the machine).
+//
+//   exact   Gray-code enumeration of all 2^n states, multi-threaded; refuses n > kExactMaxN.
+//   anneal  simulated annealing: sequential Metropolis sweeps with incremental local fields,
+//           geometric β schedule derived from the instance, independent reads in parallel.
+//   tabu    one-flip tabu search with aspiration, randomised tenure and elite-perturbation restarts;
+//           independent reads in parallel.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "qubo/qubo.h"
+#include "qubo/sample_set.h"
+
+namespace gng {
+
+struct SampleOptions {
+  uint64_t seed = 1;
+  int64_t reads = 0;                    // 0: the sampler's default (or until the time limit)
+  int64_t steps = 0;                    // per read: sweeps (anneal) or moves (tabu); 0: default
+  double time_limit_s = 0;              // 0: none
+  std::optional<double> target_energy;  // stop as soon as a state this low is found
+  int threads = 0;                      // 0: all hardware threads
+  std::size_t keep = 16;                // distinct samples to return at most
+};
+
+class Sampler {
+ public:
+  virtual ~Sampler() = default;
+  virtual std::string_view name() const = 0;
+  virtual SampleSet sample(const Qubo& q, const SampleOptions& options) const = 0;
+};
+
+inline constexpr std::size_t kExactMaxN = 40;
+
+// "exact" | "anneal" | "tabu"; throws gng::Error for any other name.
+std::unique_ptr<Sampler> make_sampler(std::string_view name);
+std::vector<std::string> sampler_names();
+
+}  // namespace gng

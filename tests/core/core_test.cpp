@@ -1,0 +1,76 @@
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "core/args.h"
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace gng {
+namespace {
+
+Args make_args() {
+  Args a("gng test");
+  a.option("reads", "r").option("time-limit", "t").flag("json", "j");
+  return a;
+}
+
+TEST(Args, ParsesOptionsFlagsAndPositionals) {
+  Args a = make_args();
+  a.parse({"file.txt", "--reads", "12", "--time-limit=0.5", "--json"});
+  EXPECT_EQ(a.positional(), std::vector<std::string>{"file.txt"});
+  EXPECT_EQ(a.integer("reads", 0), 12);
+  EXPECT_DOUBLE_EQ(a.real("time-limit", 0), 0.5);
+  EXPECT_TRUE(a.has("json"));
+}
+
+TEST(Args, RejectsBadInputWithTheOptionsName) {
+  auto message = [](std::vector<std::string> argv) {
+    Args a = make_args();
+    try {
+      a.parse(argv);
+      a.integer("reads", 0);
+      a.real("time-limit", 0);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message({"--bogus"}), "gng test: unknown option --bogus (see gng test --help)");
+  EXPECT_EQ(message({"--reads"}), "gng test: option --reads needs a value");
+  EXPECT_EQ(message({"--reads", "12x"}), "gng test: option --reads expects an integer, got '12x'");
+  EXPECT_EQ(message({"--time-limit", "nan"}), "gng test: option --time-limit expects a number, got 'nan'");
+  EXPECT_EQ(message({"--json=1"}), "gng test: option --json takes no value");
+  EXPECT_EQ(message({"--reads", "1", "--reads", "2"}), "gng test: option --reads given twice");
+  EXPECT_EQ(message({"-r"}), "gng test: options are spelled --name, got '-r'");
+}
+
+TEST(Rng, SameSeedSameStreamRepeats) {
+  Rng a(42, 3), b(42, 3), c(42, 4), d(43, 3);
+  for (int i = 0; i < 100; ++i) {
+    const uint64_t x = a.next();
+    EXPECT_EQ(x, b.next());
+    EXPECT_NE(x, c.next());
+    EXPECT_NE(x, d.next());
+  }
+}
+
+TEST(Rng, UniformAndBelowStayInRangeAndCoverIt) {
+  Rng r(7);
+  std::set<uint64_t> seen;
+  double sum = 0;
+  for (int i = 0; i < 100000; ++i) {
+    const double u = r.uniform();
+    ASSERT_GE(u, 0.0);
+    ASSERT_LT(u, 1.0);
+    sum += u;
+    const uint64_t k = r.below(10);
+    ASSERT_LT(k, 10u);
+    seen.insert(k);
+  }
+  EXPECT_EQ(seen.size(), 10u);
+  EXPECT_NEAR(sum / 100000, 0.5, 0.01);
+}
+
+}  // namespace
+}  // namespace gng
