@@ -181,6 +181,8 @@ Problem parse_json(std::string_view text, std::string_view source) {
     j = json::parse(text);
   } catch (const json::parse_error& e) {
     throw Error(src + ":" + std::to_string(line_of(text, e.byte > 0 ? e.byte - 1 : 0)) + ": invalid JSON (" + e.what() + ")");
+  } catch (const json::exception& e) {  // e.g. a number out of range (found by bench/fuzz)
+    throw Error(src + ": invalid JSON (" + e.what() + ")");
   }
   auto fail = [&](const std::string& what) -> Error { return Error(src + ": " + what); };
   if (!j.is_object()) throw fail("expected a JSON object");

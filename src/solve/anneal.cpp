@@ -1,8 +1,7 @@
 // Simulated annealing. Each read starts from a random state and sweeps the variables in order,
 // accepting a flip with the Metropolis probability min(1, exp(−β Δ)), where Δ comes from an
-// incrementally kept local field (O(degree) per accepted flip). β rises geometrically from a hot
-// value, at which the largest possible Δ is accepted half the time, to a cold one, at which the
-// smallest non-zero coefficient is accepted 1% of the time. A read returns the best state it saw,
+// incrementally kept local field (O(degree) per accepted flip). β rises geometrically over the
+// sweeps between two values derived from the instance (derive_schedule). A read returns the best state it saw,
 // polished by a greedy descent so that it is a local minimum.
 #include <algorithm>
 #include <cmath>
@@ -20,23 +19,6 @@ struct Schedule {
   double beta_hot, beta_cold;
 };
 
-Schedule derive_schedule(const Qubo& q) {
-  double max_delta = 0, min_coef = std::numeric_limits<double>::infinity();
-  for (std::size_t i = 0; i < q.size(); ++i) {
-    double pos = q.linear()[i], neg = q.linear()[i];
-    if (q.linear()[i] != 0) min_coef = std::min(min_coef, std::abs(q.linear()[i]));
-    for (double w : q.weights(i)) {
-      (w > 0 ? pos : neg) += w;
-      min_coef = std::min(min_coef, std::abs(w));
-    }
-    max_delta = std::max({max_delta, std::abs(pos), std::abs(neg)});
-  }
-  if (max_delta == 0) return {1.0, 1.0};  // f is constant: any state is optimal
-  const double hot = std::log(2.0) / max_delta;
-  const double cold = std::max(hot, std::log(100.0) / min_coef);
-  return {hot, cold};
-}
-
 // Flips variables while any single flip lowers f.
 void descend(const Qubo& q, Bits& x, std::vector<double>& field) {
   for (bool improved = true; improved;) {
@@ -53,6 +35,33 @@ void descend(const Qubo& q, Bits& x, std::vector<double>& field) {
       }
     }
   }
+}
+
+// β range from the instance: the uphill Δs that matter are those out of local minima. Greedy
+// descents from a few random states give their distribution; the hot end accepts the median such
+// Δ 20% of the time, the cold end accepts the smallest one 1% of the time. (Scaling from the largest
+// possible Δ instead, as is common, starts far too hot and wastes most sweeps.)
+Schedule derive_schedule(const Qubo& q) {
+  const std::size_t n = q.size();
+  Rng rng(0x5eed);
+  std::vector<double> uphill;
+  for (int t = 0; t < 4; ++t) {
+    Bits x(n);
+    for (auto& b : x) b = rng.next() >> 63;
+    std::vector<double> field(n);
+    for (std::size_t i = 0; i < n; ++i) field[i] = q.field(x, i);
+    descend(q, x, field);
+    for (std::size_t i = 0; i < n; ++i) {
+      const double d = x[i] ? -field[i] : field[i];
+      if (d > 1e-12) uphill.push_back(d);
+    }
+  }
+  if (uphill.empty()) return {1.0, 1.0};  // every local minimum is flat: nothing to anneal
+  std::nth_element(uphill.begin(), uphill.begin() + uphill.size() / 2, uphill.end());
+  const double median = uphill[uphill.size() / 2];
+  const double smallest = *std::min_element(uphill.begin(), uphill.end());
+  const double hot = std::log(5.0) / median;
+  return {hot, std::max(hot, std::log(100.0) / smallest)};
 }
 
 class AnnealSampler final : public Sampler {

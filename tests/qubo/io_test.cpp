@@ -88,6 +88,7 @@ TEST(Readers, NameFileAndLineOfWhatIsWrong) {
   EXPECT_EQ(error_of("{\"n\":2}", Format::json), "in.txt: \"gng_qubo\": 1 is required (format version)");
   EXPECT_EQ(error_of("{\"gng_qubo\":1,\"n\":2,\"quadratic\":[[0,2,1]]}", Format::json), "in.txt: \"quadratic\"[0]: index outside 0..1");
   EXPECT_EQ(error_of("{\"gng_qubo\":1,\"n\":2,\"linear\":[1]}", Format::json), "in.txt: \"linear\" must be an array of n = 2 numbers");
+  EXPECT_EQ(error_of("{\"gng_qubo\":1,\"n\":1,\"offset\":1e999}", Format::json).substr(0, 23), "in.txt: invalid JSON ([");
   EXPECT_THROW(read_problem("/nonexistent/file.txt"), Error);
 }
 
