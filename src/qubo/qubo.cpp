@@ -88,6 +88,15 @@ double Qubo::field(std::span<const uint8_t> x, std::size_t i) const {
   return f;
 }
 
+std::vector<double> Qubo::fields(std::span<const uint8_t> x) const {
+  if (x.size() != size()) throw Error("fields: state has " + std::to_string(x.size()) + " bits, QUBO has " + std::to_string(size()));
+  std::vector<double> f(linear_);
+  for (std::size_t i = 0; i < size(); ++i)
+    if (x[i])
+      for (uint64_t k = row_[i]; k < row_[i + 1]; ++k) f[col_[k]] += val_[k];
+  return f;
+}
+
 Ising::Ising(std::size_t n, std::vector<double> h, const std::vector<Coupling>& j, double offset)
     : h_(std::move(h)), offset_(offset) {
   check_linear(n, h_, "h");

@@ -38,6 +38,8 @@ class Qubo {
   double energy(std::span<const uint8_t> x) const;
   // a_i + Σ_j b_ij x_j: the change of f when x_i goes 0 → 1. O(degree).
   double field(std::span<const uint8_t> x, std::size_t i) const;
+  // field(x, i) for every i at once: O(n + couplings).
+  std::vector<double> fields(std::span<const uint8_t> x) const;
   // f(x with bit i flipped) − f(x). O(degree).
   double flip_delta(std::span<const uint8_t> x, std::size_t i) const {
     return x[i] ? -field(x, i) : field(x, i);

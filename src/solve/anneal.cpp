@@ -48,8 +48,7 @@ Schedule derive_schedule(const Qubo& q) {
   for (int t = 0; t < 4; ++t) {
     Bits x(n);
     for (auto& b : x) b = rng.next() >> 63;
-    std::vector<double> field(n);
-    for (std::size_t i = 0; i < n; ++i) field[i] = q.field(x, i);
+    std::vector<double> field = q.fields(x);
     descend(q, x, field);
     for (std::size_t i = 0; i < n; ++i) {
       const double d = x[i] ? -field[i] : field[i];
@@ -78,19 +77,12 @@ class AnnealSampler final : public Sampler {
       const double t = sweeps == 1 ? 1.0 : static_cast<double>(s) / static_cast<double>(sweeps - 1);
       betas[s] = sch.beta_hot * std::pow(sch.beta_cold / sch.beta_hot, t);
     }
-    const auto& a = q.linear();
     detail::ReadRunner runner(q, o, 32);
     return runner.run([&](int64_t read) {
       Rng rng(o.seed, static_cast<uint64_t>(read));
       Bits x(n);
       for (auto& b : x) b = rng.next() >> 63;
-      std::vector<double> field(a);
-      for (std::size_t i = 0; i < n; ++i)
-        if (x[i]) {
-          auto nb = q.neighbours(i);
-          auto w = q.weights(i);
-          for (std::size_t e = 0; e < nb.size(); ++e) field[nb[e]] += w[e];
-        }
+      std::vector<double> field = q.fields(x);
       double energy = q.energy(x), best_energy = energy;
       Bits best = x;
       const uint64_t* row = q.row().data();
@@ -118,11 +110,8 @@ class AnnealSampler final : public Sampler {
       }
       runner.add_steps(static_cast<uint64_t>(std::min(s + 1, sweeps)));
       // Polish the best state into a local minimum (recomputing its fields exactly).
-      std::vector<double> bf(a);
-      for (std::size_t i = 0; i < n; ++i)
-        if (best[i])
-          for (uint64_t e = row[i]; e < row[i + 1]; ++e) bf[col[e]] += val[e];
-      descend(q, best, bf);
+      std::vector<double> best_field = q.fields(best);
+      descend(q, best, best_field);
       runner.report(q.energy(best));
       return best;
     });

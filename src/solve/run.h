@@ -22,8 +22,12 @@ class ReadRunner {
   // when it reaches the target. Returns true if the run must stop.
   bool report(double energy);
 
-  // Calls read(index, rng_stream, runner) on `threads` workers until reads or time run out;
-  // each returns its final state. Returns all states as a SampleSet (exact energies, kept best).
+  // Adds to the step count reported in SolveStats (sweeps, moves).
+  void add_steps(uint64_t s) { steps_.fetch_add(s, std::memory_order_relaxed); }
+
+  // Calls read(r) for r = 0, 1, … on the worker threads until the reads or the time run out; each
+  // returns its best state (seeded by r alone, so the thread count does not change the result).
+  // Returns all states as a SampleSet (exact energies, the `keep` best).
   SampleSet run(const std::function<Bits(int64_t read)>& read);
 
  private:
@@ -37,9 +41,6 @@ class ReadRunner {
   std::atomic<uint64_t> steps_{0};
   std::mutex mu_;
   std::optional<double> ttt_;
-
- public:
-  void add_steps(uint64_t s) { steps_.fetch_add(s, std::memory_order_relaxed); }
 };
 
 int thread_count(const SampleOptions& o);

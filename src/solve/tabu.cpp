@@ -28,7 +28,6 @@ class TabuSampler final : public Sampler {
     const uint64_t* row = q.row().data();
     const uint32_t* col = q.col().data();
     const double* val = q.val().data();
-    const auto& a = q.linear();
     detail::ReadRunner runner(q, o, 8);
     return runner.run([&](int64_t read) {
       Rng rng(o.seed, static_cast<uint64_t>(read));
@@ -38,10 +37,7 @@ class TabuSampler final : public Sampler {
       double energy = 0;
       // Δ_i = (1 − 2x_i)(a_i + Σ_j b_ij x_j), recomputed exactly on every (re)start.
       auto reset = [&]() {
-        std::vector<double> field(a);
-        for (std::size_t i = 0; i < n; ++i)
-          if (x[i])
-            for (uint64_t e = row[i]; e < row[i + 1]; ++e) field[col[e]] += val[e];
+        const std::vector<double> field = q.fields(x);
         for (std::size_t i = 0; i < n; ++i) delta[i] = x[i] ? -field[i] : field[i];
         energy = q.energy(x);
         std::fill(tabu_until.begin(), tabu_until.end(), 0);
