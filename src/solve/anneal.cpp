@@ -1,8 +1,8 @@
 // Simulated annealing. Each read starts from a random state and sweeps the variables in order,
 // accepting a flip with the Metropolis probability min(1, exp(−β Δ)), where Δ comes from an
 // incrementally kept local field (O(degree) per accepted flip). β rises geometrically over the
-// sweeps between two values derived from the instance (derive_schedule). A read returns the best state it saw,
-// polished by a greedy descent so that it is a local minimum.
+// sweeps between two values derived from the instance (derive_schedule). A read returns the best
+// state it saw, polished by a greedy descent so that it is a local minimum.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -103,7 +103,7 @@ class AnnealSampler final : public Sampler {
         if (energy < best_energy) {
           best_energy = energy;
           best = x;
-          if (runner.report(best_energy)) break;
+          if (runner.report(best_energy, best)) break;
         } else if (runner.should_stop()) {
           break;
         }
@@ -112,7 +112,7 @@ class AnnealSampler final : public Sampler {
       // Polish the best state into a local minimum (recomputing its fields exactly).
       std::vector<double> best_field = q.fields(best);
       descend(q, best, best_field);
-      runner.report(q.energy(best));
+      runner.report(q.energy(best), best);
       return best;
     });
   }

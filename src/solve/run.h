@@ -18,9 +18,10 @@ class ReadRunner {
   bool stopped() const { return stop_.load(std::memory_order_relaxed); }
   // Checks the clock; cheap enough to call every sweep.
   bool should_stop();
-  // A read found `energy` (its own bookkeeping); records time-to-target and stops everyone
-  // when it reaches the target. Returns true if the run must stop.
-  bool report(double energy);
+  // A read's best state is now x with `energy` by its own incremental bookkeeping. When that
+  // looks like the target, it is confirmed with the exact energy of x before the time-to-target is
+  // recorded and everyone is stopped. Returns true if the run must stop.
+  bool report(double energy, const Bits& x);
 
   // Adds to the step count reported in SolveStats (sweeps, moves).
   void add_steps(uint64_t s) { steps_.fetch_add(s, std::memory_order_relaxed); }

@@ -43,8 +43,9 @@ bool ReadRunner::should_stop() {
   return stopped();
 }
 
-bool ReadRunner::report(double energy) {
-  if (o_.target_energy && energy <= *o_.target_energy + 1e-9 * std::max(1.0, std::abs(*o_.target_energy))) {
+bool ReadRunner::report(double energy, const Bits& x) {
+  const double slack = 1e-9 * std::max(1.0, std::abs(o_.target_energy.value_or(0)));
+  if (o_.target_energy && energy <= *o_.target_energy + slack && q_.energy(x) <= *o_.target_energy + slack) {
     std::lock_guard lock(mu_);
     if (!ttt_) ttt_ = clock_.seconds();
     stop_.store(true, std::memory_order_relaxed);
@@ -79,7 +80,8 @@ SampleSet ReadRunner::run(const std::function<Bits(int64_t)>& read) {
   out.stats.reads = static_cast<uint64_t>(done_.load());
   out.stats.steps = steps_.load();
   // A target can also be met by a read whose own bookkeeping missed it (rounding): check exactly.
-  if (o_.target_energy && !out.empty() && !ttt_ && out.best().energy <= *o_.target_energy) ttt_ = out.stats.time_s;
+  if (o_.target_energy && !out.empty() && !ttt_ && out.best().energy <= *o_.target_energy + 1e-9 * std::max(1.0, std::abs(*o_.target_energy)))
+    ttt_ = out.stats.time_s;
   out.stats.time_to_target_s = ttt_;
   return out;
 }

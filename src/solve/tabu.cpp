@@ -84,7 +84,7 @@ class TabuSampler final : public Sampler {
           best_energy = energy;
           best = x;
           since_improvement = 0;
-          if (runner.report(best_energy)) break;
+          if (runner.report(best_energy, best)) break;
         } else if (++since_improvement > stall_limit) {
           // Elite perturbation: back to the best state, flip between n/20 and n/5 random bits.
           x = best;
