@@ -58,9 +58,8 @@ SampleSet ReadRunner::run(const std::function<Bits(int64_t)>& read) {
   std::vector<std::vector<Bits>> found(threads);
   auto worker = [&](int t) {
     for (;;) {
-      if (should_stop()) return;
       const int64_t r = next_.fetch_add(1);
-      if (reads_ >= 0 && r >= reads_) return;
+      if ((reads_ >= 0 && r >= reads_) || (r > 0 && should_stop())) return;  // read 0 always runs
       found[t].push_back(read(r));
       done_.fetch_add(1);
       // A read cut short by the stop still returns its best state; it is kept.

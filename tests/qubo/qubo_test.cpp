@@ -69,6 +69,16 @@ TEST(Qubo, FlipDeltaIsTheEnergyDifference) {
   }
 }
 
+TEST(Qubo, FieldsAgreeWithFieldForEveryVariable) {
+  const Dense d = random_qubo(25, 12);
+  Rng r(4);
+  Bits x(25);
+  for (auto& b : x) b = r.below(2);
+  const auto f = d.q.fields(x);
+  for (std::size_t i = 0; i < 25; ++i) ASSERT_NEAR(f[i], d.q.field(x, i), 1e-12);
+  EXPECT_THROW(d.q.fields(Bits(3)), Error);
+}
+
 TEST(Qubo, MergesDuplicatesFoldsDiagonalAndBuildsSymmetricAdjacency) {
   const Qubo q(3, {1, 2, 3}, {{0, 1, 1.5}, {1, 0, 0.5}, {2, 2, 4}, {1, 2, 1}, {1, 2, -1}}, 0.25);
   ASSERT_EQ(q.quadratic().size(), 1u);  // (1,2) cancels to zero and is dropped

@@ -153,6 +153,17 @@ TEST(Samplers, HonourTimeLimitAndReportTimeToTarget) {
   }
 }
 
+TEST(Samplers, ATinyTimeLimitStillReturnsAState) {
+  const Qubo q = random_qubo(300, 0.05, 8);
+  SampleOptions o;
+  o.time_limit_s = 1e-9;
+  for (const char* solver : {"anneal", "tabu"}) {
+    const SampleSet s = make_sampler(solver)->sample(q, o);
+    ASSERT_FALSE(s.empty()) << solver;
+    EXPECT_EQ(s.best().x.size(), 300u);
+  }
+}
+
 TEST(Samplers, RejectBadOptions) {
   const Qubo q = random_qubo(5, 0.5, 1);
   SampleOptions o;
