@@ -25,7 +25,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev zlib1g-dev libsqlite3-dev
-  libopenblas0-openmp
+  libopenblas0-openmp libnlopt-dev
   dpkg-dev perl
 )
 missing=()
