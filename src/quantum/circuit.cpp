@@ -1,0 +1,413 @@
+#include "quantum/circuit.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <string>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "quantum/kernels.h"
+#include "qubo/enumerate.h"
+
+namespace gng::quantum {
+
+using detail::Cx;
+using detail::StateBuffer;
+
+double circuit_bytes(int n, Precision p) {
+  const double amp = p == Precision::f64 ? 16 : 8;
+  return std::ldexp(2 * amp + 8, n);
+}
+
+Circuit::Circuit(const Qubo& q, const CircuitOptions& o) : q_(q), o_(o), n_(static_cast<int>(q.size())) {
+  if (n_ < 1) throw Error("quantum: empty QUBO");
+  const double need = circuit_bytes(std::min(n_, 62), o.precision);
+  if (n_ > 30 || need > o.memory_budget_bytes) {
+    char msg[256];
+    std::snprintf(msg, sizeof msg,
+                  "quantum: n = %d qubits needs %.3g GiB (two %s state vectors and the diagonal of H_C); the memory budget is "
+                  "%.3g GiB%s",
+                  n_, need / (1ull << 30), o.precision == Precision::f64 ? "complex<double>" : "complex<float>",
+                  o.memory_budget_bytes / (1ull << 30), n_ > 30 ? " and the simulator stops at 30 qubits" : "");
+    throw Error(msg);
+  }
+  if (!(o.noise.depolarizing >= 0 && o.noise.depolarizing < 1) || !(o.noise.readout >= 0 && o.noise.readout < 0.5))
+    throw Error("quantum: noise needs 0 <= depolarizing < 1 and 0 <= readout < 0.5");
+  std::vector<int> owner(n_, -1);
+  for (std::size_t g = 0; g < o.groups.size(); ++g) {
+    if (o.groups[g].empty()) throw Error("quantum: one-hot group " + std::to_string(g) + " is empty");
+    for (uint32_t v : o.groups[g]) {
+      if (static_cast<int>(v) >= n_) throw Error("quantum: one-hot group " + std::to_string(g) + " names qubit " + std::to_string(v) + " of " + std::to_string(n_));
+      if (owner[v] >= 0) throw Error("quantum: qubit " + std::to_string(v) + " is in two one-hot groups");
+      owner[v] = static_cast<int>(g);
+    }
+  }
+  if (o.mixer == Mixer::xy && o.groups.empty()) throw Error("quantum: the xy mixer needs one-hot groups");
+  if (o.threads > 0) omp_set_num_threads(o.threads);
+  diag_ = all_energies(q);
+  double sum = 0;
+  for (double d : diag_) sum += d;
+  mean_diag_ = sum / static_cast<double>(diag_.size());
+  const Ising m = to_ising(q);
+  std::vector<double> local(n_);
+  for (int i = 0; i < n_; ++i) local[i] = std::abs(m.h()[i]);
+  for (const auto& t : m.j()) {
+    local[t.i] += std::abs(t.value);
+    local[t.j] += std::abs(t.value);
+  }
+  scale_ = *std::max_element(local.begin(), local.end());
+  if (scale_ == 0) scale_ = 1;
+}
+
+double Circuit::fidelity() const { return std::pow(1.0 - o_.noise.depolarizing, layers_); }
+
+namespace {
+
+uint64_t group_mask(const std::vector<uint32_t>& g) {
+  uint64_t m = 0;
+  for (uint32_t v : g) m |= uint64_t{1} << v;
+  return m;
+}
+
+// Everything that works on a prepared state of precision T.
+template <class T>
+class StateCircuit : public Circuit {
+ public:
+  std::vector<Bits> sample(std::size_t shots, uint64_t seed) const override {
+    Rng rng(seed, 0x5a3b1e);
+    const double f = fidelity();
+    const uint64_t size = uint64_t{1} << n_;
+    // Which shots come from the state and which from the maximally mixed part; then the ideal
+    // ones by one walk over the sorted uniforms.
+    std::vector<uint64_t> z(shots);
+    std::vector<std::pair<double, std::size_t>> draws;
+    for (std::size_t s = 0; s < shots; ++s) {
+      if (f >= 1 || rng.uniform() < f)
+        draws.push_back({rng.uniform(), s});
+      else
+        z[s] = rng.next() & (size - 1);
+    }
+    std::sort(draws.begin(), draws.end());
+    const double total = detail::norm2(psi_.data(), psi_.size());
+    double acc = 0;
+    uint64_t at = 0;
+    for (const auto& [u, s] : draws) {
+      const double target = u * total;
+      while (at + 1 < size) {
+        const double p = std::norm(psi_.data()[at]);
+        if (acc + p > target) break;
+        acc += p;
+        ++at;
+      }
+      z[s] = at;
+    }
+    std::vector<Bits> out(shots, Bits(n_));
+    for (std::size_t s = 0; s < shots; ++s)
+      for (int i = 0; i < n_; ++i) {
+        uint8_t bit = (z[s] >> i) & 1;
+        if (o_.noise.readout > 0 && rng.uniform() < o_.noise.readout) bit ^= 1;
+        out[s][i] = bit;
+      }
+    return out;
+  }
+
+  std::vector<std::complex<double>> amplitudes() const override {
+    std::vector<std::complex<double>> out(psi_.size());
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = psi_.data()[i];
+    return out;
+  }
+
+  double valid_probability(const std::vector<std::vector<uint32_t>>& groups) const override {
+    std::vector<uint64_t> masks;
+    for (const auto& g : groups) masks.push_back(group_mask(g));
+    double p = 0;
+    for (uint64_t z = 0; z < psi_.size(); ++z) {
+      bool ok = true;
+      for (uint64_t m : masks) ok = ok && std::popcount(z & m) == 1;
+      if (ok) p += std::norm(psi_.data()[z]);
+    }
+    return p;
+  }
+
+ protected:
+  StateCircuit(const Qubo& q, const CircuitOptions& o) : Circuit(q, o), psi_(n_), lam_(n_) {}
+  double noisy(double ideal) const { return fidelity() * ideal + (1 - fidelity()) * mean_diag_; }
+  double expect() const { return detail::expect_diag(psi_.data(), diag_.data(), diag_.size()); }
+
+  StateBuffer<T> psi_, lam_;
+};
+
+// The diagonal phase e^{−iγ f(z)} · scale, from the factorisation of qubo/enumerate.h:
+// f = base(H) + Qlow[m] + Llo[m & 255] + Lhi[m >> 8], so each factor is a product of three table
+// entries: no transcendental function per amplitude.
+template <class T>
+class PhaseTables final : public detail::PhaseFill<T> {
+ public:
+  PhaseTables(const LowHighSplit& s, const std::vector<double>& base, const std::vector<double>& c)
+      : s_(s), base_(base), c_(c), k_(s.low_bits()), lo_(std::min(k_, 8)), hi_(k_ - lo_) {}
+
+  void set(double gamma, std::complex<double> scale) {
+    const std::size_t nq = s_.qlow().size();
+    pq_.resize(nq);
+#pragma omp parallel for schedule(static)
+    for (std::ptrdiff_t m = 0; m < static_cast<std::ptrdiff_t>(nq); ++m)
+      pq_[m] = Cx<T>(std::polar(1.0, -gamma * s_.qlow()[m]) * scale);
+    const std::size_t highs = s_.high_states(), nlo = std::size_t{1} << lo_, nhi = std::size_t{1} << hi_;
+    plo_.resize(highs * nlo);
+    phi_.resize(highs * nhi);
+#pragma omp parallel
+    {
+      std::vector<double> llo(nlo), lhi(nhi);
+#pragma omp for schedule(static)
+      for (std::ptrdiff_t h = 0; h < static_cast<std::ptrdiff_t>(highs); ++h) {
+        const std::span<const double> c(c_.data() + h * k_, k_);
+        subset_sums(c.first(lo_), llo);
+        subset_sums(c.subspan(lo_), lhi);
+        for (std::size_t m = 0; m < nlo; ++m) plo_[h * nlo + m] = Cx<T>(std::polar(1.0, -gamma * llo[m]));
+        for (std::size_t m = 0; m < nhi; ++m) phi_[h * nhi + m] = Cx<T>(std::polar(1.0, -gamma * (base_[h] + lhi[m])));
+      }
+    }
+  }
+
+  void fill(uint64_t start, std::size_t len, Cx<T>* out) const override {
+    const uint64_t h = start >> k_, m0 = start & ((uint64_t{1} << k_) - 1);
+    const Cx<T>* lo = plo_.data() + (h << lo_);
+    const Cx<T>* hi = phi_.data() + (h << hi_);
+    const uint64_t lomask = (uint64_t{1} << lo_) - 1;
+    for (std::size_t i = 0; i < len;) {
+      const uint64_t m = m0 + i;
+      const Cx<T> row = hi[m >> lo_];
+      const std::size_t run = std::min<std::size_t>(len - i, (lomask + 1) - (m & lomask));
+      const T* a = reinterpret_cast<const T*>(pq_.data() + m);
+      const T* b = reinterpret_cast<const T*>(lo + (m & lomask));
+      T* o = reinterpret_cast<T*>(out + i);
+      const T rr = row.real(), ri = row.imag();
+#pragma omp simd
+      for (std::size_t j = 0; j < run; ++j) {
+        const T xr = a[2 * j] * b[2 * j] - a[2 * j + 1] * b[2 * j + 1];
+        const T xi = a[2 * j] * b[2 * j + 1] + a[2 * j + 1] * b[2 * j];
+        o[2 * j] = xr * rr - xi * ri;
+        o[2 * j + 1] = xr * ri + xi * rr;
+      }
+      i += run;
+    }
+  }
+
+ private:
+  const LowHighSplit& s_;
+  const std::vector<double>& base_;
+  const std::vector<double>& c_;
+  int k_, lo_, hi_;
+  std::vector<Cx<T>> pq_, plo_, phi_;
+};
+
+template <class T>
+class Qaoa final : public StateCircuit<T> {
+  using B = StateCircuit<T>;
+  using B::diag_;
+  using B::lam_;
+  using B::n_;
+  using B::o_;
+  using B::psi_;
+
+ public:
+  Qaoa(const Qubo& q, int p, const CircuitOptions& o) : B(q, o), p_(p), split_(q), phase_(split_, base_, c_) {
+    if (p < 1) throw Error("qaoa: depth p must be >= 1");
+    this->layers_ = p;
+    const int k = split_.low_bits();
+    base_.resize(split_.high_states());
+    c_.resize(split_.high_states() * k);
+    split_.walk(0, split_.high_states(), [&](uint64_t h, double base, std::span<const double> c) {
+      base_[h] = base;
+      std::copy(c.begin(), c.end(), c_.begin() + h * k);
+    });
+    if (o.mixer == Mixer::xy)
+      for (const auto& g : o.groups) {
+        const std::size_t m = g.size();
+        if (m == 2) edges_.push_back({int(g[0]), int(g[1])});
+        if (m < 3) continue;
+        for (std::size_t t = 0; t + 1 < m; t += 2) edges_.push_back({int(g[t]), int(g[t + 1])});
+        for (std::size_t t = 1; t + 1 < m; t += 2) edges_.push_back({int(g[t]), int(g[t + 1])});
+        edges_.push_back({int(g[m - 1]), int(g[0])});  // closes the ring
+      }
+  }
+
+  std::size_t num_params() const override { return 2 * static_cast<std::size_t>(p_); }
+
+  double expectation(std::span<const double> theta) override {
+    forward(theta);
+    return this->noisy(this->expect());
+  }
+
+  double expectation_and_gradient(std::span<const double> theta, std::span<double> grad) override {
+    check(theta);
+    if (grad.size() != num_params()) throw Error("qaoa: gradient has the wrong size");
+    forward(theta);
+    detail::mul_diag(lam_.data(), psi_.data(), diag_.data(), diag_.size());
+    const double e = this->expect();
+    for (int l = p_ - 1; l >= 0; --l) {
+      const double beta = theta[p_ + l];
+      if (o_.mixer == Mixer::x) {
+        grad[p_ + l] = 2 * detail::im_sum_x(lam_.data(), psi_.data(), n_);
+        mix_x(psi_.data(), -beta);
+        mix_x(lam_.data(), -beta);
+      } else {
+        double g = 0;
+        for (auto it = edges_.rbegin(); it != edges_.rend(); ++it) {
+          g += 2 * detail::im_xy(lam_.data(), psi_.data(), n_, it->first, it->second);
+          detail::apply_xy(psi_.data(), n_, it->first, it->second, -beta);
+          detail::apply_xy(lam_.data(), n_, it->first, it->second, -beta);
+        }
+        grad[p_ + l] = g;
+      }
+      grad[l] = 2 * detail::im_diag(lam_.data(), psi_.data(), diag_.data(), diag_.size());
+      if (l > 0) {
+        phase_.set(-theta[l], 1.0);
+        detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, &phase_, 1, false, 1, 0);
+        detail::apply_phase_and_x_mixer<T>(lam_.data(), n_, &phase_, 1, false, 1, 0);
+      }
+    }
+    const double f = this->fidelity();
+    for (double& g : grad) g *= f;
+    return this->noisy(e);
+  }
+
+ private:
+  void check(std::span<const double> theta) const {
+    if (theta.size() != num_params())
+      throw Error("qaoa: expected " + std::to_string(num_params()) + " parameters (γ_1..γ_p, β_1..β_p), got " + std::to_string(theta.size()));
+  }
+
+  void mix_x(Cx<T>* v, double beta) {
+    const auto f = detail::x_factors(beta);
+    detail::apply_phase_and_x_mixer<T>(v, n_, nullptr, Cx<T>(std::pow(f.g, n_)), true, T(f.alpha), T(f.delta));
+  }
+
+  void initial_state() {
+    const std::size_t size = psi_.size();
+    Cx<T>* v = psi_.data();
+    if (o_.mixer == Mixer::x) {
+      const T a = static_cast<T>(std::pow(2.0, -0.5 * n_));
+#pragma omp parallel for schedule(static)
+      for (std::ptrdiff_t z = 0; z < static_cast<std::ptrdiff_t>(size); ++z) v[z] = a;
+      return;
+    }
+    // A W state on each one-hot group, |+⟩ on the other qubits.
+    std::vector<uint64_t> masks;
+    int grouped = 0;
+    double amp = 1;
+    for (const auto& g : o_.groups) {
+      masks.push_back(group_mask(g));
+      grouped += static_cast<int>(g.size());
+      amp /= std::sqrt(static_cast<double>(g.size()));
+    }
+    amp *= std::pow(2.0, -0.5 * (n_ - grouped));
+    const T a = static_cast<T>(amp);
+#pragma omp parallel for schedule(static)
+    for (std::ptrdiff_t z = 0; z < static_cast<std::ptrdiff_t>(size); ++z) {
+      bool ok = true;
+      for (uint64_t m : masks) ok = ok && std::popcount(static_cast<uint64_t>(z) & m) == 1;
+      v[z] = ok ? a : T(0);
+    }
+  }
+
+  void forward(std::span<const double> theta) {
+    check(theta);
+    initial_state();
+    for (int l = 0; l < p_; ++l) {
+      const double gamma = theta[l], beta = theta[p_ + l];
+      if (o_.mixer == Mixer::x) {
+        const auto f = detail::x_factors(beta);
+        phase_.set(gamma, std::pow(f.g, n_));
+        detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, &phase_, 1, true, T(f.alpha), T(f.delta));
+      } else {
+        phase_.set(gamma, 1.0);
+        detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, &phase_, 1, false, 1, 0);
+        for (const auto& [a, b] : edges_) detail::apply_xy(psi_.data(), n_, a, b, beta);
+      }
+    }
+  }
+
+  int p_;
+  LowHighSplit split_;
+  std::vector<double> base_, c_;
+  PhaseTables<T> phase_;
+  std::vector<std::pair<int, int>> edges_;
+};
+
+template <class T>
+class Vqe final : public StateCircuit<T> {
+  using B = StateCircuit<T>;
+  using B::diag_;
+  using B::lam_;
+  using B::n_;
+  using B::psi_;
+
+ public:
+  Vqe(const Qubo& q, int layers, const CircuitOptions& o) : B(q, o), layers_n_(layers) {
+    if (layers < 0) throw Error("vqe: layers must be >= 0");
+    if (o.mixer != Mixer::x) throw Error("vqe: the hardware-efficient ansatz has no mixer option");
+    this->layers_ = layers + 1;
+  }
+
+  std::size_t num_params() const override { return static_cast<std::size_t>(n_) * (layers_n_ + 1); }
+
+  double expectation(std::span<const double> theta) override {
+    forward(theta);
+    return this->noisy(this->expect());
+  }
+
+  double expectation_and_gradient(std::span<const double> theta, std::span<double> grad) override {
+    if (grad.size() != num_params()) throw Error("vqe: gradient has the wrong size");
+    forward(theta);
+    detail::mul_diag(lam_.data(), psi_.data(), diag_.data(), diag_.size());
+    const double e = this->expect();
+    for (int l = layers_n_; l >= 0; --l) {
+      for (int q = n_ - 1; q >= 0; --q) {
+        const std::size_t i = static_cast<std::size_t>(l) * n_ + q;
+        grad[i] = detail::im_y(lam_.data(), psi_.data(), n_, q);  // 2 Im⟨λ|Y/2|ψ⟩
+        detail::apply_ry(psi_.data(), n_, q, -theta[i]);
+        detail::apply_ry(lam_.data(), n_, q, -theta[i]);
+      }
+      if (l > 0) {
+        detail::apply_cz_ladder(psi_.data(), n_);
+        detail::apply_cz_ladder(lam_.data(), n_);
+      }
+    }
+    const double f = this->fidelity();
+    for (double& g : grad) g *= f;
+    return this->noisy(e);
+  }
+
+ private:
+  void forward(std::span<const double> theta) {
+    if (theta.size() != num_params())
+      throw Error("vqe: expected " + std::to_string(num_params()) + " parameters (n × (layers + 1)), got " + std::to_string(theta.size()));
+    Cx<T>* v = psi_.data();
+    std::fill(v, v + psi_.size(), Cx<T>(0));
+    v[0] = 1;
+    for (int l = 0; l <= layers_n_; ++l) {
+      if (l > 0) detail::apply_cz_ladder(v, n_);
+      for (int q = 0; q < n_; ++q) detail::apply_ry(v, n_, q, theta[static_cast<std::size_t>(l) * n_ + q]);
+    }
+  }
+
+  int layers_n_;
+};
+
+}  // namespace
+
+std::unique_ptr<Circuit> make_qaoa(const Qubo& q, int p, const CircuitOptions& o) {
+  if (o.precision == Precision::f32) return std::make_unique<Qaoa<float>>(q, p, o);
+  return std::make_unique<Qaoa<double>>(q, p, o);
+}
+
+std::unique_ptr<Circuit> make_vqe(const Qubo& q, int layers, const CircuitOptions& o) {
+  if (o.precision == Precision::f32) return std::make_unique<Vqe<float>>(q, layers, o);
+  return std::make_unique<Vqe<double>>(q, layers, o);
+}
+
+}  // namespace gng::quantum

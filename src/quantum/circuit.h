@@ -1,0 +1,85 @@
+#pragma once
+// Variational circuits on a classical state-vector simulator (nothing here runs on quantum
+// hardware; see qasm.h for exporting a circuit that can). The cost Hamiltonian H_C is the QUBO
+// itself, diagonal in the computational basis: H_C|x⟩ = f(x)|x⟩, qubit q = variable x_q.
+//
+//   QAOA  |ψ(γ,β)⟩ = Π_{l=1..p} U_B(β_l) e^{−iγ_l H_C} |s⟩, θ = [γ_1..γ_p, β_1..β_p]
+//         mixer x:  U_B = e^{−iβ Σ_q X_q},  |s⟩ = |+⟩^n
+//         mixer xy: U_B = parity-ordered product of e^{−iβ (X_a X_b + Y_a Y_b)/2} over the ring
+//                   of each one-hot group (Hadfield et al.), |s⟩ = a W state per group and |+⟩ on
+//                   the other qubits: the state never leaves the one-hot subspace.
+//   VQE   hardware-efficient ansatz: RY(θ) on every qubit, then `layers` × (CZ ladder, RY layer).
+//
+// ⟨H_C⟩ and its exact gradient for all parameters come from one forward and one backward sweep
+// (adjoint method). Amplitudes are complex<double> or complex<float>; the 2^n diagonal of H_C is
+// precomputed once (double). Noise, when asked for, is a global depolarising channel after each
+// layer (ρ → (1−p)ρ + p·I/2^n, exact for expectations and samples) plus independent readout flips.
+#include <complex>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "qubo/qubo.h"
+
+namespace gng::quantum {
+
+enum class Mixer { x, xy };
+enum class Precision { f64, f32 };
+
+struct Noise {
+  double depolarizing = 0;  // per layer
+  double readout = 0;       // per measured bit
+};
+
+struct CircuitOptions {
+  Mixer mixer = Mixer::x;
+  std::vector<std::vector<uint32_t>> groups;  // one-hot groups (the xy mixer needs them)
+  Precision precision = Precision::f64;
+  double memory_budget_bytes = 8.0 * (1ull << 30);
+  int threads = 0;  // 0: OpenMP's default
+  Noise noise;
+};
+
+// Bytes a circuit on n qubits needs (two state vectors and the diagonal).
+double circuit_bytes(int n, Precision p);
+
+class Circuit {
+ public:
+  virtual ~Circuit() = default;
+  virtual std::size_t num_params() const = 0;
+  // ⟨H_C⟩ (with the noise model), leaving the ideal state prepared for sample()/amplitudes().
+  virtual double expectation(std::span<const double> theta) = 0;
+  // Same, and the exact gradient into grad (size num_params()).
+  virtual double expectation_and_gradient(std::span<const double> theta, std::span<double> grad) = 0;
+
+  int qubits() const { return n_; }
+  const std::vector<double>& diagonal() const { return diag_; }
+  // A typical energy scale of H_C (largest |h_i| + Σ_j |J_ij| of its Ising form); QAOA angles γ
+  // are of order 1/scale().
+  double scale() const { return scale_; }
+  // Shots from the prepared state (noise applied), seeded; each is a bitstring of n bits.
+  virtual std::vector<Bits> sample(std::size_t shots, uint64_t seed) const = 0;
+  // The prepared state, as complex<double>.
+  virtual std::vector<std::complex<double>> amplitudes() const = 0;
+  // Probability that the prepared state is in the one-hot subspace of the groups.
+  virtual double valid_probability(const std::vector<std::vector<uint32_t>>& groups) const = 0;
+
+ protected:
+  Circuit(const Qubo& q, const CircuitOptions& o);
+  // Global depolarising after each layer: F·E + (1 − F)·mean(diag), F = (1 − p)^layers.
+  double fidelity() const;
+
+  const Qubo& q_;
+  CircuitOptions o_;
+  int n_;
+  std::vector<double> diag_;
+  double scale_ = 1;
+  double mean_diag_ = 0;
+  int layers_ = 0;  // for the depolarising noise
+};
+
+std::unique_ptr<Circuit> make_qaoa(const Qubo& q, int p, const CircuitOptions& o);
+std::unique_ptr<Circuit> make_vqe(const Qubo& q, int layers, const CircuitOptions& o);
+
+}  // namespace gng::quantum

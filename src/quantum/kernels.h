@@ -1,0 +1,95 @@
+#pragma once
+// Internal to src/quantum: state-vector kernels, templated on the real type (float or double).
+// Amplitude z has bit q = qubit q = QUBO variable x_q. Loops are written over interleaved re/im
+// arrays so that GCC vectorises them; OpenMP splits the outer loops over threads.
+#include <complex>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace gng::quantum::detail {
+
+template <class T>
+using Cx = std::complex<T>;
+
+// Zero-initialised, 2 MiB-aligned, transparent-huge-page advised buffer of 2^n amplitudes.
+template <class T>
+class StateBuffer {
+ public:
+  StateBuffer() = default;
+  explicit StateBuffer(int n);
+  StateBuffer(const StateBuffer&) = delete;
+  StateBuffer& operator=(const StateBuffer&) = delete;
+  StateBuffer(StateBuffer&& o) noexcept : data_(o.data_), size_(o.size_) { o.data_ = nullptr, o.size_ = 0; }
+  StateBuffer& operator=(StateBuffer&& o) noexcept;
+  ~StateBuffer();
+  Cx<T>* data() { return data_; }
+  const Cx<T>* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  std::span<Cx<T>> span() { return {data_, size_}; }
+  std::span<const Cx<T>> span() const { return {data_, size_}; }
+
+ private:
+  Cx<T>* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+// Block size (in qubits) of the cache-blocked passes: 2^14 amplitudes = 256 KiB in double.
+inline constexpr int kBlockBits = 14;
+// Width (in qubits) of the contiguous runs gathered by the high-qubit tile pass.
+inline constexpr int kTileBits = 2;
+
+// A diagonal phase applied during the low pass: element m of a block starting at index `start`
+// is multiplied by fn(start, block) — the callback fills the block's 2^bb phase factors.
+template <class T>
+struct PhaseFill {
+  // Fills out[0 .. len) with the factors for amplitudes start .. start+len.
+  virtual void fill(uint64_t start, std::size_t len, Cx<T>* out) const = 0;
+  virtual ~PhaseFill() = default;
+};
+
+// Applies  scale · Π_{q<n} (α I − i δ X_q) · diag(phase)  to psi (phase may be null, and
+// mix = false skips the mixer). Low qubits inside cache blocks, high qubits through tiles.
+template <class T>
+void apply_phase_and_x_mixer(Cx<T>* psi, int n, const PhaseFill<T>* phase, Cx<T> scale, bool mix, T alpha, T delta);
+
+// exp(−iβX) = g (α I − i δ X): returns {α, δ, g} with |α|, |δ| ≤ 1 for stability.
+struct XFactors {
+  double alpha, delta, g;
+};
+XFactors x_factors(double beta);
+
+// Σ_q Im⟨λ|X_q|ψ⟩ over all n qubits.
+template <class T>
+double im_sum_x(const Cx<T>* lambda, const Cx<T>* psi, int n);
+
+// Im Σ conj(λ_z) d_z ψ_z  and  Σ |ψ_z|² d_z.
+template <class T>
+double im_diag(const Cx<T>* lambda, const Cx<T>* psi, const double* d, std::size_t len);
+template <class T>
+double expect_diag(const Cx<T>* psi, const double* d, std::size_t len);
+
+// λ ← diag(d) ψ.
+template <class T>
+void mul_diag(Cx<T>* out, const Cx<T>* psi, const double* d, std::size_t len);
+
+// e^{−iβ (X_a X_b + Y_a Y_b)/2}: rotates |01⟩,|10⟩ of qubits a, b.
+template <class T>
+void apply_xy(Cx<T>* psi, int n, int a, int b, double beta);
+// Im⟨λ| (X_a X_b + Y_a Y_b)/2 |ψ⟩.
+template <class T>
+double im_xy(const Cx<T>* lambda, const Cx<T>* psi, int n, int a, int b);
+
+// RY(θ) = e^{−iθY/2} on qubit q;  Im⟨λ|Y_q|ψ⟩;  CZ on (q, q+1) for every q < n−1.
+template <class T>
+void apply_ry(Cx<T>* psi, int n, int q, double theta);
+template <class T>
+double im_y(const Cx<T>* lambda, const Cx<T>* psi, int n, int q);
+template <class T>
+void apply_cz_ladder(Cx<T>* psi, int n);
+
+template <class T>
+double norm2(const Cx<T>* psi, std::size_t len);
+
+}  // namespace gng::quantum::detail

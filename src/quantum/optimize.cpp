@@ -1,0 +1,113 @@
+#include "quantum/optimize.h"
+
+#include <nlopt.h>
+
+#include <cmath>
+#include <string>
+
+#include "core/error.h"
+
+namespace gng::quantum {
+
+Optimizer parse_optimizer(std::string_view name) {
+  if (name == "lbfgs") return Optimizer::lbfgs;
+  if (name == "cobyla") return Optimizer::cobyla;
+  if (name == "bobyqa") return Optimizer::bobyqa;
+  throw Error("unknown optimizer '" + std::string(name) + "' (expected lbfgs, cobyla or bobyqa)");
+}
+
+namespace {
+
+struct Problem {
+  Circuit& c;
+  std::span<const double> scales;
+  std::vector<double> theta, grad;
+  int evaluations = 0;
+};
+
+double objective(unsigned n, const double* x, double* g, void* data) {
+  auto& p = *static_cast<Problem*>(data);
+  for (unsigned i = 0; i < n; ++i) p.theta[i] = x[i] * p.scales[i];
+  ++p.evaluations;
+  if (!g) return p.c.expectation(p.theta);
+  const double e = p.c.expectation_and_gradient(p.theta, p.grad);
+  for (unsigned i = 0; i < n; ++i) g[i] = p.grad[i] * p.scales[i];
+  return e;
+}
+
+}  // namespace
+
+OptimizeResult minimize(Circuit& c, std::vector<double> theta0, std::span<const double> scales, Optimizer opt, int max_evals) {
+  const unsigned n = static_cast<unsigned>(c.num_params());
+  if (theta0.size() != n || scales.size() != n) throw Error("optimize: parameter vector has the wrong size");
+  const nlopt_algorithm alg = opt == Optimizer::lbfgs ? NLOPT_LD_LBFGS : opt == Optimizer::cobyla ? NLOPT_LN_COBYLA : NLOPT_LN_BOBYQA;
+  if (alg == NLOPT_LN_BOBYQA && n < 2) throw Error("optimize: BOBYQA needs at least 2 parameters");
+  nlopt_opt o = nlopt_create(alg, n);
+  if (!o) throw Error("optimize: nlopt_create failed");
+  Problem p{c, scales, std::vector<double>(n), std::vector<double>(n)};
+  nlopt_set_min_objective(o, objective, &p);
+  nlopt_set_maxeval(o, max_evals);
+  nlopt_set_xtol_rel(o, 1e-7);
+  nlopt_set_ftol_abs(o, 1e-10 * c.scale());
+  if (alg != NLOPT_LD_LBFGS) nlopt_set_initial_step1(o, 0.1);
+  std::vector<double> x(n);
+  for (unsigned i = 0; i < n; ++i) x[i] = theta0[i] / scales[i];
+  double value = 0;
+  const nlopt_result r = nlopt_optimize(o, x.data(), &value);
+  nlopt_destroy(o);
+  // NLopt may stop on a round-off limit at a perfectly good point; only real failures are errors.
+  if (r < 0 && r != NLOPT_ROUNDOFF_LIMITED) throw Error("optimize: NLopt failed with code " + std::to_string(static_cast<int>(r)));
+  OptimizeResult out;
+  out.theta.resize(n);
+  for (unsigned i = 0; i < n; ++i) out.theta[i] = x[i] * scales[i];
+  out.value = c.expectation(out.theta);  // leaves the optimal state prepared
+  out.evaluations = p.evaluations + 1;
+  return out;
+}
+
+std::vector<double> qaoa_ramp(int p, double scale) {
+  constexpr double kDelta = 0.75;  // total "annealing time" in units of 1/scale
+  std::vector<double> theta(2 * p);
+  for (int l = 0; l < p; ++l) {
+    const double t = (l + 0.5) / p;
+    theta[l] = t * kDelta / scale;
+    theta[p + l] = (1 - t) * kDelta;
+  }
+  return theta;
+}
+
+std::vector<double> qaoa_interp(std::span<const double> theta) {
+  const int p = static_cast<int>(theta.size() / 2);
+  std::vector<double> out(2 * (p + 1));
+  for (int half = 0; half < 2; ++half) {
+    const double* in = theta.data() + half * p;
+    double* o = out.data() + half * (p + 1);
+    // [x]^{p+1}_i = (i−1)/p·[x]^p_{i−1} + (p−i+1)/p·[x]^p_i, i = 1..p+1, out-of-range terms 0.
+    for (int i = 1; i <= p + 1; ++i) {
+      const double prev = i - 1 >= 1 ? in[i - 2] : 0, cur = i <= p ? in[i - 1] : 0;
+      o[i - 1] = (i - 1.0) / p * prev + (p - i + 1.0) / p * cur;
+    }
+  }
+  return out;
+}
+
+QaoaRun optimize_qaoa(const std::function<std::unique_ptr<Circuit>(int)>& make, int p, Optimizer opt, int max_evals,
+                      bool interp) {
+  if (p < 1) throw Error("qaoa: depth p must be >= 1");
+  int evaluations = 0;
+  OptimizeResult r;
+  std::unique_ptr<Circuit> c;
+  for (int d = interp ? 1 : p; d <= p; ++d) {
+    c.reset();  // one state vector pair at a time
+    c = make(d);
+    std::vector<double> scales(2 * d, 1.0);
+    for (int l = 0; l < d; ++l) scales[l] = 1.0 / c->scale();
+    const std::vector<double> start = d == (interp ? 1 : p) ? qaoa_ramp(d, c->scale()) : qaoa_interp(r.theta);
+    r = minimize(*c, start, scales, opt, max_evals);
+    evaluations += r.evaluations;
+  }
+  r.evaluations = evaluations;
+  return {std::move(r), std::move(c)};
+}
+
+}  // namespace gng::quantum

@@ -1,0 +1,333 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <complex>
+#include <numbers>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "quantum/circuit.h"
+#include "quantum/optimize.h"
+#include "quantum/qasm.h"
+#include "qubo/io.h"
+
+namespace gng::quantum {
+namespace {
+
+using C = std::complex<double>;
+using Matrix = std::vector<std::vector<C>>;
+
+Qubo random_qubo(std::size_t n, uint64_t seed) {
+  Rng r(seed);
+  std::vector<double> a(n);
+  for (auto& v : a) v = r.uniform() * 2 - 1;
+  std::vector<Coupling> b;
+  for (uint32_t i = 0; i < n; ++i)
+    for (uint32_t j = i + 1; j < n; ++j)
+      if (r.uniform() < 0.6) b.push_back({i, j, r.uniform() * 2 - 1});
+  return Qubo(n, a, b, 0.3);
+}
+
+Problem maxcut(const std::string& edges_text) { return parse_problem(edges_text, Format::rudy, "graph"); }
+
+std::string ring(int n) {
+  std::string s = std::to_string(n) + " " + std::to_string(n) + "\n";
+  for (int i = 1; i <= n; ++i) s += std::to_string(i) + " " + std::to_string(i % n + 1) + " 1\n";
+  return s;
+}
+
+std::string petersen() {
+  const int e[15][2] = {{1, 2}, {2, 3}, {3, 4}, {4, 5}, {5, 1}, {1, 6}, {2, 7}, {3, 8}, {4, 9}, {5, 10}, {6, 8}, {8, 10}, {10, 7}, {7, 9}, {9, 6}};
+  std::string s = "10 15\n";
+  for (auto& p : e) s += std::to_string(p[0]) + " " + std::to_string(p[1]) + " 1\n";
+  return s;
+}
+
+// --- dense reference: matrices and a scaling-and-squaring Taylor exponential ---------------
+Matrix zeros(std::size_t d) { return Matrix(d, std::vector<C>(d, 0)); }
+Matrix mul(const Matrix& a, const Matrix& b) {
+  Matrix c = zeros(a.size());
+  for (std::size_t i = 0; i < a.size(); ++i)
+    for (std::size_t k = 0; k < a.size(); ++k)
+      if (a[i][k] != C(0))
+        for (std::size_t j = 0; j < a.size(); ++j) c[i][j] += a[i][k] * b[k][j];
+  return c;
+}
+Matrix expm_minus_i(const Matrix& h, double t) {  // e^{−i t H}
+  const std::size_t d = h.size();
+  double norm = 0;
+  for (auto& r : h)
+    for (auto& v : r) norm = std::max(norm, std::abs(v) * d);
+  int squarings = 0;
+  double scale = std::abs(t) * norm;
+  while (scale > 0.25) scale /= 2, ++squarings;
+  Matrix a = zeros(d);
+  for (std::size_t i = 0; i < d; ++i)
+    for (std::size_t j = 0; j < d; ++j) a[i][j] = C(0, -t) * h[i][j] / std::pow(2.0, squarings);
+  Matrix result = zeros(d), term = zeros(d);
+  for (std::size_t i = 0; i < d; ++i) result[i][i] = term[i][i] = 1;
+  for (int k = 1; k <= 30; ++k) {
+    term = mul(term, a);
+    for (auto& r : term)
+      for (auto& v : r) v /= k;
+    for (std::size_t i = 0; i < d; ++i)
+      for (std::size_t j = 0; j < d; ++j) result[i][j] += term[i][j];
+  }
+  for (int s = 0; s < squarings; ++s) result = mul(result, result);
+  return result;
+}
+std::vector<C> matvec(const Matrix& m, const std::vector<C>& v) {
+  std::vector<C> out(v.size(), 0);
+  for (std::size_t i = 0; i < v.size(); ++i)
+    for (std::size_t j = 0; j < v.size(); ++j) out[i] += m[i][j] * v[j];
+  return out;
+}
+// Σ_q X_q, and (X_a X_b + Y_a Y_b)/2 which swaps |01⟩ and |10⟩ of qubits a, b.
+Matrix sum_x(int n) {
+  Matrix m = zeros(std::size_t{1} << n);
+  for (std::size_t z = 0; z < m.size(); ++z)
+    for (int q = 0; q < n; ++q) m[z ^ (std::size_t{1} << q)][z] += 1;
+  return m;
+}
+Matrix xy(int n, int a, int b) {
+  Matrix m = zeros(std::size_t{1} << n);
+  for (std::size_t z = 0; z < m.size(); ++z)
+    if (((z >> a) & 1) != ((z >> b) & 1)) m[z ^ (std::size_t{1} << a) ^ (std::size_t{1} << b)][z] = 1;
+  return m;
+}
+
+double max_diff(const std::vector<C>& a, const std::vector<C>& b) {
+  double d = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(a[i] - b[i]));
+  return d;
+}
+
+TEST(Qaoa, XMixerMatchesDenseMatrixExponentials) {
+  const Qubo q = random_qubo(5, 1);
+  const int n = 5, p = 3;
+  const std::vector<double> theta = {0.3, -0.7, 1.1, 0.4, 0.9, -0.2};
+  auto c = make_qaoa(q, p, {});
+  c->expectation(theta);
+  std::vector<C> ref(32, C(1.0 / std::sqrt(32.0)));
+  Matrix hc = zeros(32);
+  for (std::size_t z = 0; z < 32; ++z) hc[z][z] = c->diagonal()[z];
+  const Matrix hb = sum_x(n);
+  for (int l = 0; l < p; ++l) ref = matvec(expm_minus_i(hb, theta[p + l]), matvec(expm_minus_i(hc, theta[l]), ref));
+  EXPECT_LT(max_diff(c->amplitudes(), ref), 1e-10);
+}
+
+TEST(Qaoa, XyMixerMatchesDenseProductOfEdgeExponentialsAndStaysOneHot) {
+  const Qubo q = random_qubo(6, 2);
+  CircuitOptions o;
+  o.mixer = Mixer::xy;
+  o.groups = {{0, 1, 2}, {3, 4}};  // qubit 5 is free
+  const std::vector<double> theta = {0.5, -0.8, 0.7, 0.35};
+  auto c = make_qaoa(q, 2, o);
+  c->expectation(theta);
+  // Initial state: W on {0,1,2}, W on {3,4}, |+⟩ on 5.
+  std::vector<C> ref(64, 0);
+  for (std::size_t z = 0; z < 64; ++z)
+    if (std::popcount(z & 7u) == 1 && std::popcount(z & 24u) == 1) ref[z] = 1 / std::sqrt(3.0 * 2 * 2);
+  Matrix hc = zeros(64);
+  for (std::size_t z = 0; z < 64; ++z) hc[z][z] = c->diagonal()[z];
+  const std::vector<std::pair<int, int>> order = {{0, 1}, {1, 2}, {2, 0}, {3, 4}};  // parity order, ring closed last
+  for (int l = 0; l < 2; ++l) {
+    ref = matvec(expm_minus_i(hc, theta[l]), ref);
+    for (auto [a, b] : order) ref = matvec(expm_minus_i(xy(6, a, b), theta[2 + l]), ref);
+  }
+  EXPECT_LT(max_diff(c->amplitudes(), ref), 1e-10);
+  EXPECT_NEAR(c->valid_probability(o.groups), 1.0, 1e-12);
+}
+
+TEST(Qaoa, XyMixerKeepsALargerStateInTheOneHotSubspace) {
+  const Qubo q = random_qubo(12, 3);
+  CircuitOptions o;
+  o.mixer = Mixer::xy;
+  o.groups = {{0, 1, 2, 3}, {4, 5, 6, 7, 8}, {9, 10}};
+  auto c = make_qaoa(q, 3, o);
+  c->expectation(std::vector<double>{0.4, 1.3, -0.6, 0.9, 0.2, 2.1});
+  EXPECT_NEAR(c->valid_probability(o.groups), 1.0, 1e-12);
+  for (const Bits& x : c->sample(500, 9)) {
+    EXPECT_EQ(x[0] + x[1] + x[2] + x[3], 1);
+    EXPECT_EQ(x[4] + x[5] + x[6] + x[7] + x[8], 1);
+    EXPECT_EQ(x[9] + x[10], 1);
+  }
+}
+
+TEST(Qaoa, NormIsPreservedInDoubleAndFloat) {
+  const Qubo q = random_qubo(17, 4);  // above the 2^14 block: exercises the high-qubit tiles
+  for (Precision pr : {Precision::f64, Precision::f32}) {
+    CircuitOptions o;
+    o.precision = pr;
+    auto c = make_qaoa(q, 3, o);
+    c->expectation(std::vector<double>{0.3, 0.9, -1.2, 0.5, 1.7, 0.1});
+    double norm = 0;
+    for (const C& a : c->amplitudes()) norm += std::norm(a);
+    EXPECT_NEAR(norm, 1.0, pr == Precision::f64 ? 1e-12 : 1e-5);
+  }
+}
+
+TEST(Qaoa, FloatAgreesWithDouble) {
+  const Qubo q = random_qubo(16, 5);
+  CircuitOptions f;
+  f.precision = Precision::f32;
+  const std::vector<double> theta = {0.2, -0.4, 0.8, 0.6};
+  auto a = make_qaoa(q, 2, {}), b = make_qaoa(q, 2, f);
+  EXPECT_NEAR(a->expectation(theta), b->expectation(theta), 1e-4);
+  EXPECT_LT(max_diff(a->amplitudes(), b->amplitudes()), 1e-5);
+}
+
+void expect_gradient_matches_finite_differences(Circuit& c, std::vector<double> theta) {
+  std::vector<double> g(theta.size());
+  const double e = c.expectation_and_gradient(theta, g);
+  EXPECT_NEAR(e, c.expectation(theta), 1e-10);
+  for (std::size_t i = 0; i < theta.size(); ++i) {
+    const double h = 1e-5;
+    auto tp = theta, tm = theta;
+    tp[i] += h;
+    tm[i] -= h;
+    const double fd = (c.expectation(tp) - c.expectation(tm)) / (2 * h);
+    EXPECT_NEAR(g[i], fd, 1e-6 * std::max(1.0, std::abs(fd))) << "parameter " << i;
+  }
+}
+
+TEST(Gradient, AdjointMatchesFiniteDifferences) {
+  const Qubo q = random_qubo(15, 6);
+  auto x = make_qaoa(q, 3, {});
+  expect_gradient_matches_finite_differences(*x, {0.3, -0.5, 0.8, 1.1, 0.4, -0.9});
+  CircuitOptions o;
+  o.mixer = Mixer::xy;
+  o.groups = {{0, 1, 2}, {5, 6, 7, 8}};
+  auto y = make_qaoa(q, 2, o);
+  expect_gradient_matches_finite_differences(*y, {0.6, -0.2, 0.7, 1.3});
+  auto v = make_vqe(random_qubo(6, 7), 2, {});
+  std::vector<double> t(18);
+  Rng r(1);
+  for (auto& a : t) a = r.uniform() * 6 - 3;
+  expect_gradient_matches_finite_differences(*v, t);
+}
+
+TEST(Gradient, DepolarisingNoiseShrinksExpectationTowardsTheMeanAndScalesTheGradient) {
+  const Qubo q = random_qubo(8, 8);
+  CircuitOptions noisy;
+  noisy.noise.depolarizing = 0.1;
+  auto ideal = make_qaoa(q, 2, {}), n = make_qaoa(q, 2, noisy);
+  const std::vector<double> theta = {0.4, 0.7, 0.5, 0.2};
+  double mean = 0;
+  for (double d : ideal->diagonal()) mean += d / ideal->diagonal().size();
+  const double f = 0.9 * 0.9;
+  EXPECT_NEAR(n->expectation(theta), f * ideal->expectation(theta) + (1 - f) * mean, 1e-12);
+  expect_gradient_matches_finite_differences(*n, theta);
+}
+
+// Farhi, Goldstone, Gutmann 2014: at p = 1 the best expected cut fraction per edge is 3/4 on a
+// ring and 1/2 + 1/(3√3) on a triangle-free 3-regular graph.
+TEST(Farhi, RingMaxCutAtDepthOneCutsThreeQuarters) {
+  const Problem p = maxcut(ring(10));
+  const QaoaRun run = optimize_qaoa([&](int d) { return make_qaoa(p.qubo, d, {}); }, 1, Optimizer::lbfgs, 200);
+  EXPECT_NEAR(p.objective(run.result.value) / 10, 0.75, 1e-6);
+}
+
+TEST(Farhi, ThreeRegularTriangleFreeAtDepthOne) {
+  const Problem p = maxcut(petersen());
+  for (Optimizer opt : {Optimizer::lbfgs, Optimizer::cobyla}) {
+    const QaoaRun run = optimize_qaoa([&](int d) { return make_qaoa(p.qubo, d, {}); }, 1, opt, 400);
+    EXPECT_NEAR(p.objective(run.result.value) / 15, 0.5 + 1 / (3 * std::sqrt(3.0)), 1e-5);
+  }
+}
+
+TEST(Optimize, DeeperCircuitsDoBetterAndInterpIsTheZhouFormula) {
+  const std::vector<double> one = {0.3, 0.8};
+  EXPECT_EQ(qaoa_interp(one), (std::vector<double>{0.3, 0.3, 0.8, 0.8}));
+  const std::vector<double> two = {0.2, 0.6, 0.9, 0.1};
+  EXPECT_EQ(qaoa_interp(two), (std::vector<double>{0.2, 0.4, 0.6, 0.9, 0.5, 0.1}));
+  const Problem p = maxcut(petersen());
+  double prev = 0;
+  for (int depth = 1; depth <= 3; ++depth) {
+    const QaoaRun run = optimize_qaoa([&](int d) { return make_qaoa(p.qubo, d, {}); }, depth, Optimizer::lbfgs, 300);
+    const double cut = p.objective(run.result.value);
+    EXPECT_GT(cut, prev + 1e-3) << "depth " << depth;
+    prev = cut;
+  }
+}
+
+TEST(Vqe, ReachesTheGroundStateOfASmallQubo) {
+  const Qubo q = random_qubo(6, 11);
+  auto c = make_vqe(q, 2, {});
+  const double best = *std::min_element(c->diagonal().begin(), c->diagonal().end());
+  // The VQE landscape has local minima: a few random starts, as the vqe sampler does.
+  Rng r(3);
+  double found = 1e300;
+  for (int start = 0; start < 5; ++start) {
+    std::vector<double> theta(c->num_params());
+    for (auto& t : theta) t = r.uniform() * 2 * std::numbers::pi;
+    found = std::min(found, minimize(*c, theta, std::vector<double>(theta.size(), 1.0), Optimizer::lbfgs, 500).value);
+  }
+  EXPECT_NEAR(found, best, 1e-3);
+}
+
+TEST(Sampling, IsSeededAndFollowsBornProbabilities) {
+  const Qubo q = random_qubo(4, 12);
+  auto c = make_qaoa(q, 1, {});
+  c->expectation(std::vector<double>{0.9, 0.4});
+  const auto a = c->sample(40000, 5), b = c->sample(40000, 5), d = c->sample(40000, 6);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, d);
+  std::vector<double> freq(16, 0);
+  for (const Bits& x : a) freq[x[0] | x[1] << 1 | x[2] << 2 | x[3] << 3] += 1.0 / a.size();
+  const auto amp = c->amplitudes();
+  for (int z = 0; z < 16; ++z) EXPECT_NEAR(freq[z], std::norm(amp[z]), 0.01) << z;
+}
+
+TEST(Sampling, ReadoutNoiseFlipsBits) {
+  const Qubo q(3, {0, 0, 0}, {});
+  CircuitOptions o;
+  o.noise.readout = 0.2;
+  auto c = make_vqe(q, 0, o);
+  c->expectation(std::vector<double>{0, 0, 0});  // |000⟩
+  double ones = 0;
+  const auto shots = c->sample(20000, 1);
+  for (const Bits& x : shots) ones += x[0] + x[1] + x[2];
+  EXPECT_NEAR(ones / (3.0 * shots.size()), 0.2, 0.01);
+}
+
+TEST(Limits, RefuseStatesAboveTheMemoryBudgetWithTheNumbers) {
+  CircuitOptions o;
+  o.memory_budget_bytes = 1 << 20;
+  try {
+    make_qaoa(random_qubo(16, 1), 1, o);
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(),
+                 "quantum: n = 16 qubits needs 0.00244 GiB (two complex<double> state vectors and the diagonal of H_C); "
+                 "the memory budget is 0.000977 GiB");
+  }
+  CircuitOptions bad;
+  bad.mixer = Mixer::xy;
+  EXPECT_THROW(make_qaoa(random_qubo(4, 1), 1, bad), Error);  // xy without groups
+  bad.groups = {{0, 1}, {1, 2}};
+  EXPECT_THROW(make_qaoa(random_qubo(4, 1), 1, bad), Error);  // overlapping groups
+}
+
+TEST(Qasm, ExportedCircuitsResimulateToTheSameState) {
+  const Qubo q = random_qubo(6, 13);
+  const std::vector<double> theta = {0.7, -0.3, 0.45, 1.2};
+  auto c = make_qaoa(q, 2, {});
+  c->expectation(theta);
+  EXPECT_LT(max_diff(simulate_qasm(qaoa_qasm(q, theta, {})), c->amplitudes()), 1e-10);
+  CircuitOptions o;
+  o.mixer = Mixer::xy;
+  o.groups = {{0, 1, 2}, {3, 4}};
+  auto x = make_qaoa(q, 2, o);
+  x->expectation(theta);
+  EXPECT_LT(max_diff(simulate_qasm(qaoa_qasm(q, theta, o)), x->amplitudes()), 1e-10);
+  std::vector<double> v(18);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = 0.1 * i - 0.7;
+  auto w = make_vqe(q, 2, {});
+  w->expectation(v);
+  EXPECT_LT(max_diff(simulate_qasm(vqe_qasm(6, 2, v)), w->amplitudes()), 1e-12);
+  EXPECT_THROW(simulate_qasm("OPENQASM 3.0;\nqubit[2] q;\nswap q[0], q[1];\n"), Error);
+}
+
+}  // namespace
+}  // namespace gng::quantum
