@@ -15,7 +15,8 @@ constexpr const char* kUsage = R"(gng — the Global Neural Grid
 usage: gng COMMAND [OPTIONS]
 
 commands:
-  solve FILE     minimise a QUBO / Max-Cut / BQP instance with a classical sampler
+  solve FILE     minimise a QUBO / Max-Cut / BQP instance with a sampler
+  qaoa FILE      QAOA on a classical state-vector simulator, with OpenQASM 3 export
   doctor         check the environment (OpenSSL >= 3.5 with ML-KEM/ML-DSA, one libcrypto, OpenBLAS)
   version        print the version
 
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   try {
     if (cmd == "solve") return gng::cli::solve(args);
+    if (cmd == "qaoa") return gng::cli::qaoa(args);
     if (cmd == "doctor") return gng::cli::doctor(args);
     if (cmd == "version" || cmd == "--version") {
       std::puts("gng 0.1.0");

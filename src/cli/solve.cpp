@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "core/args.h"
 #include "core/error.h"
 #include "qubo/io.h"
@@ -13,27 +14,21 @@
 
 namespace gng::cli {
 
-namespace {
-
-std::string bitstring(const Bits& x) {
-  std::string s(x.size(), '0');
-  for (std::size_t i = 0; i < x.size(); ++i) s[i] = x[i] ? '1' : '0';
-  return s;
+Problem load_problem(const Args& args) {
+  if (args.positional().size() != 1) throw Error("expected exactly one FILE (see --help)");
+  std::optional<Format> format;
+  if (args.has("format")) format = parse_format(args.str("format"));
+  const int64_t instance = args.integer("instance", 1);
+  if (instance < 1 || instance > INT32_MAX) throw Error("--instance must be a positive integer");
+  return read_problem(args.positional()[0], format, static_cast<int>(instance));
 }
-
-// Prints integers without a trailing ".0" and everything else with full precision.
-nlohmann::json number(double v) {
-  if (v == static_cast<double>(static_cast<int64_t>(v)) && std::abs(v) < 9e15) return static_cast<int64_t>(v);
-  return v;
-}
-
-}  // namespace
 
 int solve(const std::vector<std::string>& argv) {
   Args args("gng solve");
   args.option("format", "bqp | rudy | json (default: guessed from the file)")
       .option("instance", "which instance of a bqp file, 1-based (default 1)")
-      .option("solver", "exact | anneal | tabu (default tabu)")
+      .option("solver", "exact | anneal | tabu | qaoa | vqe (default tabu; qaoa/vqe are simulated)")
+      .option("depth", "qaoa: depth p (default 2); vqe: CZ layers (default 2)")
       .option("time-limit", "stop after this many seconds")
       .option("reads", "independent reads (restarts); default depends on the solver")
       .option("steps", "per read: sweeps (anneal) or moves (tabu)")
@@ -48,13 +43,7 @@ int solve(const std::vector<std::string>& argv) {
     std::printf("usage: gng solve FILE [OPTIONS]\n\n%s", args.help().c_str());
     return 0;
   }
-  if (args.positional().size() != 1) throw Error("expected exactly one FILE (see gng solve --help)");
-  const std::string path = args.positional()[0];
-  std::optional<Format> format;
-  if (args.has("format")) format = parse_format(args.str("format"));
-  const int64_t instance = args.integer("instance", 1);
-  if (instance < 1 || instance > INT32_MAX) throw Error("--instance must be a positive integer");
-  const Problem p = read_problem(path, format, static_cast<int>(instance));
+  const Problem p = load_problem(args);
 
   SampleOptions o;
   const auto sampler = make_sampler(args.str("solver", "tabu"));
@@ -69,6 +58,8 @@ int solve(const std::vector<std::string>& argv) {
   if (keep < 1) throw Error("--keep must be >= 1");
   o.keep = static_cast<std::size_t>(keep);
   if (auto t = args.real("target")) o.target_energy = p.energy_of(*t);
+  o.quantum.depth = static_cast<int>(args.integer("depth", 2));
+  if (o.quantum.depth < 0 || o.quantum.depth > 64) throw Error("--depth must be between 0 and 64");
 
   const SampleSet result = sampler->sample(p.qubo, o);
   const Sample& best = result.best();
@@ -82,8 +73,8 @@ int solve(const std::vector<std::string>& argv) {
     j["seed"] = o.seed;
     j["objective_name"] = p.objective_name;
     j["sense"] = p.maximize ? "maximize" : "minimize";
-    j["objective"] = number(p.objective(best.energy));
-    j["energy"] = number(best.energy);
+    j["objective"] = json_number(p.objective(best.energy));
+    j["energy"] = json_number(best.energy);
     j["x"] = bitstring(best.x);
     j["time_s"] = st.time_s;
     j["time_to_target_s"] = st.time_to_target_s ? nlohmann::json(*st.time_to_target_s) : nlohmann::json(nullptr);
@@ -91,7 +82,7 @@ int solve(const std::vector<std::string>& argv) {
     j["steps"] = st.steps;
     auto& samples = j["samples"] = nlohmann::json::array();
     for (const auto& s : result.samples())
-      samples.push_back({{"objective", number(p.objective(s.energy))}, {"energy", number(s.energy)}, {"count", s.count}, {"x", bitstring(s.x)}});
+      samples.push_back({{"objective", json_number(p.objective(s.energy))}, {"energy", json_number(s.energy)}, {"count", s.count}, {"x", bitstring(s.x)}});
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }

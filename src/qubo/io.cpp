@@ -187,7 +187,8 @@ Problem parse_json(std::string_view text, std::string_view source) {
   auto fail = [&](const std::string& what) -> Error { return Error(src + ": " + what); };
   if (!j.is_object()) throw fail("expected a JSON object");
   for (const auto& [key, _] : j.items())
-    if (key != "gng_qubo" && key != "n" && key != "offset" && key != "linear" && key != "quadratic" && key != "name")
+    if (key != "gng_qubo" && key != "n" && key != "offset" && key != "linear" && key != "quadratic" && key != "name" &&
+        key != "one_hot")
       throw fail("unknown key \"" + key + "\"");
   if (!j.contains("gng_qubo") || j["gng_qubo"] != 1) throw fail("\"gng_qubo\": 1 is required (format version)");
   if (!j.contains("n") || !j["n"].is_number_integer()) throw fail("\"n\" must be an integer");
@@ -223,6 +224,24 @@ Problem parse_json(std::string_view text, std::string_view source) {
     }
   }
   Problem p;
+  if (j.contains("one_hot")) {
+    const json& g = j["one_hot"];
+    if (!g.is_array()) throw fail("\"one_hot\" must be an array of index arrays");
+    std::vector<int> owner(n, -1);
+    for (std::size_t k = 0; k < g.size(); ++k) {
+      const std::string at = "\"one_hot\"[" + std::to_string(k) + "]";
+      if (!g[k].is_array() || g[k].empty()) throw fail(at + " must be a non-empty array of indices");
+      std::vector<uint32_t> group;
+      for (const json& v : g[k]) {
+        if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= n) throw fail(at + ": index outside 0.." + std::to_string(n - 1));
+        const auto i = static_cast<uint32_t>(v.get<int64_t>());
+        if (owner[i] >= 0) throw fail(at + ": variable " + std::to_string(i) + " is already in group " + std::to_string(owner[i]));
+        owner[i] = static_cast<int>(k);
+        group.push_back(i);
+      }
+      p.one_hot.push_back(std::move(group));
+    }
+  }
   p.name = j.contains("name") && j["name"].is_string() ? j["name"].get<std::string>() : stem(source);
   p.format = Format::json;
   try {

@@ -6,13 +6,15 @@
 //         Maximise Σ q_ii x_i + 2 Σ_{i<j} q_ij x_i x_j.          f = −objective
 //   rudy  Max-Cut graph (G-set): "n m" then m lines "i j w" (1-based).
 //         Maximise Σ w_ij [x_i ≠ x_j].                            f = −objective
-//   json  {"gng_qubo": 1, "n": N, "offset": c, "linear": [a_0 …], "quadratic": [[i, j, b] …]}
-//         (0-based; "offset" optional; f itself is the objective, minimised).
+//   json  {"gng_qubo": 1, "n": N, "offset": c, "linear": [a_0 …], "quadratic": [[i, j, b] …],
+//          "one_hot": [[i, j, …], …]}   (0-based; "offset", "one_hot" optional; f itself is the
+//         objective, minimised; one_hot names groups of which exactly one bit is set in any valid x)
 //
 // Malformed input throws gng::Error("FILE:LINE: what is wrong").
 #include <string>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "qubo/qubo.h"
 
@@ -26,6 +28,7 @@ struct Problem {
   Qubo qubo;                   // minimised by the samplers
   bool maximize = false;       // objective = maximize ? −energy : energy
   std::string objective_name;  // "x^T Q x", "cut weight", "f(x)"
+  std::vector<std::vector<uint32_t>> one_hot;  // groups with exactly one bit set (json only)
 
   double objective(double energy) const { return maximize ? -energy : energy; }
   double energy_of(double objective) const { return maximize ? -objective : objective; }

@@ -11,14 +11,17 @@ namespace gng {
 std::unique_ptr<Sampler> make_exact_sampler();
 std::unique_ptr<Sampler> make_anneal_sampler();
 std::unique_ptr<Sampler> make_tabu_sampler();
+std::unique_ptr<Sampler> make_quantum_sampler(bool vqe);
 
-std::vector<std::string> sampler_names() { return {"exact", "anneal", "tabu"}; }
+std::vector<std::string> sampler_names() { return {"exact", "anneal", "tabu", "qaoa", "vqe"}; }
 
 std::unique_ptr<Sampler> make_sampler(std::string_view name) {
   if (name == "exact") return make_exact_sampler();
   if (name == "anneal") return make_anneal_sampler();
   if (name == "tabu") return make_tabu_sampler();
-  throw Error("unknown solver '" + std::string(name) + "' (expected exact, anneal or tabu)");
+  if (name == "qaoa") return make_quantum_sampler(false);
+  if (name == "vqe") return make_quantum_sampler(true);
+  throw Error("unknown solver '" + std::string(name) + "' (expected exact, anneal, tabu, qaoa or vqe)");
 }
 
 namespace detail {

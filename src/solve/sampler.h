@@ -8,6 +8,9 @@
 //           geometric β schedule derived from the instance, independent reads in parallel.
 //   tabu    one-flip tabu search with aspiration, randomised tenure and elite-perturbation restarts;
 //           independent reads in parallel.
+//   qaoa    QAOA on the classical state-vector simulator (src/quantum): optimise the angles, then
+//           draw `reads` shots (default 1024) and rank them by exact energy. n <= 30.
+//   vqe     the same with the hardware-efficient RY + CZ ansatz.
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -15,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "quantum/run.h"
 #include "qubo/qubo.h"
 #include "qubo/sample_set.h"
 
@@ -28,6 +32,7 @@ struct SampleOptions {
   std::optional<double> target_energy;  // stop as soon as a state this low is found
   int threads = 0;                      // 0: all hardware threads
   std::size_t keep = 16;                // distinct samples to return at most
+  quantum::RunSettings quantum;         // qaoa/vqe: depth, mixer, groups, optimizer, precision, noise
 };
 
 class Sampler {
@@ -39,7 +44,7 @@ class Sampler {
 
 inline constexpr std::size_t kExactMaxN = 40;
 
-// "exact" | "anneal" | "tabu"; throws gng::Error for any other name.
+// "exact" | "anneal" | "tabu" | "qaoa" | "vqe"; throws gng::Error for any other name.
 std::unique_ptr<Sampler> make_sampler(std::string_view name);
 std::vector<std::string> sampler_names();
 

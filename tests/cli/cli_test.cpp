@@ -62,7 +62,7 @@ TEST(Cli, BadInputGetsAPreciseErrorAndNonZeroExit) {
            {"solve /no/such/file", "gng solve: error: /no/such/file: cannot open (No such file or directory)"},
            {"solve " + bad, "gng solve: error: " + bad + ":4: j 7 is outside 1..3"},
            {"solve " + bqp + " --instance 12", "instance 12 requested, the file has 10"},
-           {"solve " + bqp + " --solver magic", "unknown solver 'magic' (expected exact, anneal or tabu)"},
+           {"solve " + bqp + " --solver magic", "unknown solver 'magic' (expected exact, anneal, tabu, qaoa or vqe)"},
            {"solve " + bqp + " --solver exact", "exact enumeration is limited to n <= 40"},
            {"solve " + bqp + " --reads many", "option --reads expects an integer, got 'many'"},
            {"solve " + bqp + " --colour", "unknown option --colour"},
@@ -73,6 +73,52 @@ TEST(Cli, BadInputGetsAPreciseErrorAndNonZeroExit) {
     EXPECT_NE(r.status, 0) << c.args;
     EXPECT_NE(r.out.find(c.message), std::string::npos) << c.args << "\n" << r.out;
   }
+}
+
+TEST(Cli, QaoaReportsExpectationRatioAnglesAndWritesQasm) {
+  const std::string qasm = testing::TempDir() + "/ring.qasm";
+  const auto r = test::run(gng + " qaoa " + GNG_SOURCE_DIR + "/examples/maxcut-3regular-24.rudy --p 1 --shots 256 --json --qasm " + qasm);
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["optimal_objective"], 31);
+  // p = 1 on a 3-regular graph with a few triangles: well above a random cut (18 of 36 edges),
+  // a little below the triangle-free 0.6925 per edge.
+  EXPECT_GT(j["expected_objective"].get<double>(), 0.65 * 36);
+  EXPECT_LT(j["expected_objective"].get<double>(), 0.6925 * 36);
+  EXPECT_NEAR(j["approximation_ratio"].get<double>(), j["expected_objective"].get<double>() / 31, 1e-12);
+  EXPECT_EQ(j["gammas"].size(), 1u);
+  EXPECT_EQ(j["betas"].size(), 1u);
+  EXPECT_LE(j["best"]["objective"].get<double>(), 31);
+  EXPECT_NE(j["simulated"].get<std::string>().find("classical"), std::string::npos);
+  std::ifstream f(qasm);
+  std::string first;
+  std::getline(f, first);
+  EXPECT_EQ(first, "OPENQASM 3.0;");
+}
+
+TEST(Cli, QaoaAndVqeAreSamplersOfSolve) {
+  const std::string path = testing::TempDir() + "/onehot.json";
+  {
+    std::ofstream f(path);
+    f << R"({"gng_qubo": 1, "n": 6, "linear": [3, 1, 2, 5, 4, 0], "quadratic": [[0, 3, -2], [2, 5, 1]], "one_hot": [[0, 1, 2], [3, 4, 5]]})";
+  }
+  for (const char* solver : {"qaoa", "vqe"}) {
+    const auto r = test::run(gng + " solve " + path + " --solver " + solver + " --json");
+    ASSERT_EQ(r.status, 0) << r.out;
+    const auto exact = test::run(gng + " solve " + path + " --solver exact --json");
+    EXPECT_EQ(nlohmann::json::parse(r.out)["objective"], nlohmann::json::parse(exact.out)["objective"]) << solver;
+  }
+  const auto xy = test::run(gng + " qaoa " + path + " --mixer xy --p 2 --json");
+  ASSERT_EQ(xy.status, 0) << xy.out;
+  const std::string x = nlohmann::json::parse(xy.out)["best"]["x"];
+  EXPECT_EQ((x[0] - '0') + (x[1] - '0') + (x[2] - '0'), 1) << x;
+  EXPECT_EQ((x[3] - '0') + (x[4] - '0') + (x[5] - '0'), 1) << x;
+  const auto bad = test::run(gng + " qaoa " + GNG_SOURCE_DIR + "/examples/maxcut-3regular-24.rudy --mixer xy");
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.out.find("the xy mixer needs one-hot groups"), std::string::npos) << bad.out;
+  const auto big = test::run(gng + " qaoa " + test::shared("data/qubo/bqp/bqp50.txt"));
+  EXPECT_EQ(big.status, 1);
+  EXPECT_NE(big.out.find("n = 50 qubits needs"), std::string::npos) << big.out;
 }
 
 TEST(Cli, HelpAndVersion) {

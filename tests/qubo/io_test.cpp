@@ -89,7 +89,16 @@ TEST(Readers, NameFileAndLineOfWhatIsWrong) {
   EXPECT_EQ(error_of("{\"gng_qubo\":1,\"n\":2,\"quadratic\":[[0,2,1]]}", Format::json), "in.txt: \"quadratic\"[0]: index outside 0..1");
   EXPECT_EQ(error_of("{\"gng_qubo\":1,\"n\":2,\"linear\":[1]}", Format::json), "in.txt: \"linear\" must be an array of n = 2 numbers");
   EXPECT_EQ(error_of("{\"gng_qubo\":1,\"n\":1,\"offset\":1e999}", Format::json).substr(0, 23), "in.txt: invalid JSON ([");
+  EXPECT_EQ(error_of("{\"gng_qubo\":1,\"n\":3,\"one_hot\":[[0,1],[1,2]]}", Format::json),
+            "in.txt: \"one_hot\"[1]: variable 1 is already in group 0");
   EXPECT_THROW(read_problem("/nonexistent/file.txt"), Error);
+}
+
+TEST(Json, ReadsOneHotGroups) {
+  const Problem p = parse_problem("{\"gng_qubo\":1,\"n\":5,\"one_hot\":[[0,1,2],[4,3]]}", Format::json, "g");
+  ASSERT_EQ(p.one_hot.size(), 2u);
+  EXPECT_EQ(p.one_hot[0], (std::vector<uint32_t>{0, 1, 2}));
+  EXPECT_EQ(p.one_hot[1], (std::vector<uint32_t>{4, 3}));
 }
 
 TEST(Json, RoundTripsAQubo) {

@@ -1,0 +1,55 @@
+#include "quantum/run.h"
+
+#include <algorithm>
+#include <numbers>
+
+#include "core/rng.h"
+#include "core/timer.h"
+
+namespace gng::quantum {
+
+namespace {
+
+RunOutcome finish(const Qubo& q, Circuit& c, const OptimizeResult& r, const RunSettings& s, const Stopwatch& clock) {
+  RunOutcome out;
+  out.theta = r.theta;
+  out.expectation = r.value;
+  out.evaluations = r.evaluations;
+  const auto [lo, hi] = std::minmax_element(c.diagonal().begin(), c.diagonal().end());
+  out.min_energy = *lo;
+  out.max_energy = *hi;
+  out.samples = SampleSet(q, c.sample(s.shots, s.seed));
+  out.samples.truncate(s.keep);
+  out.samples.stats.time_s = clock.seconds();
+  out.samples.stats.reads = s.shots;
+  out.samples.stats.steps = static_cast<uint64_t>(r.evaluations);
+  return out;
+}
+
+}  // namespace
+
+RunOutcome run_qaoa(const Qubo& q, const RunSettings& s) {
+  Stopwatch clock;
+  QaoaRun run = optimize_qaoa([&](int d) { return make_qaoa(q, d, s.circuit); }, s.depth, s.optimizer, s.max_evals, s.interp);
+  return finish(q, *run.circuit, run.result, s, clock);
+}
+
+RunOutcome run_vqe(const Qubo& q, const RunSettings& s) {
+  Stopwatch clock;
+  auto c = make_vqe(q, s.depth, s.circuit);
+  Rng rng(s.seed, 0x76de);
+  OptimizeResult best;
+  int evaluations = 0;
+  for (int start = 0; start < std::max(1, s.restarts); ++start) {
+    std::vector<double> theta(c->num_params());
+    for (auto& t : theta) t = rng.uniform() * 2 * std::numbers::pi;
+    OptimizeResult r = minimize(*c, theta, std::vector<double>(theta.size(), 1.0), s.optimizer, s.max_evals);
+    evaluations += r.evaluations;
+    if (start == 0 || r.value < best.value) best = std::move(r);
+  }
+  best.evaluations = evaluations;
+  c->expectation(best.theta);  // prepare the best state again for sampling
+  return finish(q, *c, best, s, clock);
+}
+
+}  // namespace gng::quantum
