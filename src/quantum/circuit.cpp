@@ -140,7 +140,7 @@ class StateCircuit : public Circuit {
   StateBuffer<T> psi_, lam_;
 };
 
-// The diagonal phase e^{−iγ f(z)} · scale, from the factorisation of qubo/enumerate.h:
+// The diagonal phase e^{−iγ f(z)} · scale, applied in place, from the factorisation of qubo/enumerate.h:
 // f = base(H) + Qlow[m] + Llo[m & 255] + Lhi[m >> 8], so each factor is a product of three table
 // entries: no transcendental function per amplitude.
 template <class T>
@@ -172,7 +172,7 @@ class PhaseTables final : public detail::PhaseFill<T> {
     }
   }
 
-  void fill(uint64_t start, std::size_t len, Cx<T>* out) const override {
+  void apply(uint64_t start, std::size_t len, Cx<T>* v) const override {
     const uint64_t h = start >> k_, m0 = start & ((uint64_t{1} << k_) - 1);
     const Cx<T>* lo = plo_.data() + (h << lo_);
     const Cx<T>* hi = phi_.data() + (h << hi_);
@@ -183,14 +183,16 @@ class PhaseTables final : public detail::PhaseFill<T> {
       const std::size_t run = std::min<std::size_t>(len - i, (lomask + 1) - (m & lomask));
       const T* a = reinterpret_cast<const T*>(pq_.data() + m);
       const T* b = reinterpret_cast<const T*>(lo + (m & lomask));
-      T* o = reinterpret_cast<T*>(out + i);
+      T* o = reinterpret_cast<T*>(v + i);
       const T rr = row.real(), ri = row.imag();
 #pragma omp simd
       for (std::size_t j = 0; j < run; ++j) {
         const T xr = a[2 * j] * b[2 * j] - a[2 * j + 1] * b[2 * j + 1];
         const T xi = a[2 * j] * b[2 * j + 1] + a[2 * j + 1] * b[2 * j];
-        o[2 * j] = xr * rr - xi * ri;
-        o[2 * j + 1] = xr * ri + xi * rr;
+        const T fr = xr * rr - xi * ri, fi = xr * ri + xi * rr;
+        const T vr = o[2 * j], vi = o[2 * j + 1];
+        o[2 * j] = vr * fr - vi * fi;
+        o[2 * j + 1] = vr * fi + vi * fr;
       }
       i += run;
     }

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <type_traits>
 
 namespace gng::quantum::detail {
 
@@ -18,52 +19,184 @@ constexpr std::size_t kAlign = std::size_t{2} << 20;
 // z with a zero bit inserted at position q: the index of the q-bit-0 partner of pair r.
 inline uint64_t insert_zero(uint64_t r, int q) { return ((r >> q) << (q + 1)) | (r & ((uint64_t{1} << q) - 1)); }
 
-// Π over the pairs of qubit q in v[0 .. len): x' = α x − i δ y, y' = α y − i δ x.
+// 256-bit vectors through GCC's vector extensions (AVX2 with -march=native, plain SSE or scalar
+// code elsewhere): V holds C = 2 complex<double> or 4 complex<float>, re/im interleaved.
+template <class T>
+struct Simd;
+template <>
+struct Simd<double> {
+  typedef double V __attribute__((vector_size(32)));
+  typedef long long M __attribute__((vector_size(32)));
+  static constexpr int C = 2;
+  static V swap(V v) { return __builtin_shuffle(v, M{1, 0, 3, 2}); }     // (r, i) → (i, r)
+  static V reverse(V v) { return __builtin_shuffle(v, M{3, 2, 1, 0}); }  // q = 0: (x, y) → (ŷ, x̂)
+  static V alt(double d) { return V{d, -d, d, -d}; }
+  static V splat(double a) { return V{a, a, a, a}; }
+};
+template <>
+struct Simd<float> {
+  typedef float V __attribute__((vector_size(32)));
+  typedef int M __attribute__((vector_size(32)));
+  static constexpr int C = 4;
+  static V swap(V v) { return __builtin_shuffle(v, M{1, 0, 3, 2, 5, 4, 7, 6}); }
+  static V reverse(V v) { return __builtin_shuffle(v, M{3, 2, 1, 0, 7, 6, 5, 4}); }
+  static V cross(V v) { return __builtin_shuffle(v, M{5, 4, 7, 6, 1, 0, 3, 2}); }  // q = 1 inside a vector
+  static V alt(float d) { return V{d, -d, d, -d, d, -d, d, -d}; }
+  static V splat(float a) { return V{a, a, a, a, a, a, a, a}; }
+};
+
+// Unaligned vector load/store (tile buffers are only 16-byte aligned).
+template <class V, class T>
+inline V vload(const T* p) {
+  V v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class V, class T>
+inline void vstore(T* p, V v) {
+  __builtin_memcpy(p, &v, sizeof v);
+}
+
+// On a pair (x, y): x' = α x − i δ y, y' = α y − i δ x; with D = (δ, −δ, …), −iδy = D·swap(y).
+// With α = 1 (the usual case, see x_factors) each output is one permute and one FMA.
+template <class T, class V = typename Simd<T>::V>
+inline void x_pair(V& x, V& y, V a, V d, bool unit) {
+  if (unit) {
+    const V nx = x + d * Simd<T>::swap(y);
+    y = y + d * Simd<T>::swap(x);
+    x = nx;
+  } else {
+    const V nx = a * x + d * Simd<T>::swap(y);
+    y = a * y + d * Simd<T>::swap(x);
+    x = nx;
+  }
+}
+
+// Π (α − iδX_q) for one qubit q whose pairs lie inside one vector (2^q < C).
+template <class T>
+void x_pass_small(T* r, std::size_t len, int q, T a, T d) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  const V av = S::splat(a), dv = S::alt(d);
+  for (std::size_t k = 0; k < len; k += S::C) {
+    T* p = r + 2 * k;
+    V v = vload<V>(p);
+    if constexpr (std::is_same_v<T, float>) {
+      v = av * v + dv * (q == 0 ? S::reverse(v) : S::cross(v));
+    } else {
+      v = av * v + dv * S::reverse(v);
+    }
+    vstore(p, v);
+  }
+}
+
+// One qubit q with 2^q >= C: x and y runs are whole vectors.
 template <class T>
 void x_pass(T* r, std::size_t len, int q, T a, T d) {
+  using S = Simd<T>;
+  using V = typename S::V;
   const std::size_t s = std::size_t{1} << q;
-  if (q == 0) {
-    for (std::size_t k = 0; k < len; k += 2) {
-      T* x = r + 2 * k;
-      const T xr = x[0], xi = x[1], yr = x[2], yi = x[3];
-      x[0] = a * xr + d * yi;
-      x[1] = a * xi - d * yr;
-      x[2] = a * yr + d * xi;
-      x[3] = a * yi - d * xr;
-    }
-    return;
-  }
+  if (s < static_cast<std::size_t>(S::C)) return x_pass_small(r, len, q, a, d);
+  const V av = S::splat(a), dv = S::alt(d);
   for (std::size_t base = 0; base < len; base += 2 * s) {
-    T* __restrict x = r + 2 * base;
-    T* __restrict y = x + 2 * s;
-#pragma omp simd
-    for (std::size_t i = 0; i < s; ++i) {
-      const T xr = x[2 * i], xi = x[2 * i + 1], yr = y[2 * i], yi = y[2 * i + 1];
-      x[2 * i] = a * xr + d * yi;
-      x[2 * i + 1] = a * xi - d * yr;
-      y[2 * i] = a * yr + d * xi;
-      y[2 * i + 1] = a * yi - d * xr;
+    T* x = r + 2 * base;
+    T* y = r + 2 * (base + s);
+    for (std::size_t i = 0; i < 2 * s; i += 2 * S::C) {
+      V a0 = vload<V>(x + i), a1 = vload<V>(y + i);
+      x_pair<T>(a0, a1, av, dv, a == T(1));
+      vstore(x + i, a0);
+      vstore(y + i, a1);
     }
   }
 }
 
-// Σ over the pairs of qubit q in [0, len) of Im(conj(λ_x) ψ_y + conj(λ_y) ψ_x).
+// Qubits q and q + 1 (2^q >= C) in one pass: four vectors loaded and stored once.
+template <class T, bool Unit>
+void x_pass2_impl(T* r, std::size_t len, int q, T a, T d) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  const std::size_t s = std::size_t{1} << q;
+  const V av = S::splat(a), dv = S::alt(d);
+  for (std::size_t base = 0; base < len; base += 4 * s) {
+    T* v0 = r + 2 * base;
+    T* v1 = v0 + 2 * s;
+    T* v2 = v1 + 2 * s;
+    T* v3 = v2 + 2 * s;
+    for (std::size_t i = 0; i < 2 * s; i += 2 * S::C) {
+      V a0 = vload<V>(v0 + i), a1 = vload<V>(v1 + i), a2 = vload<V>(v2 + i), a3 = vload<V>(v3 + i);
+      x_pair<T>(a0, a1, av, dv, Unit);
+      x_pair<T>(a2, a3, av, dv, Unit);
+      x_pair<T>(a0, a2, av, dv, Unit);
+      x_pair<T>(a1, a3, av, dv, Unit);
+      vstore(v0 + i, a0), vstore(v1 + i, a1), vstore(v2 + i, a2), vstore(v3 + i, a3);
+    }
+  }
+}
+
+template <class T>
+void x_pass2(T* r, std::size_t len, int q, T a, T d) {
+  if (a == T(1))
+    x_pass2_impl<T, true>(r, len, q, a, d);
+  else
+    x_pass2_impl<T, false>(r, len, q, a, d);
+}
+
+// Qubits [from, to) of v[0 .. len), two at a time.
+template <class T>
+void x_passes(T* r, std::size_t len, int from, int to, T a, T d) {
+  int q = from;
+  for (; q < to && (std::size_t{1} << q) < static_cast<std::size_t>(Simd<T>::C); ++q) x_pass(r, len, q, a, d);
+  for (; q + 1 < to; q += 2) x_pass2(r, len, q, a, d);
+  if (q < to) x_pass(r, len, q, a, d);
+}
+
+// The tile pass gathers runs of 2^w amplitudes from each of the 2^hq high indices; w is chosen
+// so that a tile holds about one cache block (2^kBlockBits amplitudes).
+inline int tile_bits(int bb, int hq) { return std::clamp(kBlockBits - hq, std::min(2, bb), bb); }
+
+// Per-thread tile buffers that live across calls: fresh 256 KiB buffers would be mmap-ed and
+// page-faulted in (and zeroed by the kernel) on every layer.
+template <class T>
+std::vector<Cx<T>>& scratch(int which, std::size_t size) {
+  thread_local std::vector<Cx<T>> buffers[2];
+  if (buffers[which].size() < size) buffers[which].resize(size);
+  return buffers[which];
+}
+
+template <class T>
+inline void copy_run(Cx<T>* __restrict dst, const Cx<T>* __restrict src, std::size_t run) {
+  for (std::size_t i = 0; i < run; ++i) dst[i] = src[i];
+}
+
+// Σ over the pairs of qubit q in [0, len) of Im(conj(λ_x) ψ_y + conj(λ_y) ψ_x); Im(conj(a) b) =
+// a_r b_i − a_i b_r, i.e. the even minus the odd lanes of a · swap(b).
 template <class T>
 double im_x_pass(const T* l, const T* p, std::size_t len, int q) {
+  using S = Simd<T>;
+  using V = typename S::V;
   const std::size_t s = std::size_t{1} << q;
-  double acc = 0;
-  for (std::size_t base = 0; base < len; base += 2 * s) {
-    const T* lx = l + 2 * base;
-    const T* ly = lx + 2 * s;
-    const T* px = p + 2 * base;
-    const T* py = px + 2 * s;
-    T part = 0;
-#pragma omp simd reduction(+ : part)
-    for (std::size_t i = 0; i < s; ++i)
-      part += lx[2 * i] * py[2 * i + 1] - lx[2 * i + 1] * py[2 * i] + ly[2 * i] * px[2 * i + 1] - ly[2 * i + 1] * px[2 * i];
-    acc += part;
+  V acc{};
+  if (s < static_cast<std::size_t>(S::C)) {
+    for (std::size_t k = 0; k < len; k += S::C) {
+      const V lv = vload<V>(l + 2 * k), pv = vload<V>(p + 2 * k);
+      if constexpr (std::is_same_v<T, float>)
+        acc += lv * (q == 0 ? S::reverse(pv) : S::cross(pv));
+      else
+        acc += lv * S::reverse(pv);
+    }
+  } else {
+    for (std::size_t base = 0; base < len; base += 2 * s) {
+      const T* lx = l + 2 * base;
+      const T* ly = l + 2 * (base + s);
+      const T* px = p + 2 * base;
+      const T* py = p + 2 * (base + s);
+      for (std::size_t i = 0; i < 2 * s; i += 2 * S::C)
+        acc += vload<V>(lx + i) * S::swap(vload<V>(py + i)) + vload<V>(ly + i) * S::swap(vload<V>(px + i));
+    }
   }
-  return acc;
+  double out = 0;
+  for (int k = 0; k < 2 * S::C; ++k) out += (k % 2 ? -1.0 : 1.0) * static_cast<double>(acc[k]);
+  return out;
 }
 
 template <class T>
@@ -103,8 +236,10 @@ StateBuffer<T>::~StateBuffer() {
 }
 
 XFactors x_factors(double beta) {
+  // α = 1 (the fast form) while |tan β| stays moderate, so that the unnormalised intermediate
+  // amplitudes grow at most by (1 + tan²β)^{n/2} before the final factor g^n.
   const double c = std::cos(beta), s = std::sin(beta);
-  if (std::abs(c) >= std::abs(s)) return {1.0, s / c, c};
+  if (std::abs(c) >= 0.3) return {1.0, s / c, c};
   return {c / s, 1.0, s};
 }
 
@@ -114,43 +249,29 @@ void apply_phase_and_x_mixer(Cx<T>* psi, int n, const PhaseFill<T>* phase, Cx<T>
   const std::size_t block = std::size_t{1} << bb;
   const std::ptrdiff_t blocks = std::ptrdiff_t{1} << (n - bb);
   const bool rescale = scale != Cx<T>(1, 0);
-#pragma omp parallel
-  {
-    std::vector<Cx<T>> fac(phase ? block : 0);
-#pragma omp for schedule(static)
-    for (std::ptrdiff_t b = 0; b < blocks; ++b) {
-      Cx<T>* v = psi + static_cast<std::size_t>(b) * block;
-      if (phase) {
-        phase->fill(static_cast<uint64_t>(b) * block, block, fac.data());
-        T* r = reinterpret_cast<T*>(v);
-        const T* f = reinterpret_cast<const T*>(fac.data());
-#pragma omp simd
-        for (std::size_t i = 0; i < block; ++i) {
-          const T vr = r[2 * i], vi = r[2 * i + 1], fr = f[2 * i], fi = f[2 * i + 1];
-          r[2 * i] = vr * fr - vi * fi;
-          r[2 * i + 1] = vr * fi + vi * fr;
-        }
-      } else if (rescale) {
-        for (std::size_t i = 0; i < block; ++i) v[i] = cmul(v[i], scale);
-      }
-      if (mix)
-        for (int q = 0; q < bb; ++q) x_pass(reinterpret_cast<T*>(v), block, q, alpha, delta);
-    }
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t b = 0; b < blocks; ++b) {
+    Cx<T>* v = psi + static_cast<std::size_t>(b) * block;
+    if (phase)
+      phase->apply(static_cast<uint64_t>(b) * block, block, v);
+    else if (rescale)
+      for (std::size_t i = 0; i < block; ++i) v[i] = cmul(v[i], scale);
+    if (mix) x_passes(reinterpret_cast<T*>(v), block, 0, bb, alpha, delta);
   }
   if (!mix || n == bb) return;
   // High qubits: gather runs of 2^w amplitudes from every high index into a tile, mix there.
-  const int hq = n - bb, w = std::min(kTileBits, bb);
+  const int hq = n - bb, w = tile_bits(bb, hq);
   const std::size_t run = std::size_t{1} << w, rows = std::size_t{1} << hq;
   const std::ptrdiff_t mids = std::ptrdiff_t{1} << (bb - w);
 #pragma omp parallel
   {
-    std::vector<Cx<T>> tile(rows * run);
+    std::vector<Cx<T>>& tile = scratch<T>(0, rows * run);
 #pragma omp for schedule(static)
     for (std::ptrdiff_t mid = 0; mid < mids; ++mid) {
       const std::size_t off = static_cast<std::size_t>(mid) << w;
-      for (std::size_t h = 0; h < rows; ++h) std::memcpy(&tile[h * run], psi + ((h << bb) | off), run * sizeof(Cx<T>));
-      for (int j = 0; j < hq; ++j) x_pass(reinterpret_cast<T*>(tile.data()), tile.size(), w + j, alpha, delta);
-      for (std::size_t h = 0; h < rows; ++h) std::memcpy(psi + ((h << bb) | off), &tile[h * run], run * sizeof(Cx<T>));
+      for (std::size_t h = 0; h < rows; ++h) copy_run(&tile[h * run], psi + ((h << bb) | off), run);
+      x_passes(reinterpret_cast<T*>(tile.data()), rows * run, w, w + hq, alpha, delta);
+      for (std::size_t h = 0; h < rows; ++h) copy_run(psi + ((h << bb) | off), &tile[h * run], run);
     }
   }
 }
@@ -168,21 +289,22 @@ double im_sum_x(const Cx<T>* lambda, const Cx<T>* psi, int n) {
     for (int q = 0; q < bb; ++q) acc += im_x_pass(l, p, block, q);
   }
   if (n == bb) return acc;
-  const int hq = n - bb, w = std::min(kTileBits, bb);
+  const int hq = n - bb, w = tile_bits(bb, hq);
   const std::size_t run = std::size_t{1} << w, rows = std::size_t{1} << hq;
   const std::ptrdiff_t mids = std::ptrdiff_t{1} << (bb - w);
 #pragma omp parallel reduction(+ : acc)
   {
-    std::vector<Cx<T>> tl(rows * run), tp(rows * run);
+    std::vector<Cx<T>>& tl = scratch<T>(0, rows * run);
+    std::vector<Cx<T>>& tp = scratch<T>(1, rows * run);
 #pragma omp for schedule(static)
     for (std::ptrdiff_t mid = 0; mid < mids; ++mid) {
       const std::size_t off = static_cast<std::size_t>(mid) << w;
       for (std::size_t h = 0; h < rows; ++h) {
-        std::memcpy(&tl[h * run], lambda + ((h << bb) | off), run * sizeof(Cx<T>));
-        std::memcpy(&tp[h * run], psi + ((h << bb) | off), run * sizeof(Cx<T>));
+        copy_run(&tl[h * run], lambda + ((h << bb) | off), run);
+        copy_run(&tp[h * run], psi + ((h << bb) | off), run);
       }
       for (int j = 0; j < hq; ++j)
-        acc += im_x_pass(reinterpret_cast<const T*>(tl.data()), reinterpret_cast<const T*>(tp.data()), tl.size(), w + j);
+        acc += im_x_pass(reinterpret_cast<const T*>(tl.data()), reinterpret_cast<const T*>(tp.data()), rows * run, w + j);
     }
   }
   return acc;

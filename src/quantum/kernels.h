@@ -37,15 +37,12 @@ class StateBuffer {
 
 // Block size (in qubits) of the cache-blocked passes: 2^14 amplitudes = 256 KiB in double.
 inline constexpr int kBlockBits = 14;
-// Width (in qubits) of the contiguous runs gathered by the high-qubit tile pass.
-inline constexpr int kTileBits = 2;
 
-// A diagonal phase applied during the low pass: element m of a block starting at index `start`
-// is multiplied by fn(start, block) — the callback fills the block's 2^bb phase factors.
+// A diagonal phase applied during the low pass, one cache block at a time.
 template <class T>
 struct PhaseFill {
-  // Fills out[0 .. len) with the factors for amplitudes start .. start+len.
-  virtual void fill(uint64_t start, std::size_t len, Cx<T>* out) const = 0;
+  // Multiplies v[0 .. len), the amplitudes start .. start + len, by their phase factors.
+  virtual void apply(uint64_t start, std::size_t len, Cx<T>* v) const = 0;
   virtual ~PhaseFill() = default;
 };
 
@@ -54,7 +51,7 @@ struct PhaseFill {
 template <class T>
 void apply_phase_and_x_mixer(Cx<T>* psi, int n, const PhaseFill<T>* phase, Cx<T> scale, bool mix, T alpha, T delta);
 
-// exp(−iβX) = g (α I − i δ X): returns {α, δ, g} with |α|, |δ| ≤ 1 for stability.
+// exp(−iβX) = g (α I − i δ X): returns {α, δ, g}; α = 1 unless |cos β| < 0.3, |α|, |δ| ≤ 1/0.3.
 struct XFactors {
   double alpha, delta, g;
 };
