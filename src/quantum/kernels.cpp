@@ -141,10 +141,31 @@ void x_pass2(T* r, std::size_t len, int q, T a, T d) {
     x_pass2_impl<T, false>(r, len, q, a, d);
 }
 
+// double only: qubits 0 and 1 in one pass — qubit 0 inside each vector, qubit 1 across a pair.
+inline void x_pass01(double* r, std::size_t len, double a, double d) {
+  using S = Simd<double>;
+  using V = S::V;
+  const V av = S::splat(a), dv = S::alt(d);
+  for (std::size_t k = 0; k < len; k += 4) {
+    V v0 = vload<V>(r + 2 * k), v1 = vload<V>(r + 2 * k + 4);
+    v0 = av * v0 + dv * S::reverse(v0);
+    v1 = av * v1 + dv * S::reverse(v1);
+    x_pair<double>(v0, v1, av, dv, false);
+    vstore(r + 2 * k, v0);
+    vstore(r + 2 * k + 4, v1);
+  }
+}
+
 // Qubits [from, to) of v[0 .. len), two at a time.
 template <class T>
 void x_passes(T* r, std::size_t len, int from, int to, T a, T d) {
   int q = from;
+  if constexpr (std::is_same_v<T, double>) {
+    if (q == 0 && to >= 2) {
+      x_pass01(r, len, a, d);
+      q = 2;
+    }
+  }
   for (; q < to && (std::size_t{1} << q) < static_cast<std::size_t>(Simd<T>::C); ++q) x_pass(r, len, q, a, d);
   for (; q + 1 < to; q += 2) x_pass2(r, len, q, a, d);
   if (q < to) x_pass(r, len, q, a, d);

@@ -2,7 +2,9 @@
 
 #include <nlopt.h>
 
+#include <algorithm>
 #include <cmath>
+#include <numbers>
 #include <string>
 
 #include "core/error.h"
@@ -37,7 +39,8 @@ double objective(unsigned n, const double* x, double* g, void* data) {
 
 }  // namespace
 
-OptimizeResult minimize(Circuit& c, std::vector<double> theta0, std::span<const double> scales, Optimizer opt, int max_evals) {
+OptimizeResult minimize(Circuit& c, std::vector<double> theta0, std::span<const double> scales, Optimizer opt, int max_evals,
+                        double ftol_rel, std::span<const double> bounds) {
   const unsigned n = static_cast<unsigned>(c.num_params());
   if (theta0.size() != n || scales.size() != n) throw Error("optimize: parameter vector has the wrong size");
   const nlopt_algorithm alg = opt == Optimizer::lbfgs ? NLOPT_LD_LBFGS : opt == Optimizer::cobyla ? NLOPT_LN_COBYLA : NLOPT_LN_BOBYQA;
@@ -49,10 +52,20 @@ OptimizeResult minimize(Circuit& c, std::vector<double> theta0, std::span<const 
   nlopt_set_maxeval(o, max_evals);
   // ⟨H_C⟩ to a relative 1e-7: far below what shot noise or the QUBO's own gaps resolve.
   nlopt_set_xtol_rel(o, 1e-5);
-  nlopt_set_ftol_rel(o, 1e-7);
+  nlopt_set_ftol_rel(o, ftol_rel);
   if (alg != NLOPT_LD_LBFGS) nlopt_set_initial_step1(o, 0.1);
   std::vector<double> x(n);
   for (unsigned i = 0; i < n; ++i) x[i] = theta0[i] / scales[i];
+  if (!bounds.empty()) {
+    if (bounds.size() != n) throw Error("optimize: bounds have the wrong size");
+    std::vector<double> lo(n), hi(n);
+    for (unsigned i = 0; i < n; ++i) {
+      lo[i] = -bounds[i], hi[i] = bounds[i];
+      x[i] = std::clamp(x[i], lo[i], hi[i]);
+    }
+    nlopt_set_lower_bounds(o, lo.data());
+    nlopt_set_upper_bounds(o, hi.data());
+  }
   double value = 0;
   const nlopt_result r = nlopt_optimize(o, x.data(), &value);
   nlopt_destroy(o);
@@ -67,12 +80,15 @@ OptimizeResult minimize(Circuit& c, std::vector<double> theta0, std::span<const 
 }
 
 std::vector<double> qaoa_ramp(int p, double scale) {
-  constexpr double kDelta = 0.75;  // total "annealing time" in units of 1/scale
+  // A discretised anneal from −H_B (whose ground state is the start state |+⟩ⁿ, or the W states
+  // for the XY ring) to H_C: e^{−iδt((1−t)(−H_B) + t H_C)} ≈ U_B(−(1−t)δt) e^{−i t δt H_C}, so
+  // γ > 0 and β < 0.
+  constexpr double kDelta = 0.75;  // time step in units of 1/scale
   std::vector<double> theta(2 * p);
   for (int l = 0; l < p; ++l) {
     const double t = (l + 0.5) / p;
     theta[l] = t * kDelta / scale;
-    theta[p + l] = (1 - t) * kDelta;
+    theta[p + l] = -(1 - t) * kDelta;
   }
   return theta;
 }
@@ -101,10 +117,11 @@ QaoaRun optimize_qaoa(const std::function<std::unique_ptr<Circuit>(int)>& make, 
   for (int d = interp ? 1 : p; d <= p; ++d) {
     c.reset();  // one state vector pair at a time
     c = make(d);
-    std::vector<double> scales(2 * d, 1.0);
-    for (int l = 0; l < d; ++l) scales[l] = 1.0 / c->scale();
+    std::vector<double> scales(2 * d, 1.0), bounds(2 * d, std::numbers::pi / 2);
+    for (int l = 0; l < d; ++l) scales[l] = 1.0 / c->scale(), bounds[l] = std::numbers::pi;
     const std::vector<double> start = d == (interp ? 1 : p) ? qaoa_ramp(d, c->scale()) : qaoa_interp(r.theta);
-    r = minimize(*c, start, scales, opt, max_evals);
+    // Depths below p only seed INTERP: a rough optimum is enough there.
+    r = minimize(*c, start, scales, opt, max_evals, d < p ? 1e-4 : 1e-7, bounds);
     evaluations += r.evaluations;
   }
   r.evaluations = evaluations;
