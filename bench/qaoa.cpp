@@ -123,7 +123,8 @@ int main(int argc, char** argv) {
       evals = quantum::run_qaoa(q20, s).evaluations;
       times.push_back(w.seconds());
     }
-    std::printf("p = 3 optimisation at n = 20 (L-BFGS, INTERP from p = 1, %d evaluations, 1024 shots): %.3f s\n", evals, median(times));
+    std::printf("p = 3 optimisation at n = 20 (%s, L-BFGS, INTERP from p = 1, %d evaluations, 1024 shots): %.3f s\n",
+                f32 ? "float" : "double", evals, median(times));
     if (args.has("json")) {
       std::ofstream f(args.str("json"));
       f << nlohmann::json{{"layers", out}, {"p3_n20_optimisation_s", median(times)}, {"p3_n20_evaluations", evals}}.dump(1) << "\n";

@@ -247,12 +247,27 @@ class Qaoa final : public StateCircuit<T> {
   double expectation_and_gradient(std::span<const double> theta, std::span<double> grad) override {
     check(theta);
     if (grad.size() != num_params()) throw Error("qaoa: gradient has the wrong size");
-    forward(theta);
+    // With the X mixer, keep the state after each layer when the memory budget allows: the
+    // backward sweep then only has to run λ back through the mixers, not ψ as well.
+    const double ckpt_bytes = std::ldexp(static_cast<double>(sizeof(Cx<T>)), n_) * (p_ - 1);
+    const bool keep = o_.mixer == Mixer::x && circuit_bytes(n_, o_.precision) + ckpt_bytes <= o_.memory_budget_bytes;
+    forward(theta, keep);
     detail::mul_diag(lam_.data(), psi_.data(), diag_.data(), diag_.size());
     const double e = this->expect();
     for (int l = p_ - 1; l >= 0; --l) {
       const double beta = theta[p_ + l];
-      if (o_.mixer == Mixer::x) {
+      if (keep) {
+        const Cx<T>* after = l == p_ - 1 ? psi_.data() : ckpt_[l].data();
+        grad[p_ + l] = 2 * detail::im_sum_x(lam_.data(), after, n_);
+        mix_x(lam_.data(), -beta);
+        // ψ between the phase and the mixer of layer l, rebuilt from the state before layer l.
+        if (l == 0)
+          initial_state();
+        else
+          copy_state(psi_.data(), ckpt_[l - 1].data());
+        phase_.set(theta[l], 1.0);
+        detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, &phase_, 1, false, 1, 0);
+      } else if (o_.mixer == Mixer::x) {
         grad[p_ + l] = 2 * detail::im_sum_x(lam_.data(), psi_.data(), n_);
         mix_x(psi_.data(), -beta);
         mix_x(lam_.data(), -beta);
@@ -268,7 +283,7 @@ class Qaoa final : public StateCircuit<T> {
       grad[l] = 2 * detail::im_diag(lam_.data(), psi_.data(), diag_.data(), diag_.size());
       if (l > 0) {
         phase_.set(-theta[l], 1.0);
-        detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, &phase_, 1, false, 1, 0);
+        if (!keep) detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, &phase_, 1, false, 1, 0);
         detail::apply_phase_and_x_mixer<T>(lam_.data(), n_, &phase_, 1, false, 1, 0);
       }
     }
@@ -316,10 +331,20 @@ class Qaoa final : public StateCircuit<T> {
     }
   }
 
-  void forward(std::span<const double> theta) {
+  void copy_state(Cx<T>* dst, const Cx<T>* src) {
+    const std::ptrdiff_t len = static_cast<std::ptrdiff_t>(psi_.size());
+#pragma omp parallel for schedule(static)
+    for (std::ptrdiff_t i = 0; i < len; ++i) dst[i] = src[i];
+  }
+
+  // Prepares ψ(θ); with keep, ckpt_[l] holds the state after layer l for l < p − 1.
+  void forward(std::span<const double> theta, bool keep = false) {
     check(theta);
     initial_state();
+    if (keep)
+      while (static_cast<int>(ckpt_.size()) < p_ - 1) ckpt_.emplace_back(n_);
     for (int l = 0; l < p_; ++l) {
+      if (keep && l > 0) copy_state(ckpt_[l - 1].data(), psi_.data());
       const double gamma = theta[l], beta = theta[p_ + l];
       if (o_.mixer == Mixer::x) {
         const auto f = detail::x_factors(beta);
@@ -338,6 +363,7 @@ class Qaoa final : public StateCircuit<T> {
   std::vector<double> base_, c_;
   PhaseTables<T> phase_;
   std::vector<std::pair<int, int>> edges_;
+  std::vector<detail::StateBuffer<T>> ckpt_;
 };
 
 template <class T>

@@ -193,8 +193,12 @@ void expect_gradient_matches_finite_differences(Circuit& c, std::vector<double> 
 
 TEST(Gradient, AdjointMatchesFiniteDifferences) {
   const Qubo q = random_qubo(15, 6);
-  auto x = make_qaoa(q, 3, {});
+  auto x = make_qaoa(q, 3, {});  // keeps per-layer states (the budget allows it)
   expect_gradient_matches_finite_differences(*x, {0.3, -0.5, 0.8, 1.1, 0.4, -0.9});
+  CircuitOptions tight;  // no room for per-layer states: ψ is run back through the layers
+  tight.memory_budget_bytes = circuit_bytes(15, Precision::f64) * 1.01;
+  auto no_ckpt = make_qaoa(q, 3, tight);
+  expect_gradient_matches_finite_differences(*no_ckpt, {0.3, -0.5, 0.8, 1.1, 0.4, -0.9});
   CircuitOptions o;
   o.mixer = Mixer::xy;
   o.groups = {{0, 1, 2}, {5, 6, 7, 8}};
