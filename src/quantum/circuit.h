@@ -54,6 +54,7 @@ class Circuit {
   virtual double expectation_and_gradient(std::span<const double> theta, std::span<double> grad) = 0;
 
   int qubits() const { return n_; }
+  Precision precision() const { return o_.precision; }
   const std::vector<double>& diagonal() const { return diag_; }
   // A typical energy scale of H_C (largest |h_i| + Σ_j |J_ij| of its Ising form); QAOA angles γ
   // are of order 1/scale().

@@ -220,6 +220,39 @@ double im_x_pass(const T* l, const T* p, std::size_t len, int q) {
   return out;
 }
 
+// Qubits q and q + 1 (2^q >= C) in one pass over four vectors of λ and ψ.
+template <class T>
+double im_x_pass2(const T* l, const T* p, std::size_t len, int q) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  const std::size_t s = std::size_t{1} << q;
+  V acc{};
+  for (std::size_t base = 0; base < len; base += 4 * s) {
+    const T* l0 = l + 2 * base;
+    const T* p0 = p + 2 * base;
+    for (std::size_t i = 0; i < 2 * s; i += 2 * S::C) {
+      const V a0 = vload<V>(l0 + i), a1 = vload<V>(l0 + 2 * s + i), a2 = vload<V>(l0 + 4 * s + i), a3 = vload<V>(l0 + 6 * s + i);
+      const V b0 = S::swap(vload<V>(p0 + i)), b1 = S::swap(vload<V>(p0 + 2 * s + i));
+      const V b2 = S::swap(vload<V>(p0 + 4 * s + i)), b3 = S::swap(vload<V>(p0 + 6 * s + i));
+      acc += a0 * (b1 + b2) + a1 * (b0 + b3) + a2 * (b3 + b0) + a3 * (b2 + b1);
+    }
+  }
+  double out = 0;
+  for (int k = 0; k < 2 * S::C; ++k) out += (k % 2 ? -1.0 : 1.0) * static_cast<double>(acc[k]);
+  return out;
+}
+
+// Σ_{q ∈ [from, to)} of im_x_pass, two qubits at a time where the vectors allow it.
+template <class T>
+double im_x_passes(const T* l, const T* p, std::size_t len, int from, int to) {
+  double acc = 0;
+  int q = from;
+  for (; q < to && (std::size_t{1} << q) < static_cast<std::size_t>(Simd<T>::C); ++q) acc += im_x_pass(l, p, len, q);
+  for (; q + 1 < to; q += 2) acc += im_x_pass2(l, p, len, q);
+  if (q < to) acc += im_x_pass(l, p, len, q);
+  return acc;
+}
+
 template <class T>
 inline Cx<T> cmul(Cx<T> a, Cx<T> b) {
   return {a.real() * b.real() - a.imag() * b.imag(), a.real() * b.imag() + a.imag() * b.real()};
@@ -307,7 +340,7 @@ double im_sum_x(const Cx<T>* lambda, const Cx<T>* psi, int n) {
   for (std::ptrdiff_t b = 0; b < blocks; ++b) {
     const T* l = reinterpret_cast<const T*>(lambda + static_cast<std::size_t>(b) * block);
     const T* p = reinterpret_cast<const T*>(psi + static_cast<std::size_t>(b) * block);
-    for (int q = 0; q < bb; ++q) acc += im_x_pass(l, p, block, q);
+    acc += im_x_passes(l, p, block, 0, bb);
   }
   if (n == bb) return acc;
   const int hq = n - bb, w = tile_bits(bb, hq);
@@ -324,8 +357,7 @@ double im_sum_x(const Cx<T>* lambda, const Cx<T>* psi, int n) {
         copy_run(&tl[h * run], lambda + ((h << bb) | off), run);
         copy_run(&tp[h * run], psi + ((h << bb) | off), run);
       }
-      for (int j = 0; j < hq; ++j)
-        acc += im_x_pass(reinterpret_cast<const T*>(tl.data()), reinterpret_cast<const T*>(tp.data()), rows * run, w + j);
+      acc += im_x_passes(reinterpret_cast<const T*>(tl.data()), reinterpret_cast<const T*>(tp.data()), rows * run, w, w + hq);
     }
   }
   return acc;

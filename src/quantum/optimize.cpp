@@ -52,7 +52,8 @@ OptimizeResult minimize(Circuit& c, std::vector<double> theta0, std::span<const 
   nlopt_set_maxeval(o, max_evals);
   // ⟨H_C⟩ to a relative 1e-7: far below what shot noise or the QUBO's own gaps resolve.
   nlopt_set_xtol_rel(o, 1e-5);
-  nlopt_set_ftol_rel(o, ftol_rel);
+  // complex<float> resolves ⟨H_C⟩ to ~1e-6 relative: asking for more only makes line searches thrash.
+  nlopt_set_ftol_rel(o, c.precision() == Precision::f32 ? std::max(ftol_rel, 1e-5) : ftol_rel);
   if (alg != NLOPT_LD_LBFGS) nlopt_set_initial_step1(o, 0.1);
   std::vector<double> x(n);
   for (unsigned i = 0; i < n; ++i) x[i] = theta0[i] / scales[i];
