@@ -171,9 +171,34 @@ void x_passes(T* r, std::size_t len, int from, int to, T a, T d) {
   if (q < to) x_pass(r, len, q, a, d);
 }
 
-// The tile pass gathers runs of 2^w amplitudes from each of the 2^hq high indices; w is chosen
-// so that a tile holds about one cache block (2^kBlockBits amplitudes).
-inline int tile_bits(int bb, int hq) { return std::clamp(kBlockBits - hq, std::min(2, bb), bb); }
+// A tile pass over qubits [a, b) (all >= the block bits): for each setting of the other index
+// bits, gather the 2^(b−a) rows — runs of 2^w contiguous amplitudes — into a compact tile, work on
+// it in cache, scatter back. w makes a tile about one cache block (2^kBlockBits amplitudes).
+struct TileGeometry {
+  int a, b, w;
+  std::size_t run, rows;
+  std::ptrdiff_t count;  // tiles
+  TileGeometry(int n, int a_, int b_) : a(a_), b(b_), w(std::clamp(kBlockBits - (b_ - a_), std::min(2, a_), a_)) {
+    run = std::size_t{1} << w;
+    rows = std::size_t{1} << (b - a);
+    count = std::ptrdiff_t{1} << (n - (b - a) - w);
+  }
+  // Index of row 0 of tile t: bits [w, a) from t's low part, bits [b, n) from its high part.
+  std::size_t base(std::ptrdiff_t t) const {
+    const std::size_t o = static_cast<std::size_t>(t);
+    const std::size_t mid = o & ((std::size_t{1} << (a - w)) - 1), up = o >> (a - w);
+    return (up << b) | (mid << w);
+  }
+  std::size_t row(std::size_t h) const { return h << a; }
+};
+
+// The high qubits [bb, n) in one tile pass, or in two when one would leave runs shorter than
+// 32 amplitudes (then each gather touches mostly a different page).
+inline std::vector<std::pair<int, int>> high_groups(int n, int bb) {
+  const int hq = n - bb;
+  if (hq <= kBlockBits - 5) return {{bb, n}};
+  return {{bb, bb + hq / 2}, {bb + hq / 2, n}};
+}
 
 // Per-thread tile buffers that live across calls: fresh 256 KiB buffers would be mmap-ed and
 // page-faulted in (and zeroed by the kernel) on every layer.
@@ -313,19 +338,18 @@ void apply_phase_and_x_mixer(Cx<T>* psi, int n, const PhaseFill<T>* phase, Cx<T>
     if (mix) x_passes(reinterpret_cast<T*>(v), block, 0, bb, alpha, delta);
   }
   if (!mix || n == bb) return;
-  // High qubits: gather runs of 2^w amplitudes from every high index into a tile, mix there.
-  const int hq = n - bb, w = tile_bits(bb, hq);
-  const std::size_t run = std::size_t{1} << w, rows = std::size_t{1} << hq;
-  const std::ptrdiff_t mids = std::ptrdiff_t{1} << (bb - w);
+  for (const auto& [a, b] : high_groups(n, bb)) {
+    const TileGeometry g(n, a, b);
 #pragma omp parallel
-  {
-    std::vector<Cx<T>>& tile = scratch<T>(0, rows * run);
+    {
+      std::vector<Cx<T>>& tile = scratch<T>(0, g.rows * g.run);
 #pragma omp for schedule(static)
-    for (std::ptrdiff_t mid = 0; mid < mids; ++mid) {
-      const std::size_t off = static_cast<std::size_t>(mid) << w;
-      for (std::size_t h = 0; h < rows; ++h) copy_run(&tile[h * run], psi + ((h << bb) | off), run);
-      x_passes(reinterpret_cast<T*>(tile.data()), rows * run, w, w + hq, alpha, delta);
-      for (std::size_t h = 0; h < rows; ++h) copy_run(psi + ((h << bb) | off), &tile[h * run], run);
+      for (std::ptrdiff_t t = 0; t < g.count; ++t) {
+        const std::size_t base = g.base(t);
+        for (std::size_t h = 0; h < g.rows; ++h) copy_run(&tile[h * g.run], psi + (base | g.row(h)), g.run);
+        x_passes(reinterpret_cast<T*>(tile.data()), g.rows * g.run, g.w, g.w + (b - a), alpha, delta);
+        for (std::size_t h = 0; h < g.rows; ++h) copy_run(psi + (base | g.row(h)), &tile[h * g.run], g.run);
+      }
     }
   }
 }
@@ -343,21 +367,22 @@ double im_sum_x(const Cx<T>* lambda, const Cx<T>* psi, int n) {
     acc += im_x_passes(l, p, block, 0, bb);
   }
   if (n == bb) return acc;
-  const int hq = n - bb, w = tile_bits(bb, hq);
-  const std::size_t run = std::size_t{1} << w, rows = std::size_t{1} << hq;
-  const std::ptrdiff_t mids = std::ptrdiff_t{1} << (bb - w);
+  for (const auto& [a, b] : high_groups(n, bb)) {
+    const TileGeometry g(n, a, b);
 #pragma omp parallel reduction(+ : acc)
-  {
-    std::vector<Cx<T>>& tl = scratch<T>(0, rows * run);
-    std::vector<Cx<T>>& tp = scratch<T>(1, rows * run);
+    {
+      std::vector<Cx<T>>& tl = scratch<T>(0, g.rows * g.run);
+      std::vector<Cx<T>>& tp = scratch<T>(1, g.rows * g.run);
 #pragma omp for schedule(static)
-    for (std::ptrdiff_t mid = 0; mid < mids; ++mid) {
-      const std::size_t off = static_cast<std::size_t>(mid) << w;
-      for (std::size_t h = 0; h < rows; ++h) {
-        copy_run(&tl[h * run], lambda + ((h << bb) | off), run);
-        copy_run(&tp[h * run], psi + ((h << bb) | off), run);
+      for (std::ptrdiff_t t = 0; t < g.count; ++t) {
+        const std::size_t base = g.base(t);
+        for (std::size_t h = 0; h < g.rows; ++h) {
+          copy_run(&tl[h * g.run], lambda + (base | g.row(h)), g.run);
+          copy_run(&tp[h * g.run], psi + (base | g.row(h)), g.run);
+        }
+        acc += im_x_passes(reinterpret_cast<const T*>(tl.data()), reinterpret_cast<const T*>(tp.data()), g.rows * g.run, g.w,
+                           g.w + (b - a));
       }
-      acc += im_x_passes(reinterpret_cast<const T*>(tl.data()), reinterpret_cast<const T*>(tp.data()), rows * run, w, w + hq);
     }
   }
   return acc;

@@ -167,6 +167,25 @@ TEST(Qaoa, NormIsPreservedInDoubleAndFloat) {
   }
 }
 
+TEST(Qaoa, LargeStatesSplitTheHighQubitsAndStayExact) {
+  // n = 24: the high qubits go through two tile passes (kernels.cpp, high_groups).
+  const Qubo q = random_qubo(24, 14);
+  CircuitOptions f;
+  f.precision = Precision::f32;
+  const std::vector<double> theta = {0.2, -0.45};
+  auto a = make_qaoa(q, 1, {});
+  std::vector<double> g(2);
+  const double e = a->expectation_and_gradient(theta, g);
+  const double h = 1e-4;
+  const double fd = (a->expectation(std::vector<double>{0.2, -0.45 + h}) - a->expectation(std::vector<double>{0.2, -0.45 - h})) / (2 * h);
+  EXPECT_NEAR(g[1], fd, 1e-5 * std::max(1.0, std::abs(fd)));
+  double norm = 0;
+  for (const C& x : a->amplitudes()) norm += std::norm(x);
+  EXPECT_NEAR(norm, 1.0, 1e-10);
+  a.reset();
+  EXPECT_NEAR(make_qaoa(q, 1, f)->expectation(theta), e, 1e-3);
+}
+
 TEST(Qaoa, FloatAgreesWithDouble) {
   const Qubo q = random_qubo(16, 5);
   CircuitOptions f;
