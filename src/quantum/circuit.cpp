@@ -91,18 +91,39 @@ class StateCircuit : public Circuit {
         z[s] = rng.next() & (size - 1);
     }
     std::sort(draws.begin(), draws.end());
-    const double total = detail::norm2(psi_.data(), psi_.size());
-    double acc = 0;
-    uint64_t at = 0;
-    for (const auto& [u, s] : draws) {
-      const double target = u * total;
-      while (at + 1 < size) {
-        const double p = std::norm(psi_.data()[at]);
-        if (acc + p > target) break;
-        acc += p;
-        ++at;
+    // Inverse-CDF sampling in parallel: probability mass per chunk, then each chunk walks its own
+    // share of the sorted uniforms.
+    const std::size_t chunks = std::min<std::size_t>(256, size);
+    const uint64_t width = size / chunks;
+    std::vector<double> mass(chunks + 1, 0.0);
+#pragma omp parallel for schedule(static)
+    for (std::ptrdiff_t c = 0; c < static_cast<std::ptrdiff_t>(chunks); ++c)
+      mass[c + 1] = detail::norm2(psi_.data() + c * width, width);
+    for (std::size_t c = 0; c < chunks; ++c) mass[c + 1] += mass[c];
+    const double total = mass[chunks];
+    std::vector<std::size_t> first(chunks + 1, draws.size());  // first draw of each chunk
+    for (std::size_t c = 0, d = 0; c < chunks; ++c) {
+      while (d < draws.size() && draws[d].first * total < mass[c]) ++d;  // rounding: keep in order
+      first[c] = d;
+      while (d < draws.size() && draws[d].first * total < mass[c + 1]) ++d;
+    }
+    first[chunks] = draws.size();
+    for (std::size_t c = chunks; c-- > 0;) first[c] = std::min(first[c], first[c + 1]);
+#pragma omp parallel for schedule(dynamic)
+    for (std::ptrdiff_t c = 0; c < static_cast<std::ptrdiff_t>(chunks); ++c) {
+      double acc = mass[c];
+      uint64_t at = static_cast<uint64_t>(c) * width;
+      const uint64_t end = at + width;
+      for (std::size_t d = first[c]; d < first[c + 1]; ++d) {
+        const double target = draws[d].first * total;
+        while (at + 1 < end) {
+          const double p = std::norm(psi_.data()[at]);
+          if (acc + p > target) break;
+          acc += p;
+          ++at;
+        }
+        z[draws[d].second] = at;
       }
-      z[s] = at;
     }
     std::vector<Bits> out(shots, Bits(n_));
     for (std::size_t s = 0; s < shots; ++s)
@@ -173,13 +194,11 @@ class PhaseTables final : public detail::PhaseFill<T> {
   }
 
   void apply(uint64_t start, std::size_t len, Cx<T>* v) const override {
-    const uint64_t h = start >> k_, m0 = start & ((uint64_t{1} << k_) - 1);
-    const Cx<T>* lo = plo_.data() + (h << lo_);
-    const Cx<T>* hi = phi_.data() + (h << hi_);
-    const uint64_t lomask = (uint64_t{1} << lo_) - 1;
+    const uint64_t kmask = (uint64_t{1} << k_) - 1, lomask = (uint64_t{1} << lo_) - 1;
     for (std::size_t i = 0; i < len;) {
-      const uint64_t m = m0 + i;
-      const Cx<T> row = hi[m >> lo_];
+      const uint64_t h = (start + i) >> k_, m = (start + i) & kmask;  // a block may span several H
+      const Cx<T>* lo = plo_.data() + (h << lo_);
+      const Cx<T> row = phi_.data()[(h << hi_) + (m >> lo_)];
       const std::size_t run = std::min<std::size_t>(len - i, (lomask + 1) - (m & lomask));
       const T* a = reinterpret_cast<const T*>(pq_.data() + m);
       const T* b = reinterpret_cast<const T*>(lo + (m & lomask));
@@ -216,7 +235,10 @@ class Qaoa final : public StateCircuit<T> {
   using B::psi_;
 
  public:
-  Qaoa(const Qubo& q, int p, const CircuitOptions& o) : B(q, o), p_(p), split_(q), phase_(split_, base_, c_) {
+  // k low bits for the phase tables: each layer costs 2^k + 2^(n−k)·(2^lo + 2^hi) sin/cos pairs,
+  // so small n wants k well below 16 (n = 16: 5·10^3 instead of 6.6·10^4).
+  Qaoa(const Qubo& q, int p, const CircuitOptions& o)
+      : B(q, o), p_(p), split_(q, std::clamp(static_cast<int>(q.size()) - 6, 1, 16)), phase_(split_, base_, c_) {
     if (p < 1) throw Error("qaoa: depth p must be >= 1");
     this->layers_ = p;
     const int k = split_.low_bits();

@@ -25,15 +25,22 @@ struct Problem {
   std::span<const double> scales;
   std::vector<double> theta, grad;
   int evaluations = 0;
+  double best = INFINITY;
+  std::vector<double> best_x;
 };
 
 double objective(unsigned n, const double* x, double* g, void* data) {
   auto& p = *static_cast<Problem*>(data);
   for (unsigned i = 0; i < n; ++i) p.theta[i] = x[i] * p.scales[i];
   ++p.evaluations;
-  if (!g) return p.c.expectation(p.theta);
-  const double e = p.c.expectation_and_gradient(p.theta, p.grad);
-  for (unsigned i = 0; i < n; ++i) g[i] = p.grad[i] * p.scales[i];
+  double e;
+  if (!g) {
+    e = p.c.expectation(p.theta);
+  } else {
+    e = p.c.expectation_and_gradient(p.theta, p.grad);
+    for (unsigned i = 0; i < n; ++i) g[i] = p.grad[i] * p.scales[i];
+  }
+  if (e < p.best) p.best = e, p.best_x.assign(x, x + n);
   return e;
 }
 
@@ -70,8 +77,11 @@ OptimizeResult minimize(Circuit& c, std::vector<double> theta0, std::span<const 
   double value = 0;
   const nlopt_result r = nlopt_optimize(o, x.data(), &value);
   nlopt_destroy(o);
-  // NLopt may stop on a round-off limit at a perfectly good point; only real failures are errors.
-  if (r < 0 && r != NLOPT_ROUNDOFF_LIMITED) throw Error("optimize: NLopt failed with code " + std::to_string(static_cast<int>(r)));
+  // L-BFGS can give up (round-off limit, or a generic failure when float precision makes the
+  // gradient and the values disagree slightly) after real progress: keep the best point seen.
+  if (r == NLOPT_INVALID_ARGS || r == NLOPT_OUT_OF_MEMORY || p.best_x.empty())
+    throw Error("optimize: NLopt failed with code " + std::to_string(static_cast<int>(r)));
+  if (r < 0) x = p.best_x;
   OptimizeResult out;
   out.theta.resize(n);
   for (unsigned i = 0; i < n; ++i) out.theta[i] = x[i] * scales[i];
