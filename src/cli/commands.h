@@ -8,6 +8,7 @@ namespace gng::cli {
 
 int solve(const std::vector<std::string>& args);
 int qaoa(const std::vector<std::string>& args);
+int search(const std::vector<std::string>& args);
 int doctor(const std::vector<std::string>& args);
 
 }  // namespace gng::cli

@@ -17,6 +17,7 @@ usage: gng COMMAND [OPTIONS]
 commands:
   solve FILE     minimise a QUBO / Max-Cut / BQP instance with a sampler
   qaoa FILE      QAOA on a classical state-vector simulator, with OpenQASM 3 export
+  search         the surrogate-QUBO search on a tabular benchmark (--benchmark nb201)
   doctor         check the environment (OpenSSL >= 3.5 with ML-KEM/ML-DSA, one libcrypto, OpenBLAS)
   version        print the version
 
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "solve") return gng::cli::solve(args);
     if (cmd == "qaoa") return gng::cli::qaoa(args);
+    if (cmd == "search") return gng::cli::search(args);
     if (cmd == "doctor") return gng::cli::doctor(args);
     if (cmd == "version" || cmd == "--version") {
       std::puts("gng 0.1.0");

@@ -1,0 +1,103 @@
+#include "search/search.h"
+
+#include <cmath>
+#include <set>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "solve/sampler.h"
+#include "surrogate/surrogate.h"
+
+namespace gng {
+
+Qubo with_one_hot_penalty(const Qubo& f, const std::vector<std::vector<uint32_t>>& groups) {
+  double range = 0;
+  for (double a : f.linear()) range += std::abs(a);
+  for (const auto& t : f.quadratic()) range += std::abs(t.value);
+  const double p = 1 + range;
+  std::vector<double> lin = f.linear();
+  std::vector<Coupling> quad = f.quadratic();
+  double offset = f.offset();
+  // (Σx − 1)² = −Σ x_i + 2 Σ_{i<j} x_i x_j + 1 for binary x.
+  for (const auto& g : groups) {
+    for (std::size_t i = 0; i < g.size(); ++i) {
+      lin[g[i]] -= p;
+      for (std::size_t j = i + 1; j < g.size(); ++j) quad.push_back({g[i], g[j], 2 * p});
+    }
+    offset += p;
+  }
+  return Qubo(f.size(), std::move(lin), quad, offset);
+}
+
+namespace {
+
+bool valid(const Bits& x, const std::vector<std::vector<uint32_t>>& groups) {
+  for (const auto& g : groups) {
+    int on = 0;
+    for (uint32_t v : g) on += x[v];
+    if (on != 1) return false;
+  }
+  return true;
+}
+
+Bits random_valid(std::size_t n, const std::vector<std::vector<uint32_t>>& groups, Rng& rng) {
+  Bits x(n);
+  for (auto& b : x) b = rng.next() >> 63;
+  for (const auto& g : groups) {
+    for (uint32_t v : g) x[v] = 0;
+    x[g[rng.below(g.size())]] = 1;
+  }
+  return x;
+}
+
+}  // namespace
+
+std::vector<Observation> surrogate_search(std::size_t n, const std::vector<std::vector<uint32_t>>& groups,
+                                          const std::function<std::optional<double>(const Bits&)>& evaluate,
+                                          const SearchOptions& o) {
+  if (o.budget < 1 || o.initial < 1 || o.batch < 1) throw Error("search: budget, initial and batch must be >= 1");
+  const auto sampler = make_sampler(o.sampler);
+  Rng rng(o.seed, 0x5ea2c4);
+  std::vector<Observation> seen;
+  std::set<Bits> tried;  // evaluated or not evaluable
+  auto consider = [&](const Bits& x) {
+    if (!tried.insert(x).second) return false;
+    if (auto s = evaluate(x)) {
+      seen.push_back({x, *s});
+      return true;
+    }
+    return false;
+  };
+  // Random designs until `initial` have been evaluated (bounded: a tiny space may run out).
+  for (int attempt = 0; static_cast<int>(seen.size()) < std::min(o.initial, o.budget) && attempt < 1000 * o.budget; ++attempt)
+    consider(random_valid(n, groups, rng));
+  QuadraticSurrogate model(n, groups);
+  while (static_cast<int>(seen.size()) < o.budget) {
+    std::vector<Bits> xs;
+    std::vector<double> ys;
+    for (const auto& s : seen) xs.push_back(s.x), ys.push_back(s.score);
+    model.fit(xs, ys);
+    for (int b = 0; b < o.batch && static_cast<int>(seen.size()) < o.budget; ++b) {
+      const Qubo q = with_one_hot_penalty(model.thompson(rng), groups);
+      SampleOptions so;
+      so.seed = rng.next() >> 1;
+      so.reads = 8;
+      so.steps = 2000;  // the surrogate QUBOs are small and smooth: short tabu walks find their optima
+      so.keep = 64;
+      so.threads = 1;
+      bool added = false;
+      const SampleSet found = sampler->sample(q, so);
+      for (const auto& s : found.samples())
+        if (valid(s.x, groups) && consider(s.x)) {
+          added = true;
+          break;
+        }
+      // The sample's optimum is already known: explore at random instead (bounded attempts).
+      for (int attempt = 0; !added && attempt < 1000; ++attempt) added = consider(random_valid(n, groups, rng));
+      if (!added) return seen;  // the space is exhausted
+    }
+  }
+  return seen;
+}
+
+}  // namespace gng

@@ -1,0 +1,39 @@
+#pragma once
+// Generate and Select: a seeded search over binary designs that alternates fitting the quadratic
+// surrogate to everything observed, drawing a Thompson sample of it as a QUBO (plus one-hot
+// penalties whose weight provably exceeds the sample's range), and asking a sampler for its best
+// distinct bitstrings; the best one that decodes and was not seen before is evaluated next.
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "qubo/qubo.h"
+
+namespace gng {
+
+struct SearchOptions {
+  int budget = 100;           // distinct designs evaluated, including the initial ones
+  uint64_t seed = 1;
+  int initial = 10;           // random valid designs before the first fit
+  int batch = 5;              // designs proposed per fit (one Thompson sample each)
+  std::string sampler = "tabu";
+};
+
+struct Observation {
+  Bits x;
+  double score;  // maximised
+};
+
+// f(x) + P·Σ_g (Σ_{i∈g} x_i − 1)² with P = 1 + Σ|a_i| + Σ|b_ij|: every violation costs at least P,
+// more than f can vary, so the minimum is always valid.
+Qubo with_one_hot_penalty(const Qubo& f, const std::vector<std::vector<uint32_t>>& groups);
+
+// evaluate(x) returns the score of a valid design, or nullopt if the design cannot be evaluated
+// (it is then never proposed again). Returns the observations in evaluation order.
+std::vector<Observation> surrogate_search(std::size_t n, const std::vector<std::vector<uint32_t>>& groups,
+                                          const std::function<std::optional<double>(const Bits&)>& evaluate,
+                                          const SearchOptions& o);
+
+}  // namespace gng

@@ -1,0 +1,52 @@
+#pragma once
+// The Select step's model: a quadratic surrogate of observed scores over the design bits,
+//     y ≈ w_0 + Σ_i a_i x_i + Σ_{i<j} b_ij x_i x_j,
+// fitted by Bayesian linear regression with an isotropic Gaussian prior over all linear and
+// pairwise features (pairs inside one one-hot group never co-occur and are left out). Prior and
+// noise variances are chosen by maximising the marginal likelihood (evidence) over a grid. The
+// fit works in the dual form — the feature inner product of two bitstrings with s common ones is
+// 1 + s + s(s−1)/2 — so its cost is O(N²n + N³) for N observations, whatever the n² features.
+// thompson() draws exact posterior weights (pathwise conditioning) and returns the QUBO whose
+// minimum is that sample's best design: survivors reshape H_C.
+#include <cstdint>
+#include <vector>
+
+#include "core/rng.h"
+#include "qubo/qubo.h"
+
+namespace gng {
+
+class QuadraticSurrogate {
+ public:
+  // n design bits; groups: one-hot groups (their within-group pairs are not features).
+  QuadraticSurrogate(std::size_t n, std::vector<std::vector<uint32_t>> groups = {});
+
+  // Fits to observations (x, y); y is maximised. Throws gng::Error on empty or mismatched input.
+  void fit(const std::vector<Bits>& x, const std::vector<double>& y);
+
+  // Posterior mean prediction of y for x.
+  double predict(const Bits& x) const;
+  // A posterior sample of the weights as a QUBO to minimise: f(x) = −(sampled y(x)) (no penalties).
+  Qubo thompson(Rng& rng) const;
+  // The posterior mean as such a QUBO.
+  Qubo mean_qubo() const;
+
+  double noise_variance() const { return noise_; }
+  double prior_variance() const { return prior_; }
+
+ private:
+  double kernel(const Bits& a, const Bits& b) const;
+  // Weights w = w0 + prior·Φᵀ v as a QUBO (negated, un-standardised).
+  Qubo weights_qubo(const std::vector<double>& w_lin, const std::vector<double>& w_pair, double w0, const std::vector<double>& v) const;
+
+  std::size_t n_;
+  std::vector<int> group_of_;
+  std::vector<Bits> x_;
+  std::vector<double> y_;          // standardised
+  double y_mean_ = 0, y_scale_ = 1;
+  double prior_ = 1, noise_ = 0.1;
+  std::vector<double> chol_;       // Cholesky factor of C = prior·K + noise·I (N×N, lower)
+  std::vector<double> alpha_;      // C⁻¹ y
+};
+
+}  // namespace gng
