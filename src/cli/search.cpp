@@ -21,7 +21,7 @@ int search(const std::vector<std::string>& argv) {
       .option("budget", "distinct designs evaluated (default: report 25, 50, 100, 200, 400)")
       .option("seeds", "independent searches (default 10)")
       .option("sampler", "sampler for the surrogate QUBO (default tabu)")
-      .option("batch", "designs per surrogate fit (default 5)")
+      .option("batch", "designs per surrogate fit (default 1)")
       .option("initial", "random designs before the first fit (default 10)")
       .option("threads", "searches run in parallel (default: all cores)")
       .flag("json", "print one JSON object")
@@ -45,7 +45,7 @@ int search(const std::vector<std::string>& argv) {
   SearchOptions base;
   base.budget = budgets.back();
   base.sampler = args.str("sampler", "tabu");
-  base.batch = static_cast<int>(args.integer("batch", 5));
+  base.batch = static_cast<int>(args.integer("batch", 1));
   base.initial = static_cast<int>(args.integer("initial", 10));
   const int threads = static_cast<int>(args.integer("threads", std::max(1u, std::thread::hardware_concurrency())));
   if (threads < 1) throw Error("--threads must be >= 1");

@@ -72,11 +72,15 @@ std::vector<Observation> surrogate_search(std::size_t n, const std::vector<std::
   for (int attempt = 0; static_cast<int>(seen.size()) < std::min(o.initial, o.budget) && attempt < 1000 * o.budget; ++attempt)
     consider(random_valid(n, groups, rng));
   QuadraticSurrogate model(n, groups);
+  std::size_t tuned_at = 0;
   while (static_cast<int>(seen.size()) < o.budget) {
     std::vector<Bits> xs;
     std::vector<double> ys;
     for (const auto& s : seen) xs.push_back(s.x), ys.push_back(s.score);
-    model.fit(xs, ys);
+    // Re-choose the hyper-parameters by evidence whenever the data grew by a tenth.
+    const bool tune = 10 * seen.size() >= 11 * tuned_at || tuned_at == 0;
+    if (tune) tuned_at = seen.size();
+    model.fit(xs, ys, tune);
     for (int b = 0; b < o.batch && static_cast<int>(seen.size()) < o.budget; ++b) {
       const Qubo q = with_one_hot_penalty(model.thompson(rng), groups);
       SampleOptions so;

@@ -17,7 +17,7 @@ struct SearchOptions {
   int budget = 100;           // distinct designs evaluated, including the initial ones
   uint64_t seed = 1;
   int initial = 10;           // random valid designs before the first fit
-  int batch = 5;              // designs proposed per fit (one Thompson sample each)
+  int batch = 1;              // designs proposed per fit (one Thompson sample each)
   std::string sampler = "tabu";
 };
 

@@ -58,8 +58,11 @@ QuadraticSurrogate::QuadraticSurrogate(std::size_t n, std::vector<std::vector<ui
     }
 }
 
-double QuadraticSurrogate::kernel(const Bits& a, const Bits& b) const {
-  // φ(a)·φ(b) over features {1, x_i, x_i x_j (i<j, not in one group)}.
+double QuadraticSurrogate::kernel(const Bits& a, const Bits& b) const { return kernel(a, b, pair_); }
+
+double QuadraticSurrogate::kernel(const Bits& a, const Bits& b, double pair) const {
+  // φ(a)·Σφ(b)/prior over features {1, x_i} (weight 1) and x_i x_j (i<j, not in one group;
+  // weight `pair`, the interactions' share of the prior variance).
   double s = 0, same = 0;
   std::vector<int> per_group;
   for (std::size_t i = 0; i < n_; ++i)
@@ -70,10 +73,10 @@ double QuadraticSurrogate::kernel(const Bits& a, const Bits& b) const {
         same += per_group[group_of_[i]]++;  // pairs inside the group so far
       }
     }
-  return 1 + s + s * (s - 1) / 2 - same;
+  return 1 + s + pair * (s * (s - 1) / 2 - same);
 }
 
-void QuadraticSurrogate::fit(const std::vector<Bits>& x, const std::vector<double>& y) {
+void QuadraticSurrogate::fit(const std::vector<Bits>& x, const std::vector<double>& y, bool tune) {
   const std::size_t m = x.size();
   if (m == 0 || y.size() != m) throw Error("surrogate: need as many scores as designs, and at least one");
   for (const auto& b : x)
@@ -86,18 +89,29 @@ void QuadraticSurrogate::fit(const std::vector<Bits>& x, const std::vector<doubl
   y_scale_ = var > 0 ? std::sqrt(var) : 1;
   y_.resize(m);
   for (std::size_t i = 0; i < m; ++i) y_[i] = (y[i] - y_mean_) / y_scale_;
-  std::vector<double> k(m * m);
-  double diag = 0;
+  std::vector<double> klin(m * m), kpair(m * m);
   for (std::size_t i = 0; i < m; ++i)
     for (std::size_t j = 0; j <= i; ++j) {
-      k[i * m + j] = k[j * m + i] = kernel(x_[i], x_[j]);
-      if (i == j) diag += k[i * m + i] / m;
+      klin[i * m + j] = klin[j * m + i] = kernel(x_[i], x_[j], 0.0);
+      kpair[i * m + j] = kpair[j * m + i] = kernel(x_[i], x_[j], 1.0) - klin[i * m + j];
     }
-  // Evidence over a grid of prior (weight) and noise variances of the standardised scores.
+  // Evidence over a grid of the interactions' prior share, the prior (weight) variance and the
+  // noise variance of the standardised scores.
   double best = -std::numeric_limits<double>::infinity();
-  for (double p : {0.03, 0.1, 0.3, 1.0, 3.0})
-    for (double s2 : {0.003, 0.03, 0.1, 0.3}) {
-      const double prior = p / diag;
+  const bool grid = tune || chol_.empty();
+  const std::vector<double> shares = grid ? std::vector<double>{0.1, 0.3, 1.0} : std::vector<double>{pair_};
+  const std::vector<double> priors = grid ? std::vector<double>{0.03, 0.1, 0.3, 1.0, 3.0} : std::vector<double>{-1};
+  const std::vector<double> noises = grid ? std::vector<double>{0.003, 0.03, 0.1, 0.3} : std::vector<double>{noise_};
+  const double kept_prior = prior_;
+  chol_.clear();
+  for (double r : shares) {
+    std::vector<double> k(m * m);
+    double diag = 0;
+    for (std::size_t i = 0; i < m * m; ++i) k[i] = klin[i] + r * kpair[i];
+    for (std::size_t i = 0; i < m; ++i) diag += k[i * m + i] / m;
+  for (double p : priors)
+    for (double s2 : noises) {
+      const double prior = p < 0 ? kept_prior : p / diag;
       std::vector<double> c(m * m);
       for (std::size_t i = 0; i < m * m; ++i) c[i] = prior * k[i];
       for (std::size_t i = 0; i < m; ++i) c[i * m + i] += s2;
@@ -107,8 +121,9 @@ void QuadraticSurrogate::fit(const std::vector<Bits>& x, const std::vector<doubl
       double fit = 0, logdet = 0;
       for (std::size_t i = 0; i < m; ++i) fit += y_[i] * a[i], logdet += 2 * std::log(c[i * m + i]);
       const double evidence = -0.5 * fit - 0.5 * logdet;
-      if (evidence > best) best = evidence, prior_ = prior, noise_ = s2, chol_ = std::move(c), alpha_ = std::move(a);
+      if (evidence > best) best = evidence, prior_ = prior, noise_ = s2, pair_ = r, chol_ = std::move(c), alpha_ = std::move(a);
     }
+  }
   if (chol_.empty()) throw Error("surrogate: no prior/noise setting gave a positive definite covariance");
 }
 
@@ -132,7 +147,7 @@ Qubo QuadraticSurrogate::weights_qubo(const std::vector<double>& w_lin, const st
       if (!x_[o][i]) continue;
       a[i] += t;
       for (std::size_t j = i + 1; j < n_; ++j)
-        if (x_[o][j]) b[i * n_ + j] += t;
+        if (x_[o][j]) b[i * n_ + j] += t * pair_;
     }
   }
   std::vector<double> lin(n_);
@@ -158,7 +173,7 @@ Qubo QuadraticSurrogate::thompson(Rng& rng) const {
   for (auto& w : w_lin) w = sd * gauss(rng);
   for (std::size_t i = 0; i < n_; ++i)
     for (std::size_t j = i + 1; j < n_; ++j)
-      if (group_of_[i] < 0 || group_of_[i] != group_of_[j]) w_pair[i * n_ + j] = sd * gauss(rng);
+      if (group_of_[i] < 0 || group_of_[i] != group_of_[j]) w_pair[i * n_ + j] = sd * std::sqrt(pair_) * gauss(rng);
   const double w0 = sd * gauss(rng);
   const std::size_t m = x_.size();
   std::vector<double> r(m);
