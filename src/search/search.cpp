@@ -1,5 +1,6 @@
 #include "search/search.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -27,6 +28,27 @@ Qubo with_one_hot_penalty(const Qubo& f, const std::vector<std::vector<uint32_t>
     offset += p;
   }
   return Qubo(f.size(), std::move(lin), quad, offset);
+}
+
+std::vector<double> normal_scores(const std::vector<double>& y) {
+  const std::size_t m = y.size();
+  std::vector<std::size_t> order(m);
+  for (std::size_t i = 0; i < m; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return y[a] < y[b]; });
+  std::vector<double> out(m);
+  for (std::size_t k = 0; k < m;) {
+    std::size_t e = k;  // ties share their mean rank
+    while (e + 1 < m && y[order[e + 1]] == y[order[k]]) ++e;
+    const double p = (0.5 * (k + e) + 0.5) / static_cast<double>(m);
+    double lo = -10, hi = 10;  // Φ(x) = p by bisection
+    for (int it = 0; it < 60; ++it) {
+      const double mid = 0.5 * (lo + hi);
+      (0.5 * std::erfc(-mid / std::sqrt(2.0)) < p ? lo : hi) = mid;
+    }
+    for (std::size_t j = k; j <= e; ++j) out[order[j]] = 0.5 * (lo + hi);
+    k = e + 1;
+  }
+  return out;
 }
 
 namespace {
@@ -80,7 +102,7 @@ std::vector<Observation> surrogate_search(std::size_t n, const std::vector<std::
     // Re-choose the hyper-parameters by evidence whenever the data grew by a tenth.
     const bool tune = 10 * seen.size() >= 11 * tuned_at || tuned_at == 0;
     if (tune) tuned_at = seen.size();
-    model.fit(xs, ys, tune);
+    model.fit(xs, normal_scores(ys), tune);
     for (int b = 0; b < o.batch && static_cast<int>(seen.size()) < o.budget; ++b) {
       const Qubo q = with_one_hot_penalty(model.thompson(rng), groups);
       SampleOptions so;

@@ -90,6 +90,18 @@ TEST(Nb201, LoadsTheTableAndRoundTripsCodes) {
   EXPECT_THROW(Nb201::load("/no/such.csv"), Error);
 }
 
+TEST(Search, NormalScoresAreMonotoneSymmetricAndShareTies) {
+  const auto z = normal_scores({10, -5, 3, 3, 1000});
+  ASSERT_EQ(z.size(), 5u);
+  EXPECT_LT(z[1], z[2]);
+  EXPECT_DOUBLE_EQ(z[2], z[3]);
+  EXPECT_LT(z[3], z[0]);
+  EXPECT_LT(z[0], z[4]);
+  EXPECT_NEAR(z[2], -0.2533471031, 1e-8);  // the tied pair shares rank 1.5: Φ⁻¹(0.4)
+  EXPECT_NEAR(z[4], 1.2815515655, 1e-8);  // Φ⁻¹(0.9): rank 4 of 5
+  EXPECT_NEAR(z[1], -z[4], 1e-12);
+}
+
 TEST(Search, BeatsRandomSearchOnNb201) {
   const Nb201 t = Nb201::load(test::shared("data/nb201/nb201-cifar10.csv"));
   auto eval = [&](const Bits& x) -> std::optional<double> {
@@ -119,7 +131,7 @@ TEST(Search, BeatsRandomSearchOnNb201) {
     }
     random_best += rbest / seeds;
   }
-  EXPECT_GT(search_best, random_best + 0.2) << "search " << search_best << " vs random " << random_best;
+  EXPECT_GT(search_best, random_best + 0.5) << "search " << search_best << " vs random " << random_best;
   std::printf("mean best validation accuracy after %d: search %.3f, random %.3f\n", budget, search_best, random_best);
 }
 
