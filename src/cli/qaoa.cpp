@@ -88,7 +88,9 @@ int qaoa(const std::vector<std::string>& argv) {
   const int64_t shots = args.integer("shots", 1024);
   if (shots < 1) throw Error("--shots must be >= 1");
   s.shots = static_cast<std::size_t>(shots);
-  s.seed = static_cast<uint64_t>(args.integer("seed", 1));
+  const int64_t seed = args.integer("seed", 1);
+  if (seed < 0) throw Error("--seed must be >= 0");
+  s.seed = static_cast<uint64_t>(seed);
   const std::string precision = args.str("precision", "double");
   if (precision != "double" && precision != "float") throw Error("--precision must be double or float");
   s.circuit.precision = precision == "double" ? quantum::Precision::f64 : quantum::Precision::f32;

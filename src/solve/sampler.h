@@ -9,7 +9,8 @@
 //   tabu    one-flip tabu search with aspiration, randomised tenure and elite-perturbation restarts;
 //           independent reads in parallel.
 //   qaoa    QAOA on the classical state-vector simulator (src/quantum): optimise the angles, then
-//           draw `reads` shots (default 1024) and rank them by exact energy. n <= 30.
+//           draw `reads` shots (default 1024) and rank them by exact energy. n <= 30. The
+//           optimisation runs to convergence: time_limit_s and steps do not apply.
 //   vqe     the same with the hardware-efficient RY + CZ ansatz.
 #include <cstdint>
 #include <memory>
