@@ -10,6 +10,7 @@
 #include "quantum/optimize.h"
 #include "quantum/qasm.h"
 #include "qubo/io.h"
+#include "support/random_qubo.h"
 
 namespace gng::quantum {
 namespace {
@@ -17,16 +18,7 @@ namespace {
 using C = std::complex<double>;
 using Matrix = std::vector<std::vector<C>>;
 
-Qubo random_qubo(std::size_t n, uint64_t seed) {
-  Rng r(seed);
-  std::vector<double> a(n);
-  for (auto& v : a) v = r.uniform() * 2 - 1;
-  std::vector<Coupling> b;
-  for (uint32_t i = 0; i < n; ++i)
-    for (uint32_t j = i + 1; j < n; ++j)
-      if (r.uniform() < 0.6) b.push_back({i, j, r.uniform() * 2 - 1});
-  return Qubo(n, a, b, 0.3);
-}
+Qubo random_qubo(std::size_t n, uint64_t seed) { return test::random_qubo(n, seed, 0.6, 1.0, 0.3); }
 
 Problem maxcut(const std::string& edges_text) { return parse_problem(edges_text, Format::rudy, "graph"); }
 

@@ -5,20 +5,12 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "qubo/enumerate.h"
+#include "support/random_qubo.h"
 
 namespace gng {
 namespace {
 
-Qubo random_qubo(std::size_t n, uint64_t seed) {
-  Rng r(seed);
-  std::vector<double> a(n);
-  for (auto& v : a) v = r.uniform() * 4 - 2;
-  std::vector<Coupling> b;
-  for (uint32_t i = 0; i < n; ++i)
-    for (uint32_t j = i + 1; j < n; ++j)
-      if (r.uniform() < 0.4) b.push_back({i, j, r.uniform() * 4 - 2});
-  return Qubo(n, a, b, 0.5);
-}
+Qubo random_qubo(std::size_t n, uint64_t seed) { return test::random_qubo(n, seed, 0.4, 2.0, 0.5); }
 
 TEST(Enumerate, AllEnergiesMatchQuboEnergyOnEveryState) {
   for (std::size_t n : {1, 5, 16, 19}) {

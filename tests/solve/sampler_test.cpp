@@ -11,20 +11,12 @@
 #include "qubo/io.h"
 #include "solve/sampler.h"
 #include "support/paths.h"
+#include "support/random_qubo.h"
 
 namespace gng {
 namespace {
 
-Qubo random_qubo(std::size_t n, double density, uint64_t seed) {
-  Rng r(seed);
-  std::vector<double> a(n);
-  for (auto& v : a) v = std::round(r.uniform() * 200 - 100);
-  std::vector<Coupling> b;
-  for (uint32_t i = 0; i < n; ++i)
-    for (uint32_t j = i + 1; j < n; ++j)
-      if (r.uniform() < density) b.push_back({i, j, std::round(r.uniform() * 200 - 100)});
-  return Qubo(n, a, b, 3);
-}
+Qubo random_qubo(std::size_t n, double density, uint64_t seed) { return test::random_qubo(n, seed, density, 100.0, 3.0, true); }
 
 // All 2^n energies, sorted ascending.
 std::vector<double> brute_energies(const Qubo& q) {
