@@ -72,6 +72,9 @@ int search(const std::vector<std::string>& argv) {
           if (!code) return std::nullopt;
           return table.val(*code);
         }, o);
+        if (obs.size() < static_cast<std::size_t>(o.budget))
+          throw Error("search seed " + std::to_string(s + 1) + " ran out of new valid designs after " + std::to_string(obs.size()) +
+                      " of " + std::to_string(o.budget));
         std::vector<double> r;
         double best_val = -INFINITY, test_at_best = 0;
         std::size_t k = 0;

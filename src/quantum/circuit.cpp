@@ -17,12 +17,25 @@ namespace gng::quantum {
 using detail::Cx;
 using detail::StateBuffer;
 
+std::vector<std::pair<int, int>> xy_ring_edges(const std::vector<std::vector<uint32_t>>& groups) {
+  std::vector<std::pair<int, int>> edges;
+  for (const auto& g : groups) {
+    const std::size_t m = g.size();
+    if (m == 2) edges.push_back({int(g[0]), int(g[1])});
+    if (m < 3) continue;
+    for (std::size_t t = 0; t + 1 < m; t += 2) edges.push_back({int(g[t]), int(g[t + 1])});
+    for (std::size_t t = 1; t + 1 < m; t += 2) edges.push_back({int(g[t]), int(g[t + 1])});
+    edges.push_back({int(g[m - 1]), int(g[0])});  // closes the ring
+  }
+  return edges;
+}
+
 double circuit_bytes(int n, Precision p) {
   const double amp = p == Precision::f64 ? 16 : 8;
   return std::ldexp(2 * amp + 8, n);
 }
 
-Circuit::Circuit(const Qubo& q, const CircuitOptions& o) : q_(q), o_(o), n_(static_cast<int>(q.size())) {
+Circuit::Circuit(const Qubo& q, const CircuitOptions& o) : o_(o), n_(static_cast<int>(q.size())) {
   if (n_ < 1) throw Error("quantum: empty QUBO");
   const double need = circuit_bytes(std::min(n_, 62), o.precision);
   if (n_ > 30 || need > o.memory_budget_bytes) {
@@ -101,14 +114,13 @@ class StateCircuit : public Circuit {
       mass[c + 1] = detail::norm2(psi_.data() + c * width, width);
     for (std::size_t c = 0; c < chunks; ++c) mass[c + 1] += mass[c];
     const double total = mass[chunks];
-    std::vector<std::size_t> first(chunks + 1, draws.size());  // first draw of each chunk
+    // first[c]: the first draw of chunk c; draws that rounding puts at or past the total mass
+    // fall to the last chunk, whose walk stops at its last amplitude.
+    std::vector<std::size_t> first(chunks + 1, draws.size());
     for (std::size_t c = 0, d = 0; c < chunks; ++c) {
-      while (d < draws.size() && draws[d].first * total < mass[c]) ++d;  // rounding: keep in order
       first[c] = d;
       while (d < draws.size() && draws[d].first * total < mass[c + 1]) ++d;
     }
-    first[chunks] = draws.size();
-    for (std::size_t c = chunks; c-- > 0;) first[c] = std::min(first[c], first[c + 1]);
 #pragma omp parallel for schedule(dynamic)
     for (std::ptrdiff_t c = 0; c < static_cast<std::ptrdiff_t>(chunks); ++c) {
       double acc = mass[c];
@@ -249,15 +261,7 @@ class Qaoa final : public StateCircuit<T> {
       base_[h] = base;
       std::copy(c.begin(), c.end(), c_.begin() + h * k);
     });
-    if (o.mixer == Mixer::xy)
-      for (const auto& g : o.groups) {
-        const std::size_t m = g.size();
-        if (m == 2) edges_.push_back({int(g[0]), int(g[1])});
-        if (m < 3) continue;
-        for (std::size_t t = 0; t + 1 < m; t += 2) edges_.push_back({int(g[t]), int(g[t + 1])});
-        for (std::size_t t = 1; t + 1 < m; t += 2) edges_.push_back({int(g[t]), int(g[t + 1])});
-        edges_.push_back({int(g[m - 1]), int(g[0])});  // closes the ring
-      }
+    if (o.mixer == Mixer::xy) edges_ = xy_ring_edges(o.groups);
   }
 
   std::size_t num_params() const override { return 2 * static_cast<std::size_t>(p_); }

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "qubo/qubo.h"
@@ -40,6 +41,11 @@ struct CircuitOptions {
   int threads = 0;  // 0: OpenMP's default
   Noise noise;
 };
+
+// The XY mixer's gates in application order: for each one-hot group, its ring edges in parity
+// order — (0,1), (2,3), …, then (1,2), (3,4), …, then the closing edge (m−1, 0); a group of two
+// has one edge, a group of one none. The simulator and the OpenQASM export both use this.
+std::vector<std::pair<int, int>> xy_ring_edges(const std::vector<std::vector<uint32_t>>& groups);
 
 // Bytes a circuit on n qubits needs (two state vectors and the diagonal).
 double circuit_bytes(int n, Precision p);
@@ -71,7 +77,6 @@ class Circuit {
   // Global depolarising after each layer: F·E + (1 − F)·mean(diag), F = (1 − p)^layers.
   double fidelity() const;
 
-  const Qubo& q_;
   CircuitOptions o_;
   int n_;
   std::vector<double> diag_;

@@ -6,7 +6,6 @@
 #include <bit>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <new>
 #include <type_traits>
 
@@ -214,6 +213,14 @@ inline void copy_run(Cx<T>* __restrict dst, const Cx<T>* __restrict src, std::si
   for (std::size_t i = 0; i < run; ++i) dst[i] = src[i];
 }
 
+// Σ of the even lanes minus Σ of the odd lanes (the real minus the imaginary slots).
+template <class T>
+double even_minus_odd(typename Simd<T>::V acc) {
+  double out = 0;
+  for (int k = 0; k < 2 * Simd<T>::C; ++k) out += (k % 2 ? -1.0 : 1.0) * static_cast<double>(acc[k]);
+  return out;
+}
+
 // Σ over the pairs of qubit q in [0, len) of Im(conj(λ_x) ψ_y + conj(λ_y) ψ_x); Im(conj(a) b) =
 // a_r b_i − a_i b_r, i.e. the even minus the odd lanes of a · swap(b).
 template <class T>
@@ -240,9 +247,7 @@ double im_x_pass(const T* l, const T* p, std::size_t len, int q) {
         acc += vload<V>(lx + i) * S::swap(vload<V>(py + i)) + vload<V>(ly + i) * S::swap(vload<V>(px + i));
     }
   }
-  double out = 0;
-  for (int k = 0; k < 2 * S::C; ++k) out += (k % 2 ? -1.0 : 1.0) * static_cast<double>(acc[k]);
-  return out;
+  return even_minus_odd<T>(acc);
 }
 
 // Qubits q and q + 1 (2^q >= C) in one pass over four vectors of λ and ψ.
@@ -262,9 +267,7 @@ double im_x_pass2(const T* l, const T* p, std::size_t len, int q) {
       acc += a0 * (b1 + b2) + a1 * (b0 + b3) + a2 * (b3 + b0) + a3 * (b2 + b1);
     }
   }
-  double out = 0;
-  for (int k = 0; k < 2 * S::C; ++k) out += (k % 2 ? -1.0 : 1.0) * static_cast<double>(acc[k]);
-  return out;
+  return even_minus_odd<T>(acc);
 }
 
 // Σ_{q ∈ [from, to)} of im_x_pass, two qubits at a time where the vectors allow it.

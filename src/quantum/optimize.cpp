@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <numbers>
 #include <string>
 
@@ -21,27 +22,42 @@ Optimizer parse_optimizer(std::string_view name) {
 namespace {
 
 struct Problem {
+  Problem(Circuit& c_, std::span<const double> scales_, nlopt_opt opt_)
+      : c(c_), scales(scales_), theta(c_.num_params()), grad(c_.num_params()), opt(opt_) {}
   Circuit& c;
   std::span<const double> scales;
   std::vector<double> theta, grad;
+  nlopt_opt opt;
   int evaluations = 0;
   double best = INFINITY;
   std::vector<double> best_x;
+  std::exception_ptr error;  // an exception must not unwind through NLopt's C frames
+};
+
+struct Nlopt {
+  nlopt_opt o;
+  ~Nlopt() { nlopt_destroy(o); }
 };
 
 double objective(unsigned n, const double* x, double* g, void* data) {
   auto& p = *static_cast<Problem*>(data);
-  for (unsigned i = 0; i < n; ++i) p.theta[i] = x[i] * p.scales[i];
-  ++p.evaluations;
-  double e;
-  if (!g) {
-    e = p.c.expectation(p.theta);
-  } else {
-    e = p.c.expectation_and_gradient(p.theta, p.grad);
-    for (unsigned i = 0; i < n; ++i) g[i] = p.grad[i] * p.scales[i];
+  try {
+    for (unsigned i = 0; i < n; ++i) p.theta[i] = x[i] * p.scales[i];
+    ++p.evaluations;
+    double e;
+    if (!g) {
+      e = p.c.expectation(p.theta);
+    } else {
+      e = p.c.expectation_and_gradient(p.theta, p.grad);
+      for (unsigned i = 0; i < n; ++i) g[i] = p.grad[i] * p.scales[i];
+    }
+    if (e < p.best) p.best = e, p.best_x.assign(x, x + n);
+    return e;
+  } catch (...) {
+    p.error = std::current_exception();
+    nlopt_force_stop(p.opt);
+    return 0;
   }
-  if (e < p.best) p.best = e, p.best_x.assign(x, x + n);
-  return e;
 }
 
 }  // namespace
@@ -52,12 +68,12 @@ OptimizeResult minimize(Circuit& c, std::vector<double> theta0, std::span<const 
   if (theta0.size() != n || scales.size() != n) throw Error("optimize: parameter vector has the wrong size");
   const nlopt_algorithm alg = opt == Optimizer::lbfgs ? NLOPT_LD_LBFGS : opt == Optimizer::cobyla ? NLOPT_LN_COBYLA : NLOPT_LN_BOBYQA;
   if (alg == NLOPT_LN_BOBYQA && n < 2) throw Error("optimize: BOBYQA needs at least 2 parameters");
-  nlopt_opt o = nlopt_create(alg, n);
+  const Nlopt guard{nlopt_create(alg, n)};
+  nlopt_opt o = guard.o;
   if (!o) throw Error("optimize: nlopt_create failed");
-  Problem p{c, scales, std::vector<double>(n), std::vector<double>(n)};
+  Problem p(c, scales, o);
   nlopt_set_min_objective(o, objective, &p);
   nlopt_set_maxeval(o, max_evals);
-  // ⟨H_C⟩ to a relative 1e-7: far below what shot noise or the QUBO's own gaps resolve.
   nlopt_set_xtol_rel(o, 1e-5);
   // complex<float> resolves ⟨H_C⟩ to ~1e-6 relative: asking for more only makes line searches thrash.
   nlopt_set_ftol_rel(o, c.precision() == Precision::f32 ? std::max(ftol_rel, 1e-5) : ftol_rel);
@@ -76,7 +92,7 @@ OptimizeResult minimize(Circuit& c, std::vector<double> theta0, std::span<const 
   }
   double value = 0;
   const nlopt_result r = nlopt_optimize(o, x.data(), &value);
-  nlopt_destroy(o);
+  if (p.error) std::rethrow_exception(p.error);
   // L-BFGS can give up (round-off limit, or a generic failure when float precision makes the
   // gradient and the values disagree slightly) after real progress: keep the best point seen.
   if (r == NLOPT_INVALID_ARGS || r == NLOPT_OUT_OF_MEMORY || p.best_x.empty())

@@ -66,20 +66,12 @@ std::string qaoa_qasm(const Qubo& qubo, std::span<const double> theta, const Cir
       for (int i = 0; i < n; ++i) out += "rx(" + num(2 * beta) + ") " + q(i) + ";\n";
       continue;
     }
-    // Same parity order as the simulator; e^{−iβ(XX+YY)/2} = e^{−i(β/2)XX} e^{−i(β/2)YY}.
-    auto edge = [&](int a, int b) {
+    // The simulator's gate order; e^{−iβ(XX+YY)/2} = e^{−i(β/2)XX} e^{−i(β/2)YY}.
+    const std::string half = num(std::numbers::pi / 2), mhalf = num(-std::numbers::pi / 2);
+    for (const auto& [a, b] : xy_ring_edges(o.groups)) {
       out += "h " + q(a) + ";\nh " + q(b) + ";\n" + zz(a, b, beta / 2) + "h " + q(a) + ";\nh " + q(b) + ";\n";
-      const std::string half = num(std::numbers::pi / 2), mhalf = num(-std::numbers::pi / 2);
       out += "rx(" + half + ") " + q(a) + ";\nrx(" + half + ") " + q(b) + ";\n" + zz(a, b, beta / 2);
       out += "rx(" + mhalf + ") " + q(a) + ";\nrx(" + mhalf + ") " + q(b) + ";\n";
-    };
-    for (const auto& g : o.groups) {
-      const std::size_t s = g.size();
-      if (s == 2) edge(g[0], g[1]);
-      if (s < 3) continue;
-      for (std::size_t t = 0; t + 1 < s; t += 2) edge(g[t], g[t + 1]);
-      for (std::size_t t = 1; t + 1 < s; t += 2) edge(g[t], g[t + 1]);
-      edge(g[s - 1], g[0]);
     }
   }
   out += "c = measure q;\n";

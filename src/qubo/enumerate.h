@@ -17,7 +17,7 @@ namespace gng {
 
 class LowHighSplit {
  public:
-  // k = min(n, max_low) low variables.
+  // k = min(n, max_low) low variables. Keeps a reference to q for walk(): q must outlive it.
   explicit LowHighSplit(const Qubo& q, int max_low = 16);
 
   int low_bits() const { return k_; }

@@ -24,12 +24,13 @@ double number(const std::string& s, const std::string& where) {
 int parse_cell(const std::string& cell, const std::string& where) {
   int code = 0, edge = 0, scale = 1;
   std::size_t pos = 0;
-  while ((pos = cell.find('|', pos)) != std::string::npos && edge < Nb201::kEdges) {
+  while ((pos = cell.find('|', pos)) != std::string::npos) {
     const std::size_t end = cell.find('|', pos + 1);
     if (end == std::string::npos) break;
     const std::string tok = cell.substr(pos + 1, end - pos - 1);
     pos = end;
     if (tok.empty() || tok == "+") continue;
+    if (edge == Nb201::kEdges) throw Error(where + ": cell '" + cell + "' has more than six edges");
     const std::string op = tok.substr(0, tok.find('~'));
     const auto it = std::find(std::begin(kOpNames), std::end(kOpNames), op);
     if (it == std::end(kOpNames)) throw Error(where + ": unknown operation '" + op + "'");

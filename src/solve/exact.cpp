@@ -104,7 +104,7 @@ class ExactSampler final : public Sampler {
     out.stats.time_s = clock.seconds();
     out.stats.reads = 1;
     out.stats.steps = uint64_t{1} << n;
-    if (o.target_energy && out.best().energy <= *o.target_energy) out.stats.time_to_target_s = out.stats.time_s;
+    if (reaches_target(o, out.best().energy)) out.stats.time_to_target_s = out.stats.time_s;
     return out;
   }
 };

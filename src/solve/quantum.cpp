@@ -19,8 +19,7 @@ class QuantumSampler final : public Sampler {
     s.keep = o.keep;
     s.circuit.threads = detail::thread_count(o);
     SampleSet out = vqe_ ? quantum::run_vqe(q, s).samples : quantum::run_qaoa(q, s).samples;
-    if (o.target_energy && !out.empty() && out.best().energy <= *o.target_energy + 1e-9 * std::max(1.0, std::abs(*o.target_energy)))
-      out.stats.time_to_target_s = out.stats.time_s;
+    if (!out.empty() && reaches_target(o, out.best().energy)) out.stats.time_to_target_s = out.stats.time_s;
     return out;
   }
 

@@ -24,6 +24,10 @@ std::unique_ptr<Sampler> make_sampler(std::string_view name) {
   throw Error("unknown solver '" + std::string(name) + "' (expected exact, anneal, tabu, qaoa or vqe)");
 }
 
+bool reaches_target(const SampleOptions& o, double energy) {
+  return o.target_energy && energy <= *o.target_energy + 1e-9 * std::max(1.0, std::abs(*o.target_energy));
+}
+
 namespace detail {
 
 int thread_count(const SampleOptions& o) {
@@ -47,8 +51,7 @@ bool ReadRunner::should_stop() {
 }
 
 bool ReadRunner::report(double energy, const Bits& x) {
-  const double slack = 1e-9 * std::max(1.0, std::abs(o_.target_energy.value_or(0)));
-  if (o_.target_energy && energy <= *o_.target_energy + slack && q_.energy(x) <= *o_.target_energy + slack) {
+  if (reaches_target(o_, energy) && reaches_target(o_, q_.energy(x))) {
     std::lock_guard lock(mu_);
     if (!ttt_) ttt_ = clock_.seconds();
     stop_.store(true, std::memory_order_relaxed);
@@ -82,8 +85,7 @@ SampleSet ReadRunner::run(const std::function<Bits(int64_t)>& read) {
   out.stats.reads = static_cast<uint64_t>(done_.load());
   out.stats.steps = steps_.load();
   // A target can also be met by a read whose own bookkeeping missed it (rounding): check exactly.
-  if (o_.target_energy && !out.empty() && !ttt_ && out.best().energy <= *o_.target_energy + 1e-9 * std::max(1.0, std::abs(*o_.target_energy)))
-    ttt_ = out.stats.time_s;
+  if (!out.empty() && !ttt_ && reaches_target(o_, out.best().energy)) ttt_ = out.stats.time_s;
   out.stats.time_to_target_s = ttt_;
   return out;
 }

@@ -45,6 +45,10 @@ class Sampler {
 
 inline constexpr std::size_t kExactMaxN = 40;
 
+// Whether `energy` meets the options' target (to a relative 1e-9, so that rounding in a sampler's
+// own bookkeeping cannot miss it); false when there is no target.
+bool reaches_target(const SampleOptions& o, double energy);
+
 // "exact" | "anneal" | "tabu" | "qaoa" | "vqe"; throws gng::Error for any other name.
 std::unique_ptr<Sampler> make_sampler(std::string_view name);
 std::vector<std::string> sampler_names();

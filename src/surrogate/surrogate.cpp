@@ -49,7 +49,8 @@ double gauss(Rng& r) {  // Box–Muller
 
 }  // namespace
 
-QuadraticSurrogate::QuadraticSurrogate(std::size_t n, std::vector<std::vector<uint32_t>> groups) : n_(n), group_of_(n, -1) {
+QuadraticSurrogate::QuadraticSurrogate(std::size_t n, std::vector<std::vector<uint32_t>> groups)
+    : n_(n), groups_(groups.size()), group_of_(n, -1) {
   if (n == 0) throw Error("surrogate: no design bits");
   for (std::size_t g = 0; g < groups.size(); ++g)
     for (uint32_t v : groups[g]) {
@@ -58,22 +59,24 @@ QuadraticSurrogate::QuadraticSurrogate(std::size_t n, std::vector<std::vector<ui
     }
 }
 
-double QuadraticSurrogate::kernel(const Bits& a, const Bits& b) const { return kernel(a, b, pair_); }
-
-double QuadraticSurrogate::kernel(const Bits& a, const Bits& b, double pair) const {
-  // φ(a)·Σφ(b)/prior over features {1, x_i} (weight 1) and x_i x_j (i<j, not in one group;
-  // weight `pair`, the interactions' share of the prior variance).
+QuadraticSurrogate::Overlap QuadraticSurrogate::overlap(const Bits& a, const Bits& b) const {
+  // Common ones s, and the common pairs that are features (not inside one group).
   double s = 0, same = 0;
-  std::vector<int> per_group;
+  thread_local std::vector<int> per_group;
+  per_group.assign(groups_, 0);
   for (std::size_t i = 0; i < n_; ++i)
     if (a[i] && b[i]) {
       s += 1;
-      if (group_of_[i] >= 0) {
-        if (per_group.size() <= static_cast<std::size_t>(group_of_[i])) per_group.resize(group_of_[i] + 1, 0);
-        same += per_group[group_of_[i]]++;  // pairs inside the group so far
-      }
+      if (group_of_[i] >= 0) same += per_group[group_of_[i]]++;  // pairs inside the group so far
     }
-  return 1 + s + pair * (s * (s - 1) / 2 - same);
+  return {1 + s, s * (s - 1) / 2 - same};
+}
+
+double QuadraticSurrogate::kernel(const Bits& a, const Bits& b) const {
+  // φ(a)·Σφ(b)/prior over features {1, x_i} (weight 1) and x_i x_j (weight pair_, the
+  // interactions' share of the prior variance).
+  const Overlap o = overlap(a, b);
+  return o.linear + pair_ * o.pairs;
 }
 
 void QuadraticSurrogate::fit(const std::vector<Bits>& x, const std::vector<double>& y, bool tune) {
@@ -92,8 +95,9 @@ void QuadraticSurrogate::fit(const std::vector<Bits>& x, const std::vector<doubl
   std::vector<double> klin(m * m), kpair(m * m);
   for (std::size_t i = 0; i < m; ++i)
     for (std::size_t j = 0; j <= i; ++j) {
-      klin[i * m + j] = klin[j * m + i] = kernel(x_[i], x_[j], 0.0);
-      kpair[i * m + j] = kpair[j * m + i] = kernel(x_[i], x_[j], 1.0) - klin[i * m + j];
+      const Overlap o = overlap(x_[i], x_[j]);
+      klin[i * m + j] = klin[j * m + i] = o.linear;
+      kpair[i * m + j] = kpair[j * m + i] = o.pairs;
     }
   // Evidence over a grid of the interactions' prior share, the prior (weight) variance and the
   // noise variance of the standardised scores.

@@ -38,12 +38,17 @@ class QuadraticSurrogate {
   double prior_variance() const { return prior_; }
 
  private:
+  struct Overlap {
+    double linear;  // 1 + common ones
+    double pairs;   // common pairs that are features
+  };
+  Overlap overlap(const Bits& a, const Bits& b) const;
   double kernel(const Bits& a, const Bits& b) const;
-  double kernel(const Bits& a, const Bits& b, double pair) const;
   // Weights w = w0 + prior·Φᵀ v as a QUBO (negated, un-standardised).
   Qubo weights_qubo(const std::vector<double>& w_lin, const std::vector<double>& w_pair, double w0, const std::vector<double>& v) const;
 
   std::size_t n_;
+  std::size_t groups_;
   std::vector<int> group_of_;
   std::vector<Bits> x_;
   std::vector<double> y_;          // standardised

@@ -266,6 +266,32 @@ TEST(Optimize, DeeperCircuitsDoBetterAndInterpIsTheZhouFormula) {
   }
 }
 
+// A circuit whose evaluation fails: the error must come out of minimize() as a gng::Error, not
+// unwind through NLopt's C code.
+class FailingCircuit final : public Circuit {
+ public:
+  explicit FailingCircuit(const Qubo& q) : Circuit(q, {}) {}
+  std::size_t num_params() const override { return 2; }
+  double expectation(std::span<const double>) override { throw Error("evaluation failed"); }
+  double expectation_and_gradient(std::span<const double>, std::span<double>) override { throw Error("evaluation failed"); }
+  std::vector<Bits> sample(std::size_t, uint64_t) const override { return {}; }
+  std::vector<std::complex<double>> amplitudes() const override { return {}; }
+  double valid_probability(const std::vector<std::vector<uint32_t>>&) const override { return 0; }
+};
+
+TEST(Optimize, AnEvaluationErrorComesOutAsAnError) {
+  const Qubo q = random_qubo(3, 1);
+  for (Optimizer opt : {Optimizer::lbfgs, Optimizer::cobyla}) {
+    FailingCircuit c(q);
+    try {
+      minimize(c, {0.1, 0.2}, std::vector<double>{1.0, 1.0}, opt, 50);
+      FAIL() << "no error";
+    } catch (const Error& e) {
+      EXPECT_STREQ(e.what(), "evaluation failed");
+    }
+  }
+}
+
 TEST(Vqe, ReachesTheGroundStateOfASmallQubo) {
   const Qubo q = random_qubo(6, 11);
   auto c = make_vqe(q, 2, {});

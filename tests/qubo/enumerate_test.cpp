@@ -36,7 +36,9 @@ TEST(Enumerate, WalkVisitsEachHighStateOnceInGrayOrder) {
   s.walk(0, 64, [&](uint64_t high, double, std::span<const double> c) {
     EXPECT_EQ(c.size(), 14u);
     ++seen[high];
-    if (!first) EXPECT_EQ(std::popcount(prev ^ high), 1);
+    if (!first) {
+      EXPECT_EQ(std::popcount(prev ^ high), 1);
+    }
     prev = high;
     first = false;
   });

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <set>
 
 #include "core/error.h"
@@ -88,6 +89,27 @@ TEST(Nb201, LoadsTheTableAndRoundTripsCodes) {
   bad[1] = 1;
   EXPECT_FALSE(Nb201::decode(bad).has_value());
   EXPECT_THROW(Nb201::load("/no/such.csv"), Error);
+}
+
+TEST(Nb201, MalformedTablesGetFileAndLine) {
+  const std::string path = testing::TempDir() + "/nb201-bad.csv";
+  const std::string header = "index,cell,val_acc_12ep,test_acc_12ep,test_acc_200ep\n";
+  const std::string cell = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|";
+  auto error_of = [&](const std::string& body) {
+    std::ofstream(path) << header << body;
+    try {
+      Nb201::load(path);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error_of("0,|none~0|+|none~0|none~1|+|none~0|none~1|none~2|none~3|,1,2,3\n"),
+            path + ":2: cell '|none~0|+|none~0|none~1|+|none~0|none~1|none~2|none~3|' has more than six edges");
+  EXPECT_EQ(error_of("0,|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|,1,2,3\n"), path + ":2: unknown operation 'conv'");
+  EXPECT_EQ(error_of("0," + cell + ",x,2,3\n"), path + ":2: 'x' is not a number");
+  EXPECT_EQ(error_of("0," + cell + ",1,2,3\n1," + cell + ",1,2,3\n"), path + ":3: cell " + cell + " appears twice");
+  EXPECT_EQ(error_of("0," + cell + ",1,2,3\n"), path + ": 1 cells, expected 15625");
 }
 
 TEST(Search, NormalScoresAreMonotoneSymmetricAndShareTies) {
