@@ -26,6 +26,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev zlib1g-dev libsqlite3-dev
   libopenblas0-openmp libnlopt-dev
+  libtorch-dev libyaml-cpp-dev dataset-fashion-mnist
+  python3-torch chromium
   dpkg-dev perl
 )
 missing=()

@@ -9,6 +9,9 @@ namespace gng::cli {
 int solve(const std::vector<std::string>& args);
 int qaoa(const std::vector<std::string>& args);
 int search(const std::vector<std::string>& args);
+int run(const std::vector<std::string>& args);
+int approve(const std::vector<std::string>& args);
+int status(const std::vector<std::string>& args);
 int doctor(const std::vector<std::string>& args);
 
 }  // namespace gng::cli

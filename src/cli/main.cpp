@@ -15,6 +15,10 @@ constexpr const char* kUsage = R"(gng — the Global Neural Grid
 usage: gng COMMAND [OPTIONS]
 
 commands:
+  run CONFIG     the loop: generate -> train -> evaluate -> select, with policy, registry and report
+  run --resume DIR   continue a run (after a crash or kill) from runs/<id>
+  approve DIR C  approve candidate C for promotion (policy with a manual approval gate)
+  status DIR     summary of a run
   solve FILE     minimise a QUBO / Max-Cut / BQP instance with a sampler
   qaoa FILE      QAOA on a classical state-vector simulator, with OpenQASM 3 export
   search         the surrogate-QUBO search on a tabular benchmark (--benchmark nb201)
@@ -38,6 +42,9 @@ int main(int argc, char** argv) {
     if (cmd == "solve") return gng::cli::solve(args);
     if (cmd == "qaoa") return gng::cli::qaoa(args);
     if (cmd == "search") return gng::cli::search(args);
+    if (cmd == "run") return gng::cli::run(args);
+    if (cmd == "approve") return gng::cli::approve(args);
+    if (cmd == "status") return gng::cli::status(args);
     if (cmd == "doctor") return gng::cli::doctor(args);
     if (cmd == "version" || cmd == "--version") {
       std::puts("gng 0.1.0");

@@ -67,7 +67,7 @@ int search(const std::vector<std::string>& argv) {
       try {
         SearchOptions o = base;
         o.seed = static_cast<uint64_t>(s + 1);
-        const auto obs = surrogate_search(Nb201::kBits, Nb201::groups(), [&](const Bits& x) -> std::optional<double> {
+        const auto obs = surrogate_search(Nb201::kBits, one_hot_feasibility(Nb201::kBits, Nb201::groups()), [&](const Bits& x) -> std::optional<double> {
           const auto code = Nb201::decode(x);
           if (!code) return std::nullopt;
           return table.val(*code);

@@ -51,49 +51,80 @@ std::vector<double> normal_scores(const std::vector<double>& y) {
   return out;
 }
 
-namespace {
-
-bool valid(const Bits& x, const std::vector<std::vector<uint32_t>>& groups) {
-  for (const auto& g : groups) {
-    int on = 0;
-    for (uint32_t v : g) on += x[v];
-    if (on != 1) return false;
-  }
-  return true;
+Feasibility one_hot_feasibility(std::size_t n, std::vector<std::vector<uint32_t>> groups) {
+  Feasibility f;
+  f.groups = groups;
+  f.penalise = [groups](const Qubo& q) { return with_one_hot_penalty(q, groups); };
+  f.valid = [groups](const Bits& x) {
+    for (const auto& g : groups) {
+      int on = 0;
+      for (uint32_t v : g) on += x[v];
+      if (on != 1) return false;
+    }
+    return true;
+  };
+  f.random = [n, groups](Rng& rng) {
+    Bits x(n);
+    for (auto& b : x) b = rng.next() >> 63;
+    for (const auto& g : groups) {
+      for (uint32_t v : g) x[v] = 0;
+      x[g[rng.below(g.size())]] = 1;
+    }
+    return x;
+  };
+  return f;
 }
 
-Bits random_valid(std::size_t n, const std::vector<std::vector<uint32_t>>& groups, Rng& rng) {
-  Bits x(n);
-  for (auto& b : x) b = rng.next() >> 63;
-  for (const auto& g : groups) {
-    for (uint32_t v : g) x[v] = 0;
-    x[g[rng.below(g.size())]] = 1;
+std::vector<Bits> propose(const QuadraticSurrogate& model, const Feasibility& f, std::set<Bits>& tried, int count,
+                          Rng& rng, const std::string& sampler_name) {
+  const auto sampler = make_sampler(sampler_name);
+  std::vector<Bits> out;
+  for (int b = 0; b < count; ++b) {
+    const Qubo q = f.penalise(model.thompson(rng));
+    SampleOptions so;
+    so.seed = rng.next() >> 1;
+    so.reads = 8;
+    so.steps = 2000;  // the surrogate QUBOs are small and smooth: short tabu walks find their optima
+    so.keep = 64;
+    so.threads = 1;
+    bool added = false;
+    const SampleSet found = sampler->sample(q, so);  // named: samples() of a temporary would dangle
+    for (const auto& s : found.samples())
+      if (f.valid(s.x) && tried.insert(s.x).second) {
+        out.push_back(s.x);
+        added = true;
+        break;
+      }
+    // The sample's optima are already known: explore at random instead (bounded attempts).
+    for (int attempt = 0; !added && attempt < 1000; ++attempt) {
+      Bits x = f.random(rng);
+      if (tried.insert(x).second) {
+        out.push_back(std::move(x));
+        added = true;
+      }
+    }
+    if (!added) break;  // the space seems exhausted
   }
-  return x;
+  return out;
 }
 
-}  // namespace
-
-std::vector<Observation> surrogate_search(std::size_t n, const std::vector<std::vector<uint32_t>>& groups,
+std::vector<Observation> surrogate_search(std::size_t n, const Feasibility& f,
                                           const std::function<std::optional<double>(const Bits&)>& evaluate,
                                           const SearchOptions& o) {
   if (o.budget < 1 || o.initial < 1 || o.batch < 1) throw Error("search: budget, initial and batch must be >= 1");
-  const auto sampler = make_sampler(o.sampler);
+  make_sampler(o.sampler);  // an unknown name fails before any evaluation
   Rng rng(o.seed, 0x5ea2c4);
   std::vector<Observation> seen;
   std::set<Bits> tried;  // evaluated or not evaluable
   auto consider = [&](const Bits& x) {
-    if (!tried.insert(x).second) return false;
-    if (auto s = evaluate(x)) {
-      seen.push_back({x, *s});
-      return true;
-    }
-    return false;
+    if (auto s = evaluate(x)) seen.push_back({x, *s});
   };
   // Random designs until `initial` have been evaluated (bounded: a tiny space may run out).
-  for (int attempt = 0; static_cast<int>(seen.size()) < std::min(o.initial, o.budget) && attempt < 1000 * o.budget; ++attempt)
-    consider(random_valid(n, groups, rng));
-  QuadraticSurrogate model(n, groups);
+  for (int attempt = 0; static_cast<int>(seen.size()) < std::min(o.initial, o.budget) && attempt < 1000 * o.budget; ++attempt) {
+    Bits x = f.random(rng);
+    if (tried.insert(x).second) consider(x);
+  }
+  QuadraticSurrogate model(n, f.groups);
   std::size_t tuned_at = 0;
   while (static_cast<int>(seen.size()) < o.budget) {
     std::vector<Bits> xs;
@@ -103,25 +134,9 @@ std::vector<Observation> surrogate_search(std::size_t n, const std::vector<std::
     const bool tune = 10 * seen.size() >= 11 * tuned_at || tuned_at == 0;
     if (tune) tuned_at = seen.size();
     model.fit(xs, normal_scores(ys), tune);
-    for (int b = 0; b < o.batch && static_cast<int>(seen.size()) < o.budget; ++b) {
-      const Qubo q = with_one_hot_penalty(model.thompson(rng), groups);
-      SampleOptions so;
-      so.seed = rng.next() >> 1;
-      so.reads = 8;
-      so.steps = 2000;  // the surrogate QUBOs are small and smooth: short tabu walks find their optima
-      so.keep = 64;
-      so.threads = 1;
-      bool added = false;
-      const SampleSet found = sampler->sample(q, so);
-      for (const auto& s : found.samples())
-        if (valid(s.x, groups) && consider(s.x)) {
-          added = true;
-          break;
-        }
-      // The sample's optimum is already known: explore at random instead (bounded attempts).
-      for (int attempt = 0; !added && attempt < 1000; ++attempt) added = consider(random_valid(n, groups, rng));
-      if (!added) return seen;  // the space is exhausted
-    }
+    const auto next = propose(model, f, tried, std::min<int>(o.batch, o.budget - static_cast<int>(seen.size())), rng, o.sampler);
+    if (next.empty()) return seen;  // the space is exhausted
+    for (const auto& x : next) consider(x);
   }
   return seen;
 }

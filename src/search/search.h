@@ -6,9 +6,11 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "core/rng.h"
 #include "qubo/qubo.h"
 
 namespace gng {
@@ -36,9 +38,28 @@ Qubo with_one_hot_penalty(const Qubo& f, const std::vector<std::vector<uint32_t>
 // dominate the least-squares fit and blur the good region (NB-201 regret at 100: 0.53 → 0.27).
 std::vector<double> normal_scores(const std::vector<double>& y);
 
+// The constraints of a design space as the search sees them.
+struct Feasibility {
+  std::vector<std::vector<uint32_t>> groups;         // at most one bit set in each (the surrogate's
+                                                     // features leave out their within-group pairs)
+  std::function<Qubo(const Qubo&)> penalise;         // objective + penalties that exceed its range
+  std::function<bool(const Bits&)> valid;            // exact validity
+  std::function<Bits(Rng&)> random;                  // a random valid design
+};
+// Exactly one bit in each group, nothing else.
+Feasibility one_hot_feasibility(std::size_t n, std::vector<std::vector<uint32_t>> groups);
+
+class QuadraticSurrogate;
+// Generate from Select: `count` designs, each the best valid design not yet in `tried` among a
+// sampler's best answers to one Thompson sample of `model` (penalised), or a random valid untried
+// design when the sample's optima are all known. Adds them to `tried`; returns fewer when the space
+// seems exhausted.
+std::vector<Bits> propose(const QuadraticSurrogate& model, const Feasibility& f, std::set<Bits>& tried, int count,
+                          Rng& rng, const std::string& sampler);
+
 // evaluate(x) returns the score of a valid design, or nullopt if the design cannot be evaluated
 // (it is then never proposed again). Returns the observations in evaluation order.
-std::vector<Observation> surrogate_search(std::size_t n, const std::vector<std::vector<uint32_t>>& groups,
+std::vector<Observation> surrogate_search(std::size_t n, const Feasibility& f,
                                           const std::function<std::optional<double>(const Bits&)>& evaluate,
                                           const SearchOptions& o);
 

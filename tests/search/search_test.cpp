@@ -136,7 +136,7 @@ TEST(Search, BeatsRandomSearchOnNb201) {
     SearchOptions o;
     o.budget = budget;
     o.seed = s;
-    const auto obs = surrogate_search(Nb201::kBits, Nb201::groups(), eval, o);
+    const auto obs = surrogate_search(Nb201::kBits, one_hot_feasibility(Nb201::kBits, Nb201::groups()), eval, o);
     ASSERT_EQ(obs.size(), static_cast<std::size_t>(budget));
     std::set<Bits> distinct;
     double best = 0;

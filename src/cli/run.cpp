@@ -1,0 +1,224 @@
+// gng run / approve / status — the loop on one machine, its approval gate and its summary.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "core/args.h"
+#include "core/error.h"
+#include "lifecycle/config.h"
+#include "lifecycle/engine.h"
+#include "lifecycle/registry.h"
+#include "report/report.h"
+#include "search/search.h"
+#include "space/space.h"
+#include "surrogate/surrogate.h"
+
+namespace gng::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// True when no other point is at least as good in every objective and better in one.
+std::vector<bool> pareto(const std::vector<std::vector<double>>& pts) {  // all maximised
+  std::vector<bool> front(pts.size(), true);
+  for (std::size_t i = 0; i < pts.size(); ++i)
+    for (std::size_t j = 0; j < pts.size() && front[i]; ++j) {
+      if (i == j) continue;
+      bool ge = true, gt = false;
+      for (std::size_t k = 0; k < pts[i].size(); ++k) ge &= pts[j][k] >= pts[i][k], gt |= pts[j][k] > pts[i][k];
+      if (ge && gt) front[i] = false;
+    }
+  return front;
+}
+
+std::string short_design(const std::string& json) {
+  std::string s;
+  const auto j = nlohmann::ordered_json::parse(json);  // named: items() of a temporary would dangle
+  for (const auto& [k, v] : j.items()) s += (s.empty() ? "" : " ") + k + "=" + v.get<std::string>();
+  return s;
+}
+
+ReportData report_data(const std::string& dir) {
+  Registry reg((fs::path(dir) / "registry.db").string(), false);
+  ReportData r;
+  r.run_id = fs::path(dir).filename().string();
+  r.config = reg.meta("config_source").value_or("");
+  r.state = reg.meta("state").value_or("unknown");
+  const RunConfig c = RunConfig::from_yaml(reg.meta("config").value_or(""), "<stored config>", "", "");
+  const Policy p = Policy::from_yaml(reg.meta("policy").value_or(""), "<stored policy>");
+  r.sampler = c.sampler;
+  r.elapsed_s = reg.used_seconds();
+  r.budget_s = p.wall_clock_s;
+  r.cycles = p.cycles;
+  for (const auto& [k, w] : p.objectives) {
+    std::ostringstream s;
+    s << w << " × " << k;
+    r.objectives.push_back(s.str());
+  }
+  r.notes = "Models are trained for real with libtorch on this machine's CPU. Designs come from a quadratic "
+            "surrogate of the observed scores, sampled (Thompson) and minimised as a QUBO by the '" + c.sampler +
+            "' sampler" + (c.sampler == "qaoa" || c.sampler == "vqe" ? ", which runs on a classical state-vector "
+                                                                       "simulator, not on quantum hardware" : ", a classical algorithm") +
+            ". Energy is an estimate: measured single-image latency × " + std::to_string(c.watts).substr(0, 4) +
+            " W per core, not a power measurement.";
+  const auto decisions = reg.decisions();
+  for (const auto& d : decisions) {
+    r.decisions.push_back({d.time_s, d.kind, d.text});
+    if (d.kind == "cycle-done") r.cycles_done = std::max(r.cycles_done, d.cycle + 1);
+  }
+  const auto cands = reg.candidates();
+  const auto evals = reg.evaluations();
+  const auto promos = reg.promotions();
+  const int promoted = promos.empty() ? -1 : promos.back().candidate;
+  const int top = static_cast<int>(c.rungs.size()) - 1;
+  int surrogate = 0, random = 0;
+  std::vector<Bits> xs;
+  std::vector<double> ys;
+  for (const auto& cand : cands) {
+    (cand.origin.rfind("Thompson", 0) == 0 ? surrogate : random)++;
+    ReportCandidate rc;
+    rc.id = cand.id;
+    rc.cycle = cand.cycle;
+    rc.bits = cand.bits;
+    rc.design = short_design(cand.design);
+    rc.rung = -1;
+    for (const auto& e : evals)
+      if (e.candidate == cand.id && e.rung > rc.rung) {
+        rc.rung = e.rung, rc.score = e.score, rc.metrics = e.metrics;
+        rc.epochs = e.metrics.count("epochs") ? e.metrics.at("epochs") : 0;
+      }
+    for (const auto& e : evals)
+      if (e.candidate == cand.id && e.rung == 0) {
+        Bits x;
+        for (char ch : cand.bits) x.push_back(ch == '1');
+        xs.push_back(x), ys.push_back(e.score);
+      }
+    rc.promoted = cand.id == promoted;
+    if (rc.rung < 0) {
+      rc.status = "not evaluated yet";
+    } else if (rc.rung < top) {
+      rc.status = "stopped at rung " + std::to_string(rc.rung);
+    } else {
+      const auto why = p.safety_violation(rc.metrics);
+      rc.status = why.empty() ? "full fidelity" : "unsafe: " + why;
+    }
+    if (rc.promoted) rc.status += ", promoted";
+    r.candidates.push_back(rc);
+  }
+  // Pareto front of the full-fidelity candidates: accuracy, robustness up; latency, params down.
+  std::vector<std::vector<double>> pts;
+  std::vector<std::size_t> at;
+  for (std::size_t i = 0; i < r.candidates.size(); ++i) {
+    const auto& m = r.candidates[i].metrics;
+    if (r.candidates[i].rung != top || !m.count("accuracy")) continue;
+    pts.push_back({m.at("accuracy"), m.at("robustness"), -m.at("latency_ms"), -m.at("params")});
+    at.push_back(i);
+  }
+  const auto front = pareto(pts);
+  for (std::size_t k = 0; k < at.size(); ++k) r.candidates[at[k]].pareto = front[k];
+  // Convergence over the lowest-fidelity scores, the one measure every candidate has.
+  double best = -1e300;
+  int n = 0;
+  for (const auto& e : evals)
+    if (e.rung == 0) r.convergence.push_back({++n, best = std::max(best, e.score)});
+  r.sampler_stats = {{"designs from the surrogate", std::to_string(surrogate)},
+                     {"random designs", std::to_string(random)},
+                     {"evaluations (all rungs)", std::to_string(evals.size())},
+                     {"fidelity rungs", std::to_string(c.rungs.size()) + " (eta " + std::to_string(c.eta) + ")"}};
+  // The surrogate's learned coefficients (posterior mean, in normal-score units: positive helps).
+  try {
+    SearchSpace space = SearchSpace::from_yaml(reg.meta("space").value_or(""), "<stored space>");
+    for (std::size_t i = 0; i < space.bits(); ++i) r.bit_names.push_back(space.bit_name(i));
+    if (xs.size() >= 4) {
+      std::vector<std::vector<uint32_t>> groups;
+      for (const auto& d : space.decisions())
+        if (d.kind == DecisionKind::one_of) {
+          std::vector<uint32_t> g;
+          for (uint32_t b = 0; b < d.bits; ++b) g.push_back(d.first_bit + b);
+          groups.push_back(g);
+        }
+      QuadraticSurrogate model(space.bits(), groups);
+      model.fit(xs, normal_scores(ys), true);
+      const Qubo q = model.mean_qubo();
+      r.couplings.assign(space.bits(), std::vector<double>(space.bits(), 0.0));
+      for (std::size_t i = 0; i < space.bits(); ++i) r.couplings[i][i] = -q.linear()[i];
+      for (const auto& t : q.quadratic()) r.couplings[t.i][t.j] = r.couplings[t.j][t.i] = -t.value;
+    }
+  } catch (const Error&) {
+    r.couplings.clear();  // the report still shows everything else
+  }
+  if (promoted >= 0) {
+    for (const auto& rc : r.candidates)
+      if (rc.id == promoted) r.promoted_metrics = rc.metrics;
+    if (const auto t = reg.meta("test_accuracy"); t && reg.meta("test_candidate") == std::to_string(promoted))
+      r.promoted_metrics["test_accuracy"] = std::stod(*t);
+    r.promoted_path = promos.back().model;
+  }
+  return r;
+}
+
+std::string report_path(const std::string& dir) { return (fs::path(dir) / "report.html").string(); }
+
+}  // namespace
+
+int run(const std::vector<std::string>& argv) {
+  Args args("gng run");
+  args.option("resume", "continue the run in this folder (runs/<id>)")
+      .option("runs", "where new runs are created (default: runs)")
+      .flag("help", "show this help");
+  args.parse(argv);
+  if (args.has("help")) {
+    std::printf("usage: gng run CONFIG [--runs DIR]\n       gng run --resume runs/<id>\n\n%s", args.help().c_str());
+    return 0;
+  }
+  std::string dir;
+  if (args.has("resume")) {
+    if (!args.positional().empty()) throw Error("give either CONFIG or --resume DIR, not both");
+    dir = args.str("resume");
+    resume_run(dir, std::cout);
+  } else {
+    if (args.positional().size() != 1) throw Error("usage: gng run CONFIG (a run file such as examples/fashion-mnist.yaml)");
+    dir = start_run(args.positional()[0], args.has("runs") ? args.str("runs") : "runs", std::cout);
+  }
+  const ReportData r = report_data(dir);
+  write_report(report_path(dir), r);
+  std::cout << "\n" << render_text(r) << "\nreport: " << report_path(dir) << "\n";
+  return 0;
+}
+
+int approve(const std::vector<std::string>& argv) {
+  Args args("gng approve");
+  args.option("by", "who approves (default: $USER)").flag("help", "show this help");
+  args.parse(argv);
+  if (args.has("help") || args.positional().size() != 2) {
+    std::printf("usage: gng approve RUN_DIR CANDIDATE\n\n%s", args.help().c_str());
+    return args.has("help") ? 0 : 2;
+  }
+  const std::string& id = args.positional()[1];
+  const std::string digits = id.substr(id[0] == 'c' ? 1 : 0);
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos)
+    throw Error("CANDIDATE must be a candidate id such as 7 or c7, got '" + id + "'");
+  const char* user = std::getenv("USER");
+  approve_candidate(args.positional()[0], std::stoi(digits), args.has("by") ? args.str("by") : (user ? user : "operator"));
+  std::printf("approved c%s in %s\n", digits.c_str(), args.positional()[0].c_str());
+  return 0;
+}
+
+int status(const std::vector<std::string>& argv) {
+  Args args("gng status");
+  args.flag("help", "show this help");
+  args.parse(argv);
+  if (args.has("help") || args.positional().size() != 1) {
+    std::printf("usage: gng status RUN_DIR\n");
+    return args.has("help") ? 0 : 2;
+  }
+  std::cout << render_text(report_data(args.positional()[0]));
+  return 0;
+}
+
+}  // namespace gng::cli

@@ -1,0 +1,229 @@
+#include "lifecycle/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "data/dataset.h"
+
+namespace gng {
+
+namespace {
+
+std::string where(const std::string& source, const YAML::Node& n) {
+  return source + ":" + std::to_string(n.Mark().line + 1);
+}
+
+YAML::Node load(const std::string& text, const std::string& source) {
+  try {
+    const YAML::Node root = YAML::Load(text);
+    if (!root.IsMap()) throw Error(source + ": expected a mapping of settings at the top level");
+    return root;
+  } catch (const YAML::ParserException& e) {
+    throw Error(source + ":" + std::to_string(e.mark.line + 1) + ": malformed YAML: " + e.msg);
+  }
+}
+
+// Rejects keys outside `known`, naming the key, its line and what is allowed.
+void check_keys(const YAML::Node& map, const std::string& source, const std::string& what,
+                const std::set<std::string>& known) {
+  if (!map.IsMap()) throw Error(where(source, map) + ": " + what + " must be a mapping");
+  for (const auto& kv : map) {
+    const auto key = kv.first.as<std::string>();
+    if (!known.count(key)) {
+      std::string list;
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      throw Error(where(source, kv.first) + ": unknown key '" + key + "' in " + what + " (expected " + list + ")");
+    }
+  }
+}
+
+template <class T>
+T get(const YAML::Node& n, const std::string& source, const std::string& name) {
+  try {
+    return n.as<T>();
+  } catch (const YAML::Exception&) {
+    throw Error(where(source, n) + ": '" + name + "' has the wrong type (got '" + (n.IsScalar() ? n.Scalar() : "a collection") + "')");
+  }
+}
+
+double number(const YAML::Node& n, const std::string& source, const std::string& name, double lo, double hi) {
+  const double v = get<double>(n, source, name);
+  if (!std::isfinite(v) || v < lo || v > hi) {
+    std::ostringstream s;
+    s << where(source, n) << ": '" << name << "' must be in [" << lo << ", " << hi << "], got " << n.Scalar();
+    throw Error(s.str());
+  }
+  return v;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(path + ": cannot open");
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+const std::set<std::string> kMetrics{"accuracy", "robustness", "latency_ms", "batch_latency_ms", "energy_mj",
+                                     "params", "flops", "loss"};
+
+}  // namespace
+
+Policy Policy::from_yaml(const std::string& text, const std::string& source) {
+  Policy p;
+  const YAML::Node root = load(text, source);
+  check_keys(root, source, "the policy", {"objectives", "budgets", "safety", "approval"});
+  if (const auto o = root["objectives"]) {
+    check_keys(o, source, "objectives", kMetrics);
+    p.objectives.clear();
+    for (const auto& kv : o) {
+      const auto name = kv.first.as<std::string>();
+      p.objectives[name] = number(kv.second, source, name, -1e9, 1e9);
+    }
+    if (p.objectives.empty()) throw Error(where(source, o) + ": objectives: name at least one metric");
+  }
+  if (const auto b = root["budgets"]) {
+    check_keys(b, source, "budgets", {"cycles", "candidates", "wall_clock_s", "max_params", "max_flops"});
+    if (b["cycles"]) p.cycles = static_cast<int>(number(b["cycles"], source, "cycles", 1, 1e6));
+    if (b["candidates"]) p.candidates = static_cast<int>(number(b["candidates"], source, "candidates", 1, 1e7));
+    if (b["wall_clock_s"]) p.wall_clock_s = number(b["wall_clock_s"], source, "wall_clock_s", 1, 1e9);
+    if (b["max_params"]) p.max_cost["params"] = number(b["max_params"], source, "max_params", 1, 1e15);
+    if (b["max_flops"]) p.max_cost["flops"] = number(b["max_flops"], source, "max_flops", 1, 1e18);
+  }
+  if (const auto s = root["safety"]) {
+    check_keys(s, source, "safety", {"min_accuracy", "min_robustness", "max_latency_ms"});
+    if (s["min_accuracy"]) p.min_accuracy = number(s["min_accuracy"], source, "min_accuracy", 0, 1);
+    if (s["min_robustness"]) p.min_robustness = number(s["min_robustness"], source, "min_robustness", 0, 1);
+    if (s["max_latency_ms"]) p.max_latency_ms = number(s["max_latency_ms"], source, "max_latency_ms", 0, 1e9);
+  }
+  if (const auto a = root["approval"]) {
+    const auto v = get<std::string>(a, source, "approval");
+    if (v != "auto" && v != "manual") throw Error(where(source, a) + ": approval must be 'auto' or 'manual', got '" + v + "'");
+    p.manual_approval = v == "manual";
+  }
+  return p;
+}
+
+std::string Policy::safety_violation(const std::map<std::string, double>& m) const {
+  auto value = [&](const char* k) {
+    const auto it = m.find(k);
+    return it == m.end() ? std::nan("") : it->second;
+  };
+  std::ostringstream s;
+  s.precision(4);
+  if (min_accuracy > 0 && !(value("accuracy") >= min_accuracy)) {
+    s << "accuracy " << value("accuracy") << " < " << min_accuracy;
+  } else if (min_robustness > 0 && !(value("robustness") >= min_robustness)) {
+    s << "robustness " << value("robustness") << " < " << min_robustness;
+  } else if (max_latency_ms > 0 && !(value("latency_ms") <= max_latency_ms)) {
+    s << "latency " << value("latency_ms") << " ms > " << max_latency_ms << " ms";
+  }
+  return s.str();
+}
+
+double Policy::score(const std::map<std::string, double>& m) const {
+  double s = 0;
+  for (const auto& [name, w] : objectives) {
+    const auto it = m.find(name);
+    if (it == m.end() || !std::isfinite(it->second)) return -1e9;  // unmeasurable: worst
+    s += w * it->second;
+  }
+  return s;
+}
+
+RunConfig RunConfig::from_yaml(const std::string& text, const std::string& source, const std::string& space_text,
+                               const std::string& policy_text) {
+  RunConfig c;
+  c.text = text;
+  c.space_text = space_text;
+  c.policy_text = policy_text;
+  const YAML::Node root = load(text, source);
+  check_keys(root, source, "the run file", {"name", "space", "policy", "data", "search", "fidelity", "workers", "evaluation"});
+  if (root["name"]) {
+    c.name = get<std::string>(root["name"], source, "name");
+    for (char ch : c.name)
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_')
+        throw Error(where(source, root["name"]) + ": name may hold only letters, digits, '-' and '_'");
+  }
+  if (!root["space"]) throw Error(source + ": missing 'space' (a search-space file or an inline mapping)");
+  if (!root["policy"]) throw Error(source + ": missing 'policy' (a policy file or an inline mapping)");
+  const auto d = root["data"];
+  c.data_dir = kFashionMnistDir;
+  if (d) {
+    check_keys(d, source, "data", {"dir", "validation", "train_limit", "test_limit"});
+    if (d["dir"]) c.data_dir = get<std::string>(d["dir"], source, "dir");
+    if (d["validation"]) c.validation = static_cast<std::size_t>(number(d["validation"], source, "validation", 1, 1e9));
+    if (d["train_limit"]) c.train_limit = static_cast<std::size_t>(number(d["train_limit"], source, "train_limit", 0, 1e9));
+    if (d["test_limit"]) c.test_limit = static_cast<std::size_t>(number(d["test_limit"], source, "test_limit", 0, 1e9));
+  }
+  if (const auto s = root["search"]) {
+    check_keys(s, source, "search", {"sampler", "seed", "per_cycle"});
+    if (s["sampler"]) c.sampler = get<std::string>(s["sampler"], source, "sampler");
+    if (s["seed"]) c.seed = get<uint64_t>(s["seed"], source, "seed");
+    if (s["per_cycle"]) c.per_cycle = static_cast<int>(number(s["per_cycle"], source, "per_cycle", 1, 1e6));
+  }
+  if (const auto f = root["fidelity"]) {
+    check_keys(f, source, "fidelity", {"rungs", "eta", "batch"});
+    if (f["eta"]) c.eta = static_cast<int>(number(f["eta"], source, "eta", 2, 100));
+    if (f["batch"]) c.batch = static_cast<int>(number(f["batch"], source, "batch", 1, 65536));
+    if (const auto r = f["rungs"]) {
+      if (!r.IsSequence() || r.size() == 0) throw Error(where(source, r) + ": rungs must be a non-empty list");
+      c.rungs.clear();
+      for (const auto& e : r) {
+        check_keys(e, source, "a rung", {"epochs", "samples", "augment", "keep"});
+        Rung g;
+        if (!e["epochs"]) throw Error(where(source, e) + ": a rung needs 'epochs'");
+        g.epochs = number(e["epochs"], source, "epochs", 1e-3, 1e4);
+        if (e["samples"]) g.samples = static_cast<std::size_t>(number(e["samples"], source, "samples", 0, 1e9));
+        if (e["augment"]) g.augment = get<bool>(e["augment"], source, "augment");
+        if (e["keep"]) {
+          if (c.rungs.empty()) throw Error(where(source, e["keep"]) + ": the first rung trains every candidate: no 'keep'");
+          g.keep = static_cast<int>(number(e["keep"], source, "keep", 1, 1e6));
+        }
+        if (!c.rungs.empty() && g.epochs * (g.samples ? g.samples : 1e18) < c.rungs.back().epochs * (c.rungs.back().samples ? c.rungs.back().samples : 1e18))
+          throw Error(where(source, e) + ": each rung must train at least as much as the one before");
+        c.rungs.push_back(g);
+      }
+    }
+  }
+  if (root["workers"]) c.workers = static_cast<int>(number(root["workers"], source, "workers", 1, 256));
+  if (const auto e = root["evaluation"]) {
+    check_keys(e, source, "evaluation", {"noise_sigma", "watts"});
+    if (e["noise_sigma"]) c.noise_sigma = number(e["noise_sigma"], source, "noise_sigma", 0, 10);
+    if (e["watts"]) c.watts = number(e["watts"], source, "watts", 0, 1e6);
+  }
+  return c;
+}
+
+RunConfig RunConfig::from_file(const std::string& path) {
+  const std::string text = slurp(path);
+  const YAML::Node root = load(text, path);
+  const auto dir = std::filesystem::path(path).parent_path();
+  // `space:` and `policy:` hold a file name (relative to the run file) or the mapping itself.
+  auto part = [&](const char* key, std::string& source) -> std::string {
+    const auto n = root[key];
+    if (!n) return "";
+    if (n.IsScalar()) {
+      source = (dir / n.Scalar()).string();
+      return slurp(source);
+    }
+    source = path + " (" + key + ")";
+    YAML::Emitter out;
+    out << n;
+    return out.c_str();
+  };
+  std::string space_source, policy_source;
+  const std::string space = part("space", space_source), policy = part("policy", policy_source);
+  RunConfig c = from_yaml(text, path, space, policy);
+  c.space_source = space_source;
+  c.policy_source = policy_source;
+  return c;
+}
+
+}  // namespace gng

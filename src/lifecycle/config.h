@@ -1,0 +1,62 @@
+#pragma once
+// What humans set: the run configuration (data, space, search, fidelity) and the policy
+// (objectives, budgets, safety constraints, approval gate), both YAML. The loop never acts outside
+// them. Every unknown key, wrong type or impossible value is a gng::Error naming file and line.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace gng {
+
+struct Policy {
+  std::map<std::string, double> objectives{{"accuracy", 1.0}};  // score = Σ weight × metric
+  int cycles = 3;                     // generate → train → evaluate → select cycles
+  int candidates = 24;                // designs evaluated in all (each first at the lowest fidelity)
+  double wall_clock_s = 1800;         // whole run, across resumes
+  std::map<std::string, double> max_cost;  // params, flops: added to the space's budgets
+  double min_accuracy = 0, min_robustness = 0, max_latency_ms = 0;  // 0 = no limit
+  bool manual_approval = false;       // manual: promotion waits for `gng approve RUN CANDIDATE`
+
+  static Policy from_yaml(const std::string& text, const std::string& source);
+  // Empty when the metrics meet every safety constraint, else the first one broken.
+  std::string safety_violation(const std::map<std::string, double>& metrics) const;
+  double score(const std::map<std::string, double>& metrics) const;
+};
+
+struct Rung {
+  double epochs = 1;
+  std::size_t samples = 0;  // per epoch (0 = the whole training split)
+  bool augment = false;
+  int keep = 0;             // contenders promoted to this rung (0: ⌈previous / eta⌉)
+};
+
+struct RunConfig {
+  std::string name = "run";
+  std::string space_text, space_source;    // the space's YAML, and where it came from
+  std::string policy_text, policy_source;  // the policy's YAML, and where it came from
+  // data
+  std::string data_dir;                    // an MNIST-style IDX directory (Fashion-MNIST by default)
+  std::size_t validation = 10000;          // held out of the training files for selection
+  std::size_t train_limit = 0, test_limit = 0;  // use only the first N (0 = all): small test runs
+  // search
+  std::string sampler = "tabu";
+  uint64_t seed = 1;
+  int per_cycle = 8;                       // designs proposed per cycle
+  // fidelity: successive halving, each rung keeps the best ⌈n/eta⌉
+  std::vector<Rung> rungs{{1, 10000, false, 0}, {3, 0, false, 0}};
+  int eta = 3;
+  int batch = 128;
+  int workers = 2;                         // trainings at once (one thread each)
+  double noise_sigma = 0.1;                // robustness: input noise
+  double watts = 5.0;                      // energy estimate: latency × this power per core
+
+  // Reads a run file; `space:` and `policy:` name files relative to it (or hold them inline).
+  static RunConfig from_file(const std::string& path);
+  // The same from stored texts (resume): no file is read.
+  static RunConfig from_yaml(const std::string& text, const std::string& source, const std::string& space_text,
+                             const std::string& policy_text);
+  std::string text;  // the run file's YAML as read
+};
+
+}  // namespace gng

@@ -1,0 +1,466 @@
+#include "lifecycle/engine.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <iomanip>
+#include <map>
+#include <mutex>
+#include <ostream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "data/dataset.h"
+#include "lifecycle/config.h"
+#include "lifecycle/registry.h"
+#include "nn/nn.h"
+#include "search/search.h"
+#include "space/space.h"
+#include "surrogate/surrogate.h"
+
+namespace gng {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string bits_text(const Bits& x) {
+  std::string s;
+  for (auto b : x) s += b ? '1' : '0';
+  return s;
+}
+Bits parse_bits(const std::string& s) {
+  Bits x;
+  for (char c : s) x.push_back(c == '1');
+  return x;
+}
+
+std::string fixed(double v, int digits) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(digits) << v;
+  return s.str();
+}
+
+std::string clock_text(double seconds) {
+  const long s = std::max(0L, std::lround(seconds));
+  char buf[32];
+  snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
+  return buf;
+}
+
+// The space as the run uses it: the policy's cost limits added to its budgets, costs from nn.
+SearchSpace load_space(const RunConfig& c, const Policy& p, const InputShape& in) {
+  SearchSpace space = SearchSpace::from_yaml(c.space_text, c.space_source.empty() ? "<space>" : c.space_source);
+  for (const auto& [metric, max] : p.max_cost) {
+    const auto it = space.budgets().find(metric);
+    space.set_budget(metric, it == space.budgets().end() ? max : std::min(max, it->second));
+  }
+  const std::string family = space.family();
+  space.set_cost_model([family, in](const Design& d) { return design_cost(family, d, in); });
+  space.finalize();
+  return space;
+}
+
+Feasibility feasibility(const SearchSpace& space) {
+  Feasibility f;
+  for (const auto& d : space.decisions())
+    if (d.kind == DecisionKind::one_of) {
+      std::vector<uint32_t> g;
+      for (uint32_t b = 0; b < d.bits; ++b) g.push_back(d.first_bit + b);
+      f.groups.push_back(g);
+    }
+  f.penalise = [&space](const Qubo& q) { return space.with_penalty(q); };
+  f.valid = [&space](const Bits& x) { return space.decode(x).has_value(); };
+  f.random = [&space](Rng& rng) { return space.random_valid(rng); };
+  return f;
+}
+
+class Engine {
+ public:
+  Engine(const std::string& dir, RunConfig config, std::ostream& out)
+      : dir_(dir), c_(std::move(config)), out_(out), reg_((fs::path(dir) / "registry.db").string(), true) {
+    policy_ = Policy::from_yaml(c_.policy_text, c_.policy_source.empty() ? "<policy>" : c_.policy_source);
+    fs::create_directories(fs::path(dir_) / "models");
+  }
+
+  void run() {
+    session_ = reg_.begin_session();
+    used_before_ = reg_.used_seconds();
+    const auto runtime = init_training_runtime();
+    load_data();
+    space_ = std::make_unique<SearchSpace>(load_space(c_, policy_, shape_of(train_)));
+    feasible_ = feasibility(*space_);
+    note(-1, "start", "session " + std::to_string(session_) + ": " + std::to_string(train_.count) + " training / " +
+                          std::to_string(val_.count) + " validation / " + std::to_string(test_.count) + " test images; " +
+                          std::to_string(space_->bits()) + " design bits (" + space_->family() + "); BLAS: " + runtime);
+    if (runtime.find("slow") != std::string::npos) out_ << "warning: " << runtime << "\n";
+
+    std::string stop;
+    for (int cycle = 0; cycle < policy_.cycles && stop.empty(); ++cycle) {
+      if (cycle_done(cycle)) continue;
+      if (left() <= 0) {
+        stop = "wall-clock budget spent";
+        break;
+      }
+      const std::vector<int> ids = generate(cycle);
+      if (ids.empty()) {
+        stop = "candidate budget spent";
+        break;
+      }
+      std::vector<int> contenders = ids;
+      for (std::size_t r = 0; r < c_.rungs.size() && !contenders.empty(); ++r) {
+        if (r > 0) {
+          const std::size_t keep = c_.rungs[r].keep ? c_.rungs[r].keep : (contenders.size() + c_.eta - 1) / c_.eta;
+          contenders = best_of(contenders, r - 1, keep);
+        }
+        if (!train_rung(cycle, r, contenders)) {
+          stop = "wall-clock budget spent";
+          break;
+        }
+      }
+      if (!stop.empty()) break;
+      select(cycle);
+      note(cycle, "cycle-done", "cycle " + std::to_string(cycle + 1) + " of " + std::to_string(policy_.cycles) + " done");
+    }
+    finish(stop);
+  }
+
+ private:
+  void load_data() {
+    const Dataset all = read_mnist_dir(c_.data_dir, true);
+    Dataset train_all = all;
+    if (c_.train_limit && c_.train_limit < all.count) train_all = first(all, c_.train_limit);
+    if (c_.validation >= train_all.count) throw Error("data: validation (" + std::to_string(c_.validation) + ") must be smaller than the training set (" + std::to_string(train_all.count) + ")");
+    Split s = split(train_all, static_cast<double>(c_.validation) / train_all.count, c_.seed);
+    train_ = std::move(s.first);
+    val_ = std::move(s.second);
+    test_ = read_mnist_dir(c_.data_dir, false);
+    if (c_.test_limit && c_.test_limit < test_.count) test_ = first(test_, c_.test_limit);
+  }
+  static Dataset first(const Dataset& d, std::size_t n) {
+    std::vector<std::size_t> idx(n);
+    for (std::size_t i = 0; i < n; ++i) idx[i] = i;
+    return subset(d, idx);
+  }
+
+  double elapsed() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count(); }
+  double used() const { return used_before_ + elapsed(); }
+  double left() const { return policy_.wall_clock_s - used(); }
+
+  // Commits a decision (and this session's time) and prints it.
+  void note(int cycle, const std::string& kind, const std::string& text) {
+    std::lock_guard lock(mutex_);
+    reg_.add_decision(used(), cycle, kind, text);
+    reg_.set_session_seconds(session_, elapsed());
+    out_ << "[" << clock_text(used()) << "] " << kind << ": " << text << "\n" << std::flush;
+  }
+
+  bool cycle_done(int cycle) const {
+    for (const auto& d : reg_.decisions())
+      if (d.kind == "cycle-done" && d.cycle == cycle) return true;
+    return false;
+  }
+
+  std::map<std::pair<int, int>, EvaluationRow> evaluations() const {
+    std::map<std::pair<int, int>, EvaluationRow> m;
+    for (auto& e : reg_.evaluations()) m[{e.candidate, e.rung}] = e;
+    return m;
+  }
+
+  // The cycle's candidates: read back when a killed run had generated them, else generated now
+  // and committed together.
+  std::vector<int> generate(int cycle) {
+    const auto all = reg_.candidates();
+    std::vector<int> ids;
+    for (const auto& c : all)
+      if (c.cycle == cycle) ids.push_back(c.id);
+    if (!ids.empty()) return ids;
+    const int count = std::min<int>(c_.per_cycle, policy_.candidates - static_cast<int>(all.size()));
+    if (count <= 0) return {};
+    std::set<Bits> tried;
+    for (const auto& c : all) tried.insert(parse_bits(c.bits));
+    Rng rng(c_.seed, 0xc7c1e000 + cycle);
+    // Select → Generate: fit the surrogate to every lowest-fidelity score so far.
+    std::vector<Bits> xs;
+    std::vector<double> ys;
+    std::vector<std::pair<double, int>> ranked;
+    const auto evals = evaluations();
+    for (const auto& c : all)
+      if (auto it = evals.find({c.id, 0}); it != evals.end()) {
+        xs.push_back(parse_bits(c.bits));
+        ys.push_back(it->second.score);
+        ranked.push_back({it->second.score, c.id});
+      }
+    std::vector<Bits> next;
+    std::string origin;
+    const auto t0 = std::chrono::steady_clock::now();
+    if (xs.size() < 4) {
+      for (int attempt = 0; static_cast<int>(next.size()) < count && attempt < 1000 * count; ++attempt) {
+        Bits x = space_->random_valid(rng);
+        if (tried.insert(x).second) next.push_back(std::move(x));
+      }
+      origin = "random feasible design (no surrogate yet)";
+    } else {
+      QuadraticSurrogate model(space_->bits(), feasible_.groups);
+      model.fit(xs, normal_scores(ys), true);
+      next = propose(model, feasible_, tried, count, rng, c_.sampler);
+      std::sort(ranked.rbegin(), ranked.rend());
+      std::string parents;
+      for (std::size_t i = 0; i < std::min<std::size_t>(3, ranked.size()); ++i)
+        parents += (i ? ", c" : "c") + std::to_string(ranked[i].second);
+      origin = "Thompson sample of the surrogate fitted on " + std::to_string(xs.size()) + " scores, minimised by " +
+               c_.sampler + " (best so far: " + parents + ")";
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::lock_guard lock(mutex_);
+    reg_.begin();
+    for (const auto& x : next) {
+      const auto d = space_->decode(x);
+      ids.push_back(reg_.add_candidate(cycle, bits_text(x), d->to_json(), origin));
+    }
+    reg_.add_decision(used(), cycle, "generate",
+                      std::to_string(next.size()) + " designs in " + fixed(secs, 2) + " s: " + origin);
+    reg_.set_session_seconds(session_, elapsed());
+    reg_.commit();
+    out_ << "[" << clock_text(used()) << "] generate: cycle " << cycle + 1 << ": " << next.size() << " designs ("
+         << origin << ")\n" << std::flush;
+    return ids;
+  }
+
+  std::vector<int> best_of(const std::vector<int>& ids, std::size_t rung, std::size_t keep) const {
+    const auto evals = evaluations();
+    std::vector<std::pair<double, int>> s;
+    for (int id : ids)
+      if (auto it = evals.find({id, static_cast<int>(rung)}); it != evals.end()) s.push_back({it->second.score, id});
+    std::stable_sort(s.begin(), s.end(), [](auto& a, auto& b) { return a.first > b.first; });
+    std::vector<int> out;
+    for (std::size_t i = 0; i < std::min(keep, s.size()); ++i) out.push_back(s[i].second);
+    return out;
+  }
+
+  // Trains the contenders not yet evaluated at this rung on `workers` threads; each result is
+  // committed as it arrives. False when the wall-clock budget ran out first.
+  bool train_rung(int cycle, std::size_t rung, const std::vector<int>& contenders) {
+    const auto evals = evaluations();
+    std::map<int, CandidateRow> rows;
+    for (auto& c : reg_.candidates()) rows[c.id] = c;
+    std::vector<int> todo;
+    for (int id : contenders)
+      if (!evals.count({id, static_cast<int>(rung)})) todo.push_back(id);
+    const Rung& g = c_.rungs[rung];
+    const bool top = rung + 1 == c_.rungs.size();
+    std::atomic<std::size_t> next{0};
+    std::atomic<bool> out_of_time{false};
+    auto work = [&] {
+      for (std::size_t i; (i = next++) < todo.size();) {
+        if (left() <= 0) {
+          out_of_time = true;
+          return;
+        }
+        const CandidateRow& c = rows.at(todo[i]);
+        const Design d = Design::from_json(c.design);
+        TrainBudget b;
+        b.epochs = g.epochs;
+        b.samples = g.samples;
+        b.augment = g.augment;
+        b.batch = c_.batch;
+        b.seed = c_.seed * 1000003 + c.id;
+        b.seconds = std::max(1.0, left());
+        EvalSettings es;
+        es.noise_sigma = c_.noise_sigma;
+        es.watts = c_.watts;
+        const std::string model =
+            top ? (fs::path(dir_) / "models" / ("c" + std::to_string(c.id) + ".pt")).string() : std::string();
+        EvaluationRow e{c.id, static_cast<int>(rung), {}, 0, model};
+        const auto t0 = std::chrono::steady_clock::now();
+        try {
+          e.metrics = train_and_evaluate(space_->family(), d, train_, val_, b, es, model);
+          e.score = policy_.score(e.metrics);
+        } catch (const std::exception& ex) {  // a design that fails to train scores worst, the run goes on
+          e.metrics = {{"failed", 1}};
+          e.score = -1e9;
+          e.model.clear();
+          note(cycle, "error", "c" + std::to_string(c.id) + ": " + ex.what());
+        }
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::lock_guard lock(mutex_);
+        reg_.add_evaluation(e, secs);
+        reg_.set_session_seconds(session_, elapsed());
+        best_ = std::max(best_, e.score);
+        out_ << "[" << clock_text(used()) << "] cycle " << cycle + 1 << "/" << policy_.cycles << "  c" << c.id
+             << "  rung " << rung << " (" << fixed(e.metrics.count("epochs") ? e.metrics.at("epochs") : 0, 2)
+             << " ep)  acc " << fixed(e.metrics.count("accuracy") ? e.metrics.at("accuracy") : 0, 4) << "  score "
+             << fixed(e.score, 4) << "  in " << fixed(secs, 1) << " s  | best " << fixed(best_, 4) << "  | "
+             << clock_text(std::max(0.0, left())) << " left\n" << std::flush;
+      }
+    };
+    std::vector<std::thread> pool;
+    for (int w = 0; w < std::min<int>(c_.workers, static_cast<int>(todo.size())); ++w) pool.emplace_back(work);
+    for (auto& t : pool) t.join();
+    return !out_of_time;
+  }
+
+  // The best safe candidate at the highest fidelity, promoted through the approval gate when it beats
+  // the current promoted model.
+  void select(int cycle) {
+    const auto evals = evaluations();
+    const int top = static_cast<int>(c_.rungs.size()) - 1;
+    int best = -1;
+    double best_score = -1e300;
+    std::string rejected;
+    for (const auto& [key, e] : evals) {
+      if (key.second != top || e.model.empty()) continue;
+      if (const auto why = policy_.safety_violation(e.metrics); !why.empty()) {
+        rejected += " c" + std::to_string(key.first) + " (" + why + ")";
+        continue;
+      }
+      if (e.score > best_score) best = key.first, best_score = e.score;
+    }
+    if (!rejected.empty()) note(cycle, "safety", "not promotable under the policy:" + rejected);
+    const auto promoted = reg_.promotions();
+    if (best < 0) {
+      note(cycle, "select", "no candidate meets the safety constraints yet");
+      return;
+    }
+    if (!promoted.empty() && promoted.back().candidate == best) {
+      note(cycle, "select", "c" + std::to_string(best) + " stays promoted");
+      return;
+    }
+    std::string by = "policy (auto)";
+    if (policy_.manual_approval) {
+      note(cycle, "approval", "awaiting approval of c" + std::to_string(best) + " (score " + fixed(best_score, 4) +
+                                  "): run  gng approve " + dir_ + " " + std::to_string(best));
+      while (!reg_.approved(best)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        reg_.set_session_seconds(session_, elapsed());
+      }
+      by = "operator";
+    }
+    const std::string model = evals.at({best, top}).model;
+    const std::string dest = (fs::path(dir_) / "promoted.pt").string();
+    for (const char* ext : {"", ".json"}) {
+      fs::copy_file(model + ext, dest + ext + ".tmp", fs::copy_options::overwrite_existing);
+      fs::rename(dest + ext + ".tmp", dest + ext);
+    }
+    std::lock_guard lock(mutex_);
+    reg_.begin();
+    reg_.promote({best, cycle, by, dest});
+    reg_.add_decision(used(), cycle, "promote", "c" + std::to_string(best) + " promoted (score " + fixed(best_score, 4) +
+                                                    ", approved by " + by + ") → " + dest);
+    reg_.set_session_seconds(session_, elapsed());
+    reg_.commit();
+    out_ << "[" << clock_text(used()) << "] promote: c" << best << " (score " << fixed(best_score, 4) << ", " << by << ")\n";
+  }
+
+  void finish(const std::string& stop) {
+    const auto promoted = reg_.promotions();
+    if (!promoted.empty() && reg_.meta("test_candidate") != std::to_string(promoted.back().candidate)) {
+      const double acc = saved_accuracy(promoted.back().model, test_);
+      reg_.begin();
+      reg_.set_meta("test_accuracy", fixed(acc, 6));
+      reg_.set_meta("test_candidate", std::to_string(promoted.back().candidate));
+      reg_.commit();
+      note(-1, "test", "promoted c" + std::to_string(promoted.back().candidate) + ": test accuracy " + fixed(acc, 4) +
+                           " on " + std::to_string(test_.count) + " held-out test images");
+    }
+    const std::string state = stop.empty() ? "finished" : "stopped: " + stop;
+    reg_.set_meta("state", state);
+    note(-1, "end", state);
+  }
+
+  std::string dir_;
+  RunConfig c_;
+  std::ostream& out_;
+  Registry reg_;
+  Policy policy_;
+  Dataset train_, val_, test_;
+  std::unique_ptr<SearchSpace> space_;
+  Feasibility feasible_;
+  int session_ = 0;
+  double used_before_ = 0, best_ = -1e300;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::mutex mutex_;
+};
+
+std::string utc_stamp() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
+  return buf;
+}
+
+}  // namespace
+
+std::string start_run(const std::string& config_path, const std::string& runs_dir, std::ostream& out) {
+  RunConfig c = RunConfig::from_file(config_path);
+  // Check the policy and the space before anything is created.
+  const Policy p = Policy::from_yaml(c.policy_text, c.policy_source);
+  load_space(c, p, InputShape{});
+  std::string dir = (fs::path(runs_dir) / (c.name + "-" + utc_stamp())).string();
+  for (int k = 2; fs::exists(dir); ++k) dir = (fs::path(runs_dir) / (c.name + "-" + utc_stamp() + "-" + std::to_string(k))).string();
+  fs::create_directories(dir);
+  {
+    Registry reg((fs::path(dir) / "registry.db").string(), true);
+    reg.begin();
+    reg.set_meta("config", c.text);
+    reg.set_meta("config_source", config_path);
+    reg.set_meta("space", c.space_text);
+    reg.set_meta("space_source", c.space_source);
+    reg.set_meta("policy", c.policy_text);
+    reg.set_meta("policy_source", c.policy_source);
+    reg.set_meta("state", "running");
+    reg.commit();
+  }
+  out << "run " << dir << "\n" << std::flush;
+  Engine(dir, std::move(c), out).run();
+  return dir;
+}
+
+void resume_run(const std::string& run_dir, std::ostream& out) {
+  RunConfig c;
+  {
+    Registry reg((fs::path(run_dir) / "registry.db").string(), false);
+    auto get = [&](const char* k) {
+      auto v = reg.meta(k);
+      if (!v) throw Error(run_dir + ": the registry lacks '" + k + "': not a complete gng run");
+      return *v;
+    };
+    c = RunConfig::from_yaml(get("config"), get("config_source"), get("space"), get("policy"));
+    c.space_source = get("space_source");
+    c.policy_source = get("policy_source");
+    reg.set_meta("state", "running");
+    reg.add_decision(reg.used_seconds(), -1, "resume", "resumed from " + run_dir);
+  }
+  out << "resuming " << run_dir << "\n" << std::flush;
+  Engine(run_dir, std::move(c), out).run();
+}
+
+void approve_candidate(const std::string& run_dir, int candidate, const std::string& by) {
+  Registry reg((fs::path(run_dir) / "registry.db").string(), false);
+  const auto policy_text = reg.meta("policy");
+  const Policy p = Policy::from_yaml(policy_text.value_or(""), "<stored policy>");
+  bool exists = false;
+  for (const auto& c : reg.candidates()) exists |= c.id == candidate;
+  if (!exists) throw Error(run_dir + ": no candidate " + std::to_string(candidate));
+  const RunConfig c = RunConfig::from_yaml(*reg.meta("config"), "<stored config>", "", "");
+  const int top = static_cast<int>(c.rungs.size()) - 1;
+  for (const auto& e : reg.evaluations())
+    if (e.candidate == candidate && e.rung == top) {
+      if (const auto why = p.safety_violation(e.metrics); !why.empty())
+        throw Error("c" + std::to_string(candidate) + " breaks the policy's safety constraints (" + why + "): not approved");
+      reg.approve(candidate, by);
+      reg.add_decision(reg.used_seconds(), -1, "approve", "c" + std::to_string(candidate) + " approved by " + by);
+      return;
+    }
+  throw Error("c" + std::to_string(candidate) + " has not been evaluated at the highest fidelity: nothing to approve yet");
+}
+
+}  // namespace gng

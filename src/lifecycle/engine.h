@@ -1,0 +1,24 @@
+#pragma once
+// The cycle engine: generate → train (successive halving over the policy's fidelity rungs) →
+// evaluate → select (surrogate refit, promotion through the approval gate), each step committed to
+// the run's registry before the next starts. A run killed at any moment resumes from its folder and
+// loses at most the trainings that were in flight.
+#include <iosfwd>
+#include <string>
+
+namespace gng {
+
+// Creates runs_dir/<name>-<UTC time>/ with the registry (the config, space and policy texts stored
+// in it), runs the loop, and returns the run's folder. Progress lines go to `out`.
+std::string start_run(const std::string& config_path, const std::string& runs_dir, std::ostream& out);
+
+// Continues a run from its folder with the settings stored in its registry; a finished run only
+// re-reports. Throws gng::Error when the folder holds no registry.
+void resume_run(const std::string& run_dir, std::ostream& out);
+
+// Records an operator's approval of a candidate for promotion (manual gate). Throws gng::Error when
+// the candidate does not exist, has not been evaluated at the highest fidelity, or breaks the
+// policy's safety constraints — approval cannot override the policy.
+void approve_candidate(const std::string& run_dir, int candidate, const std::string& by);
+
+}  // namespace gng

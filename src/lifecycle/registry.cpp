@@ -1,0 +1,230 @@
+#include "lifecycle/registry.h"
+
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace gng {
+
+namespace {
+
+constexpr const char* kSchema = R"(
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS candidates(id INTEGER PRIMARY KEY, cycle INTEGER NOT NULL, bits TEXT NOT NULL UNIQUE,
+  design TEXT NOT NULL, origin TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS evaluations(candidate INTEGER NOT NULL REFERENCES candidates(id), rung INTEGER NOT NULL,
+  metrics TEXT NOT NULL, score REAL NOT NULL, model TEXT NOT NULL, seconds REAL NOT NULL,
+  PRIMARY KEY(candidate, rung));
+CREATE TABLE IF NOT EXISTS decisions(seq INTEGER PRIMARY KEY, time_s REAL NOT NULL, cycle INTEGER NOT NULL,
+  kind TEXT NOT NULL, text TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS approvals(candidate INTEGER PRIMARY KEY REFERENCES candidates(id), by TEXT NOT NULL,
+  at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE IF NOT EXISTS promotions(seq INTEGER PRIMARY KEY, candidate INTEGER NOT NULL REFERENCES candidates(id),
+  cycle INTEGER NOT NULL, approved_by TEXT NOT NULL, model TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions(id INTEGER PRIMARY KEY, started TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  seconds REAL NOT NULL DEFAULT 0);
+)";
+
+// A prepared statement that finalizes itself; bind by position from 1.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql, const std::string& path) : db_(db), path_(path) {
+    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK) fail();
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt& bind(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind(int i, double v) {
+    sqlite3_bind_double(s_, i, v);
+    return *this;
+  }
+  Stmt& bind(int i, int v) {
+    sqlite3_bind_int(s_, i, v);
+    return *this;
+  }
+  bool step() {  // true while rows come
+    const int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc != SQLITE_DONE) fail();
+    return false;
+  }
+  std::string text(int c) const {
+    const auto* p = sqlite3_column_text(s_, c);
+    return p ? reinterpret_cast<const char*>(p) : "";
+  }
+  double real(int c) const { return sqlite3_column_double(s_, c); }
+  int integer(int c) const { return sqlite3_column_int(s_, c); }
+
+ private:
+  [[noreturn]] void fail() const { throw Error(path_ + ": database error: " + sqlite3_errmsg(db_)); }
+  sqlite3* db_;
+  sqlite3_stmt* s_ = nullptr;
+  std::string path_;
+};
+
+std::string metrics_json(const std::map<std::string, double>& m) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : m) j[k] = v;
+  return j.dump();
+}
+
+std::map<std::string, double> parse_metrics(const std::string& s, const std::string& path) {
+  std::map<std::string, double> m;
+  try {
+    const auto j = nlohmann::json::parse(s);  // named: items() of a temporary would dangle
+    for (const auto& [k, v] : j.items()) m[k] = v.is_number() ? v.get<double>() : std::nan("");
+  } catch (const std::exception& e) {
+    throw Error(path + ": corrupt metrics in the registry: " + e.what());
+  }
+  return m;
+}
+
+}  // namespace
+
+Registry::Registry(const std::string& path, bool create) : path_(path) {
+  if (!create && !std::filesystem::exists(path)) throw Error(path + ": no registry here (is this a runs/<id> folder?)");
+  const int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_FULLMUTEX;
+  if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+    const std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    throw Error(path + ": cannot open the registry: " + why);
+  }
+  sqlite3_busy_timeout(db_, 10000);  // `gng approve` and `gng status` share the file with a run
+  try {
+    exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+    if (create) {
+      exec(std::string("BEGIN;") + kSchema + "COMMIT;");
+      if (!meta("format")) set_meta("format", "gng registry v1");
+    }
+    if (meta("format") != "gng registry v1") throw Error(path + ": not a gng registry (format mismatch)");
+  } catch (const Error& e) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    const std::string m = e.what();
+    throw Error(m.find("not a gng registry") != std::string::npos ? m : path + ": not a gng registry (" + m + ")");
+  }
+}
+
+Registry::~Registry() { sqlite3_close(db_); }
+
+void Registry::exec(const std::string& sql) const {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    const std::string why = err ? err : "unknown";
+    sqlite3_free(err);
+    sqlite3_exec(db_, "ROLLBACK;", nullptr, nullptr, nullptr);
+    throw Error(path_ + ": database error: " + why);
+  }
+}
+
+void Registry::begin() { exec("BEGIN IMMEDIATE;"); }
+void Registry::commit() { exec("COMMIT;"); }
+
+void Registry::set_meta(const std::string& key, const std::string& value) {
+  Stmt(db_, "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", path_)
+      .bind(1, key)
+      .bind(2, value)
+      .step();
+}
+
+std::optional<std::string> Registry::meta(const std::string& key) const {
+  Stmt s(db_, "SELECT value FROM meta WHERE key = ?", path_);
+  s.bind(1, key);
+  if (s.step()) return s.text(0);
+  return std::nullopt;
+}
+
+int Registry::add_candidate(int cycle, const std::string& bits, const std::string& design, const std::string& origin) {
+  Stmt s(db_, "INSERT INTO candidates(cycle, bits, design, origin) VALUES(?, ?, ?, ?)", path_);
+  s.bind(1, cycle).bind(2, bits).bind(3, design).bind(4, origin).step();
+  return static_cast<int>(sqlite3_last_insert_rowid(db_));
+}
+
+std::vector<CandidateRow> Registry::candidates() const {
+  std::vector<CandidateRow> out;
+  Stmt s(db_, "SELECT id, cycle, bits, design, origin FROM candidates ORDER BY id", path_);
+  while (s.step()) out.push_back({s.integer(0), s.integer(1), s.text(2), s.text(3), s.text(4)});
+  return out;
+}
+
+void Registry::add_evaluation(const EvaluationRow& e, double seconds) {
+  Stmt(db_, "INSERT INTO evaluations(candidate, rung, metrics, score, model, seconds) VALUES(?, ?, ?, ?, ?, ?)", path_)
+      .bind(1, e.candidate)
+      .bind(2, e.rung)
+      .bind(3, metrics_json(e.metrics))
+      .bind(4, e.score)
+      .bind(5, e.model)
+      .bind(6, seconds)
+      .step();
+}
+
+std::vector<EvaluationRow> Registry::evaluations() const {
+  std::vector<EvaluationRow> out;
+  Stmt s(db_, "SELECT candidate, rung, metrics, score, model FROM evaluations ORDER BY rowid", path_);
+  while (s.step()) out.push_back({s.integer(0), s.integer(1), parse_metrics(s.text(2), path_), s.real(3), s.text(4)});
+  return out;
+}
+
+void Registry::add_decision(double time_s, int cycle, const std::string& kind, const std::string& text) {
+  Stmt(db_, "INSERT INTO decisions(time_s, cycle, kind, text) VALUES(?, ?, ?, ?)", path_)
+      .bind(1, time_s)
+      .bind(2, cycle)
+      .bind(3, kind)
+      .bind(4, text)
+      .step();
+}
+
+std::vector<DecisionRow> Registry::decisions() const {
+  std::vector<DecisionRow> out;
+  Stmt s(db_, "SELECT time_s, cycle, kind, text FROM decisions ORDER BY seq", path_);
+  while (s.step()) out.push_back({s.real(0), s.integer(1), s.text(2), s.text(3)});
+  return out;
+}
+
+void Registry::approve(int candidate, const std::string& by) {
+  Stmt(db_, "INSERT OR IGNORE INTO approvals(candidate, by) VALUES(?, ?)", path_).bind(1, candidate).bind(2, by).step();
+}
+
+bool Registry::approved(int candidate) const {
+  Stmt s(db_, "SELECT 1 FROM approvals WHERE candidate = ?", path_);
+  s.bind(1, candidate);
+  return s.step();
+}
+
+void Registry::promote(const PromotionRow& p) {
+  Stmt(db_, "INSERT INTO promotions(candidate, cycle, approved_by, model) VALUES(?, ?, ?, ?)", path_)
+      .bind(1, p.candidate)
+      .bind(2, p.cycle)
+      .bind(3, p.approved_by)
+      .bind(4, p.model)
+      .step();
+}
+
+std::vector<PromotionRow> Registry::promotions() const {
+  std::vector<PromotionRow> out;
+  Stmt s(db_, "SELECT candidate, cycle, approved_by, model FROM promotions ORDER BY seq", path_);
+  while (s.step()) out.push_back({s.integer(0), s.integer(1), s.text(2), s.text(3)});
+  return out;
+}
+
+int Registry::begin_session() {
+  Stmt(db_, "INSERT INTO sessions DEFAULT VALUES", path_).step();
+  return static_cast<int>(sqlite3_last_insert_rowid(db_));
+}
+
+void Registry::set_session_seconds(int session, double seconds) {
+  Stmt(db_, "UPDATE sessions SET seconds = ? WHERE id = ?", path_).bind(1, seconds).bind(2, session).step();
+}
+
+double Registry::used_seconds() const {
+  Stmt s(db_, "SELECT COALESCE(SUM(seconds), 0) FROM sessions", path_);
+  s.step();
+  return s.real(0);
+}
+
+}  // namespace gng

@@ -1,0 +1,85 @@
+#pragma once
+// The run's state: one SQLite file, runs/<id>/registry.db. Every candidate (bits, design, lineage),
+// every evaluation (fidelity, metrics, score), every decision, approval and promotion. Each write
+// is one transaction committed (WAL, synchronous=FULL) before the loop goes on, so a process killed
+// at any moment loses at most the evaluation it was running. Other processes (`gng approve`,
+// `gng status`) may open the same file while a run holds it.
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+struct sqlite3;
+
+namespace gng {
+
+struct CandidateRow {
+  int id = 0;
+  int cycle = 0;
+  std::string bits;    // "0110…"
+  std::string design;  // JSON
+  std::string origin;  // how it was generated
+};
+
+struct EvaluationRow {
+  int candidate = 0;
+  int rung = 0;
+  std::map<std::string, double> metrics;
+  double score = 0;
+  std::string model;  // saved weights, or empty
+};
+
+struct DecisionRow {
+  double time_s = 0;
+  int cycle = 0;
+  std::string kind, text;
+};
+
+struct PromotionRow {
+  int candidate = 0;
+  int cycle = 0;
+  std::string approved_by;
+  std::string model;
+};
+
+class Registry {
+ public:
+  // Opens (creating when `create`) the registry; throws gng::Error naming the file when it is not a
+  // gng registry or cannot be opened.
+  Registry(const std::string& path, bool create);
+  ~Registry();
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  // Groups writes into one transaction (nested calls join the outer one).
+  void begin();
+  void commit();
+
+  void set_meta(const std::string& key, const std::string& value);
+  std::optional<std::string> meta(const std::string& key) const;
+
+  // Inserts a candidate; returns its id. Bits are unique within a run.
+  int add_candidate(int cycle, const std::string& bits, const std::string& design, const std::string& origin);
+  std::vector<CandidateRow> candidates() const;
+  void add_evaluation(const EvaluationRow& e, double seconds);
+  std::vector<EvaluationRow> evaluations() const;
+  void add_decision(double time_s, int cycle, const std::string& kind, const std::string& text);
+  std::vector<DecisionRow> decisions() const;
+
+  void approve(int candidate, const std::string& by);
+  bool approved(int candidate) const;
+  void promote(const PromotionRow& p);
+  std::vector<PromotionRow> promotions() const;
+
+  // Seconds the run has used, over every session (each session adds its own).
+  int begin_session();
+  void set_session_seconds(int session, double seconds);
+  double used_seconds() const;
+
+ private:
+  void exec(const std::string& sql) const;
+  sqlite3* db_ = nullptr;
+  std::string path_;
+};
+
+}  // namespace gng

@@ -1,0 +1,286 @@
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "core/error.h"
+#include "lifecycle/config.h"
+#include "lifecycle/registry.h"
+#include "support/paths.h"
+
+namespace gng {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+// A fresh folder holding the tiny run file, with the policy replaced when given.
+struct Sandbox {
+  fs::path dir;
+  explicit Sandbox(const std::string& policy = "") {
+    dir = fs::temp_directory_path() / ("gng-life-" + std::to_string(getpid()) + "-" + std::to_string(counter()++));
+    fs::remove_all(dir);
+    fs::create_directories(dir / "runs");
+    const fs::path data = fs::path(GNG_SOURCE_DIR) / "tests/lifecycle/data";
+    fs::copy_file(data / "tiny.yaml", dir / "tiny.yaml");
+    if (policy.empty()) {
+      fs::copy_file(data / "tiny-policy.yaml", dir / "tiny-policy.yaml");
+    } else {
+      std::ofstream(dir / "tiny-policy.yaml") << policy;
+    }
+  }
+  ~Sandbox() { fs::remove_all(dir); }
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+  std::string config() const { return (dir / "tiny.yaml").string(); }
+  std::string runs() const { return (dir / "runs").string(); }
+  // The one run folder under runs/ (empty until the run has created it).
+  std::string run_dir() const {
+    for (const auto& e : fs::directory_iterator(dir / "runs")) return e.path().string();
+    return "";
+  }
+};
+
+std::string gng(const std::string& args) { return std::string(GNG_BINARY) + " " + args; }
+
+// Starts `gng ARGS` as a child process with its output in `log`; returns its pid.
+pid_t spawn(const std::string& args, const std::string& log) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", ("exec " + gng(args) + " >" + log + " 2>&1").c_str(), nullptr);
+    _exit(127);
+  }
+  return pid;
+}
+
+std::map<std::pair<int, int>, double> evaluations(const std::string& run_dir) {
+  std::map<std::pair<int, int>, double> m;
+  if (run_dir.empty() || !fs::exists(run_dir + "/registry.db")) return m;
+  try {
+    Registry reg(run_dir + "/registry.db", false);
+    for (const auto& e : reg.evaluations()) m[{e.candidate, e.rung}] = e.score;
+  } catch (const Error&) {
+    // created but not initialised yet
+  }
+  return m;
+}
+
+// Waits until `ready()` or the timeout; true if ready.
+bool wait_for(const std::function<bool()>& ready, double seconds) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    if (ready()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return ready();
+}
+
+TEST(Config, ReadsTheExampleRunAndPolicy) {
+  const RunConfig c = RunConfig::from_file(std::string(GNG_SOURCE_DIR) + "/examples/fashion-mnist.yaml");
+  EXPECT_EQ(c.name, "fashion-mnist");
+  EXPECT_FALSE(c.space_text.empty());
+  EXPECT_GE(c.rungs.size(), 2u);
+  const Policy p = Policy::from_yaml(c.policy_text, c.policy_source);
+  EXPECT_GT(p.objectives.at("accuracy"), 0);
+  EXPECT_EQ(p.wall_clock_s, 1800);
+}
+
+TEST(Config, RejectsMalformedSettingsWithFileAndLine) {
+  EXPECT_EQ(error_of([] { Policy::from_yaml("objectives: {accuracy: 1}\nbudgets: {cycles: 2, wallclock: 5}\n", "p.yaml"); }),
+            "p.yaml:2: unknown key 'wallclock' in budgets (expected candidates, cycles, max_flops, max_params, wall_clock_s)");
+  EXPECT_EQ(error_of([] { Policy::from_yaml("approval: sometimes\n", "p.yaml"); }),
+            "p.yaml:1: approval must be 'auto' or 'manual', got 'sometimes'");
+  EXPECT_EQ(error_of([] { Policy::from_yaml("safety: {min_accuracy: 1.5}\n", "p.yaml"); }),
+            "p.yaml:1: 'min_accuracy' must be in [0, 1], got 1.5");
+  EXPECT_EQ(error_of([] { Policy::from_yaml("objectives: {accuracy: [1}\n", "p.yaml"); }).substr(0, 26),
+            "p.yaml:1: malformed YAML: ");
+  EXPECT_EQ(error_of([] { Policy::from_yaml("budgets: {cycles: many}\n", "p.yaml"); }),
+            "p.yaml:1: 'cycles' has the wrong type (got 'many')");
+  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nworkers: 2\nspeed: 11\n", "r.yaml", "", ""); }),
+            "r.yaml:4: unknown key 'speed' in the run file (expected data, evaluation, fidelity, name, policy, search, space, workers)");
+  EXPECT_EQ(error_of([] { RunConfig::from_yaml("policy: p\n", "r.yaml", "", ""); }),
+            "r.yaml: missing 'space' (a search-space file or an inline mapping)");
+  EXPECT_EQ(error_of([] {
+              RunConfig::from_yaml("space: s\npolicy: p\nfidelity: {rungs: [{epochs: 2}, {epochs: 1}]}\n", "r.yaml", "", "");
+            }),
+            "r.yaml:3: each rung must train at least as much as the one before");
+  EXPECT_EQ(error_of([] { RunConfig::from_file("/nonexistent/run.yaml"); }), "/nonexistent/run.yaml: cannot open");
+}
+
+TEST(Config, ScoreAndSafetyFollowThePolicy) {
+  const Policy p = Policy::from_yaml(
+      "objectives: {accuracy: 1.0, latency_ms: -0.01}\nsafety: {min_accuracy: 0.8, max_latency_ms: 2}\n", "p");
+  EXPECT_DOUBLE_EQ(p.score({{"accuracy", 0.9}, {"latency_ms", 1.5}}), 0.9 - 0.015);
+  EXPECT_EQ(p.safety_violation({{"accuracy", 0.9}, {"latency_ms", 1.5}}), "");
+  EXPECT_EQ(p.safety_violation({{"accuracy", 0.7}, {"latency_ms", 1.5}}), "accuracy 0.7 < 0.8");
+  EXPECT_EQ(p.safety_violation({{"accuracy", 0.9}, {"latency_ms", 3}}), "latency 3 ms > 2 ms");
+  EXPECT_EQ(p.safety_violation({{"latency_ms", 1}}), "accuracy nan < 0.8");  // unmeasured is unsafe
+}
+
+TEST(Registry, RefusesAFileThatIsNotARegistry) {
+  const auto path = fs::temp_directory_path() / ("gng-notdb-" + std::to_string(getpid()));
+  std::ofstream(path) << "this is not sqlite";
+  EXPECT_NE(error_of([&] { Registry r(path.string(), false); }).find("not a gng registry"), std::string::npos);
+  fs::remove(path);
+  EXPECT_EQ(error_of([&] { Registry r(path.string(), false); }),
+            path.string() + ": no registry here (is this a runs/<id> folder?)");
+}
+
+TEST(Run, CompletesWritesReportModelAndStatus) {
+  Sandbox box;
+  const auto r = test::run(gng("run " + box.config() + " --runs " + box.runs()));
+  ASSERT_EQ(r.status, 0) << r.out;
+  const std::string dir = box.run_dir();
+  EXPECT_TRUE(fs::exists(dir + "/report.html"));
+  EXPECT_TRUE(fs::exists(dir + "/promoted.pt"));
+  EXPECT_TRUE(fs::exists(dir + "/promoted.pt.json"));
+  Registry reg(dir + "/registry.db", false);
+  EXPECT_EQ(reg.meta("state"), "finished");
+  EXPECT_EQ(reg.candidates().size(), 8u);
+  // Successive halving: every candidate at rung 0, two per cycle at rung 1.
+  int rung0 = 0, rung1 = 0;
+  for (const auto& e : reg.evaluations()) (e.rung == 0 ? rung0 : rung1)++;
+  EXPECT_EQ(rung0, 8);
+  EXPECT_EQ(rung1, 4);
+  // The second cycle came from the surrogate, the first at random.
+  EXPECT_EQ(reg.candidates().front().origin, "random feasible design (no surrogate yet)");
+  EXPECT_EQ(reg.candidates().back().origin.rfind("Thompson sample of the surrogate fitted on 4 scores", 0), 0u);
+  ASSERT_FALSE(reg.promotions().empty());
+  EXPECT_EQ(reg.promotions().back().approved_by, "policy (auto)");
+  const double test_acc = std::stod(reg.meta("test_accuracy").value_or("0"));
+  EXPECT_GT(test_acc, 0.3);  // chance is 0.1
+  EXPECT_NE(r.out.find("rung 1"), std::string::npos);
+  EXPECT_NE(r.out.find("left"), std::string::npos);
+
+  const auto s = test::run(gng("status " + dir));
+  ASSERT_EQ(s.status, 0) << s.out;
+  EXPECT_NE(s.out.find("finished"), std::string::npos) << s.out;
+
+  // The exported model loads in Python's PyTorch.
+  const auto py = test::run("/usr/bin/python3 -c \"import torch; d = torch.load('" + dir +
+                            "/promoted.pt'); print('tensors', len(d))\"");
+  EXPECT_EQ(py.status, 0) << py.out;
+  EXPECT_NE(py.out.find("tensors"), std::string::npos) << py.out;
+
+  // Resuming a finished run changes nothing and re-reports.
+  const auto again = test::run(gng("run --resume " + dir));
+  ASSERT_EQ(again.status, 0) << again.out;
+  Registry reg2(dir + "/registry.db", false);
+  EXPECT_EQ(reg2.evaluations().size(), 12u);
+}
+
+TEST(Run, KilledAtAnyMomentResumesWithoutLosingEvaluations) {
+  Sandbox box;
+  const std::string log = (box.dir / "log").string();
+  pid_t pid = spawn("run " + box.config() + " --runs " + box.runs(), log);
+  // Kill it at different moments: right after the first evaluation, then mid-rung twice more.
+  std::map<std::pair<int, int>, double> before;
+  for (int k : {1, 4, 9}) {
+    ASSERT_TRUE(wait_for([&] { return evaluations(box.run_dir()).size() >= static_cast<std::size_t>(k); }, 120))
+        << "no progress; log: " << test::run("cat " + log).out;
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    const auto now = evaluations(box.run_dir());
+    for (const auto& [key, score] : before) {
+      ASSERT_TRUE(now.count(key)) << "lost evaluation c" << key.first << " rung " << key.second;
+      EXPECT_EQ(now.at(key), score);
+    }
+    before = now;
+    pid = spawn("run --resume " + box.run_dir(), log);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << test::run("cat " + log).out;
+  const auto final_ = evaluations(box.run_dir());
+  for (const auto& [key, score] : before) EXPECT_EQ(final_.at(key), score);
+  EXPECT_EQ(final_.size(), 12u);  // nothing evaluated twice, nothing missing
+  Registry reg(box.run_dir() + "/registry.db", false);
+  EXPECT_EQ(reg.meta("state"), "finished");
+  EXPECT_EQ(reg.candidates().size(), 8u);
+  int resumes = 0;
+  for (const auto& d : reg.decisions()) resumes += d.kind == "resume";
+  EXPECT_EQ(resumes, 3);
+  EXPECT_TRUE(fs::exists(box.run_dir() + "/report.html"));
+}
+
+TEST(Run, ManualGateWaitsForApproval) {
+  Sandbox box("objectives: {accuracy: 1.0}\nbudgets: {cycles: 1, candidates: 4}\napproval: manual\n");
+  const std::string log = (box.dir / "log").string();
+  const pid_t pid = spawn("run " + box.config() + " --runs " + box.runs(), log);
+  std::string dir;
+  int candidate = -1;
+  ASSERT_TRUE(wait_for([&] {
+    dir = box.run_dir();
+    if (dir.empty() || !fs::exists(dir + "/registry.db")) return false;
+    try {
+      Registry reg(dir + "/registry.db", false);
+      for (const auto& d : reg.decisions())
+        if (d.kind == "approval") return sscanf(d.text.c_str(), "awaiting approval of c%d", &candidate) == 1;
+    } catch (const Error&) {
+    }
+    return false;
+  }, 120)) << test::run("cat " + log).out;
+  // Still waiting: nothing promoted without the operator.
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  EXPECT_EQ(waitpid(pid, nullptr, WNOHANG), 0);
+  EXPECT_TRUE(Registry(dir + "/registry.db", false).promotions().empty());
+
+  const auto bad = test::run(gng("approve " + dir + " 99"));
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.out.find("no candidate 99"), std::string::npos) << bad.out;
+  const auto ok = test::run(gng("approve " + dir + " " + std::to_string(candidate) + " --by tester"));
+  ASSERT_EQ(ok.status, 0) << ok.out;
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << test::run("cat " + log).out;
+  Registry reg(dir + "/registry.db", false);
+  ASSERT_EQ(reg.promotions().size(), 1u);
+  EXPECT_EQ(reg.promotions()[0].candidate, candidate);
+  EXPECT_EQ(reg.promotions()[0].approved_by, "operator");
+}
+
+TEST(Run, SafetyConstraintsBlockPromotionAndApproval) {
+  Sandbox box("objectives: {accuracy: 1.0}\nbudgets: {cycles: 1, candidates: 4}\nsafety: {min_accuracy: 0.999}\n");
+  const auto r = test::run(gng("run " + box.config() + " --runs " + box.runs()));
+  ASSERT_EQ(r.status, 0) << r.out;
+  Registry reg(box.run_dir() + "/registry.db", false);
+  EXPECT_TRUE(reg.promotions().empty());
+  EXPECT_FALSE(fs::exists(box.run_dir() + "/promoted.pt"));
+  int top = -1;
+  for (const auto& e : reg.evaluations())
+    if (e.rung == 1) top = e.candidate;
+  const auto a = test::run(gng("approve " + box.run_dir() + " " + std::to_string(top)));
+  EXPECT_EQ(a.status, 1);
+  EXPECT_NE(a.out.find("breaks the policy's safety constraints (accuracy"), std::string::npos) << a.out;
+}
+
+TEST(Run, BadConfigFailsBeforeCreatingAnything) {
+  Sandbox box("objectives: {acuracy: 1.0}\n");
+  const auto r = test::run(gng("run " + box.config() + " --runs " + box.runs()));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("tiny-policy.yaml:1: unknown key 'acuracy' in objectives"), std::string::npos) << r.out;
+  EXPECT_EQ(box.run_dir(), "");
+  const auto r2 = test::run(gng("run --resume " + box.runs() + "/nothing"));
+  EXPECT_EQ(r2.status, 1);
+  EXPECT_NE(r2.out.find("no registry here"), std::string::npos) << r2.out;
+}
+
+}  // namespace
+}  // namespace gng
