@@ -169,7 +169,8 @@ RunConfig RunConfig::from_yaml(const std::string& text, const std::string& sourc
     if (s["per_cycle"]) c.per_cycle = static_cast<int>(number(s["per_cycle"], source, "per_cycle", 1, 1e6));
   }
   if (const auto f = root["fidelity"]) {
-    check_keys(f, source, "fidelity", {"rungs", "eta", "batch"});
+    check_keys(f, source, "fidelity", {"rungs", "eta", "batch", "eval_samples"});
+    if (f["eval_samples"]) c.eval_samples = static_cast<std::size_t>(number(f["eval_samples"], source, "eval_samples", 0, 1e9));
     if (f["eta"]) c.eta = static_cast<int>(number(f["eta"], source, "eta", 2, 100));
     if (f["batch"]) c.batch = static_cast<int>(number(f["batch"], source, "batch", 1, 65536));
     if (const auto r = f["rungs"]) {

@@ -47,6 +47,7 @@ struct RunConfig {
   std::vector<Rung> rungs{{1, 10000, false, 0}, {3, 0, false, 0}};
   int eta = 3;
   int batch = 128;
+  std::size_t eval_samples = 5000;         // validation images scored below the top rung (0 = all)
   int workers = 2;                         // trainings at once (one thread each)
   double noise_sigma = 0.1;                // robustness: input noise
   double watts = 5.0;                      // energy estimate: latency × this power per core

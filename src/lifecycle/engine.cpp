@@ -271,10 +271,12 @@ class Engine {
         b.augment = g.augment;
         b.batch = c_.batch;
         b.seed = c_.seed * 1000003 + c.id;
+        b.threads = todo.size() == 1 ? c_.workers : 1;  // a lone training gets every worker's core
         b.seconds = std::max(1.0, left());
         EvalSettings es;
         es.noise_sigma = c_.noise_sigma;
         es.watts = c_.watts;
+        es.max_eval = top ? 0 : c_.eval_samples;  // cheap rungs are scored on part of the validation set
         const std::string model =
             top ? (fs::path(dir_) / "models" / ("c" + std::to_string(c.id) + ".pt")).string() : std::string();
         EvaluationRow e{c.id, static_cast<int>(rung), {}, 0, model};

@@ -1,4 +1,5 @@
 // The only translation unit that includes <torch/torch.h> (it costs ~25 s of CPU to compile).
+#include <dlfcn.h>
 #include <malloc.h>
 #include <torch/torch.h>
 
@@ -283,14 +284,12 @@ std::string init_training_runtime() {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   at::set_num_threads(1);
   at::set_num_interop_threads(1);
-  const std::string config = at::show_config();
-  if (config.find("openblas") != std::string::npos || config.find("OpenBLAS") != std::string::npos) return "OpenBLAS";
-  // Debian's libtorch links libblas.so.3, which the alternatives system points at OpenBLAS when
-  // one is installed; without it the reference BLAS is ~15x slower.
-  for (const char* p : {"/usr/lib/x86_64-linux-gnu/libopenblas.so.0", "/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3",
-                        "/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3"})
-    if (std::filesystem::exists(p)) return "OpenBLAS";
-  return "reference BLAS (slow): install libopenblas0-openmp";
+  // Debian's libtorch links libblas.so.3, which the alternatives system points at OpenBLAS when one
+  // is installed; without it the reference BLAS is ~15x slower. (gng doctor checks the same.)
+  void* blas = dlopen("libopenblas.so.0", RTLD_LAZY);
+  if (!blas) return "reference BLAS (slow): install libopenblas0-openmp";
+  dlclose(blas);
+  return "OpenBLAS";
 }
 
 Metrics train_and_evaluate(const std::string& family, const Design& d, const Dataset& train, const Dataset& val,
@@ -303,6 +302,16 @@ Metrics train_and_evaluate(const std::string& family, const Design& d, const Dat
   const auto clock = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - clock).count(); };
 
+  // Intra-op threads for this training only (see TrainBudget::threads).
+  struct Threads {
+    explicit Threads(int n) : n_(n) {
+      if (n_ > 1) at::set_num_threads(n_);
+    }
+    ~Threads() {
+      if (n_ > 1) at::set_num_threads(1);
+    }
+    int n_;
+  } threads(budget.threads);
   auto net = build(family, d, in, budget.seed);
   const torch::Tensor x_all = images(train), y_all = labels(train);
   {
@@ -323,14 +332,23 @@ Metrics train_and_evaluate(const std::string& family, const Design& d, const Dat
   }
 
   const std::size_t per_epoch = budget.samples ? std::min(budget.samples, train.count) : train.count;
-  const int64_t steps = std::max<int64_t>(1, std::llround(budget.epochs * per_epoch / budget.batch));
-  const int64_t warmup = std::max<int64_t>(1, steps / 30);
+  const int64_t planned = std::max<int64_t>(1, std::llround(budget.epochs * per_epoch / budget.batch));
+  const int64_t warmup = std::max<int64_t>(1, planned / 30);
   Rng rng(budget.seed, 0x7a1);
   std::vector<int64_t> order(train.count);
   std::size_t cursor = train.count;  // reshuffle on first use
   int64_t step = 0;
   net->train();
+  const double setup = elapsed();
+  int64_t steps = planned;
   for (; step < steps; ++step) {
+    // A wall-clock cap shortens the whole schedule (measured on the first steps) rather than cutting
+    // it off with the learning rate still high.
+    if (budget.seconds > 0 && step == std::min<int64_t>(20, planned / 10) && step > 0) {
+      const double per_step = (elapsed() - setup) / step;
+      const auto fit = static_cast<int64_t>(0.95 * (budget.seconds - setup) / per_step);
+      if (fit < steps) steps = std::max(step + 1, fit);
+    }
     if (budget.seconds > 0 && elapsed() > budget.seconds) break;
     // Cosine schedule with linear warm-up.
     const double rate = step < warmup ? lr * (step + 1) / warmup

@@ -41,6 +41,8 @@ struct TrainBudget {
   int batch = 128;
   bool augment = false;       // random ±2-pixel shifts and horizontal flips
   uint64_t seed = 1;          // initialisation, sampling and shuffling
+  int threads = 1;            // intra-op threads; process-wide while it trains, so use > 1 only
+                              // when no other training runs at the same time
 };
 
 struct EvalSettings {

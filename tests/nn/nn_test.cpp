@@ -174,3 +174,29 @@ TEST(Export, SavedModelReloadsInCppAndInPythonTorch) {
 
 }  // namespace
 }  // namespace gng
+
+namespace gng {
+namespace {
+
+// Every design of the example spaces builds, and the budgets see exactly the built parameters.
+TEST(Cost, ExampleSpacesBuildAndMatchTheFormula) {
+  const InputShape in{1, 28, 28, 10};
+  for (const char* file : {"cnn", "vit"}) {
+    SearchSpace sp = SearchSpace::from_file(std::string(GNG_SOURCE_DIR) + "/examples/spaces/" + file + ".yaml");
+    const std::string family = sp.family();
+    sp.set_cost_model([&](const Design& d) { return design_cost(family, d, in); });
+    sp.finalize();
+    Rng rng(7);
+    for (int k = 0; k < 25; ++k) {
+      const auto d = sp.decode(sp.random_valid(rng));
+      ASSERT_TRUE(d.has_value());
+      const auto cost = design_cost(family, *d, in);
+      EXPECT_EQ(cost.at("params"), built_parameters(family, *d, in)) << d->to_json();
+      EXPECT_LE(cost.at("params"), sp.budgets().at("params"));
+      EXPECT_LE(cost.at("flops"), sp.budgets().at("flops"));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace gng

@@ -484,7 +484,7 @@ TEST(Examples, SpacesLoadFinalizeAndSampleValidDesigns) {
     std::size_t bits;
     CostModel cost;
   };
-  for (const Example& e : {Example{"cnn", "cnn", 23, cnn_cost}, Example{"vit", "vit", 20, vit_cost}}) {
+  for (const Example& e : {Example{"cnn", "cnn", 25, cnn_cost}, Example{"vit", "vit", 20, vit_cost}}) {
     SCOPED_TRACE(e.file);
     SearchSpace sp = SearchSpace::from_file(std::string(GNG_SOURCE_DIR) + "/examples/spaces/" + e.file + ".yaml");
     EXPECT_EQ(sp.family(), e.family);
