@@ -83,7 +83,7 @@ ReportData report_data(const std::string& dir) {
     (cand.origin.rfind("Thompson", 0) == 0 ? surrogate : random)++;
     ReportCandidate rc;
     rc.id = cand.id;
-    rc.cycle = cand.cycle;
+    rc.cycle = cand.cycle + 1;  // cycles are counted from 1 wherever a person reads them
     rc.bits = cand.bits;
     rc.design = short_design(cand.design);
     rc.rung = -1;

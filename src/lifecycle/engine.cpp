@@ -272,7 +272,9 @@ class Engine {
         b.batch = c_.batch;
         b.seed = c_.seed * 1000003 + c.id;
         b.threads = todo.size() == 1 ? c_.workers : 1;  // a lone training gets every worker's core
-        b.seconds = std::max(1.0, left());
+        // The time left is shared by the cycles still to come, so no training (a long top-rung one
+        // above all) can starve the later cycles; the trainer fits its schedule to this cap.
+        b.seconds = std::max(1.0, left() / (policy_.cycles - cycle));
         EvalSettings es;
         es.noise_sigma = c_.noise_sigma;
         es.watts = c_.watts;
