@@ -11,6 +11,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "support/error_of.h"
 #include "core/rng.h"
 #include "data/dataset.h"
 
@@ -61,14 +62,7 @@ std::string idx_labels(const std::string& labels) {
   return be32(0x801) + be32(static_cast<uint32_t>(labels.size())) + labels;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using test::error_of;
 
 bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
 

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "lifecycle/config.h"
 #include "lifecycle/registry.h"
+#include "support/error_of.h"
 #include "support/paths.h"
 
 namespace gng {
@@ -20,14 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using test::error_of;
 
 // A fresh folder holding the tiny run file, with the policy replaced when given.
 struct Sandbox {

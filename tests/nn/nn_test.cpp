@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "data/dataset.h"
 #include "nn/nn.h"
+#include "support/error_of.h"
 #include "support/paths.h"
 
 namespace gng {
@@ -14,14 +15,7 @@ namespace {
 
 Design design(std::vector<std::pair<std::string, std::string>> v) { return Design{std::move(v)}; }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using test::error_of;
 
 // A small, fixed slice of Fashion-MNIST: the first `n` training images and the first 1000 test images.
 struct Small {
