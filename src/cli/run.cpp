@@ -135,22 +135,16 @@ ReportData report_data(const std::string& dir) {
     SearchSpace space = SearchSpace::from_yaml(reg.meta("space").value_or(""), "<stored space>");
     for (std::size_t i = 0; i < space.bits(); ++i) r.bit_names.push_back(space.bit_name(i));
     if (xs.size() >= 4) {
-      std::vector<std::vector<uint32_t>> groups;
-      for (const auto& d : space.decisions())
-        if (d.kind == DecisionKind::one_of) {
-          std::vector<uint32_t> g;
-          for (uint32_t b = 0; b < d.bits; ++b) g.push_back(d.first_bit + b);
-          groups.push_back(g);
-        }
-      QuadraticSurrogate model(space.bits(), groups);
+      QuadraticSurrogate model(space.bits(), space.one_of_groups());
       model.fit(xs, normal_scores(ys), true);
       const Qubo q = model.mean_qubo();
       r.couplings.assign(space.bits(), std::vector<double>(space.bits(), 0.0));
       for (std::size_t i = 0; i < space.bits(); ++i) r.couplings[i][i] = -q.linear()[i];
       for (const auto& t : q.quadratic()) r.couplings[t.i][t.j] = r.couplings[t.j][t.i] = -t.value;
     }
-  } catch (const Error&) {
-    r.couplings.clear();  // the report still shows everything else
+  } catch (const Error& e) {
+    r.couplings.clear();  // the report still shows everything else, and says why this is missing
+    r.sampler_stats["surrogate"] = std::string("not shown: ") + e.what();
   }
   if (promoted >= 0) {
     for (const auto& rc : r.candidates)
@@ -201,7 +195,7 @@ int approve(const std::vector<std::string>& argv) {
   }
   const std::string& id = args.positional()[1];
   const std::string digits = id.substr(id[0] == 'c' ? 1 : 0);
-  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos)
+  if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos)
     throw Error("CANDIDATE must be a candidate id such as 7 or c7, got '" + id + "'");
   const char* user = std::getenv("USER");
   approve_candidate(args.positional()[0], std::stoi(digits), args.has("by") ? args.str("by") : (user ? user : "operator"));

@@ -69,12 +69,7 @@ SearchSpace load_space(const RunConfig& c, const Policy& p, const InputShape& in
 
 Feasibility feasibility(const SearchSpace& space) {
   Feasibility f;
-  for (const auto& d : space.decisions())
-    if (d.kind == DecisionKind::one_of) {
-      std::vector<uint32_t> g;
-      for (uint32_t b = 0; b < d.bits; ++b) g.push_back(d.first_bit + b);
-      f.groups.push_back(g);
-    }
+  f.groups = space.one_of_groups();
   f.penalise = [&space](const Qubo& q) { return space.with_penalty(q); };
   f.valid = [&space](const Bits& x) { return space.decode(x).has_value(); };
   f.random = [&space](Rng& rng) { return space.random_valid(rng); };

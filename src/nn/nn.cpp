@@ -407,15 +407,15 @@ Metrics train_and_evaluate(const std::string& family, const Design& d, const Dat
 double saved_accuracy(const std::string& path, const Dataset& data) {
   std::ifstream jf(path + ".json");
   if (!jf) throw Error(path + ".json: cannot open the model description");
-  nlohmann::json j;
+  std::shared_ptr<Net> net;
   try {
-    j = nlohmann::json::parse(jf);
-  } catch (const std::exception& e) {
-    throw Error(path + ".json: " + e.what());
+    const auto j = nlohmann::json::parse(jf);
+    const auto& s = j.at("input");
+    const InputShape in{s.at("channels"), s.at("height"), s.at("width"), s.at("classes")};
+    net = build(j.at("family"), Design::from_json(j.at("design").dump()), in, 1);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ".json: not a gng model description (" + e.what() + ")");
   }
-  const InputShape in{j["input"]["channels"], j["input"]["height"], j["input"]["width"], j["input"]["classes"]};
-  const Design d = Design::from_json(j["design"].dump());
-  auto net = build(j["family"], d, in, 1);
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error(path + ": cannot open");
   std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());

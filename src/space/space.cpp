@@ -615,6 +615,17 @@ Bits SearchSpace::encode(const Design& design) const {
   return x;
 }
 
+std::vector<std::vector<uint32_t>> SearchSpace::one_of_groups() const {
+  std::vector<std::vector<uint32_t>> groups;
+  for (const auto& d : decisions_)
+    if (d.kind == DecisionKind::one_of) {
+      std::vector<uint32_t> g(d.bits);
+      for (uint32_t b = 0; b < d.bits; ++b) g[b] = d.first_bit + b;
+      groups.push_back(std::move(g));
+    }
+  return groups;
+}
+
 std::string SearchSpace::bit_name(std::size_t bit) const {
   for (const Decision& d : decisions_) {
     if (bit < d.first_bit || bit >= d.first_bit + d.bits) continue;

@@ -71,7 +71,9 @@ class SearchSpace {
   const std::string& family() const { return family_; }
   const std::vector<Decision>& decisions() const { return decisions_; }
   std::size_t bits() const { return bits_; }
-  std::string bit_name(std::size_t bit) const;  // e.g. "activation=gelu", "width>=32", "residual"
+  std::string bit_name(std::size_t bit) const;
+  // The bits of every one-of decision (gated or not): at most one is set in each group.
+  std::vector<std::vector<uint32_t>> one_of_groups() const;  // e.g. "activation=gelu", "width>=32", "residual"
 
   // Budgets: metric → maximum. set_cost_model() must be called before budgets are checked; a budget
   // on a metric the model does not report is an error at check time.

@@ -274,6 +274,9 @@ TEST(Run, BadConfigFailsBeforeCreatingAnything) {
   const auto r2 = test::run(gng("run --resume " + box.runs() + "/nothing"));
   EXPECT_EQ(r2.status, 1);
   EXPECT_NE(r2.out.find("no registry here"), std::string::npos) << r2.out;
+  const auto r3 = test::run(gng("approve " + box.runs() + " 99999999999"));
+  EXPECT_EQ(r3.status, 1);
+  EXPECT_NE(r3.out.find("CANDIDATE must be a candidate id such as 7 or c7, got '99999999999'"), std::string::npos) << r3.out;
 }
 
 }  // namespace

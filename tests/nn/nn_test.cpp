@@ -161,6 +161,9 @@ TEST(Export, SavedModelReloadsInCppAndInPythonTorch) {
   std::filesystem::copy_file(path + ".json", path + ".bad.json");
   std::filesystem::resize_file(path + ".bad", std::filesystem::file_size(path) / 2);
   EXPECT_NE(error_of([&] { saved_accuracy(path + ".bad", s.val); }).find("not a gng model state dict"), std::string::npos);
+  std::ofstream(path + ".bad.json") << "{\"family\": \"cnn\"}";
+  EXPECT_NE(error_of([&] { saved_accuracy(path + ".bad", s.val); }).find(".bad.json: not a gng model description ("),
+            std::string::npos);
   EXPECT_EQ(error_of([&] { saved_accuracy((dir / "none.pt").string(), s.val); }),
             (dir / "none.pt").string() + ".json: cannot open the model description");
   std::filesystem::remove_all(dir);
