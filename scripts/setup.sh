@@ -27,6 +27,7 @@ packages=(
   nlohmann-json3-dev zlib1g-dev libsqlite3-dev
   libopenblas0-openmp libnlopt-dev
   libtorch-dev libyaml-cpp-dev dataset-fashion-mnist
+  libcpp-httplib-dev libprotobuf-dev protobuf-compiler wrk
   python3-torch chromium
   dpkg-dev perl
 )

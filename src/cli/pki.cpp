@@ -1,0 +1,114 @@
+// gng pki — the project's certificate authority: init, issue, deny, show.
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <sstream>
+#include <string>
+
+#include "cli/commands.h"
+#include "core/args.h"
+#include "core/error.h"
+#include "secure/pki.h"
+
+namespace gng::cli {
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: gng pki init DIR [--algorithm ML-DSA-87|SLH-DSA-SHA2-256s] [--days N]
+       gng pki issue DIR --role node|kme|orchestrator --id NAME [--hosts H1,H2] [--days N]
+       gng pki deny DIR --id NAME
+       gng pki show DIR
+
+init   a CA: DIR/ca.pem, DIR/ca.key.pem (0600), DIR/crl.pem (the signed deny list, empty)
+issue  an ML-DSA-65 key and certificate (CN = id, OU = role) in DIR/issued/NAME.{pem,key.pem};
+       subjectAltName from --hosts (default: NAME, localhost, 127.0.0.1)
+deny   put NAME's certificate on the deny list (re-signs DIR/crl.pem); peers refuse it from then on
+show   the CA and every issued certificate with its state
+)";
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+std::string date(long long t) {
+  char buf[32];
+  const time_t tt = static_cast<time_t>(t);
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", std::gmtime(&tt));
+  return buf;
+}
+
+}  // namespace
+
+int pki(const std::vector<std::string>& argv) {
+  Args args("gng pki");
+  args.option("algorithm", "CA signature algorithm (init)")
+      .option("days", "validity in days")
+      .option("role", "node, kme or orchestrator (issue)")
+      .option("id", "the identity's name")
+      .option("hosts", "comma-separated DNS names / IP addresses for subjectAltName (issue)")
+      .flag("help", "show this help");
+  args.parse(argv);
+  const auto& pos = args.positional();
+  if (args.has("help")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (pos.size() != 2) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  const std::string& verb = pos[0];
+  const std::string& dir = pos[1];
+  if (verb == "init") {
+    const std::string alg = args.str("algorithm", "ML-DSA-87");
+    secure::pki_init(dir, alg, static_cast<int>(args.integer("days", 3650)));
+    std::printf("CA (%s) created in %s: ca.pem, ca.key.pem (keep it offline), crl.pem\n", alg.c_str(), dir.c_str());
+    return 0;
+  }
+  if (verb == "issue") {
+    if (!args.has("role") || !args.has("id")) throw Error("pki issue needs --role and --id");
+    secure::IssueOptions o;
+    o.role = args.str("role");
+    o.id = args.str("id");
+    o.hosts = split(args.str("hosts"));
+    o.days = static_cast<int>(args.integer("days", 365));
+    const secure::Identity me = secure::pki_issue(dir, o);
+    std::printf("issued %s '%s' (%s, serial %s, until %s): %s/issued/%s.pem\n", o.role.c_str(), o.id.c_str(),
+                me.key.algorithm().c_str(), me.cert.serial().c_str(), date(me.cert.not_after()).c_str(), dir.c_str(),
+                o.id.c_str());
+    return 0;
+  }
+  if (verb == "deny") {
+    if (!args.has("id")) throw Error("pki deny needs --id");
+    secure::pki_deny(dir, args.str("id"));
+    std::printf("'%s' is on the deny list (%s/crl.pem)\n", args.str("id").c_str(), dir.c_str());
+    return 0;
+  }
+  if (verb == "show") {
+    const secure::TrustStore trust = secure::TrustStore::load(dir);
+    std::printf("CA %s (%s), until %s, key %s\n", trust.ca().subject_id().c_str(),
+                trust.ca().public_key().algorithm().c_str(), date(trust.ca().not_after()).c_str(),
+                trust.ca().public_key().fingerprint().substr(0, 16).c_str());
+    for (const auto& e : std::filesystem::directory_iterator(dir + "/issued")) {
+      const std::string name = e.path().filename().string();
+      if (name.size() < 5 || name.ends_with(".key.pem") || !name.ends_with(".pem")) continue;
+      const auto cert = secure::Certificate::from_pem(secure::read_file(e.path().string()));
+      std::string state = "valid";
+      try {
+        trust.check(cert);
+      } catch (const Error& err) {
+        state = err.what();
+      }
+      std::printf("  %-12s %-20s serial %s  until %s  %s\n", cert.role().c_str(), cert.subject_id().c_str(),
+                  cert.serial().substr(0, 12).c_str(), date(cert.not_after()).c_str(), state.c_str());
+    }
+    return 0;
+  }
+  throw Error("unknown pki command '" + verb + "' (init, issue, deny, show)");
+}
+
+}  // namespace gng::cli

@@ -1,0 +1,274 @@
+#include "net/rpc.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <httplib.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "core/error.h"
+
+namespace gng::net {
+
+namespace {
+
+constexpr const char* kGroup = "X25519MLKEM768";
+constexpr const char* kExporterLabel = "EXPORTER-gng-envelope-v1";
+
+std::string ssl_errors() {
+  std::string out;
+  while (const unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    out += (out.empty() ? "" : "; ") + std::string(buf);
+  }
+  return out;
+}
+
+// TLS 1.3 only, the hybrid post-quantum group only, our identity, the CA and deny list, and the
+// peer must present a certificate that chains to the CA.
+bool harden(SSL_CTX* ctx, const secure::Identity& me, const secure::TrustStore& trust, bool server) {
+  if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 || SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+      SSL_CTX_set1_groups_list(ctx, kGroup) != 1 || SSL_CTX_use_certificate(ctx, me.cert.get()) != 1 ||
+      SSL_CTX_use_PrivateKey(ctx, me.key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+    return false;
+  SSL_CTX_set_cert_store(ctx, trust.x509_store());  // the context owns the store
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), nullptr);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+  return true;
+}
+
+std::string name_field(X509* cert, int nid) {
+  if (!cert) return "";
+  X509_NAME* name = X509_get_subject_name(cert);
+  const int i = X509_NAME_get_index_by_NID(name, nid, -1);
+  if (i < 0) return "";
+  const ASN1_STRING* s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+  return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), ASN1_STRING_length(s));
+}
+
+Peer peer_of(SSL* ssl) {
+  Peer p;
+  X509* cert = SSL_get0_peer_certificate(ssl);
+  p.id = name_field(cert, NID_commonName);
+  p.role = name_field(cert, NID_organizationalUnitName);
+  const int group = SSL_get_negotiated_group(ssl);
+  const char* name = group ? SSL_group_to_name(ssl, group) : nullptr;
+  p.tls_group = name ? name : "";
+  p.exporter.resize(48);
+  if (SSL_export_keying_material(ssl, p.exporter.data(), p.exporter.size(), kExporterLabel,
+                                 std::char_traits<char>::length(kExporterLabel), nullptr, 0, 0) != 1)
+    p.exporter.clear();
+  return p;
+}
+
+std::string failure_body(const std::string& message) {
+  std::string escaped;
+  for (char c : message) {
+    if (c == '"' || c == '\\') escaped += '\\';
+    escaped += (static_cast<unsigned char>(c) < 0x20) ? ' ' : c;
+  }
+  return "{\"message\": \"" + escaped + "\"}";
+}
+
+std::chrono::seconds whole_seconds(std::chrono::milliseconds ms) {
+  return std::max(std::chrono::seconds(1), std::chrono::duration_cast<std::chrono::seconds>(ms));
+}
+
+}  // namespace
+
+// --- Server --------------------------------------------------------------------------------------------
+
+struct Server::Impl {
+  secure::Identity me;
+  secure::TrustStore trust;
+  Limits limits;
+  bool setup_ok = false;
+  std::unique_ptr<httplib::SSLServer> http;
+  std::thread thread;
+};
+
+Server::Server(const secure::Identity& me, const secure::TrustStore& trust, Limits limits) : impl_(new Impl) {
+  impl_->me = me;
+  impl_->trust = trust;
+  impl_->limits = limits;
+  impl_->http = std::make_unique<httplib::SSLServer>([this](SSL_CTX& ctx) {
+    return impl_->setup_ok = harden(&ctx, impl_->me, impl_->trust, true);
+  });
+  if (!impl_->setup_ok || !impl_->http->is_valid())
+    throw Error("cannot set up the TLS server for '" + me.id() + "': " + ssl_errors());
+  const auto t = whole_seconds(limits.timeout);
+  impl_->http->set_payload_max_length(limits.max_body);
+  impl_->http->set_read_timeout(t.count());
+  impl_->http->set_write_timeout(t.count());
+  impl_->http->set_keep_alive_timeout(5);
+  // Who the server is, as seen through this session: the client's way to open a session.
+  route("GET", "/v1/hello", [this](const Peer& p, const Request&) {
+    return Response{200,
+                    "{\"id\": \"" + impl_->me.id() + "\", \"role\": \"" + impl_->me.role() + "\", \"you\": \"" + p.id +
+                        "\", \"tls_group\": \"" + p.tls_group + "\"}"};
+  });
+}
+
+Server::~Server() { stop(); }
+
+void Server::route(const std::string& method, const std::string& pattern, Handler h) {
+  auto wrapped = [h = std::move(h)](const httplib::Request& req, httplib::Response& res) {
+    Response out;
+    try {
+      Peer peer = peer_of(const_cast<SSL*>(req.ssl));
+      Request r{req.method, req.path, req.body, req.get_header_value("Content-Type"), {}, {}};
+      for (const auto& [k, v] : req.params) r.query[k] = v;
+      for (std::size_t i = 1; i < req.matches.size(); ++i) r.captures.push_back(req.matches[i]);
+      out = h(peer, r);
+    } catch (const Failure& f) {
+      out = {f.status, failure_body(f.what())};
+    } catch (const Error& e) {
+      out = {400, failure_body(e.what())};
+    } catch (const std::exception& e) {
+      out = {500, failure_body(std::string("internal error: ") + e.what())};
+    }
+    res.status = out.status;
+    res.set_content(out.body, out.content_type.c_str());
+  };
+  if (method == "GET")
+    impl_->http->Get(pattern, wrapped);
+  else if (method == "POST")
+    impl_->http->Post(pattern, wrapped);
+  else
+    throw std::logic_error("route: unsupported method " + method);
+}
+
+void Server::rpc(const std::string& name, std::function<std::string(const Peer&, const std::string&)> h) {
+  route("POST", "/rpc/" + name, [h = std::move(h)](const Peer& p, const Request& r) {
+    if (r.content_type != "application/x-protobuf") throw Failure(415, "an RPC body must be application/x-protobuf");
+    return Response{200, h(p, r.body), "application/x-protobuf"};
+  });
+}
+
+int Server::listen(const std::string& host, int port) {
+  int bound = port;
+  if (port == 0)
+    bound = impl_->http->bind_to_any_port(host);
+  else if (!impl_->http->bind_to_port(host, port))
+    bound = -1;
+  if (bound <= 0) throw Error("cannot listen on " + host + ":" + std::to_string(port) + " (in use, or not an address here)");
+  auto ended = std::make_shared<std::atomic<bool>>(false);
+  impl_->thread = std::thread([this, ended] {
+    impl_->http->listen_after_bind();
+    *ended = true;
+  });
+  // Serving before returning, so that stop() cannot come before the loop it must end.
+  while (!impl_->http->is_running() && !*ended) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (*ended) throw Error("the server on " + host + ":" + std::to_string(bound) + " stopped as it started");
+  return bound;
+}
+
+void Server::stop() {
+  if (!impl_ || !impl_->http) return;
+  impl_->http->stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+// --- Client --------------------------------------------------------------------------------------------
+
+struct Client::Impl {
+  std::string where;
+  Limits limits;
+  std::unique_ptr<httplib::SSLClient> http;
+  std::mutex mu;  // guards `session`, written by the handshake callback
+  Peer session;
+  bool have_session = false;
+
+  static int slot() {
+    static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return index;
+  }
+  // Captures the exporter, group and server identity when a handshake completes.
+  static void on_info(const SSL* ssl, int where, int) {
+    if (!(where & SSL_CB_HANDSHAKE_DONE)) return;
+    auto* self = static_cast<Impl*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), slot()));
+    Peer p = peer_of(const_cast<SSL*>(ssl));
+    std::lock_guard lock(self->mu);
+    self->session = std::move(p);
+    self->have_session = true;
+  }
+};
+
+Client::Client(const secure::Identity& me, const secure::TrustStore& trust, const std::string& host, int port,
+               Limits limits)
+    : impl_(new Impl) {
+  impl_->where = host + ":" + std::to_string(port);
+  impl_->limits = limits;
+  impl_->http = std::make_unique<httplib::SSLClient>(host, port);
+  SSL_CTX* ctx = impl_->http->ssl_context();
+  if (!ctx || !harden(ctx, me, trust, false))
+    throw Error("cannot set up the TLS client for '" + me.id() + "': " + ssl_errors());
+  SSL_CTX_set_ex_data(ctx, Impl::slot(), impl_.get());
+  SSL_CTX_set_info_callback(ctx, &Impl::on_info);
+  impl_->http->enable_server_certificate_verification(true);
+  impl_->http->set_keep_alive(true);
+  const auto t = whole_seconds(limits.timeout);
+  impl_->http->set_connection_timeout(t.count());
+  impl_->http->set_read_timeout(t.count());
+  impl_->http->set_write_timeout(t.count());
+}
+
+Client::~Client() = default;
+
+Response Client::call(const std::string& method, const std::string& path, const std::string& body,
+                      const std::string& content_type) {
+  if (body.size() > impl_->limits.max_body)
+    throw Error("request to " + impl_->where + path + " is " + std::to_string(body.size()) +
+                " bytes, above the limit of " + std::to_string(impl_->limits.max_body));
+  const auto deadline = std::chrono::steady_clock::now() + impl_->limits.timeout;
+  auto backoff = std::chrono::milliseconds(100);
+  for (int attempt = 0;; ++attempt) {
+    ERR_clear_error();
+    httplib::Result r = method == "GET" ? impl_->http->Get(path.c_str())
+                                        : impl_->http->Post(path.c_str(), body, content_type.c_str());
+    if (r) {
+      if (r->body.size() > impl_->limits.max_body)
+        throw Error("answer from " + impl_->where + path + " is above the limit of " +
+                    std::to_string(impl_->limits.max_body) + " bytes");
+      return {r->status, r->body, r->get_header_value("Content-Type")};
+    }
+    const httplib::Error err = r.error();
+    std::string why = httplib::to_string(err);
+    const long verify = impl_->http->get_openssl_verify_result();
+    if (verify != X509_V_OK) why += ": server certificate: " + std::string(X509_verify_cert_error_string(verify));
+    const std::string ssl = ssl_errors();
+    if (!ssl.empty()) why += " (" + ssl + ")";
+    // Certificate and handshake failures do not heal by retrying; connection failures might.
+    const bool transient = err == httplib::Error::Connection || err == httplib::Error::Read ||
+                           err == httplib::Error::Write || err == httplib::Error::ConnectionTimeout;
+    if (!transient || attempt >= impl_->limits.retries || std::chrono::steady_clock::now() + backoff > deadline)
+      throw Error("no answer from " + impl_->where + " for " + method + " " + path + " after " +
+                  std::to_string(attempt + 1) + " attempt(s): " + why);
+    std::this_thread::sleep_for(backoff);
+    backoff *= 2;
+  }
+}
+
+std::string Client::rpc(const std::string& name, const std::string& body) {
+  const Response r = call("POST", "/rpc/" + name, body, "application/x-protobuf");
+  if (r.status != 200) throw Error(impl_->where + " refused " + name + " (HTTP " + std::to_string(r.status) + "): " + r.body);
+  return r.body;
+}
+
+Peer Client::session() {
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->have_session && impl_->http->is_socket_open()) return impl_->session;
+  }
+  const Response r = call("GET", "/v1/hello");
+  if (r.status != 200) throw Error(impl_->where + " did not answer /v1/hello (HTTP " + std::to_string(r.status) + ")");
+  std::lock_guard lock(impl_->mu);
+  return impl_->session;
+}
+
+}  // namespace gng::net

@@ -1,0 +1,88 @@
+#pragma once
+// The transport every gng exchange uses: HTTPS over TLS 1.3 only, key exchange only X25519MLKEM768
+// (the IETF hybrid of X25519 and ML-KEM-768), mutual authentication with ML-DSA certificates from
+// the project's CA (secure/pki.h), deny list enforced. cpp-httplib carries it, on OpenSSL >= 3.5.
+//
+// Two kinds of routes on one Server: unary RPCs (POST /rpc/<name>, a protobuf message in and out,
+// see proto/gng.proto) and plain REST routes (the ETSI GS QKD 014 API). Handlers learn the caller's
+// verified identity (Peer). The Client retries connection failures with exponential back-off,
+// honours a deadline, and knows the TLS exporter secret of its session (for sealed envelopes).
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "secure/pki.h"
+
+namespace gng::net {
+
+// The peer of a TLS session, as its verified certificate names it.
+struct Peer {
+  std::string id, role;          // certificate CN / OU
+  std::string tls_group;         // negotiated key-exchange group ("X25519MLKEM768")
+  secure::Bytes exporter;        // 48 bytes of RFC 8446 §7.5 exporter, label "EXPORTER-gng-envelope-v1"
+};
+
+struct Request {
+  std::string method, path, body, content_type;
+  std::map<std::string, std::string> query;  // decoded query parameters
+  std::vector<std::string> captures;         // regex groups of the route pattern
+};
+
+struct Response {
+  int status = 200;
+  std::string body, content_type = "application/json";
+};
+
+// A handler throws Failure to answer with that HTTP status and message (JSON {"message": …}).
+struct Failure : std::runtime_error {
+  Failure(int status, const std::string& message) : std::runtime_error(message), status(status) {}
+  int status;
+};
+
+struct Limits {
+  std::size_t max_body = 256u << 20;    // request/response bodies above this are refused (413)
+  std::chrono::milliseconds timeout{30000};  // per request: connect + read + write
+  int retries = 3;                      // connection failures only; back-off 100 ms, 200 ms, 400 ms …
+};
+
+class Server {
+ public:
+  Server(const secure::Identity& me, const secure::TrustStore& trust, Limits limits = {});
+  ~Server();
+  using Handler = std::function<Response(const Peer&, const Request&)>;
+  // A REST route: method "GET" or "POST", path an ECMAScript regex matched against the whole path.
+  void route(const std::string& method, const std::string& pattern, Handler h);
+  // A unary RPC: POST /rpc/<name>, body and reply are serialized protobuf messages.
+  void rpc(const std::string& name, std::function<std::string(const Peer&, const std::string&)> h);
+  int listen(const std::string& host, int port);  // binds (port 0: any free one), serves on a thread
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+class Client {
+ public:
+  Client(const secure::Identity& me, const secure::TrustStore& trust, const std::string& host, int port,
+         Limits limits = {});
+  ~Client();
+  // Any route. Throws gng::Error naming host:port and the cause when no answer could be had
+  // (refused, TLS handshake or certificate failure, deadline); an HTTP error status is returned.
+  Response call(const std::string& method, const std::string& path, const std::string& body = "",
+                const std::string& content_type = "application/json");
+  // A unary RPC; a non-200 answer throws gng::Error with the server's message.
+  std::string rpc(const std::string& name, const std::string& body);
+  // The current TLS session (connecting first if there is none): its exporter secret, group, and
+  // the server's certificate id. A new connection has a new exporter.
+  Peer session();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace gng::net

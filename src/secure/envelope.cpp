@@ -1,0 +1,202 @@
+#include "secure/envelope.h"
+
+#include <cstring>
+
+#include "core/error.h"
+
+namespace gng::secure {
+
+namespace {
+
+constexpr char kInfo[] = "gng envelope v1";
+constexpr std::size_t kMaxField = 1024;  // ids, digests, key ids: short strings
+
+void put_u16(Bytes& b, std::size_t v) {
+  b.push_back(static_cast<uint8_t>(v >> 8));
+  b.push_back(static_cast<uint8_t>(v));
+}
+void put_u32(Bytes& b, std::size_t v) {
+  for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<uint8_t>(v >> s));
+}
+void put_u64(Bytes& b, uint64_t v) {
+  for (int s = 56; s >= 0; s -= 8) b.push_back(static_cast<uint8_t>(v >> s));
+}
+void put_str(Bytes& b, const std::string& s) {
+  if (s.size() > kMaxField) throw Error("envelope header field longer than " + std::to_string(kMaxField) + " bytes");
+  put_u16(b, s.size());
+  b.insert(b.end(), s.begin(), s.end());
+}
+void put_blob32(Bytes& b, View v) {
+  put_u32(b, v.size());
+  b.insert(b.end(), v.begin(), v.end());
+}
+
+// Reads from a byte range; every read names what it was reading when the bytes ran out.
+struct Reader {
+  View in;
+  std::size_t at = 0;
+  View take(std::size_t n, const char* what) {
+    if (n > in.size() - at)
+      throw Error(std::string("truncated envelope: ") + what + " needs " + std::to_string(n) + " bytes, " +
+                  std::to_string(in.size() - at) + " left");
+    View v = in.subspan(at, n);
+    at += n;
+    return v;
+  }
+  uint64_t uint(int bytes, const char* what) {
+    uint64_t v = 0;
+    for (uint8_t c : take(static_cast<std::size_t>(bytes), what)) v = (v << 8) | c;
+    return v;
+  }
+  std::string str(const char* what) {
+    const View v = take(uint(2, what), what);
+    return {v.begin(), v.end()};
+  }
+  void magic(const char* m, const char* what) {
+    const View v = take(5, what);
+    if (std::memcmp(v.data(), m, 4) != 0) throw Error(std::string("not a gng ") + what + " (bad magic)");
+    if (v[4] != 1) throw Error(std::string("unsupported ") + what + " version " + std::to_string(v[4]));
+  }
+};
+
+Bytes encode_header(const EnvelopeHeader& h) {
+  Bytes b = {'G', 'N', 'G', 'H', 1};
+  put_str(b, h.sender);
+  put_str(b, h.recipient);
+  put_str(b, h.run);
+  put_u64(b, h.round);
+  put_u64(b, h.seq);
+  put_str(b, h.model_digest);
+  put_str(b, h.qkd_key_id);
+  put_str(b, h.mode);
+  return b;
+}
+
+EnvelopeHeader decode_header(View bytes) {
+  Reader r{bytes};
+  r.magic("GNGH", "envelope header");
+  EnvelopeHeader h;
+  h.sender = r.str("sender");
+  h.recipient = r.str("recipient");
+  h.run = r.str("run");
+  h.round = r.uint(8, "round");
+  h.seq = r.uint(8, "seq");
+  h.model_digest = r.str("model digest");
+  h.qkd_key_id = r.str("QKD key_ID");
+  h.mode = r.str("mode");
+  if (r.at != bytes.size()) throw Error("envelope header has " + std::to_string(bytes.size() - r.at) + " trailing bytes");
+  if (h.mode != "qkd+pqc" && h.mode != "pqc-only") throw Error("envelope mode '" + h.mode + "' is unknown");
+  if ((h.mode == "qkd+pqc") == h.qkd_key_id.empty())
+    throw Error("envelope mode " + h.mode + (h.qkd_key_id.empty() ? " without" : " with") + " a QKD key_ID");
+  return h;
+}
+
+// AES key and IV for one envelope.
+std::pair<Bytes, Bytes> derive(View exporter, View qkd_key, View header) {
+  if (exporter.size() < 32) throw Error("the TLS exporter secret is missing or short (" + std::to_string(exporter.size()) + " bytes)");
+  Bytes ikm(exporter.begin(), exporter.end());
+  ikm.insert(ikm.end(), qkd_key.begin(), qkd_key.end());
+  const Bytes okm = hkdf_sha384(ikm, sha384(header), view(kInfo), 44);
+  return {Bytes(okm.begin(), okm.begin() + 32), Bytes(okm.begin() + 32, okm.end())};
+}
+
+// What the sender signs: context string, header, and the GCM tag (which authenticates the body).
+Bytes signed_part(View header, View body) {
+  Bytes m(kInfo, kInfo + sizeof kInfo - 1);
+  put_blob32(m, header);
+  const View tag = body.size() >= 16 ? body.last(16) : body;
+  m.insert(m.end(), tag.begin(), tag.end());
+  return m;
+}
+
+}  // namespace
+
+std::string model_digest(View update) { return hex(sha256(update)); }
+
+Bytes seal(EnvelopeHeader h, View update, View tls_exporter, View qkd_key, const Identity& sender) {
+  if (h.sender != sender.id())
+    throw Error("envelope sender '" + h.sender + "' is not the sealing identity '" + sender.id() + "'");
+  if (h.model_digest.size() != 64) throw Error("envelope needs the update's model digest (hex SHA-256)");
+  if (qkd_key.empty() != h.qkd_key_id.empty())
+    throw Error(qkd_key.empty() ? "a QKD key_ID without its key" : "a QKD key without its key_ID");
+  if (!qkd_key.empty() && qkd_key.size() < 32) throw Error("a QKD key shorter than 256 bits");
+  h.mode = qkd_key.empty() ? "pqc-only" : "qkd+pqc";
+  const Bytes header = encode_header(h);
+  const auto [key, iv] = derive(tls_exporter, qkd_key, header);
+  const Bytes body = aes256gcm_seal(key, iv, header, update);
+  const Bytes sig = sender.key.sign(signed_part(header, body));
+  const Bytes cert = sender.cert.der();
+  Bytes out = {'G', 'N', 'G', 'E', 1};
+  out.reserve(out.size() + header.size() + cert.size() + body.size() + sig.size() + 20);
+  put_blob32(out, header);
+  put_blob32(out, cert);
+  put_u64(out, body.size());
+  out.insert(out.end(), body.begin(), body.end());
+  put_blob32(out, sig);
+  return out;
+}
+
+ParsedEnvelope parse_envelope(View wire) {
+  Reader r{wire};
+  r.magic("GNGE", "envelope");
+  ParsedEnvelope p;
+  const View header = r.take(r.uint(4, "header length"), "header");
+  p.header = decode_header(header);
+  p.header_bytes.assign(header.begin(), header.end());
+  const View cert = r.take(r.uint(4, "certificate length"), "sender certificate");
+  p.sender_cert_der.assign(cert.begin(), cert.end());
+  const View body = r.take(r.uint(8, "body length"), "body");
+  if (body.size() < 16) throw Error("envelope body shorter than its 16-byte tag");
+  p.body.assign(body.begin(), body.end());
+  const View sig = r.take(r.uint(4, "signature length"), "signature");
+  p.signature.assign(sig.begin(), sig.end());
+  if (r.at != wire.size()) throw Error("envelope has " + std::to_string(wire.size() - r.at) + " trailing bytes");
+  return p;
+}
+
+void ReplayGuard::check_and_record(const EnvelopeHeader& h) {
+  std::lock_guard lock(mu_);
+  const auto key = std::make_pair(h.sender, h.run);
+  const auto now = std::make_pair(h.round, h.seq);
+  const auto it = last_.find(key);
+  if (it != last_.end() && now <= it->second)
+    throw Error("replayed envelope from '" + h.sender + "' (run " + h.run + ", round " + std::to_string(h.round) +
+                ", seq " + std::to_string(h.seq) + "; last accepted round " + std::to_string(it->second.first) +
+                ", seq " + std::to_string(it->second.second) + ")");
+  last_[key] = now;
+}
+
+Opened open(View wire, const OpenOptions& o) {
+  if (!o.trust) throw std::logic_error("open: no trust store");
+  ParsedEnvelope p = parse_envelope(wire);
+  const EnvelopeHeader& h = p.header;
+  if (h.recipient != o.me) throw Error("envelope is for '" + h.recipient + "', not for '" + o.me + "'");
+  Certificate cert;
+  try {
+    cert = Certificate::from_der(p.sender_cert_der);
+  } catch (const Error& e) {
+    throw Error(std::string("envelope sender certificate: ") + e.what());
+  }
+  o.trust->check(cert);  // names expired / denied / foreign certificates
+  if (cert.subject_id() != h.sender)
+    throw Error("envelope claims sender '" + h.sender + "' but carries the certificate of '" + cert.subject_id() + "'");
+  if (!cert.public_key().verify(signed_part(p.header_bytes, p.body), p.signature))
+    throw Error("envelope signature of '" + h.sender + "' does not verify");
+  if (h.mode == "pqc-only" && !o.allow_pqc_only)
+    throw Error("envelope from '" + h.sender + "' is pqc-only and the policy requires QKD keys");
+  Bytes qkd;
+  if (h.mode == "qkd+pqc") {
+    if (!o.qkd_key) throw Error("envelope needs QKD key " + h.qkd_key_id + " and this recipient has no KME");
+    qkd = o.qkd_key(h.qkd_key_id);
+  }
+  const auto [key, iv] = derive(o.tls_exporter, qkd, p.header_bytes);
+  Opened out{h, {}};
+  if (!aes256gcm_open(key, iv, p.header_bytes, p.body, out.update))
+    throw Error("envelope from '" + h.sender + "' does not authenticate (wrong session, wrong QKD key or altered body)");
+  if (model_digest(out.update) != h.model_digest)
+    throw Error("envelope from '" + h.sender + "': the update does not match its model digest " + h.model_digest);
+  if (o.replay) o.replay->check_and_record(h);
+  return out;
+}
+
+}  // namespace gng::secure

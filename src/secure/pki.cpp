@@ -1,0 +1,329 @@
+#include "secure/pki.h"
+
+#include <arpa/inet.h>
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <ctime>
+#include <filesystem>
+#include <regex>
+
+#include "core/error.h"
+
+namespace fs = std::filesystem;
+
+namespace gng::secure {
+
+namespace {
+
+using Bio = std::unique_ptr<BIO, decltype(&BIO_free)>;
+using Crl = std::unique_ptr<X509_CRL, decltype(&X509_CRL_free)>;
+
+std::string ssl_error() {
+  const unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  if (e == 0) return "no OpenSSL error recorded";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  return buf;
+}
+
+[[noreturn]] void internal(const std::string& what) { throw std::runtime_error(what + ": " + ssl_error()); }
+
+std::string name_entry(X509_NAME* name, int nid) {
+  const int i = X509_NAME_get_index_by_NID(name, nid, -1);
+  if (i < 0) return "";
+  const ASN1_STRING* s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+  return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), ASN1_STRING_length(s));
+}
+
+void add_ext(X509* cert, X509* issuer, int nid, const std::string& value) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
+  if (!ext || X509_add_ext(cert, ext, -1) != 1) internal("X509 extension " + value);
+  X509_EXTENSION_free(ext);
+}
+
+// A random positive 127-bit serial: unique without keeping a counter.
+void set_random_serial(X509* cert) {
+  Bytes r = random_bytes(16);
+  r[0] &= 0x7f;
+  BIGNUM* bn = BN_bin2bn(r.data(), static_cast<int>(r.size()), nullptr);
+  if (!bn || !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert))) internal("serial");
+  BN_free(bn);
+}
+
+X509* new_cert(const PublicKey& key, const std::string& role, const std::string& id, long long from, int days) {
+  X509* cert = X509_new();
+  if (!cert || X509_set_version(cert, 2) != 1) internal("X509_new");
+  set_random_serial(cert);
+  time_t start = from ? static_cast<time_t>(from) : std::time(nullptr);
+  if (!X509_time_adj_ex(X509_getm_notBefore(cert), 0, 0, &start) ||
+      !X509_time_adj_ex(X509_getm_notAfter(cert), days, 0, &start))
+    internal("validity");
+  X509_NAME* name = X509_get_subject_name(cert);
+  auto add = [&](const char* field, const std::string& v) {
+    if (X509_NAME_add_entry_by_txt(name, field, MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(v.c_str()), -1,
+                                   -1, 0) != 1)
+      internal("subject");
+  };
+  add("O", "gng");
+  add("OU", role);
+  add("CN", id);
+  if (X509_set_pubkey(cert, key.get()) != 1) internal("X509_set_pubkey");
+  return cert;
+}
+
+void sign_cert(X509* cert, const SigningKey& key) {
+  // ML-DSA and SLH-DSA sign the message itself: no separate digest.
+  if (X509_sign(cert, key.get(), nullptr) <= 0) internal("X509_sign");
+}
+
+void check_name(const std::string& what, const std::string& v) {
+  static const std::regex ok("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
+  if (!std::regex_match(v, ok))
+    throw Error("invalid " + what + " '" + v + "': use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit");
+}
+
+bool is_ip(const std::string& h) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, h.c_str(), buf) == 1 || inet_pton(AF_INET6, h.c_str(), buf) == 1;
+}
+
+Crl read_crl(const std::string& pem, const std::string& where) {
+  Bio b(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  X509_CRL* c = PEM_read_bio_X509_CRL(b.get(), nullptr, nullptr, nullptr);
+  if (!c) throw Error(where + ": not a PEM CRL (" + ssl_error() + ")");
+  return Crl(c, X509_CRL_free);
+}
+
+// (Re)writes DIR/crl.pem: the CA's signed list of denied serials, valid for a year.
+void write_crl(const std::string& dir, const Certificate& ca, const SigningKey& ca_key,
+               const std::vector<ASN1_INTEGER*>& serials) {
+  Crl crl(X509_CRL_new(), X509_CRL_free);
+  time_t now = std::time(nullptr);
+  ASN1_TIME* last = X509_time_adj_ex(nullptr, 0, 0, &now);
+  ASN1_TIME* next = X509_time_adj_ex(nullptr, 365, 0, &now);
+  if (!crl || X509_CRL_set_version(crl.get(), 1) != 1 ||
+      X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(ca.get())) != 1 ||
+      X509_CRL_set1_lastUpdate(crl.get(), last) != 1 || X509_CRL_set1_nextUpdate(crl.get(), next) != 1)
+    internal("CRL");
+  for (ASN1_INTEGER* s : serials) {
+    X509_REVOKED* r = X509_REVOKED_new();
+    if (!r || X509_REVOKED_set_serialNumber(r, s) != 1 || X509_REVOKED_set_revocationDate(r, last) != 1 ||
+        X509_CRL_add0_revoked(crl.get(), r) != 1)
+      internal("CRL entry");
+  }
+  ASN1_TIME_free(last);
+  ASN1_TIME_free(next);
+  X509_CRL_sort(crl.get());
+  if (X509_CRL_sign(crl.get(), ca_key.get(), nullptr) <= 0) internal("X509_CRL_sign");
+  Bio b(BIO_new(BIO_s_mem()), BIO_free);
+  if (PEM_write_bio_X509_CRL(b.get(), crl.get()) != 1) internal("PEM_write_bio_X509_CRL");
+  char* p = nullptr;
+  const long n = BIO_get_mem_data(b.get(), &p);
+  write_file_atomic(dir + "/crl.pem", std::string_view(p, static_cast<std::size_t>(n)));
+}
+
+void require_pki(const std::string& dir) {
+  if (!fs::exists(dir + "/ca.pem") || !fs::exists(dir + "/ca.key.pem"))
+    throw Error(dir + " is not a gng PKI (no ca.pem / ca.key.pem): run 'gng pki init " + dir + "' first");
+}
+
+}  // namespace
+
+// --- Certificate ---------------------------------------------------------------------------------------
+
+Certificate::Certificate(X509* owned) : cert_(owned, X509_free) {}
+
+Certificate Certificate::from_pem(std::string_view pem) {
+  Bio b(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  X509* c = b ? PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr) : nullptr;
+  if (!c) throw Error("not a PEM certificate (" + ssl_error() + ")");
+  return Certificate(c);
+}
+
+Certificate Certificate::from_der(View der) {
+  const unsigned char* p = der.data();
+  X509* c = d2i_X509(nullptr, &p, static_cast<long>(der.size()));
+  if (!c || p != der.data() + der.size()) {
+    X509_free(c);
+    throw Error("not a DER certificate (" + ssl_error() + ")");
+  }
+  return Certificate(c);
+}
+
+Bytes Certificate::der() const {
+  unsigned char* p = nullptr;
+  const int n = cert_ ? i2d_X509(cert_.get(), &p) : -1;
+  if (n <= 0) internal("i2d_X509");
+  Bytes out(p, p + n);
+  OPENSSL_free(p);
+  return out;
+}
+
+std::string Certificate::pem() const {
+  Bio b(BIO_new(BIO_s_mem()), BIO_free);
+  if (!cert_ || PEM_write_bio_X509(b.get(), cert_.get()) != 1) internal("PEM_write_bio_X509");
+  char* p = nullptr;
+  const long n = BIO_get_mem_data(b.get(), &p);
+  return std::string(p, static_cast<std::size_t>(n));
+}
+
+std::string Certificate::subject_id() const { return name_entry(X509_get_subject_name(cert_.get()), NID_commonName); }
+std::string Certificate::role() const {
+  return name_entry(X509_get_subject_name(cert_.get()), NID_organizationalUnitName);
+}
+
+std::string Certificate::serial() const {
+  BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert_.get()), nullptr);
+  char* h = BN_bn2hex(bn);
+  std::string s(h);
+  OPENSSL_free(h);
+  BN_free(bn);
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+long long Certificate::not_after() const {
+  struct tm t {};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(cert_.get()), &t) != 1) internal("notAfter");
+  return static_cast<long long>(timegm(&t));
+}
+
+PublicKey Certificate::public_key() const {
+  EVP_PKEY* k = X509_get_pubkey(cert_.get());
+  if (!k) internal("X509_get_pubkey");
+  return PublicKey(k);
+}
+
+// --- TrustStore ----------------------------------------------------------------------------------------
+
+TrustStore TrustStore::load(const std::string& pki_dir) {
+  TrustStore t;
+  const std::string ca = pki_dir + "/ca.pem", crl = pki_dir + "/crl.pem";
+  try {
+    t.ca_ = Certificate::from_pem(read_file(ca));
+  } catch (const Error& e) {
+    throw Error("trust store " + ca + ": " + e.what());
+  }
+  t.crl_pem_ = read_file(crl);
+  Crl c = read_crl(t.crl_pem_, crl);
+  // The deny list counts only when the pinned CA signed it.
+  if (X509_CRL_verify(c.get(), t.ca_.public_key().get()) != 1)
+    throw Error(crl + ": the deny list is not signed by the CA in " + ca);
+  return t;
+}
+
+X509_STORE* TrustStore::x509_store() const {
+  X509_STORE* s = X509_STORE_new();
+  Crl c = read_crl(crl_pem_, "deny list");
+  if (!s || X509_STORE_add_cert(s, ca_.get()) != 1 || X509_STORE_add_crl(s, c.get()) != 1 ||
+      X509_STORE_set_flags(s, X509_V_FLAG_CRL_CHECK) != 1)
+    internal("X509_STORE");
+  return s;
+}
+
+void TrustStore::check(const Certificate& cert) const {
+  std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(x509_store(), X509_STORE_free);
+  std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> ctx(X509_STORE_CTX_new(), X509_STORE_CTX_free);
+  if (!ctx || X509_STORE_CTX_init(ctx.get(), store.get(), cert.get(), nullptr) != 1) internal("X509_STORE_CTX");
+  if (X509_verify_cert(ctx.get()) == 1) return;
+  const int err = X509_STORE_CTX_get_error(ctx.get());
+  ERR_clear_error();
+  const std::string who = "certificate '" + cert.subject_id() + "' (serial " + cert.serial() + ")";
+  if (err == X509_V_ERR_CERT_REVOKED) throw Error(who + " is on the deny list");
+  if (err == X509_V_ERR_CERT_HAS_EXPIRED) throw Error(who + " has expired");
+  if (err == X509_V_ERR_CERT_NOT_YET_VALID) throw Error(who + " is not yet valid");
+  throw Error(who + " is not trusted: " + X509_verify_cert_error_string(err));
+}
+
+// --- PKI operations ------------------------------------------------------------------------------------
+
+void pki_init(const std::string& dir, const std::string& algorithm, int days) {
+  if (fs::exists(dir + "/ca.pem") || fs::exists(dir + "/ca.key.pem"))
+    throw Error(dir + " already holds a CA (ca.pem): refusing to overwrite it");
+  if (algorithm.rfind("ML-DSA-", 0) != 0 && algorithm.rfind("SLH-DSA-", 0) != 0)
+    throw Error("CA algorithm '" + algorithm + "' is not post-quantum: use ML-DSA-87 (default) or SLH-DSA-*");
+  fs::create_directories(dir + "/issued");
+  const SigningKey key = SigningKey::generate(algorithm);
+  X509* raw = new_cert(key.public_key(), "ca", "gng-ca", 0, days);
+  Certificate ca(raw);
+  X509_set_issuer_name(raw, X509_get_subject_name(raw));
+  add_ext(raw, raw, NID_basic_constraints, "critical,CA:TRUE,pathlen:0");
+  add_ext(raw, raw, NID_key_usage, "critical,keyCertSign,cRLSign");
+  add_ext(raw, raw, NID_subject_key_identifier, "hash");
+  sign_cert(raw, key);
+  write_file_atomic(dir + "/ca.key.pem", key.pem(), true);
+  write_file_atomic(dir + "/ca.pem", ca.pem());
+  write_crl(dir, ca, key, {});
+}
+
+Identity pki_issue(const std::string& dir, const IssueOptions& o) {
+  require_pki(dir);
+  if (o.role != "node" && o.role != "kme" && o.role != "orchestrator")
+    throw Error("unknown role '" + o.role + "': node, kme or orchestrator");
+  check_name("id", o.id);
+  if (o.days < 1) throw Error("--days must be at least 1");
+  const std::string cert_path = dir + "/issued/" + o.id + ".pem";
+  if (fs::exists(cert_path)) throw Error("'" + o.id + "' already has a certificate (" + cert_path + ")");
+  const Certificate ca = Certificate::from_pem(read_file(dir + "/ca.pem"));
+  const SigningKey ca_key = SigningKey::from_pem(read_file(dir + "/ca.key.pem"));
+  const SigningKey key = SigningKey::generate(o.algorithm);
+  X509* raw = new_cert(key.public_key(), o.role, o.id, o.valid_from, o.days);
+  Certificate cert(raw);
+  X509_set_issuer_name(raw, X509_get_subject_name(ca.get()));
+  std::vector<std::string> hosts = o.hosts;
+  if (hosts.empty()) hosts = {o.id, "localhost", "127.0.0.1"};
+  std::string san;
+  for (const auto& h : hosts) san += (san.empty() ? "" : ",") + std::string(is_ip(h) ? "IP:" : "DNS:") + h;
+  add_ext(raw, ca.get(), NID_basic_constraints, "critical,CA:FALSE");
+  add_ext(raw, ca.get(), NID_key_usage, "critical,digitalSignature");
+  add_ext(raw, ca.get(), NID_ext_key_usage, "serverAuth,clientAuth");
+  add_ext(raw, ca.get(), NID_subject_alt_name, san);
+  add_ext(raw, ca.get(), NID_authority_key_identifier, "keyid:always");
+  sign_cert(raw, ca_key);
+  write_file_atomic(dir + "/issued/" + o.id + ".key.pem", key.pem(), true);
+  write_file_atomic(cert_path, cert.pem());
+  return {cert, key};
+}
+
+void pki_deny(const std::string& dir, const std::string& id) {
+  require_pki(dir);
+  check_name("id", id);
+  const std::string path = dir + "/issued/" + id + ".pem";
+  if (!fs::exists(path)) throw Error("no certificate for '" + id + "' in " + dir + "/issued");
+  const Certificate ca = Certificate::from_pem(read_file(dir + "/ca.pem"));
+  const SigningKey ca_key = SigningKey::from_pem(read_file(dir + "/ca.key.pem"));
+  const Certificate cert = Certificate::from_pem(read_file(path));
+  Crl old = read_crl(read_file(dir + "/crl.pem"), dir + "/crl.pem");
+  if (X509_CRL_verify(old.get(), ca.public_key().get()) != 1)
+    throw Error(dir + "/crl.pem is not signed by this CA: refusing to extend it");
+  std::vector<ASN1_INTEGER*> serials;
+  const STACK_OF(X509_REVOKED)* revoked = X509_CRL_get_REVOKED(old.get());
+  for (int i = 0; i < sk_X509_REVOKED_num(revoked); ++i)
+    serials.push_back(const_cast<ASN1_INTEGER*>(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(revoked, i))));
+  for (ASN1_INTEGER* s : serials)
+    if (ASN1_INTEGER_cmp(s, X509_get0_serialNumber(cert.get())) == 0) return;  // already denied
+  serials.push_back(const_cast<ASN1_INTEGER*>(X509_get0_serialNumber(cert.get())));
+  write_crl(dir, ca, ca_key, serials);
+}
+
+Identity load_identity(const std::string& pki_dir, const std::string& id) {
+  check_name("id", id);
+  const std::string base = pki_dir + "/issued/" + id;
+  if (!fs::exists(base + ".pem")) throw Error("no certificate for '" + id + "' in " + pki_dir + "/issued");
+  Identity me{Certificate::from_pem(read_file(base + ".pem")), SigningKey::from_pem(read_file(base + ".key.pem"))};
+  if (me.cert.public_key().fingerprint() != me.key.public_key().fingerprint())
+    throw Error(base + ".key.pem does not match the public key in " + base + ".pem");
+  return me;
+}
+
+}  // namespace gng::secure

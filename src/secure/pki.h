@@ -1,0 +1,78 @@
+#pragma once
+// The project's PKI: one CA (ML-DSA-87 by default, SLH-DSA for a long-lived root) that issues
+// ML-DSA-65 certificates naming a role (node | kme | orchestrator) and an id, and a signed deny
+// list (an X.509 CRL signed by the CA). Everything is PEM on disk, readable by the openssl tool:
+//
+//   DIR/ca.pem  DIR/ca.key.pem  DIR/crl.pem  DIR/issued/<id>.pem  DIR/issued/<id>.key.pem
+//
+// Keys are written 0600 and atomically; nothing is overwritten without being asked.
+#include <string>
+#include <vector>
+
+#include "secure/crypto.h"
+
+typedef struct x509_st X509;
+typedef struct x509_store_st X509_STORE;
+
+namespace gng::secure {
+
+// An X.509 certificate (shared, immutable once loaded).
+class Certificate {
+ public:
+  Certificate() = default;
+  explicit Certificate(X509* owned);  // takes ownership
+  static Certificate from_pem(std::string_view pem);
+  static Certificate from_der(View der);
+  std::string pem() const;
+  Bytes der() const;
+  std::string subject_id() const;    // CN
+  std::string role() const;          // OU
+  std::string serial() const;        // hex
+  long long not_after() const;       // seconds since the epoch
+  PublicKey public_key() const;
+  X509* get() const { return cert_.get(); }
+  explicit operator bool() const { return cert_ != nullptr; }
+
+ private:
+  std::shared_ptr<X509> cert_;
+};
+
+// What a party presents: its certificate and the matching private key.
+struct Identity {
+  Certificate cert;
+  SigningKey key;
+  std::string id() const { return cert.subject_id(); }
+  std::string role() const { return cert.role(); }
+};
+
+// The CA certificate and the current deny list: what every party pins and checks peers against.
+class TrustStore {
+ public:
+  static TrustStore load(const std::string& pki_dir);  // DIR/ca.pem + DIR/crl.pem
+  // A certificate issued by this CA, within its validity and not denied; throws gng::Error saying
+  // why not (e.g. "certificate 'n1' (serial 3f…) is on the deny list").
+  void check(const Certificate& cert) const;
+  // A fresh X509_STORE with the CA and CRL and CRL checking on (for TLS); the caller owns it.
+  X509_STORE* x509_store() const;
+  const Certificate& ca() const { return ca_; }
+
+ private:
+  Certificate ca_;
+  std::string crl_pem_;
+};
+
+struct IssueOptions {
+  std::string role;                  // node | kme | orchestrator
+  std::string id;                    // [A-Za-z0-9._-]+, unique in the PKI
+  std::vector<std::string> hosts;    // subjectAltName DNS names / IP addresses (default: id, localhost, 127.0.0.1)
+  int days = 365;
+  long long valid_from = 0;          // notBefore, seconds since the epoch (0: now)
+  std::string algorithm = "ML-DSA-65";
+};
+
+void pki_init(const std::string& dir, const std::string& algorithm = "ML-DSA-87", int days = 3650);
+Identity pki_issue(const std::string& dir, const IssueOptions& options);
+void pki_deny(const std::string& dir, const std::string& id);  // adds the id's certificate to the CRL
+Identity load_identity(const std::string& pki_dir, const std::string& id);
+
+}  // namespace gng::secure

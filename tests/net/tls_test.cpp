@@ -1,0 +1,215 @@
+// The transport's security properties, each checked against the real TLS stack: the negotiated
+// group is the post-quantum hybrid, and every client that should be refused is refused.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <filesystem>
+
+#include "net/rpc.h"
+#include "secure/crypto_info.h"
+#include "support/error_of.h"
+
+namespace gng::net {
+namespace {
+
+namespace fs = std::filesystem;
+using secure::Identity;
+using secure::TrustStore;
+
+// One project PKI and one foreign one, made once for all tests here.
+struct Pki {
+  std::string dir, other;
+  Identity orch, n1, expired, denied, stranger, kme;
+  Pki() {
+    dir = testing::TempDir() + "gng-net-pki-" + std::to_string(getpid());
+    other = dir + "-other";
+    fs::remove_all(dir);
+    fs::remove_all(other);
+    secure::pki_init(dir);
+    secure::pki_init(other);
+    orch = secure::pki_issue(dir, {"orchestrator", "orch"});
+    n1 = secure::pki_issue(dir, {"node", "n1"});
+    kme = secure::pki_issue(dir, {"kme", "kme-a"});
+    secure::IssueOptions old{"node", "old"};
+    old.valid_from = std::time(nullptr) - 10 * 86400;
+    old.days = 2;
+    expired = secure::pki_issue(dir, old);
+    denied = secure::pki_issue(dir, {"node", "bad"});
+    secure::pki_deny(dir, "bad");
+    stranger = secure::pki_issue(other, {"node", "n1"});  // same name, another CA
+  }
+  TrustStore trust() const { return TrustStore::load(dir); }
+};
+
+const Pki& pki() {
+  static const Pki p;
+  return p;
+}
+
+// A server on a free loopback port that answers /rpc/echo and /who.
+struct Running {
+  Server server;
+  int port;
+  explicit Running(const Identity& me, Limits limits = {}) : server(me, pki().trust(), limits), port(0) {
+    server.rpc("echo", [](const Peer&, const std::string& body) { return body; });
+    server.route("GET", "/who", [](const Peer& p, const Request&) {
+      return Response{200, p.id + " " + p.role + " " + p.tls_group + " " + secure::hex(p.exporter), "text/plain"};
+    });
+    port = server.listen("127.0.0.1", 0);
+  }
+};
+
+// A TLS 1.3 handshake with raw OpenSSL: "ok <group>" or the error.
+std::string handshake(int port, const char* groups, const Identity* me, int version = TLS1_3_VERSION) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_set_min_proto_version(ctx, version);
+  SSL_CTX_set_max_proto_version(ctx, version);
+  SSL_CTX_set1_groups_list(ctx, groups);
+  if (me) {
+    SSL_CTX_use_certificate(ctx, me->cert.get());
+    SSL_CTX_use_PrivateKey(ctx, me->key.get());
+  }
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  std::string result;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    result = "connect failed";
+  } else {
+    SSL* ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_connect(ssl) == 1) {
+      // In TLS 1.3 the server's verdict on our certificate arrives after the client's Finished:
+      // a request and its answer prove the server accepted us.
+      const char req[] = "GET /v1/hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+      char buf[16] = {};
+      const bool answered = SSL_write(ssl, req, sizeof req - 1) > 0 && SSL_read(ssl, buf, sizeof buf - 1) > 0;
+      const int nid = SSL_get_negotiated_group(ssl);
+      result = answered ? std::string("ok ") + SSL_group_to_name(ssl, nid) : "refused after handshake";
+    } else {
+      result = "handshake failed";
+    }
+    SSL_free(ssl);
+  }
+  close(fd);
+  SSL_CTX_free(ctx);
+  ERR_clear_error();
+  return result;
+}
+
+TEST(Tls, NegotiatesTheHybridPostQuantumGroupAndAuthenticatesBothEnds) {
+  Running s(pki().n1);
+  Client c(pki().orch, pki().trust(), "127.0.0.1", s.port);
+  const Response r = c.call("GET", "/who");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const Peer mine = c.session();
+  EXPECT_EQ(mine.tls_group, "X25519MLKEM768");
+  EXPECT_EQ(mine.id, "n1");
+  EXPECT_EQ(mine.role, "node");
+  ASSERT_EQ(mine.exporter.size(), 48u);
+  // The server saw the orchestrator's certificate, the same group and the same exporter secret.
+  EXPECT_EQ(r.body, "orch orchestrator X25519MLKEM768 " + secure::hex(mine.exporter));
+  EXPECT_EQ(handshake(s.port, "X25519MLKEM768", &pki().orch), "ok X25519MLKEM768");
+}
+
+TEST(Tls, RpcRoundTripAndLimits) {
+  Limits small;
+  small.max_body = 1000;
+  Running s(pki().n1, small);
+  Client c(pki().orch, pki().trust(), "127.0.0.1", s.port);
+  EXPECT_EQ(c.rpc("echo", std::string("\x00\x01protobuf", 10)), std::string("\x00\x01protobuf", 10));
+  EXPECT_EQ(c.call("POST", "/rpc/echo", "x", "text/plain").status, 415);
+  EXPECT_EQ(c.call("POST", "/rpc/echo", std::string(5000, 'x'), "application/x-protobuf").status, 413);
+  EXPECT_EQ(c.call("GET", "/nothing").status, 404);
+  const std::string e = test::error_of([&] { c.rpc("missing", "x"); });
+  EXPECT_NE(e.find("refused missing (HTTP 404)"), std::string::npos) << e;
+}
+
+TEST(Tls, ClassicalOnlyAndOlderClientsAreRefused) {
+  Running s(pki().n1);
+  EXPECT_EQ(handshake(s.port, "X25519:P-256:P-384", &pki().orch), "handshake failed");
+  EXPECT_EQ(handshake(s.port, "X25519MLKEM768", &pki().orch, TLS1_2_VERSION), "handshake failed");
+}
+
+TEST(Tls, ClientsWithoutAValidCertificateFromOurCaAreRefused) {
+  Running s(pki().n1);
+  EXPECT_NE(handshake(s.port, "X25519MLKEM768", nullptr).rfind("ok", 0), 0u) << "no client certificate";
+  for (const Identity* who : {&pki().stranger, &pki().expired, &pki().denied}) {
+    EXPECT_NE(handshake(s.port, "X25519MLKEM768", who).rfind("ok", 0), 0u) << who->id();
+    Limits once;
+    once.retries = 0;
+    Client c(*who, pki().trust(), "127.0.0.1", s.port, once);
+    const std::string e = test::error_of([&] { c.call("GET", "/v1/hello"); });
+    EXPECT_NE(e.find("no answer from 127.0.0.1:" + std::to_string(s.port)), std::string::npos) << who->id() << ": " << e;
+  }
+}
+
+TEST(Tls, AServerFromAnotherCaOrWithADeniedCertificateIsRefusedByTheClient) {
+  for (const Identity* who : {&pki().stranger, &pki().denied}) {
+    // The foreign server trusts its own CA; our client must still refuse it.
+    Server server(*who, who == &pki().stranger ? TrustStore::load(pki().other) : pki().trust());
+    const int port = server.listen("127.0.0.1", 0);
+    Client c(pki().orch, pki().trust(), "127.0.0.1", port);
+    const std::string e = test::error_of([&] { c.call("GET", "/v1/hello"); });
+    EXPECT_NE(e.find("server certificate"), std::string::npos) << who->id() << ": " << e;
+  }
+}
+
+TEST(Tls, PlainHttpGetsNoAnswer) {
+  Running s(pki().n1);
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(s.port));
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  const char req[] = "GET /v1/hello HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_GT(write(fd, req, sizeof req - 1), 0);
+  char buf[256] = {};
+  const ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  EXPECT_EQ(std::string(buf, n > 0 ? n : 0).find("HTTP/1.1"), std::string::npos);
+}
+
+TEST(Tls, UnreachablePeerIsRetriedWithBackoffThenAClearError) {
+  int port;
+  {
+    Server gone(pki().n1, pki().trust());
+    port = gone.listen("127.0.0.1", 0);
+  }
+  Limits l;
+  l.retries = 2;
+  Client c(pki().orch, pki().trust(), "127.0.0.1", port, l);
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string e = test::error_of([&] { c.call("GET", "/v1/hello"); });
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(e.find("no answer from 127.0.0.1:" + std::to_string(port) + " for GET /v1/hello after 3 attempt(s): Connection"),
+            std::string::npos)
+      << e;
+  EXPECT_GE(waited, 0.3);  // 100 ms + 200 ms of back-off
+}
+
+TEST(Tls, OneLibcryptoAndOneLibsslAtLeast35AreLoaded) {
+  Running s(pki().n1);
+  Client c(pki().orch, pki().trust(), "127.0.0.1", s.port);
+  ASSERT_EQ(c.call("GET", "/v1/hello").status, 200);
+  int crypto = 0, ssl = 0;
+  for (const auto& l : loaded_openssl_libraries()) {
+    crypto += l.find("libcrypto") != std::string::npos;
+    ssl += l.find("libssl") != std::string::npos;
+  }
+  EXPECT_EQ(crypto, 1);
+  EXPECT_EQ(ssl, 1);
+  EXPECT_GE(OpenSSL_version_num(), 0x30500000UL);
+}
+
+}  // namespace
+}  // namespace gng::net
