@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -73,6 +74,39 @@ std::string hex(View b) {
     s[2 * i + 1] = d[b[i] & 15];
   }
   return s;
+}
+
+std::string base64(View b) {
+  std::string out(4 * ((b.size() + 2) / 3), '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), b.data(), static_cast<int>(b.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+Bytes from_base64(std::string_view text) {
+  if (text.size() % 4 != 0) throw Error("malformed base64: length " + std::to_string(text.size()) + " is not a multiple of 4");
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    const bool pad = c == '=' && i + 2 >= text.size() && (i + 1 == text.size() || text.back() == '=');
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/' && !pad)
+      throw Error("malformed base64: unexpected character at offset " + std::to_string(i));
+  }
+  Bytes out(3 * (text.size() / 4));
+  const int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+  if (n < 0) throw Error("malformed base64");
+  std::size_t len = static_cast<std::size_t>(n);
+  if (text.size() >= 1 && text.back() == '=') --len;  // EVP_DecodeBlock counts padding as zero bytes
+  if (text.size() >= 2 && text[text.size() - 2] == '=') --len;
+  out.resize(len);
+  return out;
+}
+
+std::string uuid4() {
+  Bytes r = random_bytes(16);
+  r[6] = static_cast<uint8_t>((r[6] & 0x0f) | 0x40);
+  r[8] = static_cast<uint8_t>((r[8] & 0x3f) | 0x80);
+  const std::string h = hex(r);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
 }
 
 Bytes random_bytes(std::size_t n) {

@@ -18,6 +18,9 @@ using View = std::span<const uint8_t>;
 
 inline View view(std::string_view s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
 std::string hex(View b);
+std::string base64(View b);                   // RFC 4648, with padding, one line
+Bytes from_base64(std::string_view text);     // strict; throws gng::Error on anything malformed
+std::string uuid4();                          // a random (version 4) UUID, lower-case
 
 Bytes random_bytes(std::size_t n);  // RAND_bytes (the DRBG), never a seeded PRNG
 Bytes sha256(View data);

@@ -154,16 +154,24 @@ ParsedEnvelope parse_envelope(View wire) {
   return p;
 }
 
-void ReplayGuard::check_and_record(const EnvelopeHeader& h) {
-  std::lock_guard lock(mu_);
-  const auto key = std::make_pair(h.sender, h.run);
-  const auto now = std::make_pair(h.round, h.seq);
-  const auto it = last_.find(key);
-  if (it != last_.end() && now <= it->second)
+// Throws when (round, seq) is not above the last accepted one for (sender, run); mu_ held.
+void ReplayGuard::refuse_replay(const EnvelopeHeader& h) const {
+  const auto it = last_.find(std::make_pair(h.sender, h.run));
+  if (it != last_.end() && std::make_pair(h.round, h.seq) <= it->second)
     throw Error("replayed envelope from '" + h.sender + "' (run " + h.run + ", round " + std::to_string(h.round) +
                 ", seq " + std::to_string(h.seq) + "; last accepted round " + std::to_string(it->second.first) +
                 ", seq " + std::to_string(it->second.second) + ")");
-  last_[key] = now;
+}
+
+void ReplayGuard::check(const EnvelopeHeader& h) {
+  std::lock_guard lock(mu_);
+  refuse_replay(h);
+}
+
+void ReplayGuard::check_and_record(const EnvelopeHeader& h) {
+  std::lock_guard lock(mu_);
+  refuse_replay(h);
+  last_[std::make_pair(h.sender, h.run)] = std::make_pair(h.round, h.seq);
 }
 
 Opened open(View wire, const OpenOptions& o) {
@@ -184,6 +192,7 @@ Opened open(View wire, const OpenOptions& o) {
     throw Error("envelope signature of '" + h.sender + "' does not verify");
   if (h.mode == "pqc-only" && !o.allow_pqc_only)
     throw Error("envelope from '" + h.sender + "' is pqc-only and the policy requires QKD keys");
+  if (o.replay) o.replay->check(h);  // before a QKD key is spent on it
   Bytes qkd;
   if (h.mode == "qkd+pqc") {
     if (!o.qkd_key) throw Error("envelope needs QKD key " + h.qkd_key_id + " and this recipient has no KME");

@@ -48,8 +48,10 @@ ParsedEnvelope parse_envelope(View wire);
 // Refuses (round, seq) pairs at or below the last accepted one per (sender, run). Thread-safe.
 class ReplayGuard {
  public:
-  void check_and_record(const EnvelopeHeader& h);
+  void check(const EnvelopeHeader& h);             // throws when h would be a replay
+  void check_and_record(const EnvelopeHeader& h);  // the same, and remembers h atomically
  private:
+  void refuse_replay(const EnvelopeHeader& h) const;
   std::mutex mu_;
   std::map<std::pair<std::string, std::string>, std::pair<uint64_t, uint64_t>> last_;
 };

@@ -13,44 +13,15 @@
 
 #include "net/rpc.h"
 #include "secure/crypto_info.h"
+#include "net/fixture.h"
 #include "support/error_of.h"
 
 namespace gng::net {
 namespace {
 
-namespace fs = std::filesystem;
 using secure::Identity;
 using secure::TrustStore;
-
-// One project PKI and one foreign one, made once for all tests here.
-struct Pki {
-  std::string dir, other;
-  Identity orch, n1, expired, denied, stranger, kme;
-  Pki() {
-    dir = testing::TempDir() + "gng-net-pki-" + std::to_string(getpid());
-    other = dir + "-other";
-    fs::remove_all(dir);
-    fs::remove_all(other);
-    secure::pki_init(dir);
-    secure::pki_init(other);
-    orch = secure::pki_issue(dir, {"orchestrator", "orch"});
-    n1 = secure::pki_issue(dir, {"node", "n1"});
-    kme = secure::pki_issue(dir, {"kme", "kme-a"});
-    secure::IssueOptions old{"node", "old"};
-    old.valid_from = std::time(nullptr) - 10 * 86400;
-    old.days = 2;
-    expired = secure::pki_issue(dir, old);
-    denied = secure::pki_issue(dir, {"node", "bad"});
-    secure::pki_deny(dir, "bad");
-    stranger = secure::pki_issue(other, {"node", "n1"});  // same name, another CA
-  }
-  TrustStore trust() const { return TrustStore::load(dir); }
-};
-
-const Pki& pki() {
-  static const Pki p;
-  return p;
-}
+using test::pki;
 
 // A server on a free loopback port that answers /rpc/echo and /who.
 struct Running {

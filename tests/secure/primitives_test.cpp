@@ -145,3 +145,31 @@ TEST(Primitives, AtomicFileWrite) {
 
 }  // namespace
 }  // namespace gng::secure
+
+namespace gng::secure {
+namespace {
+
+TEST(Primitives, Base64Rfc4648VectorsAndStrictDecoding) {
+  const std::pair<const char*, const char*> v[] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
+                                                   {"foo", "Zm9v"}, {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="},
+                                                   {"foobar", "Zm9vYmFy"}};
+  for (const auto& [plain, enc] : v) {
+    EXPECT_EQ(base64(view(plain)), enc);
+    const Bytes back = from_base64(enc);
+    EXPECT_EQ(std::string(back.begin(), back.end()), plain);
+  }
+  EXPECT_EQ(test::error_of([] { from_base64("Zm9"); }), "malformed base64: length 3 is not a multiple of 4");
+  EXPECT_EQ(test::error_of([] { from_base64("Zm9v!A=="); }), "malformed base64: unexpected character at offset 4");
+  EXPECT_NE(test::error_of([] { from_base64("Z=9v"); }), "no error");
+}
+
+TEST(Primitives, Uuid4IsWellFormedAndFresh) {
+  const std::string u = uuid4();
+  ASSERT_EQ(u.size(), 36u);
+  EXPECT_EQ(u[14], '4');
+  EXPECT_NE(std::string("89ab").find(u[19]), std::string::npos);
+  EXPECT_NE(uuid4(), u);
+}
+
+}  // namespace
+}  // namespace gng::secure

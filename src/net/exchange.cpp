@@ -1,0 +1,82 @@
+#include "net/exchange.h"
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "gng.pb.h"
+
+namespace gng::net {
+
+void serve_updates(Server& server, Receiver r) {
+  if (!r.trust || !r.audit) throw std::logic_error("serve_updates: trust store and audit log are required");
+  auto replay = std::make_shared<secure::ReplayGuard>();
+  server.rpc("PushUpdate", [r, replay](const Peer& peer, const std::string& body) {
+    rpc::PushUpdate msg;
+    if (!msg.ParseFromString(body)) {
+      r.audit->append("rejection", peer.id, {{"from", peer.id}, {"reason", "PushUpdate is not a valid protobuf message"}, {"bytes", body.size()}});
+      throw Failure(400, "PushUpdate is not a valid protobuf message");
+    }
+    const secure::View wire(reinterpret_cast<const uint8_t*>(msg.envelope().data()), msg.envelope().size());
+    secure::OpenOptions o;
+    o.trust = r.trust;
+    o.me = r.me;
+    o.tls_exporter = peer.exporter;
+    o.allow_pqc_only = r.allow_pqc_only;
+    o.replay = replay.get();
+    std::string claimed = peer.id;
+    if (r.qkd_key) o.qkd_key = [&](const std::string& id) { return r.qkd_key(claimed, id); };
+    secure::Opened opened;
+    try {
+      claimed = secure::parse_envelope(wire).header.sender;  // whose KME key to ask for; verified by open()
+      opened = secure::open(wire, o);
+    } catch (const Error& e) {
+      r.audit->append("rejection", peer.id,
+                      {{"from", peer.id}, {"claimed_sender", claimed}, {"reason", e.what()}, {"bytes", wire.size()}});
+      throw Failure(400, std::string("envelope rejected: ") + e.what());
+    }
+    const auto& h = opened.header;
+    const uint64_t seq = r.audit->append(
+        "exchange", h.sender,
+        {{"from", h.sender}, {"to", h.recipient}, {"run", h.run}, {"round", h.round}, {"seq", h.seq},
+         {"model_digest", h.model_digest}, {"mode", h.mode}, {"qkd_key_id", h.qkd_key_id}, {"bytes", wire.size()},
+         {"tls_group", peer.tls_group}});
+    if (r.on_update) r.on_update(opened);
+    rpc::PushAck ack;
+    ack.set_model_digest(h.model_digest);
+    ack.set_round(h.round);
+    ack.set_seq(h.seq);
+    ack.set_mode(h.mode);
+    ack.set_audit_seq(seq);
+    return ack.SerializeAsString();
+  });
+}
+
+Pushed push_update(Client& peer, const secure::Identity& me, secure::EnvelopeHeader header, secure::View update,
+                   const std::function<QkdKeyForSend(const std::string& recipient)>& qkd) {
+  header.model_digest = secure::model_digest(update);
+  for (int attempt = 0;; ++attempt) {
+    const Peer session = peer.session();
+    if (session.id != header.recipient)
+      throw Error("the peer at this address is '" + session.id + "', not the recipient '" + header.recipient + "'");
+    QkdKeyForSend key;
+    if (qkd) key = qkd(header.recipient);
+    header.qkd_key_id = key.key_id;
+    rpc::PushUpdate msg;
+    const secure::Bytes wire = secure::seal(header, update, session.exporter, key.key, me);
+    msg.set_envelope(wire.data(), wire.size());
+    try {
+      const std::string reply = peer.rpc("PushUpdate", msg.SerializeAsString());
+      rpc::PushAck ack;
+      if (!ack.ParseFromString(reply)) throw Error("the answer to PushUpdate is not a PushAck");
+      if (ack.model_digest() != header.model_digest)
+        throw Error("the receiver acknowledged model " + ack.model_digest() + ", not " + header.model_digest);
+      return {ack.mode(), ack.audit_seq()};
+    } catch (const Error&) {
+      // Sealed for a session that is gone (the client reconnected): seal again for the new one.
+      if (attempt == 0 && peer.session().exporter != session.exporter) continue;
+      throw;
+    }
+  }
+}
+
+}  // namespace gng::net

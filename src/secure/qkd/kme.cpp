@@ -1,0 +1,231 @@
+#include "secure/qkd/kme.h"
+
+#include <nlohmann/json.hpp>
+
+#include <regex>
+
+#include "core/error.h"
+
+namespace gng::secure::qkd {
+
+namespace {
+
+using json = nlohmann::json;
+using net::Failure;
+
+const std::regex kSaeId("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
+const std::regex kUuid("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}");
+
+void check_sae(const std::string& id) {
+  if (!std::regex_match(id, kSaeId)) throw Failure(400, "invalid SAE_ID '" + id.substr(0, 80) + "'");
+}
+
+// Only SAEs (nodes and the orchestrator) may ask a KME for keys.
+void check_caller(const net::Peer& p) {
+  if (p.role != "node" && p.role != "orchestrator")
+    throw Failure(401, "'" + p.id + "' (" + p.role + ") is not an SAE: only node and orchestrator certificates get keys");
+}
+
+json container(const std::vector<QkdKey>& keys) {
+  json out = {{"keys", json::array()}};
+  for (const auto& k : keys) out["keys"].push_back({{"key_ID", k.id}, {"key", base64(k.key)}});
+  return out;
+}
+
+json parse_body(const std::string& body) {
+  json j;
+  try {
+    j = json::parse(body);
+  } catch (const json::exception& e) {
+    throw Failure(400, std::string("request body is not JSON: ") + e.what());
+  }
+  if (!j.is_object()) throw Failure(400, "request body must be a JSON object");
+  return j;
+}
+
+int integer_field(const json& j, const char* name, int fallback) {
+  if (!j.contains(name)) return fallback;
+  if (!j[name].is_number_integer()) throw Failure(400, std::string("'") + name + "' must be an integer");
+  const auto v = j[name].get<int64_t>();
+  if (v < 0 || v > 1'000'000) throw Failure(400, std::string("'") + name + "' is out of range");
+  return static_cast<int>(v);
+}
+
+int query_int(const net::Request& r, const char* name, int fallback) {
+  const auto it = r.query.find(name);
+  if (it == r.query.end()) return fallback;
+  if (it->second.empty() || it->second.size() > 7 || it->second.find_first_not_of("0123456789") != std::string::npos)
+    throw Failure(400, std::string("query parameter '") + name + "' must be a non-negative integer");
+  return std::stoi(it->second);
+}
+
+net::Response ok(const json& j) { return {200, j.dump()}; }
+
+}  // namespace
+
+Kme::Kme(std::string kme_id, KmeConfig config) : id_(std::move(kme_id)), config_(std::move(config)) {
+  validate(config_.link);
+}
+
+std::string Kme::status(const std::string& master, const std::string& slave) {
+  check_sae(slave);
+  std::lock_guard lock(mu_);
+  std::size_t stored = 0;
+  for (const auto& [id, h] : held_) stored += h.master == master && h.slave == slave;
+  return json{{"source_KME_ID", id_},
+              {"target_KME_ID", id_},
+              {"master_SAE_ID", master},
+              {"slave_SAE_ID", slave},
+              {"key_size", config_.key_size},
+              {"stored_key_count", stored},
+              {"max_key_count", config_.max_key_count},
+              {"max_key_per_request", config_.max_key_per_request},
+              {"max_key_size", config_.max_key_size},
+              {"min_key_size", config_.min_key_size},
+              {"max_SAE_ID_count", 0}}
+      .dump();
+}
+
+std::vector<QkdKey> Kme::enc_keys(const std::string& master, const std::string& slave, int number, int size) {
+  check_sae(slave);
+  if (slave == master) throw Failure(400, "master and slave SAE are the same ('" + slave + "')");
+  if (number < 1 || number > config_.max_key_per_request)
+    throw Failure(400, "number must be in 1.." + std::to_string(config_.max_key_per_request) + ", got " + std::to_string(number));
+  if (size % 8 != 0 || size < config_.min_key_size || size > config_.max_key_size)
+    throw Failure(400, "size must be a multiple of 8 in " + std::to_string(config_.min_key_size) + ".." +
+                           std::to_string(config_.max_key_size) + " bits, got " + std::to_string(size));
+  std::lock_guard lock(mu_);
+  if (held_.size() + static_cast<std::size_t>(number) > static_cast<std::size_t>(config_.max_key_count))
+    throw Failure(503, "key store full: " + std::to_string(held_.size()) + " keys wait for their slaves");
+  auto& link = links_[std::minmax(master, slave)];
+  if (!link) link = std::make_unique<Link>(config_.link, config_.seed);
+  KeyPair material;
+  try {
+    material = link->take(static_cast<std::size_t>(number) * static_cast<std::size_t>(size / 8));
+  } catch (const Error& e) {
+    throw Failure(503, std::string("the QKD link ") + master + "–" + slave + " delivers no key: " + e.what());
+  }
+  std::vector<QkdKey> out;
+  const std::size_t bytes = static_cast<std::size_t>(size / 8);
+  for (int i = 0; i < number; ++i) {
+    QkdKey k{uuid4(), Bytes(material.alice.begin() + i * bytes, material.alice.begin() + (i + 1) * bytes)};
+    held_[k.id] = {master, slave, Bytes(material.bob.begin() + i * bytes, material.bob.begin() + (i + 1) * bytes)};
+    out.push_back(std::move(k));
+  }
+  return out;
+}
+
+std::vector<QkdKey> Kme::dec_keys(const std::string& slave, const std::string& master, const std::vector<std::string>& ids) {
+  check_sae(master);
+  if (ids.empty()) throw Failure(400, "no key_IDs requested");
+  if (ids.size() > static_cast<std::size_t>(config_.max_key_per_request))
+    throw Failure(400, "at most " + std::to_string(config_.max_key_per_request) + " key_IDs per request");
+  std::lock_guard lock(mu_);
+  // All or nothing: check every id before handing any out.
+  for (const auto& id : ids) {
+    if (!std::regex_match(id, kUuid)) throw Failure(400, "key_ID '" + id.substr(0, 80) + "' is not a UUID");
+    const auto it = held_.find(id);
+    if (it == held_.end() || it->second.slave != slave || it->second.master != master)
+      throw Failure(400, "key_ID " + id + " is unknown to this KME for master '" + master + "' and slave '" + slave + "'");
+  }
+  std::vector<QkdKey> out;
+  for (const auto& id : ids) {
+    auto node = held_.extract(id);
+    out.push_back({id, std::move(node.mapped().key)});
+  }
+  return out;
+}
+
+void Kme::mount(net::Server& server) {
+  const std::string base = "/api/v1/keys/([^/]+)/";
+  server.route("GET", base + "status", [this](const net::Peer& p, const net::Request& r) {
+    check_caller(p);
+    return net::Response{200, status(p.id, r.captures.at(0))};
+  });
+  auto enc = [this](const net::Peer& p, const net::Request& r) {
+    check_caller(p);
+    int number = 1, size = config_.key_size;
+    if (r.method == "POST") {
+      const json j = parse_body(r.body);
+      number = integer_field(j, "number", 1);
+      size = integer_field(j, "size", config_.key_size);
+      if (j.contains("additional_slave_SAE_IDs") && !j["additional_slave_SAE_IDs"].empty())
+        throw Failure(400, "additional_slave_SAE_IDs is not supported by this KME (max_SAE_ID_count 0)");
+      if (j.contains("extension_mandatory") && !j["extension_mandatory"].empty())
+        throw Failure(400, "extension_mandatory is not supported by this KME");
+    } else {
+      number = query_int(r, "number", 1);
+      size = query_int(r, "size", config_.key_size);
+    }
+    return ok(container(enc_keys(p.id, r.captures.at(0), number, size)));
+  };
+  server.route("POST", base + "enc_keys", enc);
+  server.route("GET", base + "enc_keys", enc);
+  auto dec = [this](const net::Peer& p, const net::Request& r) {
+    check_caller(p);
+    std::vector<std::string> ids;
+    if (r.method == "POST") {
+      const json j = parse_body(r.body);
+      if (!j.contains("key_IDs") || !j["key_IDs"].is_array()) throw Failure(400, "'key_IDs' must be an array");
+      for (const auto& k : j["key_IDs"]) {
+        if (!k.is_object() || !k.contains("key_ID") || !k["key_ID"].is_string())
+          throw Failure(400, "each entry of 'key_IDs' must be an object with a string 'key_ID'");
+        ids.push_back(k["key_ID"].get<std::string>());
+      }
+    } else {
+      const auto it = r.query.find("key_ID");
+      if (it == r.query.end()) throw Failure(400, "query parameter 'key_ID' is missing");
+      ids.push_back(it->second);
+    }
+    return ok(container(dec_keys(p.id, r.captures.at(0), ids)));
+  };
+  server.route("POST", base + "dec_keys", dec);
+  server.route("GET", base + "dec_keys", dec);
+}
+
+// --- client ----------------------------------------------------------------------------------------------
+
+namespace {
+
+std::vector<QkdKey> keys_of(const net::Response& r, const std::string& what) {
+  if (r.status != 200) {
+    std::string message = r.body;
+    try {
+      message = json::parse(r.body).at("message").get<std::string>();
+    } catch (const json::exception&) {
+    }
+    throw Error("KME refused " + what + " (HTTP " + std::to_string(r.status) + "): " + message);
+  }
+  std::vector<QkdKey> out;
+  try {
+    const json j = json::parse(r.body);
+    for (const auto& k : j.at("keys")) out.push_back({k.at("key_ID").get<std::string>(), from_base64(k.at("key").get<std::string>())});
+  } catch (const json::exception& e) {
+    throw Error("KME answer to " + what + " is not a key container: " + e.what());
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string KmeClient::status(const std::string& slave) {
+  const net::Response r = kme_.call("GET", "/api/v1/keys/" + slave + "/status");
+  if (r.status != 200) throw Error("KME refused status (HTTP " + std::to_string(r.status) + "): " + r.body);
+  return r.body;
+}
+
+std::vector<QkdKey> KmeClient::enc_keys(const std::string& slave, int number, int size_bits) {
+  const json req = {{"number", number}, {"size", size_bits}};
+  auto keys = keys_of(kme_.call("POST", "/api/v1/keys/" + slave + "/enc_keys", req.dump()), "enc_keys for " + slave);
+  if (keys.size() != static_cast<std::size_t>(number))
+    throw Error("KME returned " + std::to_string(keys.size()) + " keys, asked for " + std::to_string(number));
+  return keys;
+}
+
+std::vector<QkdKey> KmeClient::dec_keys(const std::string& master, const std::vector<std::string>& ids) {
+  json req = {{"key_IDs", json::array()}};
+  for (const auto& id : ids) req["key_IDs"].push_back({{"key_ID", id}});
+  return keys_of(kme_.call("POST", "/api/v1/keys/" + master + "/dec_keys", req.dump()), "dec_keys from " + master);
+}
+
+}  // namespace gng::secure::qkd

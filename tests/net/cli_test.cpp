@@ -1,0 +1,92 @@
+// gng pki and gng kme, run as a user runs them.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <regex>
+
+#include "net/rpc.h"
+#include "secure/qkd/kme.h"
+#include "support/paths.h"
+
+namespace gng {
+namespace {
+
+const std::string kGng = GNG_BINARY;
+
+TEST(PkiCli, InitIssueDenyShowAndRefusals) {
+  const std::string dir = testing::TempDir() + "gng-pki-cli-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  auto r = test::run(kGng + " pki init " + dir);
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("CA (ML-DSA-87) created"), std::string::npos) << r.out;
+  r = test::run(kGng + " pki init " + dir);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("already holds a CA (ca.pem): refusing to overwrite it"), std::string::npos) << r.out;
+  ASSERT_EQ(test::run(kGng + " pki issue " + dir + " --role node --id n1 --hosts n1.example,10.0.0.7").status, 0);
+  ASSERT_EQ(test::run(kGng + " pki issue " + dir + " --role kme --id kme-a").status, 0);
+  r = test::run(kGng + " pki issue " + dir + " --role node --id n1");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("'n1' already has a certificate"), std::string::npos) << r.out;
+  r = test::run(kGng + " pki issue " + dir + " --role admin --id x");
+  EXPECT_NE(r.out.find("unknown role 'admin': node, kme or orchestrator"), std::string::npos) << r.out;
+  r = test::run(kGng + " pki issue " + dir + " --role node --id '../etc'");
+  EXPECT_NE(r.out.find("invalid id '../etc'"), std::string::npos) << r.out;
+  ASSERT_EQ(test::run(kGng + " pki deny " + dir + " --id n1").status, 0);
+  r = test::run(kGng + " pki show " + dir);
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("node +n1 .* is on the deny list"))) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("kme +kme-a .* valid"))) << r.out;
+  EXPECT_EQ(std::filesystem::status(dir + "/issued/n1.key.pem").permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  // A deny list altered by anyone but the CA is refused.
+  std::string crl = secure::read_file(dir + "/crl.pem");
+  crl[crl.size() / 2] = crl[crl.size() / 2] == 'A' ? 'B' : 'A';
+  secure::write_file_atomic(dir + "/crl.pem", crl);
+  r = test::run(kGng + " pki show " + dir);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("crl.pem"), std::string::npos) << r.out;
+}
+
+TEST(KmeCli, ServesKeysUntilSigterm) {
+  const std::string dir = testing::TempDir() + "gng-kme-cli-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  secure::pki_init(dir);
+  secure::pki_issue(dir, {"kme", "kme-a"});
+  const secure::Identity n1 = secure::pki_issue(dir, {"node", "n1"});
+  const secure::Identity n2 = secure::pki_issue(dir, {"node", "n2"});
+  const std::string log = dir + "/kme.log";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    freopen(log.c_str(), "w", stdout);
+    execl(kGng.c_str(), "gng", "kme", "--pki", dir.c_str(), "--id", "kme-a", "--listen", "127.0.0.1:0", "--seed", "3",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int port = 0;
+  for (int i = 0; i < 200 && port == 0; ++i) {
+    usleep(50000);
+    std::smatch m;
+    const std::string out = std::filesystem::exists(log) ? secure::read_file(log) : "";
+    if (std::regex_search(out, m, std::regex("https://127\\.0\\.0\\.1:(\\d+)/"))) port = std::stoi(m[1]);
+  }
+  ASSERT_GT(port, 0) << "gng kme did not start";
+  {
+    net::Client c1(n1, secure::TrustStore::load(dir), "127.0.0.1", port);
+    net::Client c2(n2, secure::TrustStore::load(dir), "127.0.0.1", port);
+    secure::qkd::KmeClient a(c1), b(c2);
+    const auto k = a.enc_keys("n2", 1);
+    EXPECT_EQ(b.dec_keys("n1", {k[0].id})[0].key, k[0].key);
+  }
+  kill(pid, SIGTERM);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  EXPECT_NE(secure::read_file(log).find("gng kme: stopped (SIGTERM)"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gng
