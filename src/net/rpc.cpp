@@ -29,6 +29,25 @@ std::string ssl_errors() {
   return out;
 }
 
+// The peer's certificate is judged by the TrustStore (chain to the CA, validity, deny list, with
+// its memory of certificates already verified); the context owns a copy of the store.
+int trust_slot() {
+  static const int index = SSL_CTX_get_ex_new_index(
+      0, nullptr, nullptr, nullptr, [](void*, void* p, CRYPTO_EX_DATA*, int, long, void*) {
+        delete static_cast<secure::TrustStore*>(p);
+      });
+  return index;
+}
+
+int verify_peer(X509_STORE_CTX* store_ctx, void* arg) {
+  X509* leaf = X509_STORE_CTX_get0_cert(store_ctx);
+  if (!leaf) return 0;
+  X509_up_ref(leaf);
+  const int err = static_cast<const secure::TrustStore*>(arg)->verify(secure::Certificate(leaf));
+  X509_STORE_CTX_set_error(store_ctx, err);
+  return err == X509_V_OK ? 1 : 0;
+}
+
 // TLS 1.3 only, the hybrid post-quantum group only, our identity, the CA and deny list, and the
 // peer must present a certificate that chains to the CA.
 bool harden(SSL_CTX* ctx, const secure::Identity& me, const secure::TrustStore& trust, bool server) {
@@ -37,6 +56,9 @@ bool harden(SSL_CTX* ctx, const secure::Identity& me, const secure::TrustStore& 
       SSL_CTX_use_PrivateKey(ctx, me.key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1)
     return false;
   SSL_CTX_set_cert_store(ctx, trust.x509_store());  // the context owns the store
+  auto* judge = new secure::TrustStore(trust);
+  SSL_CTX_set_ex_data(ctx, trust_slot(), judge);  // freed with the context
+  SSL_CTX_set_cert_verify_callback(ctx, verify_peer, judge);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), nullptr);
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
   return true;
@@ -80,6 +102,15 @@ std::chrono::seconds whole_seconds(std::chrono::milliseconds ms) {
 }
 
 }  // namespace
+
+SSL_CTX* tls_context(const secure::Identity& me, const secure::TrustStore& trust, bool server) {
+  SSL_CTX* ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+  if (!ctx || !harden(ctx, me, trust, server)) {
+    SSL_CTX_free(ctx);
+    throw Error("cannot set up a TLS context for '" + me.id() + "': " + ssl_errors());
+  }
+  return ctx;
+}
 
 // --- Server --------------------------------------------------------------------------------------------
 

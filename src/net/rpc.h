@@ -16,6 +16,8 @@
 
 #include "secure/pki.h"
 
+typedef struct ssl_ctx_st SSL_CTX;
+
 namespace gng::net {
 
 // The peer of a TLS session, as its verified certificate names it.
@@ -47,6 +49,11 @@ struct Limits {
   std::chrono::milliseconds timeout{30000};  // per request: connect + read + write
   int retries = 3;                      // connection failures only; back-off 100 ms, 200 ms, 400 ms …
 };
+
+// The policy above as a fresh OpenSSL context (TLS 1.3 only, X25519MLKEM768 only, our certificate,
+// the CA and deny list, peer certificates required): what Server and Client use, for tools and
+// benchmarks that drive OpenSSL directly. The caller frees it with SSL_CTX_free.
+SSL_CTX* tls_context(const secure::Identity& me, const secure::TrustStore& trust, bool server);
 
 class Server {
  public:

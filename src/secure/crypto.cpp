@@ -44,12 +44,15 @@ std::string ssl_error() {
 
 std::shared_ptr<EVP_PKEY> own(EVP_PKEY* k) { return {k, EVP_PKEY_free}; }
 
-Bytes digest(const char* name, View data) {
-  Bytes out(EVP_MAX_MD_SIZE);
+// Digests of small inputs (Merkle nodes) are dominated by fetching the algorithm and making a
+// context: fetch once per process, keep one context per thread.
+Bytes digest(EVP_MD* md, View data) {
+  thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  Bytes out(static_cast<std::size_t>(EVP_MD_get_size(md)));
   unsigned int n = 0;
-  if (EVP_Digest(data.data(), data.size(), out.data(), &n, EVP_get_digestbyname(name), nullptr) != 1)
-    internal(std::string("EVP_Digest ") + name);
-  out.resize(n);
+  if (!md || !ctx || EVP_DigestInit_ex2(ctx.get(), md, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 || EVP_DigestFinal_ex(ctx.get(), out.data(), &n) != 1)
+    internal("EVP_Digest");
   return out;
 }
 
@@ -115,8 +118,14 @@ Bytes random_bytes(std::size_t n) {
   return b;
 }
 
-Bytes sha256(View data) { return digest("SHA256", data); }
-Bytes sha384(View data) { return digest("SHA384", data); }
+Bytes sha256(View data) {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return digest(md, data);
+}
+Bytes sha384(View data) {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA384", nullptr);
+  return digest(md, data);
+}
 
 Bytes hkdf_sha384(View ikm, View salt, View info, std::size_t length) {
   std::unique_ptr<EVP_KDF, decltype(&EVP_KDF_free)> kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr), EVP_KDF_free);
@@ -136,10 +145,15 @@ Bytes hkdf_sha384(View ikm, View salt, View info, std::size_t length) {
 }
 
 Bytes aes256gcm_seal(View key, View iv, View aad, View plain) {
+  Bytes out(plain.size() + 16);
+  aes256gcm_seal_to(key, iv, aad, plain, out.data());
+  return out;
+}
+
+void aes256gcm_seal_to(View key, View iv, View aad, View plain, uint8_t* out) {
   if (key.size() != 32) throw Error("AES-256-GCM needs a 32-byte key, got " + std::to_string(key.size()));
   if (iv.size() != 12) throw Error("AES-256-GCM needs a 12-byte IV, got " + std::to_string(iv.size()));
   CipherCtx c(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
-  Bytes out(plain.size() + 16);
   int n = 0, m = 0;
   if (!c || EVP_EncryptInit_ex2(c.get(), EVP_aes_256_gcm(), key.data(), iv.data(), nullptr) != 1 ||
       (!aad.empty() && EVP_EncryptUpdate(c.get(), nullptr, &n, aad.data(), static_cast<int>(aad.size())) != 1))
@@ -148,13 +162,12 @@ Bytes aes256gcm_seal(View key, View iv, View aad, View plain) {
   std::size_t done = 0;
   while (done < plain.size()) {
     const int len = static_cast<int>(std::min<std::size_t>(plain.size() - done, std::size_t(1) << 30));
-    if (EVP_EncryptUpdate(c.get(), out.data() + done, &n, plain.data() + done, len) != 1) internal("AES-256-GCM");
+    if (EVP_EncryptUpdate(c.get(), out + done, &n, plain.data() + done, len) != 1) internal("AES-256-GCM");
     done += static_cast<std::size_t>(n);
   }
-  if (EVP_EncryptFinal_ex(c.get(), out.data() + done, &m) != 1 ||
-      EVP_CIPHER_CTX_ctrl(c.get(), EVP_CTRL_GCM_GET_TAG, 16, out.data() + plain.size()) != 1)
+  if (EVP_EncryptFinal_ex(c.get(), out + done, &m) != 1 ||
+      EVP_CIPHER_CTX_ctrl(c.get(), EVP_CTRL_GCM_GET_TAG, 16, out + plain.size()) != 1)
     internal("AES-256-GCM final");
-  return out;
 }
 
 bool aes256gcm_open(View key, View iv, View aad, View sealed, Bytes& plain) {

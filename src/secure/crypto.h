@@ -32,6 +32,7 @@ Bytes hkdf_sha384(View ikm, View salt, View info, std::size_t length);
 // AES-256-GCM: seal returns ciphertext ‖ 16-byte tag; open returns false (and leaves `plain` empty)
 // when the key, IV, AAD, ciphertext or tag do not authenticate.
 Bytes aes256gcm_seal(View key, View iv, View aad, View plain);
+void aes256gcm_seal_to(View key, View iv, View aad, View plain, uint8_t* out);  // writes plain.size() + 16 bytes
 bool aes256gcm_open(View key, View iv, View aad, View sealed, Bytes& plain);
 
 // A public key (any algorithm OpenSSL knows); verification of ML-DSA / SLH-DSA signatures.

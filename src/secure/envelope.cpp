@@ -123,15 +123,17 @@ Bytes seal(EnvelopeHeader h, View update, View tls_exporter, View qkd_key, const
   h.mode = qkd_key.empty() ? "pqc-only" : "qkd+pqc";
   const Bytes header = encode_header(h);
   const auto [key, iv] = derive(tls_exporter, qkd_key, header);
-  const Bytes body = aes256gcm_seal(key, iv, header, update);
-  const Bytes sig = sender.key.sign(signed_part(header, body));
   const Bytes cert = sender.cert.der();
+  // One allocation: the body is encrypted in place, then the signature appended.
   Bytes out = {'G', 'N', 'G', 'E', 1};
-  out.reserve(out.size() + header.size() + cert.size() + body.size() + sig.size() + 20);
+  out.reserve(out.size() + 4 + header.size() + 4 + cert.size() + 8 + update.size() + 16 + 4 + 8192);  // ML-DSA signatures fit in 8 KiB
   put_blob32(out, header);
   put_blob32(out, cert);
-  put_u64(out, body.size());
-  out.insert(out.end(), body.begin(), body.end());
+  put_u64(out, update.size() + 16);
+  const std::size_t at = out.size();
+  out.resize(at + update.size() + 16);  // within the reservation: no reallocation, no copy
+  aes256gcm_seal_to(key, iv, header, update, out.data() + at);
+  const Bytes sig = sender.key.sign(signed_part(header, View(out).subspan(at)));
   put_blob32(out, sig);
   return out;
 }
@@ -142,14 +144,11 @@ ParsedEnvelope parse_envelope(View wire) {
   ParsedEnvelope p;
   const View header = r.take(r.uint(4, "header length"), "header");
   p.header = decode_header(header);
-  p.header_bytes.assign(header.begin(), header.end());
-  const View cert = r.take(r.uint(4, "certificate length"), "sender certificate");
-  p.sender_cert_der.assign(cert.begin(), cert.end());
-  const View body = r.take(r.uint(8, "body length"), "body");
-  if (body.size() < 16) throw Error("envelope body shorter than its 16-byte tag");
-  p.body.assign(body.begin(), body.end());
-  const View sig = r.take(r.uint(4, "signature length"), "signature");
-  p.signature.assign(sig.begin(), sig.end());
+  p.header_bytes = header;
+  p.sender_cert_der = r.take(r.uint(4, "certificate length"), "sender certificate");
+  p.body = r.take(r.uint(8, "body length"), "body");
+  if (p.body.size() < 16) throw Error("envelope body shorter than its 16-byte tag");
+  p.signature = r.take(r.uint(4, "signature length"), "signature");
   if (r.at != wire.size()) throw Error("envelope has " + std::to_string(wire.size() - r.at) + " trailing bytes");
   return p;
 }

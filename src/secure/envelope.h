@@ -38,10 +38,10 @@ std::string model_digest(View update);  // hex SHA-256
 Bytes seal(EnvelopeHeader header, View update, View tls_exporter, View qkd_key, const Identity& sender);
 
 // Only what the wire says, checked for shape; nothing is trusted yet. Throws gng::Error on any
-// malformed or truncated input.
+// malformed or truncated input. The views point into `wire`.
 struct ParsedEnvelope {
   EnvelopeHeader header;
-  Bytes header_bytes, sender_cert_der, body, signature;
+  View header_bytes, sender_cert_der, body, signature;
 };
 ParsedEnvelope parse_envelope(View wire);
 

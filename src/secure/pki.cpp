@@ -10,6 +10,7 @@
 #include <openssl/x509v3.h>
 
 #include <ctime>
+#include <mutex>
 #include <filesystem>
 #include <regex>
 
@@ -206,6 +207,11 @@ PublicKey Certificate::public_key() const {
 
 // --- TrustStore ----------------------------------------------------------------------------------------
 
+struct TrustStore::Verified {
+  std::mutex mu;
+  std::set<Bytes> der_hashes;
+};
+
 TrustStore TrustStore::load(const std::string& pki_dir) {
   TrustStore t;
   const std::string ca = pki_dir + "/ca.pem", crl = pki_dir + "/crl.pem";
@@ -214,30 +220,53 @@ TrustStore TrustStore::load(const std::string& pki_dir) {
   } catch (const Error& e) {
     throw Error("trust store " + ca + ": " + e.what());
   }
-  t.crl_pem_ = read_file(crl);
-  Crl c = read_crl(t.crl_pem_, crl);
-  // The deny list counts only when the pinned CA signed it.
+  Crl c = read_crl(read_file(crl), crl);
+  // The deny list counts only when the pinned CA signed it, and only while it is current.
   if (X509_CRL_verify(c.get(), t.ca_.public_key().get()) != 1)
     throw Error(crl + ": the deny list is not signed by the CA in " + ca);
+  if (X509_cmp_current_time(X509_CRL_get0_nextUpdate(c.get())) < 0)
+    throw Error(crl + ": the deny list is out of date (renew it: gng pki deny re-signs it)");
+  const STACK_OF(X509_REVOKED)* revoked = X509_CRL_get_REVOKED(c.get());
+  for (int i = 0; i < sk_X509_REVOKED_num(revoked); ++i) {
+    X509* probe = X509_new();  // serial → hex through a throwaway certificate, as Certificate::serial does
+    X509_set_serialNumber(probe, const_cast<ASN1_INTEGER*>(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(revoked, i))));
+    t.denied_.insert(Certificate(probe).serial());
+  }
+  t.verified_ = std::make_shared<Verified>();
   return t;
 }
 
 X509_STORE* TrustStore::x509_store() const {
   X509_STORE* s = X509_STORE_new();
-  Crl c = read_crl(crl_pem_, "deny list");
-  if (!s || X509_STORE_add_cert(s, ca_.get()) != 1 || X509_STORE_add_crl(s, c.get()) != 1 ||
-      X509_STORE_set_flags(s, X509_V_FLAG_CRL_CHECK) != 1)
-    internal("X509_STORE");
+  if (!s || X509_STORE_add_cert(s, ca_.get()) != 1) internal("X509_STORE");
   return s;
 }
 
-void TrustStore::check(const Certificate& cert) const {
+int TrustStore::verify(const Certificate& cert) const {
+  if (denied_.count(cert.serial())) return X509_V_ERR_CERT_REVOKED;
+  if (X509_cmp_current_time(X509_get0_notAfter(cert.get())) < 0) return X509_V_ERR_CERT_HAS_EXPIRED;
+  if (X509_cmp_current_time(X509_get0_notBefore(cert.get())) > 0) return X509_V_ERR_CERT_NOT_YET_VALID;
+  const Bytes id = sha256(cert.der());
+  {
+    std::lock_guard lock(verified_->mu);
+    if (verified_->der_hashes.count(id)) return X509_V_OK;
+  }
   std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(x509_store(), X509_STORE_free);
   std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> ctx(X509_STORE_CTX_new(), X509_STORE_CTX_free);
   if (!ctx || X509_STORE_CTX_init(ctx.get(), store.get(), cert.get(), nullptr) != 1) internal("X509_STORE_CTX");
-  if (X509_verify_cert(ctx.get()) == 1) return;
-  const int err = X509_STORE_CTX_get_error(ctx.get());
-  ERR_clear_error();
+  if (X509_verify_cert(ctx.get()) != 1) {
+    const int err = X509_STORE_CTX_get_error(ctx.get());
+    ERR_clear_error();
+    return err == X509_V_OK ? X509_V_ERR_UNSPECIFIED : err;
+  }
+  std::lock_guard lock(verified_->mu);
+  verified_->der_hashes.insert(id);
+  return X509_V_OK;
+}
+
+void TrustStore::check(const Certificate& cert) const {
+  const int err = verify(cert);
+  if (err == X509_V_OK) return;
   const std::string who = "certificate '" + cert.subject_id() + "' (serial " + cert.serial() + ")";
   if (err == X509_V_ERR_CERT_REVOKED) throw Error(who + " is on the deny list");
   if (err == X509_V_ERR_CERT_HAS_EXPIRED) throw Error(who + " has expired");

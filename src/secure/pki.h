@@ -6,6 +6,8 @@
 //   DIR/ca.pem  DIR/ca.key.pem  DIR/crl.pem  DIR/issued/<id>.pem  DIR/issued/<id>.key.pem
 //
 // Keys are written 0600 and atomically; nothing is overwritten without being asked.
+#include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -46,19 +48,27 @@ struct Identity {
 };
 
 // The CA certificate and the current deny list: what every party pins and checks peers against.
+// The deny list's signature is verified once, at load; its serials are then checked directly.
+// Certificates whose chain verified are remembered by the SHA-256 of their DER encoding, so a
+// peer seen before costs a hash and a time and deny-list check, not an ML-DSA verification
+// (copies of a TrustStore share that memory; it is thread-safe).
 class TrustStore {
  public:
   static TrustStore load(const std::string& pki_dir);  // DIR/ca.pem + DIR/crl.pem
   // A certificate issued by this CA, within its validity and not denied; throws gng::Error saying
   // why not (e.g. "certificate 'n1' (serial 3f…) is on the deny list").
   void check(const Certificate& cert) const;
-  // A fresh X509_STORE with the CA and CRL and CRL checking on (for TLS); the caller owns it.
+  // The same verdict as an X509_V_* code (X509_V_OK when trusted), for TLS verification callbacks.
+  int verify(const Certificate& cert) const;
+  // A fresh X509_STORE holding the CA (the caller owns it); deny-list checks are check()'s.
   X509_STORE* x509_store() const;
   const Certificate& ca() const { return ca_; }
 
  private:
+  struct Verified;
   Certificate ca_;
-  std::string crl_pem_;
+  std::set<std::string> denied_;  // hex serials
+  std::shared_ptr<Verified> verified_;
 };
 
 struct IssueOptions {

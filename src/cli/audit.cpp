@@ -1,0 +1,124 @@
+// gng audit — verify, show and prove entries of the Merkle audit log in DIR/audit.db.
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "audit/log.h"
+#include "cli/commands.h"
+#include "core/args.h"
+#include "core/error.h"
+
+namespace gng::cli {
+
+namespace {
+
+constexpr const char* kAuditUsage = R"(usage: gng audit verify DIR [--key PUBKEY.pem]
+       gng audit show DIR [--tail N]
+       gng audit proof DIR --index I [--size N]
+
+verify  recomputes every leaf hash and root of DIR/audit.db and checks every signed tree head; prints
+        one OK line (size, root, the key that verified the heads) and exits 0, or names the first bad
+        entry and exits 1. The key: --key, else DIR/audit-key.pub.pem.
+show    lists the entries (as stored, unverified) and the signed tree heads.
+proof   prints an RFC 9162 inclusion proof of entry I in the tree of the first N entries (default: all)
+        as JSON.
+
+)";
+
+// A non-negative integer option.
+uint64_t count(const Args& args, const std::string& name, const std::string& command) {
+  const int64_t v = args.integer(name, 0);
+  if (v < 0) throw Error(command + ": --" + name + " must be >= 0, got " + std::to_string(v));
+  return static_cast<uint64_t>(v);
+}
+
+int verify(const Args& args, const std::string& dir, const audit::AuditLog& log) {
+  std::string key_path = args.str("key");
+  if (key_path.empty()) {
+    key_path = dir + "/" + audit::kKeyFile;
+    if (!std::filesystem::exists(key_path))
+      throw Error("no key to verify the signed tree heads: pass --key PUBKEY.pem or put the log's public key in " + key_path);
+  }
+  const auto key = secure::PublicKey::from_pem(secure::read_file(key_path));
+  const audit::VerifyReport report = log.verify(key);
+  std::printf("%s\n", report.line().c_str());
+  return report.ok ? 0 : 1;
+}
+
+int show(const Args& args, const audit::AuditLog& log) {
+  const uint64_t n = log.size();
+  const uint64_t tail = args.has("tail") ? count(args, "tail", "gng audit show") : n;
+  const auto heads = log.heads();
+  std::printf("%s: %llu entries, root %s (as stored: 'gng audit verify' checks it), %zu signed tree heads\n",
+              log.path().c_str(), static_cast<unsigned long long>(n), audit::to_hex(log.root()).c_str(), heads.size());
+  for (const auto& e : log.entries(n - std::min(tail, n), n))
+    std::printf("%6llu  %s  %-10s  %-14s  %s\n", static_cast<unsigned long long>(e.seq), audit::format_time(e.time_us).c_str(),
+                e.kind.c_str(), e.actor.c_str(), e.detail.c_str());
+  for (const auto& h : heads)
+    std::printf("head #%lld  size %llu  %s  root %s  key %s\n", static_cast<long long>(h.id),
+                static_cast<unsigned long long>(h.size), audit::format_time(h.time_us).c_str(), audit::to_hex(h.root).c_str(),
+                h.key_fingerprint.c_str());
+  return 0;
+}
+
+int proof(const Args& args, const audit::AuditLog& log) {
+  if (!args.has("index")) throw Error("gng audit proof: --index I is required");
+  const uint64_t index = count(args, "index", "gng audit proof");
+  const uint64_t size = args.has("size") ? count(args, "size", "gng audit proof") : log.size();
+  const audit::InclusionProof p = log.inclusion_proof(index, size);
+  const audit::Entry e = log.entries(index, index + 1).at(0);
+  nlohmann::json path = nlohmann::json::array();
+  for (const auto& h : p.path) path.push_back(audit::to_hex(h));
+  const nlohmann::json out = {
+      {"hash", "RFC 9162 SHA-256"},
+      {"index", p.index},
+      {"tree_size", p.size},
+      {"leaf_hash", audit::to_hex(p.leaf)},
+      {"root", audit::to_hex(p.root)},
+      {"inclusion_proof", path},
+      {"entry",
+       {{"seq", e.seq}, {"time_us", e.time_us}, {"time", audit::format_time(e.time_us)}, {"kind", e.kind}, {"actor", e.actor},
+        {"detail", e.detail}}},
+  };
+  std::cout << out.dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int audit(const std::vector<std::string>& argv) {
+  Args args("gng audit");
+  args.option("key", "verify: public key (PEM) of the signed tree heads (default DIR/audit-key.pub.pem)")
+      .option("tail", "show: only the last N entries")
+      .option("index", "proof: the entry to prove")
+      .option("size", "proof: the tree size the proof is for (default: the whole log)")
+      .flag("help", "show this help");
+  args.parse(argv);
+  const auto& pos = args.positional();
+  if (args.has("help") || pos.size() != 2) {
+    std::printf("%s%s", kAuditUsage, args.help().c_str());
+    return args.has("help") ? 0 : 2;
+  }
+  const std::string& sub = pos[0];
+  const std::string& dir = pos[1];
+  const std::map<std::string, std::vector<std::string>> allowed = {
+      {"verify", {"key"}}, {"show", {"tail"}}, {"proof", {"index", "size"}}};
+  const auto it = allowed.find(sub);
+  if (it == allowed.end()) throw Error("gng audit: unknown subcommand '" + sub + "' (verify, show or proof)");
+  for (const char* o : {"key", "tail", "index", "size"})
+    if (args.has(o) && std::find(it->second.begin(), it->second.end(), o) == it->second.end())
+      throw Error("gng audit " + sub + ": --" + o + " does not apply here (see gng audit --help)");
+  if (!std::filesystem::is_directory(dir)) throw Error(dir + ": no such folder");
+  const std::string path = dir + "/" + audit::kLogFile;
+  if (!std::filesystem::exists(path)) throw Error(dir + ": no audit log here (" + audit::kLogFile + " is missing)");
+  const audit::AuditLog log(path, false);
+  if (sub == "verify") return verify(args, dir, log);
+  if (sub == "show") return show(args, log);
+  return proof(args, log);
+}
+
+}  // namespace gng::cli
