@@ -63,6 +63,39 @@ net::Response ok(const json& j) { return {200, j.dump()}; }
 
 }  // namespace
 
+KeyRequest parse_key_request(const std::string& body, int default_size) {
+  const json j = parse_body(body);
+  KeyRequest k{integer_field(j, "number", 1), integer_field(j, "size", default_size)};
+  if (j.contains("additional_slave_SAE_IDs") && !j["additional_slave_SAE_IDs"].empty())
+    throw Failure(400, "additional_slave_SAE_IDs is not supported by this KME (max_SAE_ID_count 0)");
+  if (j.contains("extension_mandatory") && !j["extension_mandatory"].empty())
+    throw Failure(400, "extension_mandatory is not supported by this KME");
+  return k;
+}
+
+std::vector<std::string> parse_key_ids(const std::string& body) {
+  const json j = parse_body(body);
+  if (!j.contains("key_IDs") || !j["key_IDs"].is_array()) throw Failure(400, "'key_IDs' must be an array");
+  std::vector<std::string> ids;
+  for (const auto& k : j["key_IDs"]) {
+    if (!k.is_object() || !k.contains("key_ID") || !k["key_ID"].is_string())
+      throw Failure(400, "each entry of 'key_IDs' must be an object with a string 'key_ID'");
+    ids.push_back(k["key_ID"].get<std::string>());
+  }
+  return ids;
+}
+
+std::vector<QkdKey> parse_key_container(const std::string& body) {
+  std::vector<QkdKey> out;
+  try {
+    const json j = json::parse(body);
+    for (const auto& k : j.at("keys")) out.push_back({k.at("key_ID").get<std::string>(), from_base64(k.at("key").get<std::string>())});
+  } catch (const json::exception& e) {
+    throw Error(std::string("not a key container: ") + e.what());
+  }
+  return out;
+}
+
 Kme::Kme(std::string kme_id, KmeConfig config) : id_(std::move(kme_id)), config_(std::move(config)) {
   validate(config_.link);
 }
@@ -144,20 +177,14 @@ void Kme::mount(net::Server& server) {
   });
   auto enc = [this](const net::Peer& p, const net::Request& r) {
     check_caller(p);
-    int number = 1, size = config_.key_size;
+    KeyRequest k{1, config_.key_size};
     if (r.method == "POST") {
-      const json j = parse_body(r.body);
-      number = integer_field(j, "number", 1);
-      size = integer_field(j, "size", config_.key_size);
-      if (j.contains("additional_slave_SAE_IDs") && !j["additional_slave_SAE_IDs"].empty())
-        throw Failure(400, "additional_slave_SAE_IDs is not supported by this KME (max_SAE_ID_count 0)");
-      if (j.contains("extension_mandatory") && !j["extension_mandatory"].empty())
-        throw Failure(400, "extension_mandatory is not supported by this KME");
+      k = parse_key_request(r.body, config_.key_size);
     } else {
-      number = query_int(r, "number", 1);
-      size = query_int(r, "size", config_.key_size);
+      k.number = query_int(r, "number", 1);
+      k.size = query_int(r, "size", config_.key_size);
     }
-    return ok(container(enc_keys(p.id, r.captures.at(0), number, size)));
+    return ok(container(enc_keys(p.id, r.captures.at(0), k.number, k.size)));
   };
   server.route("POST", base + "enc_keys", enc);
   server.route("GET", base + "enc_keys", enc);
@@ -165,13 +192,7 @@ void Kme::mount(net::Server& server) {
     check_caller(p);
     std::vector<std::string> ids;
     if (r.method == "POST") {
-      const json j = parse_body(r.body);
-      if (!j.contains("key_IDs") || !j["key_IDs"].is_array()) throw Failure(400, "'key_IDs' must be an array");
-      for (const auto& k : j["key_IDs"]) {
-        if (!k.is_object() || !k.contains("key_ID") || !k["key_ID"].is_string())
-          throw Failure(400, "each entry of 'key_IDs' must be an object with a string 'key_ID'");
-        ids.push_back(k["key_ID"].get<std::string>());
-      }
+      ids = parse_key_ids(r.body);
     } else {
       const auto it = r.query.find("key_ID");
       if (it == r.query.end()) throw Failure(400, "query parameter 'key_ID' is missing");
@@ -196,14 +217,11 @@ std::vector<QkdKey> keys_of(const net::Response& r, const std::string& what) {
     }
     throw Error("KME refused " + what + " (HTTP " + std::to_string(r.status) + "): " + message);
   }
-  std::vector<QkdKey> out;
   try {
-    const json j = json::parse(r.body);
-    for (const auto& k : j.at("keys")) out.push_back({k.at("key_ID").get<std::string>(), from_base64(k.at("key").get<std::string>())});
-  } catch (const json::exception& e) {
-    throw Error("KME answer to " + what + " is not a key container: " + e.what());
+    return parse_key_container(r.body);
+  } catch (const Error& e) {
+    throw Error("KME answer to " + what + ": " + e.what());
   }
-  return out;
 }
 
 }  // namespace

@@ -41,6 +41,16 @@ struct QkdKey {
   Bytes key;
 };
 
+// The API's JSON bodies, parsed strictly (what reads bytes from the network; fuzzed). Server side:
+// a Key request gives (number, size) with the KME's defaults where absent; Key IDs give the ids.
+// Both throw net::Failure(400, reason). Client side: a Key container, or gng::Error.
+struct KeyRequest {
+  int number = 1, size = 0;
+};
+KeyRequest parse_key_request(const std::string& body, int default_size);
+std::vector<std::string> parse_key_ids(const std::string& body);
+std::vector<QkdKey> parse_key_container(const std::string& body);
+
 class Kme {
  public:
   Kme(std::string kme_id, KmeConfig config);
