@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/sqlite.h"
 
 namespace gng::audit {
 
@@ -37,65 +38,20 @@ CREATE TRIGGER IF NOT EXISTS heads_append_only_d BEFORE DELETE ON heads
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 )";
 
-// A prepared statement that finalizes itself; bind by position from 1.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql, const std::string& path) : db_(db), path_(path) {
-    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK) fail();
-  }
-  ~Stmt() { sqlite3_finalize(s_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-  Stmt& bind(int i, std::string_view v) {
-    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& bind(int i, int64_t v) {
-    sqlite3_bind_int64(s_, i, v);
-    return *this;
-  }
-  Stmt& bind(int i, secure::View v) {
-    sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  bool step() {  // true while rows come
-    const int rc = sqlite3_step(s_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc != SQLITE_DONE) fail();
-    return false;
-  }
-  void reset() {
-    sqlite3_reset(s_);
-    sqlite3_clear_bindings(s_);
-  }
-  int64_t integer(int c) const { return sqlite3_column_int64(s_, c); }
-  bool null(int c) const { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
-  std::string text(int c) const {
-    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, c));
-    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, c))) : "";
-  }
-  secure::View blob(int c) const {
-    const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(s_, c));
-    return {p, p ? static_cast<std::size_t>(sqlite3_column_bytes(s_, c)) : 0};
-  }
-  // A stored hash; all zeros when the column is not 32 bytes (it then matches no real hash).
-  Hash hash(int c) const {
-    Hash h{};
-    const secure::View b = blob(c);
-    if (b.size() == h.size()) std::memcpy(h.data(), b.data(), h.size());
-    return h;
-  }
-  bool same(int c, const Hash& h) const {
-    const secure::View b = blob(c);
-    return b.size() == h.size() && std::memcmp(b.data(), h.data(), h.size()) == 0;
-  }
+using sql::Stmt;
 
- private:
-  [[noreturn]] void fail() const { throw Error(path_ + ": database error: " + sqlite3_errmsg(db_)); }
-  sqlite3* db_;
-  sqlite3_stmt* s_ = nullptr;
-  std::string path_;
-};
+// A stored hash; all zeros when the column is not 32 bytes (it then matches no real hash).
+Hash hash(const Stmt& s, int c) {
+  Hash h{};
+  const secure::View b = s.blob(c);
+  if (b.size() == h.size()) std::memcpy(h.data(), b.data(), h.size());
+  return h;
+}
+
+bool same(const Stmt& s, int c, const Hash& h) {
+  const secure::View b = s.blob(c);
+  return b.size() == h.size() && std::memcmp(b.data(), h.data(), h.size()) == 0;
+}
 
 int64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -140,7 +96,7 @@ std::string head_name(const TreeHead& h) {
 
 TreeHead read_head(const Stmt& s) {
   const secure::View sig = s.blob(4);
-  return {s.integer(0), static_cast<uint64_t>(s.integer(1)), s.integer(2), s.hash(3), secure::Bytes(sig.begin(), sig.end()),
+  return {s.integer(0), static_cast<uint64_t>(s.integer(1)), s.integer(2), hash(s, 3), secure::Bytes(sig.begin(), sig.end()),
           s.text(5)};
 }
 
@@ -193,14 +149,8 @@ std::string VerifyReport::line() const {
 AuditLog::AuditLog(const std::string& path, bool create) : path_(path) {
   if (!create && !std::filesystem::exists(path)) throw Error(path + ": no audit log here");
   const int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_FULLMUTEX;
-  if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
-    const std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
-    sqlite3_close(db_);
-    throw Error(path + ": cannot open the audit log: " + why);
-  }
-  sqlite3_busy_timeout(db_, 10000);  // several processes of a run append to one log
+  db_ = sql::open_db(path, flags, "audit log");  // several processes of a run append to one log
   try {
-    exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
     if (create) {  // only into an empty database: never add tables to someone else's file
       exec("BEGIN IMMEDIATE;");
       Stmt tables(db_, "SELECT count(*) FROM sqlite_master", path_);
@@ -220,14 +170,7 @@ AuditLog::AuditLog(const std::string& path, bool create) : path_(path) {
 
 AuditLog::~AuditLog() { sqlite3_close(db_); }
 
-void AuditLog::exec(const char* sql) const {
-  char* err = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    const std::string why = err ? err : sqlite3_errmsg(db_);
-    sqlite3_free(err);
-    throw Error(path_ + ": database error: " + why);
-  }
-}
+void AuditLog::exec(const char* text) const { sql::exec(db_, text, path_); }
 
 uint64_t AuditLog::append(const std::string& kind, const std::string& actor, const nlohmann::json& detail) {
   const NewEntry e{kind, actor, detail.dump()};
@@ -282,7 +225,7 @@ uint64_t AuditLog::stored_size() const {
 Hash AuditLog::root() const {
   const std::lock_guard lock(mu_);
   Stmt s(db_, "SELECT root FROM entries ORDER BY seq DESC LIMIT 1", path_);
-  return s.step() ? s.hash(0) : empty_root();
+  return s.step() ? hash(s, 0) : empty_root();
 }
 
 // The right edge of the first `size` entries from the stored subtree hashes: one row per set bit.
@@ -295,7 +238,7 @@ CompactRange AuditLog::right_edge(uint64_t size) const {
     end += uint64_t{1} << bit;
     s.bind(1, static_cast<int64_t>(end - 1));
     if (!s.step()) throw Error(path_ + ": the audit log is damaged: entry " + std::to_string(end - 1) + " is missing (run gng audit verify)");
-    subtrees.push_back(s.hash(0));
+    subtrees.push_back(hash(s, 0));
     s.reset();
   }
   return CompactRange(size, std::move(subtrees));
@@ -308,7 +251,7 @@ std::vector<Entry> AuditLog::entries(uint64_t from, uint64_t to) const {
          path_);
   s.bind(1, static_cast<int64_t>(from)).bind(2, static_cast<int64_t>(to));
   while (s.step())
-    out.push_back({static_cast<uint64_t>(s.integer(0)), s.integer(1), s.text(2), s.text(3), s.text(4), s.hash(5), s.hash(6)});
+    out.push_back({static_cast<uint64_t>(s.integer(0)), s.integer(1), s.text(2), s.text(3), s.text(4), hash(s, 5), hash(s, 6)});
   return out;
 }
 
@@ -401,13 +344,13 @@ VerifyReport AuditLog::verify(const secure::PublicKey& key) const {
       return fail(n, range(n, seq - 1) + (seq - n == 1 ? " is" : " are") + " missing (the next stored entry is " +
                          std::to_string(seq) + ")");
     const Hash leaf = leaf_hash(encode_entry(seq, s.integer(1), s.text(2), s.text(3), s.text(4)));
-    if (!s.same(5, leaf))
+    if (!same(s, 5, leaf))
       return fail(n, "entry " + std::to_string(n) + " does not match its stored leaf hash: it was changed after it was written");
     edge.append(leaf);
-    if (!s.same(6, edge.last_subtree()))
+    if (!same(s, 6, edge.last_subtree()))
       return fail(n, "entry " + std::to_string(n) + ": its stored subtree hash differs from the one recomputed over the entries before it");
     r.root = edge.root();
-    if (!s.same(7, r.root))
+    if (!same(s, 7, r.root))
       return fail(n, "entry " + std::to_string(n) + ": its stored root differs from the root recomputed over entries 0.." +
                          std::to_string(n) + " (the entry or its hashes were changed)");
     r.size = n + 1;
@@ -433,7 +376,7 @@ std::vector<Hash> AuditLog::leaf_hashes(uint64_t n) const {
   while (s.step()) {
     if (static_cast<uint64_t>(s.integer(0)) != out.size())
       throw Error(path_ + ": the audit log is damaged: entry " + std::to_string(out.size()) + " is missing (run gng audit verify)");
-    out.push_back(s.hash(1));
+    out.push_back(hash(s, 1));
   }
   if (out.size() != n) throw Error(path_ + ": the audit log is damaged: entry " + std::to_string(out.size()) + " is missing (run gng audit verify)");
   return out;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "audit/log.h"
 #include "cli/commands.h"
 #include "core/args.h"
 #include "core/error.h"
@@ -211,7 +212,16 @@ int status(const std::vector<std::string>& argv) {
     std::printf("usage: gng status RUN_DIR\n");
     return args.has("help") ? 0 : 2;
   }
-  std::cout << render_text(report_data(args.positional()[0]));
+  const std::string dir = args.positional()[0];
+  std::cout << render_text(report_data(dir));
+  // The run's audit trail, verified (gng audit verify gives the detail).
+  const std::string key = dir + "/" + audit::kKeyFile;
+  if (std::filesystem::exists(dir + "/" + audit::kLogFile) && std::filesystem::exists(key)) {
+    const auto report = audit::AuditLog(dir + "/" + audit::kLogFile, false)
+                            .verify(secure::PublicKey::from_pem(secure::read_file(key)));
+    std::cout << "audit log: " << report.line() << "\n";
+    return report.ok ? 0 : 1;
+  }
   return 0;
 }
 

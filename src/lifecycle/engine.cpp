@@ -8,12 +8,14 @@
 #include <filesystem>
 #include <iomanip>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <mutex>
 #include <ostream>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include "audit/log.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "data/dataset.h"
@@ -21,6 +23,7 @@
 #include "lifecycle/registry.h"
 #include "nn/nn.h"
 #include "search/search.h"
+#include "secure/crypto.h"
 #include "space/space.h"
 #include "surrogate/surrogate.h"
 
@@ -76,10 +79,25 @@ Feasibility feasibility(const SearchSpace& space) {
   return f;
 }
 
+// The run's audit trail: runs/<id>/audit.db (audit/log.h), its tree heads signed with the run's
+// ML-DSA-65 key runs/<id>/audit-key.pem (public half: audit-key.pub.pem, what `gng audit verify`
+// reads). Every decision is appended before the registry commits it, so the log never lacks a step
+// the registry holds (a kill in between leaves an audited step that the resumed run does again).
+constexpr const char* kAuditKey = "audit-key.pem";
+
+std::string sha256_hex(secure::View bytes) { return secure::hex(secure::sha256(bytes)); }
+std::string file_digest(const std::string& path) { return sha256_hex(secure::view(secure::read_file(path))); }
+
+void sign_audit_head(audit::AuditLog& log, const std::string& run_dir) {
+  const std::string key = (fs::path(run_dir) / kAuditKey).string();
+  if (fs::exists(key)) log.sign_head(secure::SigningKey::from_pem(secure::read_file(key)));
+}
+
 class Engine {
  public:
   Engine(const std::string& dir, RunConfig config, std::ostream& out)
-      : dir_(dir), c_(std::move(config)), out_(out), reg_((fs::path(dir) / "registry.db").string(), true) {
+      : dir_(dir), c_(std::move(config)), out_(out), reg_((fs::path(dir) / "registry.db").string(), true),
+        audit_((fs::path(dir) / audit::kLogFile).string(), true) {
     policy_ = Policy::from_yaml(c_.policy_text, c_.policy_source.empty() ? "<policy>" : c_.policy_source);
     fs::create_directories(fs::path(dir_) / "models");
   }
@@ -151,6 +169,8 @@ class Engine {
   // Commits a decision (and this session's time) and prints it.
   void note(int cycle, const std::string& kind, const std::string& text) {
     std::lock_guard lock(mutex_);
+    audit_.append("decision", "orchestrator", {{"cycle", cycle}, {"kind", kind}, {"text", text}});
+    if (kind == "cycle-done" || kind == "end") sign_audit_head(audit_, dir_);
     reg_.add_decision(used(), cycle, kind, text);
     reg_.set_session_seconds(session_, elapsed());
     out_ << "[" << clock_text(used()) << "] " << kind << ": " << text << "\n" << std::flush;
@@ -348,6 +368,9 @@ class Engine {
       fs::rename(dest + ext + ".tmp", dest + ext);
     }
     std::lock_guard lock(mutex_);
+    audit_.append("promotion", "orchestrator",
+                  {{"candidate", best}, {"cycle", cycle}, {"approved_by", by}, {"score", best_score},
+                   {"model", dest}, {"model_sha256", file_digest(dest)}});
     reg_.begin();
     reg_.promote({best, cycle, by, dest});
     reg_.add_decision(used(), cycle, "promote", "c" + std::to_string(best) + " promoted (score " + fixed(best_score, 4) +
@@ -385,6 +408,7 @@ class Engine {
   double used_before_ = 0, best_ = -1e300;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::mutex mutex_;
+  audit::AuditLog audit_;
 };
 
 std::string utc_stamp() {
@@ -417,6 +441,16 @@ std::string start_run(const std::string& config_path, const std::string& runs_di
     reg.set_meta("policy_source", c.policy_source);
     reg.set_meta("state", "running");
     reg.commit();
+    const secure::SigningKey key = secure::SigningKey::generate("ML-DSA-65");
+    secure::write_file_atomic((fs::path(dir) / kAuditKey).string(), key.pem(), true);
+    secure::write_file_atomic((fs::path(dir) / audit::kKeyFile).string(), key.public_key().pem());
+    audit::AuditLog log((fs::path(dir) / audit::kLogFile).string(), true);
+    log.append("policy", "operator",
+               {{"policy", c.policy_text}, {"policy_source", c.policy_source},
+                {"policy_sha256", sha256_hex(secure::view(c.policy_text))},
+                {"config_sha256", sha256_hex(secure::view(c.text))},
+                {"space_sha256", sha256_hex(secure::view(c.space_text))}});
+    log.sign_head(key);
   }
   out << "run " << dir << "\n" << std::flush;
   Engine(dir, std::move(c), out).run();
@@ -436,6 +470,8 @@ void resume_run(const std::string& run_dir, std::ostream& out) {
     c.space_source = get("space_source");
     c.policy_source = get("policy_source");
     reg.set_meta("state", "running");
+    audit::AuditLog((fs::path(run_dir) / audit::kLogFile).string(), true)
+        .append("decision", "orchestrator", {{"cycle", -1}, {"kind", "resume"}, {"text", "resumed from " + run_dir}});
     reg.add_decision(reg.used_seconds(), -1, "resume", "resumed from " + run_dir);
   }
   out << "resuming " << run_dir << "\n" << std::flush;
@@ -455,6 +491,9 @@ void approve_candidate(const std::string& run_dir, int candidate, const std::str
     if (e.candidate == candidate && e.rung == top) {
       if (const auto why = p.safety_violation(e.metrics); !why.empty())
         throw Error("c" + std::to_string(candidate) + " breaks the policy's safety constraints (" + why + "): not approved");
+      audit::AuditLog log((fs::path(run_dir) / audit::kLogFile).string(), true);
+      log.append("approval", by, {{"candidate", candidate}, {"metrics", e.metrics}});
+      sign_audit_head(log, run_dir);
       reg.approve(candidate, by);
       reg.add_decision(reg.used_seconds(), -1, "approve", "c" + std::to_string(candidate) + " approved by " + by);
       return;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/sqlite.h"
 
 namespace gng {
 
@@ -28,44 +29,9 @@ CREATE TABLE IF NOT EXISTS sessions(id INTEGER PRIMARY KEY, started TEXT NOT NUL
   seconds REAL NOT NULL DEFAULT 0);
 )";
 
-// A prepared statement that finalizes itself; bind by position from 1.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql, const std::string& path) : db_(db), path_(path) {
-    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK) fail();
-  }
-  ~Stmt() { sqlite3_finalize(s_); }
-  Stmt& bind(int i, const std::string& v) {
-    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& bind(int i, double v) {
-    sqlite3_bind_double(s_, i, v);
-    return *this;
-  }
-  Stmt& bind(int i, int v) {
-    sqlite3_bind_int(s_, i, v);
-    return *this;
-  }
-  bool step() {  // true while rows come
-    const int rc = sqlite3_step(s_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc != SQLITE_DONE) fail();
-    return false;
-  }
-  std::string text(int c) const {
-    const auto* p = sqlite3_column_text(s_, c);
-    return p ? reinterpret_cast<const char*>(p) : "";
-  }
-  double real(int c) const { return sqlite3_column_double(s_, c); }
-  int integer(int c) const { return sqlite3_column_int(s_, c); }
+using sql::Stmt;
 
- private:
-  [[noreturn]] void fail() const { throw Error(path_ + ": database error: " + sqlite3_errmsg(db_)); }
-  sqlite3* db_;
-  sqlite3_stmt* s_ = nullptr;
-  std::string path_;
-};
+int int_column(const Stmt& s, int c) { return static_cast<int>(s.integer(c)); }  // ids, cycles, rungs
 
 std::string metrics_json(const std::map<std::string, double>& m) {
   nlohmann::json j = nlohmann::json::object();
@@ -89,14 +55,9 @@ std::map<std::string, double> parse_metrics(const std::string& s, const std::str
 Registry::Registry(const std::string& path, bool create) : path_(path) {
   if (!create && !std::filesystem::exists(path)) throw Error(path + ": no registry here (is this a runs/<id> folder?)");
   const int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_FULLMUTEX;
-  if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
-    const std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
-    sqlite3_close(db_);
-    throw Error(path + ": cannot open the registry: " + why);
-  }
-  sqlite3_busy_timeout(db_, 10000);  // `gng approve` and `gng status` share the file with a run
+  db_ = sql::open_db(path, flags, "registry");  // `gng approve` and `gng status` share the file with a run
   try {
-    exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+    exec("PRAGMA foreign_keys=ON;");
     if (create) {
       exec(std::string("BEGIN;") + kSchema + "COMMIT;");
       if (!meta("format")) set_meta("format", "gng registry v1");
@@ -112,13 +73,12 @@ Registry::Registry(const std::string& path, bool create) : path_(path) {
 
 Registry::~Registry() { sqlite3_close(db_); }
 
-void Registry::exec(const std::string& sql) const {
-  char* err = nullptr;
-  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-    const std::string why = err ? err : "unknown";
-    sqlite3_free(err);
+void Registry::exec(const std::string& text) const {
+  try {
+    sql::exec(db_, text, path_);
+  } catch (const Error&) {
     sqlite3_exec(db_, "ROLLBACK;", nullptr, nullptr, nullptr);
-    throw Error(path_ + ": database error: " + why);
+    throw;
   }
 }
 
@@ -141,21 +101,21 @@ std::optional<std::string> Registry::meta(const std::string& key) const {
 
 int Registry::add_candidate(int cycle, const std::string& bits, const std::string& design, const std::string& origin) {
   Stmt s(db_, "INSERT INTO candidates(cycle, bits, design, origin) VALUES(?, ?, ?, ?)", path_);
-  s.bind(1, cycle).bind(2, bits).bind(3, design).bind(4, origin).step();
+  s.bind(1, int64_t{cycle}).bind(2, bits).bind(3, design).bind(4, origin).step();
   return static_cast<int>(sqlite3_last_insert_rowid(db_));
 }
 
 std::vector<CandidateRow> Registry::candidates() const {
   std::vector<CandidateRow> out;
   Stmt s(db_, "SELECT id, cycle, bits, design, origin FROM candidates ORDER BY id", path_);
-  while (s.step()) out.push_back({s.integer(0), s.integer(1), s.text(2), s.text(3), s.text(4)});
+  while (s.step()) out.push_back({int_column(s, 0), int_column(s, 1), s.text(2), s.text(3), s.text(4)});
   return out;
 }
 
 void Registry::add_evaluation(const EvaluationRow& e, double seconds) {
   Stmt(db_, "INSERT INTO evaluations(candidate, rung, metrics, score, model, seconds) VALUES(?, ?, ?, ?, ?, ?)", path_)
-      .bind(1, e.candidate)
-      .bind(2, e.rung)
+      .bind(1, int64_t{e.candidate})
+      .bind(2, int64_t{e.rung})
       .bind(3, metrics_json(e.metrics))
       .bind(4, e.score)
       .bind(5, e.model)
@@ -166,14 +126,14 @@ void Registry::add_evaluation(const EvaluationRow& e, double seconds) {
 std::vector<EvaluationRow> Registry::evaluations() const {
   std::vector<EvaluationRow> out;
   Stmt s(db_, "SELECT candidate, rung, metrics, score, model FROM evaluations ORDER BY rowid", path_);
-  while (s.step()) out.push_back({s.integer(0), s.integer(1), parse_metrics(s.text(2), path_), s.real(3), s.text(4)});
+  while (s.step()) out.push_back({int_column(s, 0), int_column(s, 1), parse_metrics(s.text(2), path_), s.real(3), s.text(4)});
   return out;
 }
 
 void Registry::add_decision(double time_s, int cycle, const std::string& kind, const std::string& text) {
   Stmt(db_, "INSERT INTO decisions(time_s, cycle, kind, text) VALUES(?, ?, ?, ?)", path_)
       .bind(1, time_s)
-      .bind(2, cycle)
+      .bind(2, int64_t{cycle})
       .bind(3, kind)
       .bind(4, text)
       .step();
@@ -182,24 +142,27 @@ void Registry::add_decision(double time_s, int cycle, const std::string& kind, c
 std::vector<DecisionRow> Registry::decisions() const {
   std::vector<DecisionRow> out;
   Stmt s(db_, "SELECT time_s, cycle, kind, text FROM decisions ORDER BY seq", path_);
-  while (s.step()) out.push_back({s.real(0), s.integer(1), s.text(2), s.text(3)});
+  while (s.step()) out.push_back({s.real(0), int_column(s, 1), s.text(2), s.text(3)});
   return out;
 }
 
 void Registry::approve(int candidate, const std::string& by) {
-  Stmt(db_, "INSERT OR IGNORE INTO approvals(candidate, by) VALUES(?, ?)", path_).bind(1, candidate).bind(2, by).step();
+  Stmt(db_, "INSERT OR IGNORE INTO approvals(candidate, by) VALUES(?, ?)", path_)
+      .bind(1, int64_t{candidate})
+      .bind(2, by)
+      .step();
 }
 
 bool Registry::approved(int candidate) const {
   Stmt s(db_, "SELECT 1 FROM approvals WHERE candidate = ?", path_);
-  s.bind(1, candidate);
+  s.bind(1, int64_t{candidate});
   return s.step();
 }
 
 void Registry::promote(const PromotionRow& p) {
   Stmt(db_, "INSERT INTO promotions(candidate, cycle, approved_by, model) VALUES(?, ?, ?, ?)", path_)
-      .bind(1, p.candidate)
-      .bind(2, p.cycle)
+      .bind(1, int64_t{p.candidate})
+      .bind(2, int64_t{p.cycle})
       .bind(3, p.approved_by)
       .bind(4, p.model)
       .step();
@@ -208,7 +171,7 @@ void Registry::promote(const PromotionRow& p) {
 std::vector<PromotionRow> Registry::promotions() const {
   std::vector<PromotionRow> out;
   Stmt s(db_, "SELECT candidate, cycle, approved_by, model FROM promotions ORDER BY seq", path_);
-  while (s.step()) out.push_back({s.integer(0), s.integer(1), s.text(2), s.text(3)});
+  while (s.step()) out.push_back({int_column(s, 0), int_column(s, 1), s.text(2), s.text(3)});
   return out;
 }
 
@@ -218,7 +181,7 @@ int Registry::begin_session() {
 }
 
 void Registry::set_session_seconds(int session, double seconds) {
-  Stmt(db_, "UPDATE sessions SET seconds = ? WHERE id = ?", path_).bind(1, seconds).bind(2, session).step();
+  Stmt(db_, "UPDATE sessions SET seconds = ? WHERE id = ?", path_).bind(1, seconds).bind(2, int64_t{session}).step();
 }
 
 double Registry::used_seconds() const {

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "audit/log.h"
 #include "core/error.h"
 #include "lifecycle/config.h"
 #include "lifecycle/registry.h"
@@ -166,12 +167,32 @@ TEST(Run, CompletesWritesReportModelAndStatus) {
   const auto s = test::run(gng("status " + dir));
   ASSERT_EQ(s.status, 0) << s.out;
   EXPECT_NE(s.out.find("finished"), std::string::npos) << s.out;
+  EXPECT_NE(s.out.find("audit log: OK: "), std::string::npos) << s.out;
 
   // The exported model loads in Python's PyTorch.
   const auto py = test::run("/usr/bin/python3 -c \"import torch; d = torch.load('" + dir +
                             "/promoted.pt'); print('tensors', len(d))\"");
   EXPECT_EQ(py.status, 0) << py.out;
   EXPECT_NE(py.out.find("tensors"), std::string::npos) << py.out;
+
+  // The audit trail: the policy first, every decision, the promotion with the model's digest; it verifies.
+  const auto v = test::run(gng("audit verify " + dir));
+  EXPECT_EQ(v.status, 0) << v.out;
+  EXPECT_EQ(v.out.rfind("OK: ", 0), 0u) << v.out;
+  {
+    audit::AuditLog log(dir + "/audit.db", false);
+    const auto entries = log.entries(0, log.size());
+    ASSERT_GT(entries.size(), 5u);
+    EXPECT_EQ(entries[0].kind, "policy");
+    const auto sum = test::run("sha256sum " + dir + "/promoted.pt");
+    int promotions = 0;
+    for (const auto& e : entries)
+      if (e.kind == "promotion") {
+        ++promotions;
+        EXPECT_NE(e.detail.find(sum.out.substr(0, 64)), std::string::npos) << e.detail;
+      }
+    EXPECT_EQ(promotions, static_cast<int>(reg.promotions().size()));
+  }
 
   // Resuming a finished run changes nothing and re-reports.
   const auto again = test::run(gng("run --resume " + dir));
@@ -212,6 +233,8 @@ TEST(Run, KilledAtAnyMomentResumesWithoutLosingEvaluations) {
   for (const auto& d : reg.decisions()) resumes += d.kind == "resume";
   EXPECT_EQ(resumes, 3);
   EXPECT_TRUE(fs::exists(box.run_dir() + "/report.html"));
+  const auto v = test::run(gng("audit verify " + box.run_dir()));  // three kills left the trail intact
+  EXPECT_EQ(v.status, 0) << v.out;
 }
 
 TEST(Run, ManualGateWaitsForApproval) {
@@ -248,6 +271,11 @@ TEST(Run, ManualGateWaitsForApproval) {
   ASSERT_EQ(reg.promotions().size(), 1u);
   EXPECT_EQ(reg.promotions()[0].candidate, candidate);
   EXPECT_EQ(reg.promotions()[0].approved_by, "operator");
+  audit::AuditLog trail(dir + "/audit.db", false);
+  bool approval = false;
+  for (const auto& e : trail.entries(0, trail.size())) approval |= e.kind == "approval" && e.actor == "tester";
+  EXPECT_TRUE(approval);
+  EXPECT_EQ(test::run(gng("audit verify " + dir)).status, 0);
 }
 
 TEST(Run, SafetyConstraintsBlockPromotionAndApproval) {
