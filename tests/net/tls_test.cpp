@@ -184,3 +184,24 @@ TEST(Tls, OneLibcryptoAndOneLibsslAtLeast35AreLoaded) {
 
 }  // namespace
 }  // namespace gng::net
+
+namespace gng::net {
+namespace {
+
+TEST(Tls, ALongLivedSlhDsaRootWorksToo) {
+  const std::string dir = testing::TempDir() + "gng-slh-pki-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  secure::pki_init(dir, "SLH-DSA-SHA2-128f");
+  const secure::Identity a = secure::pki_issue(dir, {"node", "a"});
+  const secure::Identity b = secure::pki_issue(dir, {"orchestrator", "b"});
+  const secure::TrustStore trust = secure::TrustStore::load(dir);
+  EXPECT_EQ(trust.ca().public_key().algorithm(), "SLH-DSA-SHA2-128f");
+  Server s(a, trust);
+  const int port = s.listen("127.0.0.1", 0);
+  Client c(b, trust, "127.0.0.1", port);
+  EXPECT_EQ(c.call("GET", "/v1/hello").status, 200);
+  EXPECT_EQ(c.session().tls_group, "X25519MLKEM768");
+}
+
+}  // namespace
+}  // namespace gng::net
