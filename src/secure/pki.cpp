@@ -244,12 +244,16 @@ X509_STORE* TrustStore::x509_store() const {
 
 int TrustStore::verify(const Certificate& cert) const {
   if (denied_.count(cert.serial())) return X509_V_ERR_CERT_REVOKED;
-  if (X509_cmp_current_time(X509_get0_notAfter(cert.get())) < 0) return X509_V_ERR_CERT_HAS_EXPIRED;
-  if (X509_cmp_current_time(X509_get0_notBefore(cert.get())) > 0) return X509_V_ERR_CERT_NOT_YET_VALID;
   const Bytes id = sha256(cert.der());
+  bool known = false;
   {
     std::lock_guard lock(verified_->mu);
-    if (verified_->der_hashes.count(id)) return X509_V_OK;
+    known = verified_->der_hashes.count(id) > 0;
+  }
+  if (known) {  // its signature verified before: only time can have changed its verdict
+    if (X509_cmp_current_time(X509_get0_notAfter(cert.get())) < 0) return X509_V_ERR_CERT_HAS_EXPIRED;
+    if (X509_cmp_current_time(X509_get0_notBefore(cert.get())) > 0) return X509_V_ERR_CERT_NOT_YET_VALID;
+    return X509_V_OK;
   }
   std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(x509_store(), X509_STORE_free);
   std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> ctx(X509_STORE_CTX_new(), X509_STORE_CTX_free);
