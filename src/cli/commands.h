@@ -12,10 +12,12 @@ int search(const std::vector<std::string>& args);
 int run(const std::vector<std::string>& args);
 int approve(const std::vector<std::string>& args);
 int status(const std::vector<std::string>& args);
+int node(const std::vector<std::string>& args);
 int kme(const std::vector<std::string>& args);
 int pki(const std::vector<std::string>& args);
 int qkd(const std::vector<std::string>& args);
 int audit(const std::vector<std::string>& args);
 int doctor(const std::vector<std::string>& args);
+int serve(const std::vector<std::string>& args);
 
 }  // namespace gng::cli

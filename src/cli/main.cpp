@@ -22,10 +22,12 @@ commands:
   solve FILE     minimise a QUBO / Max-Cut / BQP instance with a sampler
   qaoa FILE      QAOA on a classical state-vector simulator, with OpenQASM 3 export
   search         the surrogate-QUBO search on a tabular benchmark (--benchmark nb201)
+  node           one site: trains on its own data shard for the orchestrator, over PQ-TLS
   kme            an ETSI GS QKD 014 key server fed by simulated BB84 links, over PQ-TLS
   pki            the CA: init, issue node/kme/orchestrator certificates, deny, show
   qkd simulate   BB84 QKD link simulator (a model): key rate over distance vs the asymptotic bound
   audit SUB DIR  the Merkle audit log: verify (names the first bad entry), show, proof --index I
+  serve MODEL    HTTP inference endpoint for a trained model: /v1/predict, /metrics, telemetry, drift
   doctor         check the environment (OpenSSL >= 3.5 with ML-KEM/ML-DSA, one libcrypto, OpenBLAS)
   version        print the version
 
@@ -49,11 +51,13 @@ int main(int argc, char** argv) {
     if (cmd == "run") return gng::cli::run(args);
     if (cmd == "approve") return gng::cli::approve(args);
     if (cmd == "status") return gng::cli::status(args);
+    if (cmd == "node") return gng::cli::node(args);
     if (cmd == "kme") return gng::cli::kme(args);
     if (cmd == "pki") return gng::cli::pki(args);
     if (cmd == "qkd") return gng::cli::qkd(args);
     if (cmd == "audit") return gng::cli::audit(args);
     if (cmd == "doctor") return gng::cli::doctor(args);
+    if (cmd == "serve") return gng::cli::serve(args);
     if (cmd == "version" || cmd == "--version") {
       std::puts("gng 0.1.0");
       return 0;

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <numbers>
 #include <string_view>
 #include <unordered_map>
 
@@ -308,6 +309,107 @@ Split split(const Dataset& d, double fraction, uint64_t seed) {
   std::sort(first.begin(), first.end());
   std::sort(second.begin(), second.end());
   return {subset(d, first), subset(d, second)};
+}
+
+namespace {
+
+// The rows of each class, checked against d.classes; `what` names the caller in errors.
+std::vector<std::vector<std::size_t>> rows_by_class(const Dataset& d, int parts, const char* what) {
+  if (parts < 1) throw Error(std::string(what) + ": parts = " + std::to_string(parts) + " must be >= 1");
+  if (d.count < static_cast<std::size_t>(parts))
+    throw Error(std::string(what) + ": " + std::to_string(parts) + " parts but only " + std::to_string(d.count) + " rows");
+  std::vector<std::vector<std::size_t>> by_class(std::max(d.classes, 0));
+  for (std::size_t i = 0; i < d.count; ++i) {
+    const int32_t c = d.labels[i];
+    if (c < 0 || c >= d.classes)
+      throw Error(std::string(what) + ": row " + std::to_string(i) + " has label " + std::to_string(c) + " outside 0.." + std::to_string(d.classes - 1));
+    by_class[c].push_back(i);
+  }
+  return by_class;
+}
+
+void shuffle(std::vector<std::size_t>& v, Rng& rng) {
+  for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.below(i)]);  // Fisher-Yates
+}
+
+// log of a Gamma(a, 1) draw, a > 0: Marsaglia and Tsang (2000) for a >= 1; for a < 1,
+// Gamma(a) = Gamma(a + 1) · U^(1/a). Kept in logs because U^(1/a) underflows for small a (a = 0.01
+// gives 0 for U < 0.9), which would leave a Dirichlet draw of all zeros. Written here rather than
+// std::gamma_distribution, whose algorithm (and so the partition a seed gives) differs between
+// standard libraries.
+double log_gamma_draw(double a, Rng& rng) {
+  if (a < 1) return log_gamma_draw(a + 1, rng) + std::log(1.0 - rng.uniform()) / a;  // 1 − U ∈ (0, 1]
+  const double d = a - 1.0 / 3.0, c = 1.0 / std::sqrt(9.0 * d);
+  for (;;) {
+    // Standard normal by Box–Muller.
+    const double x = std::sqrt(-2.0 * std::log(1.0 - rng.uniform())) * std::cos(2.0 * std::numbers::pi * rng.uniform());
+    double v = 1.0 + c * x;
+    if (v <= 0) continue;
+    v = v * v * v;
+    const double u = 1.0 - rng.uniform();
+    if (std::log(u) < 0.5 * x * x + d - d * v + d * std::log(v)) return std::log(d) + std::log(v);
+  }
+}
+
+// Proportions ~ Dirichlet(alpha, ..., alpha) over `parts`: Gamma draws normalised (in logs).
+std::vector<double> dirichlet_draw(int parts, double alpha, Rng& rng) {
+  std::vector<double> p(parts);
+  for (double& x : p) x = log_gamma_draw(alpha, rng);
+  const double top = *std::max_element(p.begin(), p.end());
+  double sum = 0;
+  for (double& x : p) sum += (x = std::exp(x - top));
+  for (double& x : p) x /= sum;
+  return p;
+}
+
+}  // namespace
+
+std::vector<std::vector<std::size_t>> partition_iid(const Dataset& d, int parts, uint64_t seed) {
+  std::vector<std::vector<std::size_t>> by_class = rows_by_class(d, parts, "partition_iid");
+  Rng rng(seed);
+  std::vector<std::vector<std::size_t>> out(parts);
+  std::size_t next = 0;  // continues across classes, so part sizes stay within 1 of each other
+  for (auto& rows : by_class) {
+    shuffle(rows, rng);
+    for (std::size_t i : rows) out[next++ % parts].push_back(i);
+  }
+  for (auto& part : out) std::sort(part.begin(), part.end());
+  return out;
+}
+
+std::vector<std::vector<std::size_t>> partition_dirichlet(const Dataset& d, int parts, double alpha, uint64_t seed) {
+  if (!(std::isfinite(alpha) && alpha > 0)) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", alpha);
+    throw Error("partition_dirichlet: alpha = " + std::string(text) + " must be a finite number > 0");
+  }
+  std::vector<std::vector<std::size_t>> by_class = rows_by_class(d, parts, "partition_dirichlet");
+  Rng rng(seed);
+  std::vector<std::vector<std::size_t>> out(parts);
+  for (auto& rows : by_class) {
+    if (rows.empty()) continue;
+    shuffle(rows, rng);
+    const std::vector<double> p = dirichlet_draw(parts, alpha, rng);
+    const auto n = static_cast<double>(rows.size());
+    double cumulative = 0;
+    std::size_t begin = 0;
+    for (int k = 0; k < parts; ++k) {
+      cumulative += p[k];
+      const std::size_t end = k + 1 == parts ? rows.size() : std::min(rows.size(), static_cast<std::size_t>(std::llround(cumulative * n)));
+      if (end > begin) out[k].insert(out[k].end(), rows.begin() + begin, rows.begin() + end);
+      begin = std::max(begin, end);
+    }
+  }
+  // Every part gets at least one row: an empty one takes a random row of the currently largest.
+  for (auto& part : out) {
+    if (!part.empty()) continue;
+    auto& largest = *std::max_element(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.size() < b.size(); });
+    const std::size_t at = rng.below(largest.size());
+    part.push_back(largest[at]);
+    largest.erase(largest.begin() + static_cast<std::ptrdiff_t>(at));
+  }
+  for (auto& part : out) std::sort(part.begin(), part.end());
+  return out;
 }
 
 }  // namespace gng

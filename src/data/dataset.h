@@ -40,4 +40,19 @@ struct Split {
 };
 Split split(const Dataset& d, double fraction, uint64_t seed);
 
+// Partitions for federated learning: `parts` lists of row indices, each sorted, together covering
+// every row of `d` exactly once; seeded and reproducible. Throw gng::Error when parts < 1, when
+// there are fewer rows than parts, or on a label outside 0..classes-1.
+//
+// IID: rows shuffled within each class and dealt round-robin, so parts differ in size by at most 1
+// and each part holds within 1 of count_c / parts rows of every class c.
+std::vector<std::vector<std::size_t>> partition_iid(const Dataset& d, int parts, uint64_t seed);
+
+// Non-IID by label (Hsu et al. 2019): for each class, proportions p ~ Dirichlet(alpha, ..., alpha)
+// over the parts, and the class's shuffled rows cut at round(cumsum(p) · count_c). Small alpha
+// (0.1) gives parts dominated by a few classes; large alpha (100) is close to IID. A part that the
+// draw leaves empty gets one row, taken at random from the largest part, so that every part has at
+// least one row (at most parts - 1 rows move). Throws gng::Error unless alpha is finite and > 0.
+std::vector<std::vector<std::size_t>> partition_dirichlet(const Dataset& d, int parts, double alpha, uint64_t seed);
+
 }  // namespace gng

@@ -9,66 +9,19 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/yaml.h"
 #include "data/dataset.h"
 
 namespace gng {
 
 namespace {
 
-std::string where(const std::string& source, const YAML::Node& n) {
-  return source + ":" + std::to_string(n.Mark().line + 1);
-}
-
-YAML::Node load(const std::string& text, const std::string& source) {
-  try {
-    const YAML::Node root = YAML::Load(text);
-    if (!root.IsMap()) throw Error(source + ": expected a mapping of settings at the top level");
-    return root;
-  } catch (const YAML::ParserException& e) {
-    throw Error(source + ":" + std::to_string(e.mark.line + 1) + ": malformed YAML: " + e.msg);
-  }
-}
-
-// Rejects keys outside `known`, naming the key, its line and what is allowed.
-void check_keys(const YAML::Node& map, const std::string& source, const std::string& what,
-                const std::set<std::string>& known) {
-  if (!map.IsMap()) throw Error(where(source, map) + ": " + what + " must be a mapping");
-  for (const auto& kv : map) {
-    const auto key = kv.first.as<std::string>();
-    if (!known.count(key)) {
-      std::string list;
-      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
-      throw Error(where(source, kv.first) + ": unknown key '" + key + "' in " + what + " (expected " + list + ")");
-    }
-  }
-}
-
-template <class T>
-T get(const YAML::Node& n, const std::string& source, const std::string& name) {
-  try {
-    return n.as<T>();
-  } catch (const YAML::Exception&) {
-    throw Error(where(source, n) + ": '" + name + "' has the wrong type (got '" + (n.IsScalar() ? n.Scalar() : "a collection") + "')");
-  }
-}
-
-double number(const YAML::Node& n, const std::string& source, const std::string& name, double lo, double hi) {
-  const double v = get<double>(n, source, name);
-  if (!std::isfinite(v) || v < lo || v > hi) {
-    std::ostringstream s;
-    s << where(source, n) << ": '" << name << "' must be in [" << lo << ", " << hi << "], got " << n.Scalar();
-    throw Error(s.str());
-  }
-  return v;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path + ": cannot open");
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
+using yaml::check_keys;
+using yaml::get;
+using yaml::load;
+using yaml::number;
+using yaml::slurp;
+using yaml::where;
 
 const std::set<std::string> kMetrics{"accuracy", "robustness", "latency_ms", "batch_latency_ms", "energy_mj",
                                      "params", "flops", "loss"};

@@ -137,6 +137,7 @@ Server::Server(const secure::Identity& me, const secure::TrustStore& trust, Limi
   impl_->http->set_read_timeout(t.count());
   impl_->http->set_write_timeout(t.count());
   impl_->http->set_keep_alive_timeout(5);
+  impl_->http->set_keep_alive_max_count(10000);  // a kept connection is a handshake saved
   // Who the server is, as seen through this session: the client's way to open a session.
   route("GET", "/v1/hello", [this](const Peer& p, const Request&) {
     return Response{200,
@@ -289,6 +290,12 @@ std::string Client::rpc(const std::string& name, const std::string& body) {
   const Response r = call("POST", "/rpc/" + name, body, "application/x-protobuf");
   if (r.status != 200) throw Error(impl_->where + " refused " + name + " (HTTP " + std::to_string(r.status) + "): " + r.body);
   return r.body;
+}
+
+Peer Client::last_session() {
+  std::lock_guard lock(impl_->mu);
+  if (!impl_->have_session) throw Error("no TLS session with " + impl_->where + " yet");
+  return impl_->session;
 }
 
 Peer Client::session() {

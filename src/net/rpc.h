@@ -86,6 +86,9 @@ class Client {
   // The current TLS session (connecting first if there is none): its exporter secret, group, and
   // the server's certificate id. A new connection has a new exporter.
   Peer session();
+  // The session the last call went over (even if the server has closed it since): what a sealed
+  // reply to that call is bound to.
+  Peer last_session();
 
  private:
   struct Impl;

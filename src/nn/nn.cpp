@@ -404,15 +404,25 @@ Metrics train_and_evaluate(const std::string& family, const Design& d, const Dat
   return m;
 }
 
-double saved_accuracy(const std::string& path, const Dataset& data) {
+namespace {
+
+// A model saved by train_and_evaluate, rebuilt from its description and filled with its weights.
+struct Loaded {
+  std::shared_ptr<Net> net;
+  std::string family;
+  InputShape in;
+};
+
+Loaded load_saved(const std::string& path) {
   std::ifstream jf(path + ".json");
   if (!jf) throw Error(path + ".json: cannot open the model description");
-  std::shared_ptr<Net> net;
+  Loaded m;
   try {
     const auto j = nlohmann::json::parse(jf);
     const auto& s = j.at("input");
-    const InputShape in{s.at("channels"), s.at("height"), s.at("width"), s.at("classes")};
-    net = build(j.at("family"), Design::from_json(j.at("design").dump()), in, 1);
+    m.in = InputShape{s.at("channels"), s.at("height"), s.at("width"), s.at("classes")};
+    m.family = j.at("family");
+    m.net = build(m.family, Design::from_json(j.at("design").dump()), m.in, 1);
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ".json: not a gng model description (" + e.what() + ")");
   }
@@ -426,14 +436,58 @@ double saved_accuracy(const std::string& path, const Dataset& data) {
     throw Error(path + ": not a gng model state dict (" + std::string(e.what()).substr(0, 200) + ")");
   }
   torch::NoGradGuard no_grad;
-  for (auto& [name, t] : state(*net)) {
+  for (auto& [name, t] : state(*m.net)) {
     const auto it = dict.find(name);
     if (it == dict.end()) throw Error(path + ": missing tensor '" + name + "'");
     const auto v = it->value().toTensor();
     if (v.sizes() != t.sizes()) throw Error(path + ": tensor '" + name + "' has the wrong shape");
     t.copy_(v);
   }
-  return evaluate(*net, images(data), labels(data)).accuracy;
+  m.net->eval();
+  return m;
+}
+
+}  // namespace
+
+double saved_accuracy(const std::string& path, const Dataset& data) {
+  const Loaded m = load_saved(path);
+  return evaluate(*m.net, images(data), labels(data)).accuracy;
+}
+
+// The module is only read after loading (eval mode, inference mode per call: no autograd state, no
+// buffer updates), which libtorch allows from several threads at once.
+struct Predictor::Impl {
+  Loaded m;
+  int64_t features;
+};
+
+Predictor::Predictor(const std::string& path) : impl_(new Impl{load_saved(path), 0}) {
+  const InputShape& in = impl_->m.in;
+  impl_->features = static_cast<int64_t>(in.channels) * in.height * in.width;
+}
+Predictor::~Predictor() = default;
+Predictor::Predictor(Predictor&&) noexcept = default;
+Predictor& Predictor::operator=(Predictor&&) noexcept = default;
+
+const InputShape& Predictor::shape() const { return impl_->m.in; }
+const std::string& Predictor::family() const { return impl_->m.family; }
+
+Predictor::Prediction Predictor::predict(std::span<const float> pixels) const {
+  const InputShape& in = impl_->m.in;
+  const auto f = static_cast<std::size_t>(impl_->features);
+  if (pixels.size() % f != 0)
+    throw Error("predict: " + std::to_string(pixels.size()) + " values are not a whole number of " +
+                std::to_string(in.channels) + "x" + std::to_string(in.height) + "x" + std::to_string(in.width) + " images");
+  const auto n = static_cast<int64_t>(pixels.size() / f);
+  Prediction p;
+  if (n == 0) return p;
+  c10::InferenceMode inference;
+  const auto x = torch::from_blob(const_cast<float*>(pixels.data()), {n, in.channels, in.height, in.width}, torch::kFloat32);
+  const auto logits = impl_->m.net->forward(x).contiguous();
+  const auto classes = logits.argmax(1).to(torch::kInt32).contiguous();
+  p.logits.assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
+  p.classes.assign(classes.data_ptr<int32_t>(), classes.data_ptr<int32_t>() + n);
+  return p;
 }
 
 }  // namespace gng

@@ -13,7 +13,10 @@
 //   Both: optimizer (adamw | sgd), lr (0.001).
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "data/dataset.h"
 #include "space/space.h"
@@ -65,6 +68,33 @@ Metrics train_and_evaluate(const std::string& family, const Design& d, const Dat
 
 // Accuracy of a saved model (from train_and_evaluate's `save`) on a dataset.
 double saved_accuracy(const std::string& path, const Dataset& data);
+
+// A saved model (train_and_evaluate's `save`: the weights file and `save`.json) loaded for inference.
+// predict() may be called from several threads at once: the module is only read (each call runs in
+// its own inference mode, on the calling thread with the process's intra-op threads; one after
+// init_training_runtime()). Throws gng::Error on a missing or malformed model.
+class Predictor {
+ public:
+  explicit Predictor(const std::string& path);
+  ~Predictor();
+  Predictor(Predictor&&) noexcept;
+  Predictor& operator=(Predictor&&) noexcept;
+
+  const InputShape& shape() const;
+  const std::string& family() const;
+
+  struct Prediction {
+    std::vector<float> logits;  // images × classes, row-major
+    std::vector<int> classes;   // arg-max of each row
+  };
+  // `images`: n × channels × height × width floats as training saw them ([0, 1]); n from the size,
+  // which must be a whole number of images (gng::Error otherwise).
+  Prediction predict(std::span<const float> images) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // Process-wide settings for training: one intra-op thread (parallelism comes from candidates and
 // nodes; spinning OpenMP threads on two cores cost 5-20×) and malloc thresholds that stop glibc from

@@ -1,0 +1,274 @@
+#include "net/node.h"
+
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "audit/log.h"
+#include "core/error.h"
+#include "core/yaml.h"
+#include "data/dataset.h"
+#include "gng.pb.h"
+#include "secure/envelope.h"
+
+namespace fs = std::filesystem;
+
+namespace gng::net {
+
+namespace {
+
+// The model a node sends: u32 n ‖ description (JSON) ‖ weights, one payload under one digest.
+std::string pack_model(const std::string& json, const std::string& weights) {
+  std::string out(4, '\0');
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((json.size() >> (24 - 8 * i)) & 0xff);
+  return out + json + weights;
+}
+
+std::pair<std::string, std::string> unpack_model(const secure::Bytes& payload) {
+  if (payload.size() < 4) throw Error("model payload shorter than its header");
+  std::size_t n = 0;
+  for (int i = 0; i < 4; ++i) n = (n << 8) | payload[i];
+  if (n > payload.size() - 4) throw Error("model payload: description length " + std::to_string(n) + " exceeds the payload");
+  return {std::string(payload.begin() + 4, payload.begin() + 4 + n), std::string(payload.begin() + 4 + n, payload.end())};
+}
+
+void split_host_port(const std::string& listen, std::string& host, int& port, const std::string& what) {
+  const auto colon = listen.rfind(':');
+  const std::string p = colon == std::string::npos ? "" : listen.substr(colon + 1);
+  if (colon == std::string::npos || p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(p) > 65535)
+    throw Error(what + ": expected HOST:PORT, got '" + listen + "'");
+  host = listen.substr(0, colon);
+  port = std::stoi(p);
+}
+
+}  // namespace
+
+NodeConfig NodeConfig::from_yaml(const std::string& text, const std::string& source) {
+  using namespace yaml;
+  const YAML::Node root = load(text, source);
+  check_keys(root, source, "the node config",
+             {"id", "pki", "listen", "dir", "data", "shard", "validation", "train_limit", "workers"});
+  NodeConfig c;
+  for (const char* required : {"id", "pki", "dir"})
+    if (!root[required]) throw Error(source + ": '" + required + "' is required");
+  c.id = get<std::string>(root["id"], source, "id");
+  c.pki = get<std::string>(root["pki"], source, "pki");
+  c.dir = get<std::string>(root["dir"], source, "dir");
+  c.data = root["data"] ? get<std::string>(root["data"], source, "data") : kFashionMnistDir;
+  if (root["listen"]) {
+    c.listen = get<std::string>(root["listen"], source, "listen");
+    std::string h;
+    int p;
+    split_host_port(c.listen, h, p, where(source, root["listen"]) + ": listen");
+  }
+  if (const auto s = root["shard"]) {
+    check_keys(s, source, "shard", {"index", "of", "partition", "alpha", "seed"});
+    c.shards = s["of"] ? static_cast<int>(number(s["of"], source, "shard.of", 1, 1000)) : 1;
+    c.shard = s["index"] ? static_cast<int>(number(s["index"], source, "shard.index", 0, c.shards - 1)) : 0;
+    if (s["partition"]) {
+      c.partition = get<std::string>(s["partition"], source, "shard.partition");
+      if (c.partition != "iid" && c.partition != "dirichlet")
+        throw Error(where(source, s["partition"]) + ": shard.partition must be iid or dirichlet, got '" + c.partition + "'");
+    }
+    if (s["alpha"]) c.alpha = number(s["alpha"], source, "shard.alpha", 1e-3, 1e6);
+    if (s["seed"]) c.seed = static_cast<uint64_t>(number(s["seed"], source, "shard.seed", 0, 1e15));
+  }
+  if (root["validation"]) c.validation = static_cast<std::size_t>(number(root["validation"], source, "validation", 1, 1e7));
+  if (root["train_limit"]) c.train_limit = static_cast<std::size_t>(number(root["train_limit"], source, "train_limit", 0, 1e9));
+  if (root["workers"]) c.workers = static_cast<int>(number(root["workers"], source, "workers", 1, 64));
+  return c;
+}
+
+// --- the node ------------------------------------------------------------------------------------------
+
+struct Node::Impl {
+  NodeConfig c;
+  secure::Identity me;
+  secure::TrustStore trust;
+  Dataset train, val;
+  std::vector<std::size_t> label_counts;
+  std::unique_ptr<audit::AuditLog> log;
+  std::unique_ptr<Server> server;
+  std::mutex mu;
+  std::condition_variable free_slot;
+  int busy = 0;
+
+  void load_shard() {
+    Dataset all = read_mnist_dir(c.data, true);
+    if (c.train_limit && c.train_limit < all.count) {
+      std::vector<std::size_t> first(c.train_limit);
+      for (std::size_t i = 0; i < first.size(); ++i) first[i] = i;
+      all = subset(all, first);
+    }
+    const auto parts = c.partition == "iid" ? partition_iid(all, c.shards, c.seed)
+                                            : partition_dirichlet(all, c.shards, c.alpha, c.seed);
+    const Dataset shard = subset(all, parts.at(static_cast<std::size_t>(c.shard)));
+    if (c.validation >= shard.count)
+      throw Error("node '" + c.id + "': validation (" + std::to_string(c.validation) + ") must be smaller than its shard (" +
+                  std::to_string(shard.count) + " images)");
+    Split s = split(shard, static_cast<double>(c.validation) / static_cast<double>(shard.count), c.seed);
+    train = std::move(s.first);
+    val = std::move(s.second);
+    label_counts.assign(static_cast<std::size_t>(std::max(train.classes, 0)), 0);
+    for (int32_t l : train.labels) ++label_counts.at(static_cast<std::size_t>(l));
+  }
+
+  std::string health() {
+    rpc::HealthReply h;
+    h.set_id(c.id);
+    h.set_train_samples(train.count);
+    h.set_validation_samples(val.count);
+    for (auto n : label_counts) h.add_label_counts(n);
+    std::lock_guard lock(mu);
+    h.set_busy(static_cast<uint32_t>(busy));
+    return h.SerializeAsString();
+  }
+
+  std::string train_rpc(const Peer& peer, const std::string& body) {
+    if (peer.role != "orchestrator") throw Failure(401, "'" + peer.id + "' (" + peer.role + ") may not ask a node to train");
+    rpc::TrainRequest req;
+    if (!req.ParseFromString(body)) throw Failure(400, "Train: not a TrainRequest message");
+    if (req.family() != "cnn" && req.family() != "vit") throw Failure(400, "Train: unknown family '" + req.family() + "'");
+    const Design d = Design::from_json(req.design_json());
+    TrainBudget b;
+    b.epochs = req.epochs();
+    b.samples = req.samples();
+    b.seconds = req.seconds();
+    b.batch = req.batch() > 0 ? req.batch() : 128;
+    b.augment = req.augment();
+    b.seed = req.seed();
+    EvalSettings es;
+    es.noise_sigma = req.noise_sigma();
+    es.watts = req.watts();
+    es.max_eval = req.max_eval();
+    const std::string model =
+        req.return_model() ? (fs::path(c.dir) / "models" / (req.run() + "-c" + std::to_string(req.candidate()) + ".pt")).string()
+                           : std::string();
+    {
+      std::unique_lock lock(mu);
+      free_slot.wait(lock, [&] { return busy < c.workers; });
+      ++busy;
+    }
+    Metrics m;
+    try {
+      m = train_and_evaluate(req.family(), d, train, val, b, es, model);
+    } catch (...) {
+      std::lock_guard lock(mu);
+      --busy;
+      free_slot.notify_one();
+      throw;
+    }
+    {
+      std::lock_guard lock(mu);
+      --busy;
+      free_slot.notify_one();
+    }
+    rpc::TrainReply reply;
+    for (const auto& [k, v] : m) (*reply.mutable_metrics())[k] = v;
+    if (req.return_model()) {
+      const std::string payload = pack_model(secure::read_file(model + ".json"), secure::read_file(model));
+      secure::EnvelopeHeader h;
+      h.sender = c.id;
+      h.recipient = peer.id;
+      h.run = req.run();
+      h.seq = req.seq();
+      h.model_digest = secure::model_digest(secure::view(payload));
+      const secure::Bytes wire = secure::seal(h, secure::view(payload), peer.exporter, {}, me);
+      log->append("exchange", c.id,
+                  {{"from", c.id}, {"to", peer.id}, {"run", req.run()}, {"candidate", req.candidate()}, {"seq", req.seq()},
+                   {"model_digest", h.model_digest}, {"mode", "pqc-only"}, {"bytes", wire.size()},
+                   {"tls_group", peer.tls_group}});
+      reply.set_model_envelope(wire.data(), wire.size());
+    }
+    return reply.SerializeAsString();
+  }
+};
+
+Node::Node(NodeConfig config) : impl_(new Impl) {
+  impl_->c = std::move(config);
+  auto& s = *impl_;
+  s.me = secure::load_identity(s.c.pki, s.c.id);
+  if (s.me.role() != "node") throw Error("'" + s.c.id + "' has a " + s.me.role() + " certificate, not a node one");
+  s.trust = secure::TrustStore::load(s.c.pki);
+  fs::create_directories(fs::path(s.c.dir) / "models");
+  s.log = std::make_unique<audit::AuditLog>((fs::path(s.c.dir) / audit::kLogFile).string(), true);
+  s.load_shard();
+  s.server = std::make_unique<Server>(s.me, s.trust);
+  s.server->rpc("Health", [this](const Peer&, const std::string&) { return impl_->health(); });
+  s.server->rpc("Train", [this](const Peer& p, const std::string& body) { return impl_->train_rpc(p, body); });
+}
+
+Node::~Node() { stop(); }
+
+int Node::listen() {
+  std::string host;
+  int port;
+  split_host_port(impl_->c.listen, host, port, "listen");
+  return impl_->server->listen(host, port);
+}
+
+void Node::stop() {
+  if (impl_ && impl_->server) impl_->server->stop();
+}
+
+std::size_t Node::train_samples() const { return impl_->train.count; }
+
+// --- the client ----------------------------------------------------------------------------------------
+
+NodeClient::NodeClient(const secure::Identity& me, const secure::TrustStore& trust, const std::string& host, int port,
+                       Limits limits)
+    : trust_(trust), me_(me.id()), where_(host + ":" + std::to_string(port)), client_(me, trust, host, port, limits) {}
+
+NodeHealth NodeClient::health() {
+  rpc::HealthReply h;
+  if (!h.ParseFromString(client_.rpc("Health", rpc::HealthRequest().SerializeAsString())))
+    throw Error(where_ + ": the answer to Health is not a HealthReply");
+  NodeHealth out{h.id(), h.train_samples(), h.validation_samples(), {}, static_cast<int>(h.busy())};
+  for (auto n : h.label_counts()) out.label_counts.push_back(n);
+  return out;
+}
+
+Trained NodeClient::train(const TrainJob& job) {
+  rpc::TrainRequest req;
+  req.set_run(job.run);
+  req.set_candidate(job.candidate);
+  req.set_family(job.family);
+  req.set_design_json(job.design_json);
+  req.set_epochs(job.budget.epochs);
+  req.set_samples(job.budget.samples);
+  req.set_seconds(job.budget.seconds);
+  req.set_batch(job.budget.batch);
+  req.set_augment(job.budget.augment);
+  req.set_seed(job.budget.seed);
+  req.set_noise_sigma(job.eval.noise_sigma);
+  req.set_watts(job.eval.watts);
+  req.set_max_eval(job.eval.max_eval);
+  req.set_return_model(job.return_model);
+  req.set_seq(++seq_);
+  rpc::TrainReply reply;
+  if (!reply.ParseFromString(client_.rpc("Train", req.SerializeAsString())))
+    throw Error(where_ + ": the answer to Train is not a TrainReply");
+  Trained out;
+  for (const auto& [k, v] : reply.metrics()) out.metrics[k] = v;
+  if (job.return_model) {
+    if (reply.model_envelope().empty()) throw Error(where_ + ": asked for the model, got none");
+    const Peer session = client_.last_session();
+    secure::OpenOptions o;
+    o.trust = &trust_;
+    o.me = me_;
+    o.tls_exporter = session.exporter;
+    o.allow_pqc_only = true;  // node → orchestrator model transfers carry no QKD key yet
+    o.replay = &replay_;
+    const auto& env = reply.model_envelope();
+    const secure::Opened opened = secure::open(secure::View(reinterpret_cast<const uint8_t*>(env.data()), env.size()), o);
+    if (opened.header.sender != session.id)
+      throw Error(where_ + ": the model is signed by '" + opened.header.sender + "', not by the node '" + session.id + "'");
+    std::tie(out.model_json, out.weights) = unpack_model(opened.update);
+    out.model_digest = opened.header.model_digest;
+  }
+  return out;
+}
+
+}  // namespace gng::net

@@ -1,0 +1,92 @@
+#pragma once
+// A node: one per site, holding its own shard of the data (raw data never leaves it), serving the
+// Node RPCs over PQ-TLS (rpc.h): Health and Train. `gng node --config node.yaml` runs one; the
+// orchestrator reaches it through NodeClient. Trained weights travel back only as a sealed
+// envelope for the caller (secure/envelope.h), and every model a node sends is entered in the
+// node's own audit log.
+//
+// node.yaml:
+//   id: n1                      # its certificate's name (gng pki issue --role node --id n1)
+//   pki: DIR                    # the PKI directory: ca.pem, crl.pem, issued/n1.{pem,key.pem}
+//   listen: 127.0.0.1:0         # port 0: any free one (printed at start)
+//   dir: DIR                    # the node's own folder: models, audit.db
+//   data: /usr/share/datasets/fashion-mnist   # MNIST-style IDX files (the node's copy)
+//   shard: {index: 0, of: 3, partition: iid, alpha: 0.5, seed: 1}   # partition: iid | dirichlet
+//   validation: 2000            # held out of the shard for the node's evaluations
+//   train_limit: 0              # use only the first N training images before sharding (0 = all)
+//   workers: 1                  # trainings at once
+#include <memory>
+#include <string>
+
+#include "net/rpc.h"
+#include "nn/nn.h"
+#include "secure/envelope.h"
+
+namespace gng::net {
+
+struct NodeConfig {
+  std::string id, pki, listen = "127.0.0.1:0", dir, data;
+  int shard = 0, shards = 1;
+  std::string partition = "iid";
+  double alpha = 0.5;
+  uint64_t seed = 1;
+  std::size_t validation = 2000, train_limit = 0;
+  int workers = 1;
+
+  // Strict: unknown keys, wrong types, impossible values are gng::Errors naming source and line.
+  static NodeConfig from_yaml(const std::string& text, const std::string& source);
+};
+
+class Node {
+ public:
+  explicit Node(NodeConfig config);  // loads the identity and the shard; gng::Error when it cannot
+  ~Node();
+  int listen();                      // starts serving; returns the port
+  void stop();
+  std::size_t train_samples() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+struct NodeHealth {
+  std::string id;
+  std::size_t train_samples = 0, validation_samples = 0;
+  std::vector<std::size_t> label_counts;
+  int busy = 0;
+};
+
+struct TrainJob {
+  std::string run;
+  int candidate = 0;
+  std::string family, design_json;
+  TrainBudget budget;
+  EvalSettings eval;
+  bool return_model = false;
+};
+
+struct Trained {
+  Metrics metrics;
+  std::string model_json, weights;  // when asked for: the opened envelope's model (else empty)
+  std::string model_digest;         // SHA-256 of the sealed payload, as the envelope's header names it
+};
+
+class NodeClient {
+ public:
+  NodeClient(const secure::Identity& me, const secure::TrustStore& trust, const std::string& host, int port,
+             Limits limits = {});
+  NodeHealth health();
+  // Trains on the node; a returned model is opened here (signature, session, digest) before use.
+  Trained train(const TrainJob& job);
+  const std::string& where() const { return where_; }
+
+ private:
+  secure::TrustStore trust_;
+  std::string me_, where_;
+  Client client_;
+  secure::ReplayGuard replay_;
+  uint64_t seq_ = 0;
+};
+
+}  // namespace gng::net

@@ -1,0 +1,383 @@
+#include "fed/fed.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "support/error_of.h"
+
+namespace gng::fed {
+namespace {
+
+using test::error_of;
+
+// "h3" and the like. (Not "h" + std::to_string(i): GCC 12 warns falsely about it, -Wrestrict.)
+std::string node(const char* prefix, std::size_t i) { return std::string(prefix).append(std::to_string(i)); }
+
+// Two tensors, "w" (2 × 3) and "b" (3), filled from `values` (9 of them).
+Update make(const std::string& from, double samples, const std::vector<float>& values) {
+  Update u;
+  u.from = from;
+  u.samples = samples;
+  u.tensors.push_back({"w", {2, 3}, std::vector<float>(values.begin(), values.begin() + 6)});
+  u.tensors.push_back({"b", {3}, std::vector<float>(values.begin() + 6, values.begin() + 9)});
+  return u;
+}
+
+std::vector<float> flat(const Update& u) {
+  std::vector<float> v;
+  for (const Tensor& t : u.tensors) v.insert(v.end(), t.values.begin(), t.values.end());
+  return v;
+}
+
+// An honest node: the shared model `center` plus N(0, sigma²) noise per coordinate.
+Update honest(const std::string& from, const std::vector<float>& center, double sigma, Rng& rng) {
+  std::vector<float> v(center.size());
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const double z = std::sqrt(-2 * std::log(1 - rng.uniform())) * std::cos(6.283185307179586 * rng.uniform());
+    v[i] = center[i] + static_cast<float>(sigma * z);
+  }
+  return make(from, 100 + static_cast<double>(rng.below(100)), v);
+}
+
+std::vector<float> centre(Rng& rng) {
+  std::vector<float> c(9);
+  for (float& x : c) x = 0.5f + static_cast<float>(rng.uniform());  // in [0.5, 1.5): sign flips move far
+  return c;
+}
+
+enum class Attack { scaled, sign_flipped };
+
+Update attacker(const std::string& from, const Update& victim, Attack a) {
+  Update u = victim;
+  u.from = from;
+  u.samples = 1000;  // attackers also claim a large weight
+  for (Tensor& t : u.tensors)
+    for (float& x : t.values) x = a == Attack::scaled ? 100 * x : -x;
+  return u;
+}
+
+// Every coordinate of `r` lies within the range of the honest updates' values there.
+::testing::AssertionResult within_honest_range(const Update& r, const std::vector<Update>& updates, std::size_t honest_count) {
+  const std::vector<float> got = flat(r);
+  for (std::size_t k = 0; k < got.size(); ++k) {
+    float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+    for (std::size_t i = 0; i < honest_count; ++i) {
+      lo = std::min(lo, flat(updates[i])[k]);
+      hi = std::max(hi, flat(updates[i])[k]);
+    }
+    if (!(got[k] >= lo && got[k] <= hi))
+      return ::testing::AssertionFailure() << "coordinate " << k << " = " << got[k] << " outside honest [" << lo << ", " << hi << "]";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// ---- FedAvg --------------------------------------------------------------------------------------
+
+TEST(FedAvg, IdenticalUpdatesGiveThatUpdate) {
+  Rng rng(1);
+  std::vector<float> v(9);
+  for (float& x : v) x = static_cast<float>(rng.uniform() * 2 - 1);
+  const std::vector<Update> updates = {make("a", 3, v), make("b", 7.5, v), make("c", 1234, v), make("d", 0.1, v)};
+  const Update r = aggregate(updates);
+  EXPECT_EQ(r.from, "");
+  EXPECT_DOUBLE_EQ(r.samples, 3 + 7.5 + 1234 + 0.1);
+  ASSERT_EQ(r.tensors.size(), 2u);
+  EXPECT_EQ(r.tensors[0].name, "w");
+  EXPECT_EQ(r.tensors[0].shape, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(r.tensors[1].name, "b");
+  EXPECT_EQ(r.tensors[1].shape, (std::vector<int64_t>{3}));
+  EXPECT_EQ(flat(r), v);  // exactly
+}
+
+TEST(FedAvg, WeightsBySamplesOnAHandExample) {
+  // 1/4 · a + 3/4 · b, every value exact in binary.
+  const Update a = make("a", 10, {0, 4, -8, 1, 0, 0, 2, 2, 100});
+  const Update b = make("b", 30, {4, 8, 8, 1, 2, -4, 6, 2, 0});
+  const std::vector<Update> updates = {a, b};
+  const Update r = aggregate(updates, {.kind = Rule::fedavg});
+  EXPECT_EQ(flat(r), (std::vector<float>{3, 7, 4, 1, 1.5, -3, 5, 2, 25}));
+  EXPECT_EQ(r.samples, 40);
+}
+
+TEST(FedAvg, UpdatesWithZeroSamplesCountForNothing) {
+  const std::vector<Update> updates = {make("a", 0, {1e30f, 1, 1, 1, 1, 1, 1, 1, 1}), make("b", 5, {1, 2, 3, 4, 5, 6, 7, 8, 9})};
+  EXPECT_EQ(flat(aggregate(updates)), flat(updates[1]));
+}
+
+TEST(FedAvg, IsIndependentOfOrder) {
+  Rng rng(7);
+  std::vector<Update> updates;
+  for (int i = 0; i < 5; ++i) {
+    std::vector<float> v(9);
+    for (float& x : v) x = static_cast<float>(rng.uniform() * 10 - 5);
+    updates.push_back(make(node("n", i), 1 + rng.below(1000), v));
+  }
+  const std::vector<float> first = flat(aggregate(updates));
+  std::vector<std::size_t> order = {0, 1, 2, 3, 4};
+  int permutations = 0;
+  while (std::next_permutation(order.begin(), order.end())) {
+    std::vector<Update> shuffled;
+    for (std::size_t i : order) shuffled.push_back(updates[i]);
+    const std::vector<float> got = flat(aggregate(shuffled));
+    for (std::size_t k = 0; k < got.size(); ++k) EXPECT_FLOAT_EQ(got[k], first[k]);
+    ++permutations;
+  }
+  EXPECT_EQ(permutations, 119);
+}
+
+TEST(FedAvg, AllZeroSamplesIsAnError) {
+  const std::vector<Update> updates = {make("a", 0, std::vector<float>(9, 1)), make("b", 0, std::vector<float>(9, 2))};
+  EXPECT_EQ(error_of([&] { aggregate(updates); }), "fedavg: all 2 updates have 0 samples, so there is nothing to weight by");
+}
+
+// ---- trimmed mean and median ---------------------------------------------------------------------
+
+TEST(TrimmedMean, DropsTheExtremesOfEachCoordinate) {
+  std::vector<Update> updates;
+  const std::vector<float> column = {3, 100, 1, 4, 2};  // sorted: 1 2 3 4 100
+  for (std::size_t i = 0; i < column.size(); ++i) updates.push_back(make(node("n", i), 1 + i, std::vector<float>(9, column[i])));
+  EXPECT_EQ(flat(aggregate(updates, {.kind = Rule::trimmed_mean, .trim = 0.2})), std::vector<float>(9, 3));  // mean of 2 3 4
+  EXPECT_EQ(flat(aggregate(updates, {.kind = Rule::trimmed_mean, .trim = 0.0})), std::vector<float>(9, 22));  // unweighted
+  EXPECT_EQ(flat(aggregate(updates, {.kind = Rule::trimmed_mean, .trim = 0.45})), std::vector<float>(9, 3));  // ⌊2.25⌋ = 2 cut
+  EXPECT_EQ(aggregate(updates, {.kind = Rule::trimmed_mean, .trim = 0.2}).samples, 15);
+}
+
+TEST(TrimmedMean, TrimOutsideTheRangeIsAnError) {
+  const std::vector<Update> updates = {make("a", 1, std::vector<float>(9, 1))};
+  EXPECT_EQ(error_of([&] { aggregate(updates, {.kind = Rule::trimmed_mean, .trim = 0.5}); }), "trimmed_mean: trim 0.5 must be in [0, 0.5)");
+  EXPECT_EQ(error_of([&] { aggregate(updates, {.kind = Rule::trimmed_mean, .trim = -0.1}); }), "trimmed_mean: trim -0.1 must be in [0, 0.5)");
+}
+
+TEST(Median, IsTheMiddleValueOfEachCoordinate) {
+  std::vector<Update> odd, even;
+  for (float x : {5.0f, -1.0f, 3.0f}) odd.push_back(make("o", 1, std::vector<float>(9, x)));
+  for (float x : {10.0f, 1.0f, 3.0f, 2.0f}) even.push_back(make("e", 1, std::vector<float>(9, x)));
+  EXPECT_EQ(flat(aggregate(odd, {.kind = Rule::median})), std::vector<float>(9, 3));
+  EXPECT_EQ(flat(aggregate(even, {.kind = Rule::median})), std::vector<float>(9, 2.5));
+  // Per coordinate, not per update: the median of each column can come from different updates.
+  const std::vector<Update> mixed = {make("a", 1, {1, 9, 5, 0, 0, 0, 0, 0, 0}), make("b", 1, {5, 1, 9, 0, 0, 0, 0, 0, 0}),
+                                     make("c", 1, {9, 5, 1, 0, 0, 0, 0, 0, 0})};
+  EXPECT_EQ(flat(aggregate(mixed, {.kind = Rule::median})), (std::vector<float>{5, 5, 5, 0, 0, 0, 0, 0, 0}));
+}
+
+// With at most k attackers among n and k values cut from each end (trimmed mean), or fewer than
+// n/2 attackers (median), every coordinate of the result lies within the honest values' range
+// (Yin et al. 2018) — whatever the attackers send. FedAvg does not.
+TEST(RobustRules, OutvoteScaledAndSignFlippedAttackers) {
+  struct Case {
+    int honest, attackers;
+    Rule rule;
+  };
+  const std::vector<Case> cases = {
+      {4, 1, {.kind = Rule::trimmed_mean, .trim = 0.2}},  // n = 5: one cut from each end
+      {8, 2, {.kind = Rule::trimmed_mean, .trim = 0.2}},  // n = 10: two cut
+      {4, 1, {.kind = Rule::median}},
+      {4, 3, {.kind = Rule::median}},                     // n = 7, 3 attackers: still a minority
+  };
+  for (Attack attack : {Attack::scaled, Attack::sign_flipped}) {
+    for (const Case& c : cases) {
+      SCOPED_TRACE("attack " + std::to_string(static_cast<int>(attack)) + ", rule " + std::to_string(c.rule.kind) + ", " +
+                   std::to_string(c.honest) + " honest, " + std::to_string(c.attackers) + " attackers");
+      Rng rng(42 + c.honest + c.attackers);
+      const std::vector<float> model = centre(rng);
+      std::vector<Update> updates;
+      for (int i = 0; i < c.honest; ++i) updates.push_back(honest(node("h", i), model, 0.05, rng));
+      for (int i = 0; i < c.attackers; ++i) updates.push_back(attacker(node("x", i), updates[i], attack));
+      EXPECT_TRUE(within_honest_range(aggregate(updates, c.rule), updates, c.honest));
+      EXPECT_FALSE(within_honest_range(aggregate(updates, {.kind = Rule::fedavg}), updates, c.honest));
+      // Order does not matter: attackers first gives the same values.
+      std::vector<Update> attackers_first = updates;
+      std::rotate(attackers_first.begin(), attackers_first.begin() + c.honest, attackers_first.end());
+      EXPECT_EQ(flat(aggregate(attackers_first, c.rule)), flat(aggregate(updates, c.rule)));
+    }
+  }
+}
+
+// Too many attackers for the trim: the attackers move the result out of the honest range, which
+// shows that the test above can fail.
+TEST(RobustRules, TooLittleTrimLetsAnAttackerThrough) {
+  Rng rng(3);
+  const std::vector<float> model = centre(rng);
+  std::vector<Update> updates;
+  for (int i = 0; i < 4; ++i) updates.push_back(honest(node("h", i), model, 0.05, rng));
+  updates.push_back(attacker("x0", updates[0], Attack::scaled));
+  updates.push_back(attacker("x1", updates[1], Attack::scaled));
+  EXPECT_FALSE(within_honest_range(aggregate(updates, {.kind = Rule::trimmed_mean, .trim = 0.1}), updates, 4));  // cuts 0
+  EXPECT_FALSE(within_honest_range(aggregate(updates, {.kind = Rule::trimmed_mean, .trim = 0.2}), updates, 4));  // cuts 1 of 2
+  EXPECT_TRUE(within_honest_range(aggregate(updates, {.kind = Rule::trimmed_mean, .trim = 0.34}), updates, 4));  // cuts 2
+}
+
+// ---- Krum ----------------------------------------------------------------------------------------
+
+TEST(Krum, ScoresBySquaredDistancesToNearestNeighbours) {
+  // Scalars 0, 1, 10 in every coordinate of 9; f = 0, so each scores its 1 nearest other:
+  // 0 → 9·1, 1 → 9·1, 10 → 9·81. A tie goes to the first sent.
+  const std::vector<Update> updates = {make("a", 1, std::vector<float>(9, 0)), make("b", 2, std::vector<float>(9, 1)),
+                                       make("c", 3, std::vector<float>(9, 10))};
+  const Update r = aggregate(updates, {.kind = Rule::krum, .byzantine = 0});
+  EXPECT_EQ(flat(r), flat(updates[0]));
+  EXPECT_EQ(r.samples, 1);
+  EXPECT_EQ(r.from, "");
+  // Multi-Krum, m = 2: a and b, weighted 1 : 2.
+  const Update m = aggregate(updates, {.kind = Rule::krum, .byzantine = 0, .multi = 2});
+  for (float x : flat(m)) EXPECT_FLOAT_EQ(x, 2.0f / 3.0f);
+  EXPECT_EQ(m.samples, 3);
+}
+
+TEST(Krum, PicksAnHonestUpdateAndMultiKrumAveragesTheHonest) {
+  for (Attack attack : {Attack::scaled, Attack::sign_flipped}) {
+    for (int f : {1, 2}) {
+      SCOPED_TRACE("attack " + std::to_string(static_cast<int>(attack)) + ", f = " + std::to_string(f));
+      const int n = 2 * f + 3, honest_count = n - f;
+      Rng rng(11 + f);
+      const std::vector<float> model = centre(rng);
+      std::vector<Update> updates;
+      for (int i = 0; i < honest_count; ++i) updates.push_back(honest(node("h", i), model, 0.05, rng));
+      for (int i = 0; i < f; ++i) updates.push_back(attacker(node("x", i), updates[i], attack));
+      std::rotate(updates.begin(), updates.begin() + honest_count, updates.end());  // attackers first
+      const std::vector<Update> honest_only(updates.begin() + f, updates.end());
+
+      const Update r = aggregate(updates, {.kind = Rule::krum, .byzantine = f});
+      const bool is_honest = std::any_of(honest_only.begin(), honest_only.end(), [&](const Update& h) {
+        return flat(h) == flat(r) && h.samples == r.samples;
+      });
+      EXPECT_TRUE(is_honest);
+
+      // m = n − f: exactly the honest ones, weighted by samples, i.e. their FedAvg.
+      const Update m = aggregate(updates, {.kind = Rule::krum, .byzantine = f, .multi = honest_count});
+      const std::vector<float> want = flat(aggregate(honest_only));
+      const std::vector<float> got = flat(m);
+      for (std::size_t k = 0; k < got.size(); ++k) EXPECT_FLOAT_EQ(got[k], want[k]);
+      EXPECT_EQ(m.samples, aggregate(honest_only).samples);
+    }
+  }
+}
+
+TEST(Krum, NeedsNAtLeast2fPlus3) {
+  std::vector<Update> updates;
+  for (int i = 0; i < 4; ++i) updates.push_back(make(node("n", i), 1, std::vector<float>(9, static_cast<float>(i))));
+  EXPECT_EQ(error_of([&] { aggregate(updates, {.kind = Rule::krum, .byzantine = 1}); }),
+            "krum: n = 4 updates with f = 1 byzantine; Krum needs n >= 2f + 3 = 5");
+  EXPECT_EQ(error_of([&] { aggregate(updates, {.kind = Rule::krum, .byzantine = 0}); }), "no error");
+  EXPECT_EQ(error_of([&] { aggregate(updates, {.kind = Rule::krum, .byzantine = -1}); }), "krum: byzantine = -1 must be >= 0");
+  EXPECT_EQ(error_of([&] { aggregate(updates, {.kind = Rule::krum, .byzantine = 0, .multi = 5}); }),
+            "krum: multi = 5 must be in 1..n - f = 4");
+  EXPECT_EQ(error_of([&] { aggregate(updates, {.kind = Rule::krum, .byzantine = 0, .multi = 0}); }),
+            "krum: multi = 0 must be in 1..n - f = 4");
+}
+
+// ---- validation ----------------------------------------------------------------------------------
+
+TEST(Validation, MessagesNameTheSenderAndTheTensor) {
+  const Update a = make("node-a", 10, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+  auto err = [&](const Update& b) {
+    const std::vector<Update> updates = {a, b};
+    return error_of([&] { aggregate(updates); });
+  };
+  Update b = a;
+  b.from = "node-b";
+  EXPECT_EQ(err(b), "no error");
+
+  Update missing = b;
+  missing.tensors.pop_back();
+  EXPECT_EQ(err(missing), "update from 'node-b' lacks tensor 'b' that the update from 'node-a' has");
+  Update missing_first = b;
+  missing_first.tensors.erase(missing_first.tensors.begin());
+  EXPECT_EQ(err(missing_first), "update from 'node-b' lacks tensor 'w' that the update from 'node-a' has");
+
+  Update extra = b;
+  extra.tensors.push_back({"extra", {1}, {0}});
+  EXPECT_EQ(err(extra), "update from 'node-b' has tensor 'extra' that the update from 'node-a' lacks");
+  Update renamed = b;
+  renamed.tensors[1].name = "bias";
+  EXPECT_EQ(err(renamed), "update from 'node-b' lacks tensor 'b' that the update from 'node-a' has");
+
+  Update swapped = b;
+  std::swap(swapped.tensors[0], swapped.tensors[1]);
+  EXPECT_EQ(err(swapped), "update from 'node-b' has tensor 'b' at position 0 where the update from 'node-a' has 'w'");
+
+  Update reshaped = b;
+  reshaped.tensors[0].shape = {3, 2};
+  EXPECT_EQ(err(reshaped), "update from 'node-b': tensor 'w' has shape [3, 2], but the update from 'node-a' has [2, 3]");
+
+  Update short_values = b;
+  short_values.tensors[1].values.pop_back();
+  EXPECT_EQ(err(short_values), "update from 'node-b': tensor 'b' has 2 values, but its shape [3] holds 3");
+
+  Update nan = b;
+  nan.tensors[0].values[4] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(err(nan), "update from 'node-b': tensor 'w' holds NaN at index 4");
+  Update inf = b;
+  inf.tensors[1].values[0] = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(err(inf), "update from 'node-b': tensor 'b' holds inf at index 0");
+  inf.tensors[1].values[0] = -std::numeric_limits<float>::infinity();
+  EXPECT_EQ(err(inf), "update from 'node-b': tensor 'b' holds -inf at index 0");
+
+  Update negative = b;
+  negative.samples = -3;
+  EXPECT_EQ(err(negative), "update from 'node-b': samples -3 is not a finite number >= 0");
+  negative.samples = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_EQ(err(negative), "update from 'node-b': samples nan is not a finite number >= 0");
+}
+
+TEST(Validation, TheFirstUpdateIsCheckedToo) {
+  Update a = make("node-a", 10, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+  a.tensors[1].values[2] = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<Update> updates = {a, make("node-b", 10, std::vector<float>(9, 0))};
+  for (Rule::Kind kind : {Rule::fedavg, Rule::trimmed_mean, Rule::median, Rule::krum})
+    EXPECT_EQ(error_of([&] { aggregate(updates, {.kind = kind, .byzantine = 0}); }), "update from 'node-a': tensor 'b' holds NaN at index 2");
+
+  Update twice = make("node-a", 1, std::vector<float>(9, 0));
+  twice.tensors[1].name = "w";
+  twice.tensors[1].shape = {2, 3};
+  twice.tensors[1].values.resize(6);
+  const std::vector<Update> dup = {twice};
+  EXPECT_EQ(error_of([&] { aggregate(dup); }), "update from 'node-a' has tensor 'w' twice");
+
+  Update negative_dim = make("node-a", 1, std::vector<float>(9, 0));
+  negative_dim.tensors[1].shape = {-3};
+  const std::vector<Update> neg = {negative_dim};
+  EXPECT_EQ(error_of([&] { aggregate(neg); }), "update from 'node-a': tensor 'b' has a negative dimension in shape [-3]");
+
+  EXPECT_EQ(error_of([] { aggregate({}); }), "aggregate: no updates");
+}
+
+// A server checks each update on receipt against the global model: the poisoned sender is refused
+// by name, and the round goes on with the others.
+TEST(Validation, AServerRefusesOnePoisonedSenderAndAggregatesTheRest) {
+  const Update global = make("server", 0, std::vector<float>(9, 0));
+  std::vector<Update> received = {make("n1", 10, std::vector<float>(9, 1)), make("n2", 10, std::vector<float>(9, 2)),
+                                  make("n3", 20, std::vector<float>(9, 3))};
+  received[1].tensors[0].values[0] = std::numeric_limits<float>::quiet_NaN();
+  std::vector<Update> accepted;
+  std::vector<std::string> refused;
+  for (const Update& u : received) {
+    const std::string e = error_of([&] { check_update(u, global); });
+    if (e == "no error")
+      accepted.push_back(u);
+    else
+      refused.push_back(e);
+  }
+  EXPECT_EQ(refused, std::vector<std::string>{"update from 'n2': tensor 'w' holds NaN at index 0"});
+  EXPECT_EQ(flat(aggregate(accepted)), std::vector<float>(9, (1 * 10 + 3 * 20) / 30.0f));
+}
+
+TEST(L2Distance, IsEuclideanOverAllTensors) {
+  const Update a = make("a", 1, {0, 0, 0, 0, 0, 0, 0, 0, 0});
+  const Update b = make("b", 1, {3, 0, 0, 0, 0, 0, 0, 0, 4});
+  EXPECT_DOUBLE_EQ(l2_distance(a, b), 5.0);
+  EXPECT_DOUBLE_EQ(l2_distance(b, a), 5.0);
+  EXPECT_DOUBLE_EQ(l2_distance(a, a), 0.0);
+  Update c = b;
+  c.tensors[0].shape = {6};
+  EXPECT_EQ(error_of([&] { l2_distance(a, c); }), "update from 'b': tensor 'w' has shape [6], but the update from 'a' has [2, 3]");
+}
+
+}  // namespace
+}  // namespace gng::fed
