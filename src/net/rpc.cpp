@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <sys/socket.h>
 #include <thread>
 
 #include "core/error.h"
@@ -138,6 +139,12 @@ Server::Server(const secure::Identity& me, const secure::TrustStore& trust, Limi
   impl_->http->set_write_timeout(t.count());
   impl_->http->set_keep_alive_timeout(5);
   impl_->http->set_keep_alive_max_count(10000);  // a kept connection is a handshake saved
+  // SO_REUSEADDR only: httplib's default SO_REUSEPORT would let a second server bind the same
+  // port and silently take part of the traffic.
+  impl_->http->set_socket_options([](int sock) {
+    const int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   // Who the server is, as seen through this session: the client's way to open a session.
   route("GET", "/v1/hello", [this](const Peer& p, const Request&) {
     return Response{200,

@@ -205,3 +205,17 @@ TEST(Tls, ALongLivedSlhDsaRootWorksToo) {
 
 }  // namespace
 }  // namespace gng::net
+
+namespace gng::net {
+namespace {
+
+TEST(Tls, APortInUseIsAClearError) {
+  Server first(test::pki().n1, test::pki().trust());
+  const int port = first.listen("127.0.0.1", 0);
+  Server second(test::pki().n1, test::pki().trust());
+  EXPECT_EQ(test::error_of([&] { second.listen("127.0.0.1", port); }),
+            "cannot listen on 127.0.0.1:" + std::to_string(port) + " (in use, or not an address here)");
+}
+
+}  // namespace
+}  // namespace gng::net
