@@ -97,7 +97,7 @@ RunConfig RunConfig::from_yaml(const std::string& text, const std::string& sourc
   c.space_text = space_text;
   c.policy_text = policy_text;
   const YAML::Node root = load(text, source);
-  check_keys(root, source, "the run file", {"name", "space", "policy", "data", "search", "fidelity", "workers", "evaluation"});
+  check_keys(root, source, "the run file", {"name", "space", "policy", "data", "search", "fidelity", "workers", "evaluation", "nodes"});
   if (root["name"]) {
     c.name = get<std::string>(root["name"], source, "name");
     for (char ch : c.name)
@@ -147,6 +147,16 @@ RunConfig RunConfig::from_yaml(const std::string& text, const std::string& sourc
     }
   }
   if (root["workers"]) c.workers = static_cast<int>(number(root["workers"], source, "workers", 1, 256));
+  if (const auto n = root["nodes"]) {
+    check_keys(n, source, "nodes", {"count", "partition", "alpha"});
+    if (n["count"]) c.nodes = static_cast<int>(number(n["count"], source, "nodes.count", 0, 64));
+    if (n["partition"]) {
+      c.partition = get<std::string>(n["partition"], source, "nodes.partition");
+      if (c.partition != "iid" && c.partition != "dirichlet")
+        throw Error(where(source, n["partition"]) + ": nodes.partition must be iid or dirichlet, got '" + c.partition + "'");
+    }
+    if (n["alpha"]) c.alpha = number(n["alpha"], source, "nodes.alpha", 1e-3, 1e6);
+  }
   if (const auto e = root["evaluation"]) {
     check_keys(e, source, "evaluation", {"noise_sigma", "watts"});
     if (e["noise_sigma"]) c.noise_sigma = number(e["noise_sigma"], source, "noise_sigma", 0, 10);

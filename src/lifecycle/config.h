@@ -51,6 +51,11 @@ struct RunConfig {
   int workers = 2;                         // trainings at once (one thread each)
   double noise_sigma = 0.1;                // robustness: input noise
   double watts = 5.0;                      // energy estimate: latency × this power per core
+  // nodes: N local `gng node` processes on loopback (0: train in this process), each holding one
+  // shard of the training images (partition iid, or dirichlet with alpha), reached over PQ-TLS.
+  int nodes = 0;
+  std::string partition = "iid";
+  double alpha = 0.5;
 
   // Reads a run file; `space:` and `policy:` name files relative to it (or hold them inline).
   static RunConfig from_file(const std::string& path);

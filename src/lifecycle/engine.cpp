@@ -14,6 +14,12 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <deque>
+#include <regex>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "audit/log.h"
 #include "core/error.h"
@@ -21,9 +27,11 @@
 #include "data/dataset.h"
 #include "lifecycle/config.h"
 #include "lifecycle/registry.h"
+#include "net/node.h"
 #include "nn/nn.h"
 #include "search/search.h"
 #include "secure/crypto.h"
+#include "secure/pki.h"
 #include "space/space.h"
 #include "surrogate/surrogate.h"
 
@@ -101,6 +109,7 @@ class Engine {
     policy_ = Policy::from_yaml(c_.policy_text, c_.policy_source.empty() ? "<policy>" : c_.policy_source);
     fs::create_directories(fs::path(dir_) / "models");
   }
+  ~Engine() { stop_nodes(); }
 
   void run() {
     session_ = reg_.begin_session();
@@ -113,6 +122,8 @@ class Engine {
                           std::to_string(val_.count) + " validation / " + std::to_string(test_.count) + " test images; " +
                           std::to_string(space_->bits()) + " design bits (" + space_->family() + "); BLAS: " + runtime);
     if (runtime.find("slow") != std::string::npos) out_ << "warning: " << runtime << "\n";
+    for (int k = 0; k < c_.nodes; ++k) nodes_.push_back({"n" + std::to_string(k + 1)});
+    start_nodes();
 
     std::string stop;
     for (int cycle = 0; cycle < policy_.cycles && stop.empty(); ++cycle) {
@@ -261,67 +272,131 @@ class Engine {
 
   // Trains the contenders not yet evaluated at this rung on `workers` threads; each result is
   // committed as it arrives. False when the wall-clock budget ran out first.
+  // Trains the rung's contenders that have no evaluation yet: on the nodes when the run has them
+  // (a node that stops answering is marked down, its candidate goes back to the queue for the
+  // others, and down nodes are restarted before the next rung), else on worker threads here.
   bool train_rung(int cycle, std::size_t rung, const std::vector<int>& contenders) {
     const auto evals = evaluations();
     std::map<int, CandidateRow> rows;
     for (auto& c : reg_.candidates()) rows[c.id] = c;
-    std::vector<int> todo;
+    std::deque<int> queue;
     for (int id : contenders)
-      if (!evals.count({id, static_cast<int>(rung)})) todo.push_back(id);
+      if (!evals.count({id, static_cast<int>(rung)})) queue.push_back(id);
+    const std::size_t count = queue.size();
     const Rung& g = c_.rungs[rung];
     const bool top = rung + 1 == c_.rungs.size();
-    std::atomic<std::size_t> next{0};
+    std::mutex queue_mutex;
     std::atomic<bool> out_of_time{false};
-    auto work = [&] {
-      for (std::size_t i; (i = next++) < todo.size();) {
-        if (left() <= 0) {
-          out_of_time = true;
-          return;
-        }
-        const CandidateRow& c = rows.at(todo[i]);
-        const Design d = Design::from_json(c.design);
-        TrainBudget b;
-        b.epochs = g.epochs;
-        b.samples = g.samples;
-        b.augment = g.augment;
-        b.batch = c_.batch;
-        b.seed = c_.seed * 1000003 + c.id;
-        b.threads = todo.size() == 1 ? c_.workers : 1;  // a lone training gets every worker's core
-        // The time left is shared by the cycles still to come, so no training (a long top-rung one
-        // above all) can starve the later cycles; the trainer fits its schedule to this cap.
-        b.seconds = std::max(1.0, left() / (policy_.cycles - cycle));
-        EvalSettings es;
-        es.noise_sigma = c_.noise_sigma;
-        es.watts = c_.watts;
-        es.max_eval = top ? 0 : c_.eval_samples;  // cheap rungs are scored on part of the validation set
-        const std::string model =
-            top ? (fs::path(dir_) / "models" / ("c" + std::to_string(c.id) + ".pt")).string() : std::string();
-        EvaluationRow e{c.id, static_cast<int>(rung), {}, 0, model};
+    auto pop = [&]() -> int {
+      std::lock_guard lock(queue_mutex);
+      if (queue.empty() || left() <= 0) {
+        out_of_time = out_of_time || !queue.empty();
+        return -1;
+      }
+      const int id = queue.front();
+      queue.pop_front();
+      return id;
+    };
+    auto budget = [&](const CandidateRow& c) {
+      TrainBudget b;
+      b.epochs = g.epochs;
+      b.samples = g.samples;
+      b.augment = g.augment;
+      b.batch = c_.batch;
+      b.seed = c_.seed * 1000003 + c.id;
+      b.threads = count == 1 && nodes_.empty() ? c_.workers : 1;  // a lone local training gets every worker's core
+      // The time left is shared by the cycles still to come, so no training (a long top-rung one
+      // above all) can starve the later cycles; the trainer fits its schedule to this cap.
+      b.seconds = std::max(1.0, left() / (policy_.cycles - cycle));
+      return b;
+    };
+    EvalSettings es;
+    es.noise_sigma = c_.noise_sigma;
+    es.watts = c_.watts;
+    es.max_eval = top ? 0 : c_.eval_samples;  // cheap rungs are scored on part of the validation set
+    auto model_path = [&](int id) {
+      return top ? (fs::path(dir_) / "models" / ("c" + std::to_string(id) + ".pt")).string() : std::string();
+    };
+    auto record = [&](EvaluationRow e, double secs, const std::string& where) {
+      std::lock_guard lock(mutex_);
+      reg_.add_evaluation(e, secs);
+      reg_.set_session_seconds(session_, elapsed());
+      best_ = std::max(best_, e.score);
+      out_ << "[" << clock_text(used()) << "] cycle " << cycle + 1 << "/" << policy_.cycles << "  c" << e.candidate
+           << "  rung " << rung << " (" << fixed(e.metrics.count("epochs") ? e.metrics.at("epochs") : 0, 2)
+           << " ep)  acc " << fixed(e.metrics.count("accuracy") ? e.metrics.at("accuracy") : 0, 4) << "  score "
+           << fixed(e.score, 4) << "  in " << fixed(secs, 1) << " s" << where << "  | best " << fixed(best_, 4)
+           << "  | " << clock_text(std::max(0.0, left())) << " left\n" << std::flush;
+    };
+    auto failed = [&](EvaluationRow& e, const std::string& why) {  // a design that fails to train scores worst
+      e.metrics = {{"failed", 1}};
+      e.score = -1e9;
+      e.model.clear();
+      note(cycle, "error", "c" + std::to_string(e.candidate) + ": " + why);
+    };
+    auto local = [&] {
+      for (int id; (id = pop()) >= 0;) {
+        const CandidateRow& c = rows.at(id);
+        EvaluationRow e{id, static_cast<int>(rung), {}, 0, model_path(id)};
         const auto t0 = std::chrono::steady_clock::now();
         try {
-          e.metrics = train_and_evaluate(space_->family(), d, train_, val_, b, es, model);
+          e.metrics = train_and_evaluate(space_->family(), Design::from_json(c.design), train_, val_, budget(c), es, e.model);
           e.score = policy_.score(e.metrics);
-        } catch (const std::exception& ex) {  // a design that fails to train scores worst, the run goes on
-          e.metrics = {{"failed", 1}};
-          e.score = -1e9;
-          e.model.clear();
-          note(cycle, "error", "c" + std::to_string(c.id) + ": " + ex.what());
+        } catch (const std::exception& ex) {
+          failed(e, ex.what());
         }
-        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        std::lock_guard lock(mutex_);
-        reg_.add_evaluation(e, secs);
-        reg_.set_session_seconds(session_, elapsed());
-        best_ = std::max(best_, e.score);
-        out_ << "[" << clock_text(used()) << "] cycle " << cycle + 1 << "/" << policy_.cycles << "  c" << c.id
-             << "  rung " << rung << " (" << fixed(e.metrics.count("epochs") ? e.metrics.at("epochs") : 0, 2)
-             << " ep)  acc " << fixed(e.metrics.count("accuracy") ? e.metrics.at("accuracy") : 0, 4) << "  score "
-             << fixed(e.score, 4) << "  in " << fixed(secs, 1) << " s  | best " << fixed(best_, 4) << "  | "
-             << clock_text(std::max(0.0, left())) << " left\n" << std::flush;
+        record(e, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), "");
       }
     };
-    std::vector<std::thread> pool;
-    for (int w = 0; w < std::min<int>(c_.workers, static_cast<int>(todo.size())); ++w) pool.emplace_back(work);
-    for (auto& t : pool) t.join();
+    auto remote = [&](NodeProc& n) {
+      for (int id; (id = pop()) >= 0;) {
+        const CandidateRow& c = rows.at(id);
+        net::TrainJob job{fs::path(dir_).filename().string(), id, space_->family(), c.design, budget(c), es, top};
+        EvaluationRow e{id, static_cast<int>(rung), {}, 0, model_path(id)};
+        const auto t0 = std::chrono::steady_clock::now();
+        try {
+          const net::Trained t = n.client->train(job);
+          e.metrics = t.metrics;
+          e.score = policy_.score(e.metrics);
+          if (top) {  // the sealed model arrived and verified: keep it beside the run
+            secure::write_file_atomic(e.model + ".json", t.model_json);
+            secure::write_file_atomic(e.model, t.weights);
+          }
+        } catch (const net::Unreachable& ex) {
+          {
+            std::lock_guard lock(queue_mutex);
+            queue.push_front(id);
+          }
+          note(cycle, "node", n.id + " is down (" + ex.what() + "); c" + std::to_string(id) + " goes back to the queue");
+          n.client.reset();
+          return;
+        } catch (const std::exception& ex) {
+          failed(e, n.id + ": " + ex.what());
+        }
+        record(e, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), " on " + n.id);
+      }
+    };
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      std::vector<std::thread> pool;
+      if (nodes_.empty()) {
+        for (int w = 0; w < std::min<int>(c_.workers, static_cast<int>(count)); ++w) pool.emplace_back(local);
+      } else {
+        for (auto& n : nodes_)
+          if (n.client) pool.emplace_back(remote, std::ref(n));
+      }
+      for (auto& t : pool) t.join();
+      if (nodes_.empty() || out_of_time) break;
+      {
+        std::lock_guard lock(queue_mutex);
+        if (queue.empty()) break;
+      }
+      reap_and_restart_nodes();  // every node went down with work left: bring them back
+    }
+    {
+      std::lock_guard lock(queue_mutex);
+      if (!queue.empty() && !out_of_time) throw Error("the nodes keep failing: " + std::to_string(queue.size()) + " trainings of rung " + std::to_string(rung) + " not done");
+    }
+    reap_and_restart_nodes();  // nodes that went down rejoin before the next rung
     return !out_of_time;
   }
 
@@ -380,7 +455,87 @@ class Engine {
     out_ << "[" << clock_text(used()) << "] promote: c" << best << " (score " << fixed(best_score, 4) << ", " << by << ")\n";
   }
 
+  // --- nodes: local `gng node` processes, one shard each, reached over PQ-TLS ---------------------
+
+  struct NodeProc {
+    std::string id;
+    pid_t pid = -1;
+    std::unique_ptr<net::NodeClient> client;  // null while the node is down
+  };
+
+  // Starts every node that is not running; each dies with this process (PR_SET_PDEATHSIG).
+  void start_nodes() {
+    if (nodes_.empty()) return;
+    const std::string pki = (fs::path(dir_) / "pki").string();
+    const secure::Identity me = secure::load_identity(pki, "orchestrator");
+    const secure::TrustStore trust = secure::TrustStore::load(pki);
+    for (std::size_t k = 0; k < nodes_.size(); ++k) {
+      NodeProc& n = nodes_[k];
+      if (n.client) continue;
+      const fs::path home = fs::path(dir_) / "nodes" / n.id;
+      fs::create_directories(home);
+      const std::string config = (home / "node.yaml").string(), log = (home / "node.log").string();
+      std::ostringstream y;
+      y << "id: " << n.id << "\npki: " << pki << "\ndir: " << home.string() << "\nlisten: 127.0.0.1:0\ndata: "
+        << c_.data_dir << "\nshard: {index: " << k << ", of: " << nodes_.size() << ", partition: " << c_.partition
+        << ", alpha: " << c_.alpha << ", seed: " << c_.seed << "}\nvalidation: "
+        << std::max<std::size_t>(1, c_.validation / nodes_.size()) << "\ntrain_limit: " << c_.train_limit << "\n";
+      secure::write_file_atomic(config, y.str());
+      fs::remove(log);
+      const pid_t pid = fork();
+      if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (!freopen(log.c_str(), "w", stdout) || !freopen(log.c_str(), "a", stderr)) _exit(126);
+        execl("/proc/self/exe", "gng", "node", "--config", config.c_str(), static_cast<char*>(nullptr));
+        _exit(127);
+      }
+      if (pid < 0) throw Error("cannot start node " + n.id + ": fork failed");
+      n.pid = pid;
+      int port = 0;
+      for (int i = 0; i < 1200 && port == 0; ++i) {  // up to two minutes to load its shard
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        std::smatch m;
+        const std::string out = fs::exists(log) ? secure::read_file(log) : "";
+        if (std::regex_search(out, m, std::regex("serving on 127\\.0\\.0\\.1:(\\d+)"))) port = std::stoi(m[1]);
+        if (waitpid(pid, nullptr, WNOHANG) == pid) throw Error("node " + n.id + " did not start: " + out);
+      }
+      if (port == 0) throw Error("node " + n.id + " did not start within two minutes (see " + log + ")");
+      net::Limits limits;
+      limits.timeout = std::chrono::hours(12);  // trainings are long; a dead node shows as a broken connection
+      limits.retries = 0;
+      n.client = std::make_unique<net::NodeClient>(me, trust, "127.0.0.1", port, limits);
+      const net::NodeHealth h = n.client->health();
+      note(-1, "node", n.id + " up on 127.0.0.1:" + std::to_string(port) + " (pid " + std::to_string(pid) + "): " +
+                           std::to_string(h.train_samples) + " training / " + std::to_string(h.validation_samples) +
+                           " validation images of its own");
+    }
+  }
+
+  // Collects the exit of nodes that are down and starts them again (they rejoin with their shard).
+  void reap_and_restart_nodes() {
+    bool any = false;
+    for (auto& n : nodes_)
+      if (!n.client && n.pid > 0) {
+        kill(n.pid, SIGKILL);  // it stopped answering: it does not get to finish anything
+        waitpid(n.pid, nullptr, 0);
+        n.pid = -1;
+        any = true;
+      }
+    if (any) start_nodes();
+  }
+
+  void stop_nodes() {
+    for (auto& n : nodes_)
+      if (n.pid > 0) {
+        n.client.reset();  // close the kept-alive connection first: the node's server waits for it
+        kill(n.pid, SIGTERM);
+        waitpid(n.pid, nullptr, 0);
+        n.pid = -1;
+      }
+  }
+
   void finish(const std::string& stop) {
+    stop_nodes();
     const auto promoted = reg_.promotions();
     if (!promoted.empty() && reg_.meta("test_candidate") != std::to_string(promoted.back().candidate)) {
       const double acc = saved_accuracy(promoted.back().model, test_);
@@ -403,6 +558,7 @@ class Engine {
   Policy policy_;
   Dataset train_, val_, test_;
   std::unique_ptr<SearchSpace> space_;
+  std::vector<NodeProc> nodes_;
   Feasibility feasible_;
   int session_ = 0;
   double used_before_ = 0, best_ = -1e300;
@@ -451,6 +607,12 @@ std::string start_run(const std::string& config_path, const std::string& runs_di
                 {"config_sha256", sha256_hex(secure::view(c.text))},
                 {"space_sha256", sha256_hex(secure::view(c.space_text))}});
     log.sign_head(key);
+  }
+  if (c.nodes > 0) {  // the run's own PKI: an ML-DSA-87 CA, the orchestrator and one identity per node
+    const std::string pki = (fs::path(dir) / "pki").string();
+    secure::pki_init(pki);
+    secure::pki_issue(pki, {"orchestrator", "orchestrator"});
+    for (int k = 1; k <= c.nodes; ++k) secure::pki_issue(pki, {"node", "n" + std::to_string(k)});
   }
   out << "run " << dir << "\n" << std::flush;
   Engine(dir, std::move(c), out).run();

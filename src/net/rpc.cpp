@@ -286,7 +286,7 @@ Response Client::call(const std::string& method, const std::string& path, const 
     const bool transient = err == httplib::Error::Connection || err == httplib::Error::Read ||
                            err == httplib::Error::Write || err == httplib::Error::ConnectionTimeout;
     if (!transient || attempt >= impl_->limits.retries || std::chrono::steady_clock::now() + backoff > deadline)
-      throw Error("no answer from " + impl_->where + " for " + method + " " + path + " after " +
+      throw Unreachable("no answer from " + impl_->where + " for " + method + " " + path + " after " +
                   std::to_string(attempt + 1) + " attempt(s): " + why);
     std::this_thread::sleep_for(backoff);
     backoff *= 2;

@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/error.h"
 #include "secure/pki.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
@@ -42,6 +43,11 @@ struct Response {
 struct Failure : std::runtime_error {
   Failure(int status, const std::string& message) : std::runtime_error(message), status(status) {}
   int status;
+};
+
+// No answer at all (refused, reset, TLS failure, deadline): the peer may be down.
+struct Unreachable : Error {
+  using Error::Error;
 };
 
 struct Limits {

@@ -309,3 +309,60 @@ TEST(Run, BadConfigFailsBeforeCreatingAnything) {
 
 }  // namespace
 }  // namespace gng
+
+namespace gng {
+namespace {
+
+// The loop on two local nodes: each holds half of the training images; a node killed mid-run is
+// noticed, its candidate reassigned, and it rejoins; every model comes back sealed and audited.
+TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
+  Sandbox box;
+  std::ofstream(box.config(), std::ios::app) << "nodes: {count: 2, partition: iid}\n";
+  const std::string log = (box.dir / "log").string();
+  const pid_t pid = spawn("run " + box.config() + " --runs " + box.runs(), log);
+  // Kill node n1 once it has trained something.
+  ASSERT_TRUE(wait_for([&] { return evaluations(box.run_dir()).size() >= 2; }, 180)) << test::run("cat " + log).out;
+  // The orchestrator records each node's pid when it comes up.
+  auto node_pids = [&](const std::string& id) {
+    std::vector<pid_t> pids;
+    for (const auto& d : Registry(box.run_dir() + "/registry.db", false).decisions()) {
+      int pid = 0;
+      if (d.kind == "node" && sscanf(d.text.c_str(), (id + " up on 127.0.0.1:%*d (pid %d)").c_str(), &pid) == 1) pids.push_back(pid);
+    }
+    return pids;
+  };
+  ASSERT_EQ(node_pids("n1").size(), 1u);
+  ASSERT_EQ(kill(node_pids("n1")[0], SIGKILL), 0);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << test::run("cat " + log).out;
+
+  Registry reg(box.run_dir() + "/registry.db", false);
+  EXPECT_EQ(reg.meta("state"), "finished");
+  EXPECT_EQ(evaluations(box.run_dir()).size(), 12u);  // nothing lost, nothing twice
+  int up = 0, down = 0;
+  for (const auto& d : reg.decisions()) {
+    up += d.kind == "node" && d.text.find(" up on 127.0.0.1:") != std::string::npos;
+    down += d.kind == "node" && d.text.find("is down") != std::string::npos;
+  }
+  EXPECT_GE(up, 3) << "two nodes at the start and n1 again after its death";
+  EXPECT_GE(down, 1);
+  // Top-rung models came back sealed from the nodes, and the nodes audited what they sent.
+  ASSERT_FALSE(reg.promotions().empty());
+  EXPECT_TRUE(fs::exists(reg.promotions().back().model));
+  const auto v = test::run(gng("audit verify " + box.run_dir()));
+  EXPECT_EQ(v.status, 0) << v.out;
+  std::size_t exchanges = 0;
+  for (const char* n : {"n1", "n2"}) {
+    audit::AuditLog node_log(box.run_dir() + "/nodes/" + n + "/audit.db", false);
+    for (const auto& e : node_log.entries(0, node_log.size())) exchanges += e.kind == "exchange";
+  }
+  EXPECT_GE(exchanges, 4u);  // two top-rung models per cycle
+  // n1 came back, and no node outlives the run.
+  EXPECT_EQ(node_pids("n1").size(), 2u);
+  for (const char* n : {"n1", "n2"})
+    for (pid_t p : node_pids(n)) EXPECT_NE(kill(p, 0), 0) << n << " (pid " << p << ") still runs";
+}
+
+}  // namespace
+}  // namespace gng
