@@ -109,7 +109,7 @@ TEST(Config, RejectsMalformedSettingsWithFileAndLine) {
   EXPECT_EQ(error_of([] { Policy::from_yaml("budgets: {cycles: many}\n", "p.yaml"); }),
             "p.yaml:1: 'cycles' has the wrong type (got 'many')");
   EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nworkers: 2\nspeed: 11\n", "r.yaml", "", ""); }),
-            "r.yaml:4: unknown key 'speed' in the run file (expected data, evaluation, fidelity, name, policy, search, space, workers)");
+            "r.yaml:4: unknown key 'speed' in the run file (expected data, evaluation, fidelity, name, nodes, policy, search, space, workers)");
   EXPECT_EQ(error_of([] { RunConfig::from_yaml("policy: p\n", "r.yaml", "", ""); }),
             "r.yaml: missing 'space' (a search-space file or an inline mapping)");
   EXPECT_EQ(error_of([] {
@@ -117,6 +117,8 @@ TEST(Config, RejectsMalformedSettingsWithFileAndLine) {
             }),
             "r.yaml:3: each rung must train at least as much as the one before");
   EXPECT_EQ(error_of([] { RunConfig::from_file("/nonexistent/run.yaml"); }), "/nonexistent/run.yaml: cannot open");
+  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {count: 2, partition: shuffled}\n", "r.yaml", "", ""); }),
+            "r.yaml:3: nodes.partition must be iid or dirichlet, got 'shuffled'");
 }
 
 TEST(Config, ScoreAndSafetyFollowThePolicy) {
