@@ -1,6 +1,7 @@
 #include "fed/fed.h"
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <cstdio>
 #include <numeric>
@@ -230,6 +231,81 @@ Update aggregate(std::span<const Update> updates, const Rule& rule) {
       return krum(updates, rule.byzantine, rule.multi);
   }
   throw Error("aggregate: unknown rule " + std::to_string(static_cast<int>(rule.kind)));
+}
+
+namespace {
+
+void put(std::string& b, uint64_t v, int bytes) {
+  for (int s = 8 * (bytes - 1); s >= 0; s -= 8) b.push_back(static_cast<char>((v >> s) & 0xff));
+}
+
+struct Reader {
+  std::string_view in;
+  std::size_t at = 0;
+  std::string_view take(std::size_t n, const char* what) {
+    if (n > in.size() - at)
+      throw Error(std::string("truncated update: ") + what + " needs " + std::to_string(n) + " bytes, " +
+                  std::to_string(in.size() - at) + " left");
+    const std::string_view v = in.substr(at, n);
+    at += n;
+    return v;
+  }
+  uint64_t uint(int bytes, const char* what) {
+    uint64_t v = 0;
+    for (char c : take(static_cast<std::size_t>(bytes), what)) v = (v << 8) | static_cast<uint8_t>(c);
+    return v;
+  }
+  std::string str(const char* what) { return std::string(take(uint(2, what), what)); }
+};
+
+}  // namespace
+
+std::string encode(const Update& u) {
+  std::string b = "GNGU\x01";
+  if (u.from.size() > 0xffff) throw Error("update: sender name too long");
+  put(b, u.from.size(), 2);
+  b += u.from;
+  uint64_t samples;
+  static_assert(sizeof samples == sizeof u.samples);
+  std::memcpy(&samples, &u.samples, sizeof samples);
+  put(b, samples, 8);
+  put(b, u.tensors.size(), 4);
+  for (const auto& t : u.tensors) {
+    if (t.name.size() > 0xffff || t.shape.size() > 255) throw Error("update: tensor '" + t.name + "' cannot be encoded");
+    put(b, t.name.size(), 2);
+    b += t.name;
+    put(b, t.shape.size(), 1);
+    for (int64_t d : t.shape) put(b, static_cast<uint64_t>(d), 8);
+    put(b, t.values.size(), 8);
+    const std::size_t at = b.size();
+    b.resize(at + 4 * t.values.size());
+    std::memcpy(b.data() + at, t.values.data(), 4 * t.values.size());  // x86-64: little-endian already
+  }
+  return b;
+}
+
+Update decode(std::string_view bytes) {
+  Reader r{bytes};
+  if (r.take(5, "magic") != std::string_view("GNGU\x01", 5)) throw Error("not a gng model update (bad magic or version)");
+  Update u;
+  u.from = r.str("sender");
+  const uint64_t samples = r.uint(8, "samples");
+  std::memcpy(&u.samples, &samples, sizeof samples);
+  const uint64_t n = r.uint(4, "tensor count");
+  for (uint64_t i = 0; i < n; ++i) {
+    Tensor t;
+    t.name = r.str("tensor name");
+    const uint64_t rank = r.uint(1, "rank");
+    for (uint64_t k = 0; k < rank; ++k) t.shape.push_back(static_cast<int64_t>(r.uint(8, "dimension")));
+    const uint64_t count = r.uint(8, "value count");
+    if (count > (bytes.size() - r.at) / 4) throw Error("truncated update: tensor '" + t.name + "' claims " + std::to_string(count) + " values");
+    const std::string_view v = r.take(4 * count, "values");
+    t.values.resize(count);
+    std::memcpy(t.values.data(), v.data(), v.size());
+    u.tensors.push_back(std::move(t));
+  }
+  if (r.at != bytes.size()) throw Error("update has " + std::to_string(bytes.size() - r.at) + " trailing bytes");
+  return u;
 }
 
 }  // namespace gng::fed

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace gng::fed {
@@ -52,6 +53,14 @@ Update aggregate(std::span<const Update> updates, const Rule& rule = {});
 // `like`: see the header comment. A server calls it on receipt to refuse one bad sender and keep
 // the others.
 void check_update(const Update& u, const Update& like);
+
+// The wire form of an update (what a sealed envelope carries), all integers big-endian, floats
+// IEEE-754 little-endian:
+//   "GNGU" 01 ‖ str from ‖ f64 samples ‖ u32 tensors ‖ per tensor: str name ‖ u8 rank ‖ i64 dims… ‖ f32 values…
+//   (str = u16 n ‖ n bytes). decode() checks every length against the bytes present and throws
+//   gng::Error on anything malformed; values are checked by check_update, not here.
+std::string encode(const Update& u);
+Update decode(std::string_view bytes);
 
 // Euclidean distance between two matching updates over all their values (check_update applies).
 double l2_distance(const Update& a, const Update& b);

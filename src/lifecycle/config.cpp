@@ -97,7 +97,7 @@ RunConfig RunConfig::from_yaml(const std::string& text, const std::string& sourc
   c.space_text = space_text;
   c.policy_text = policy_text;
   const YAML::Node root = load(text, source);
-  check_keys(root, source, "the run file", {"name", "space", "policy", "data", "search", "fidelity", "workers", "evaluation", "nodes"});
+  check_keys(root, source, "the run file", {"name", "space", "policy", "data", "search", "fidelity", "workers", "evaluation", "nodes", "federation"});
   if (root["name"]) {
     c.name = get<std::string>(root["name"], source, "name");
     for (char ch : c.name)
@@ -156,6 +156,23 @@ RunConfig RunConfig::from_yaml(const std::string& text, const std::string& sourc
         throw Error(where(source, n["partition"]) + ": nodes.partition must be iid or dirichlet, got '" + c.partition + "'");
     }
     if (n["alpha"]) c.alpha = number(n["alpha"], source, "nodes.alpha", 1e-3, 1e6);
+  }
+  if (const auto f = root["federation"]) {
+    check_keys(f, source, "federation", {"rounds", "epochs", "samples", "rule", "mu", "quorum", "trim", "byzantine"});
+    auto& F = c.federation;
+    if (f["rounds"]) F.rounds = static_cast<int>(number(f["rounds"], source, "federation.rounds", 0, 10000));
+    if (f["epochs"]) F.epochs = number(f["epochs"], source, "federation.epochs", 1e-3, 1e4);
+    if (f["samples"]) F.samples = static_cast<std::size_t>(number(f["samples"], source, "federation.samples", 0, 1e9));
+    if (f["rule"]) {
+      F.rule = get<std::string>(f["rule"], source, "federation.rule");
+      if (F.rule != "fedavg" && F.rule != "trimmed_mean" && F.rule != "median" && F.rule != "krum")
+        throw Error(where(source, f["rule"]) + ": federation.rule must be fedavg, trimmed_mean, median or krum, got '" + F.rule + "'");
+    }
+    if (f["mu"]) F.mu = number(f["mu"], source, "federation.mu", 0, 1e6);
+    if (f["quorum"]) F.quorum = number(f["quorum"], source, "federation.quorum", 0.01, 1);
+    if (f["trim"]) F.trim = number(f["trim"], source, "federation.trim", 0, 0.49);
+    if (f["byzantine"]) F.byzantine = static_cast<int>(number(f["byzantine"], source, "federation.byzantine", 0, 100));
+    if (F.rounds > 0 && c.nodes == 0) throw Error(where(source, f) + ": federation needs nodes (nodes: {count: N})");
   }
   if (const auto e = root["evaluation"]) {
     check_keys(e, source, "evaluation", {"noise_sigma", "watts"});

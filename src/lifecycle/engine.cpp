@@ -150,6 +150,7 @@ class Engine {
       }
       if (!stop.empty()) break;
       select(cycle);
+      federate(cycle);
       note(cycle, "cycle-done", "cycle " + std::to_string(cycle + 1) + " of " + std::to_string(policy_.cycles) + " done");
     }
     finish(stop);
@@ -455,6 +456,109 @@ class Engine {
     out_ << "[" << clock_text(used()) << "] promote: c" << best << " (score " << fixed(best_score, 4) << ", " << by << ")\n";
   }
 
+  // Federate: the promoted model is refined across the nodes (each trains it on its own shard; the
+  // states are aggregated here by the configured rule), round by round, each round needing a quorum
+  // of answers. The result is scored on the orchestrator's validation set and replaces the promoted
+  // model when it scores higher. Done once per cycle (a resumed run does not repeat it).
+  void federate(int cycle) {
+    const auto& F = c_.federation;
+    if (F.rounds == 0 || nodes_.empty() || reg_.promotions().empty()) return;
+    for (const auto& d : reg_.decisions())
+      if (d.kind == "federated" && d.cycle == cycle) return;
+    const auto promoted = reg_.promotions().back();
+    std::string design_json;
+    for (const auto& c : reg_.candidates())
+      if (c.id == promoted.candidate) design_json = c.design;
+    const Design design = Design::from_json(design_json);
+    const std::string base = promoted.model;  // the promoted model as it is now (federated before, perhaps)
+    fed::Rule rule;
+    rule.kind = F.rule == "trimmed_mean" ? fed::Rule::trimmed_mean
+                : F.rule == "median"     ? fed::Rule::median
+                : F.rule == "krum"       ? fed::Rule::krum
+                                         : fed::Rule::fedavg;
+    rule.trim = F.trim;
+    rule.byzantine = F.byzantine;
+    EvalSettings es;
+    es.noise_sigma = c_.noise_sigma;
+    es.watts = c_.watts;
+    fed::Update global = load_state(base);
+    const double before = policy_.score(evaluate_state(space_->family(), design, global, val_, es));
+    const std::size_t quorum = static_cast<std::size_t>(std::ceil(F.quorum * static_cast<double>(nodes_.size())));
+    for (int round = 1; round <= F.rounds;) {
+      if (left() <= 0) {
+        note(cycle, "federate", "round " + std::to_string(round) + " not started: wall-clock budget spent");
+        break;
+      }
+      std::vector<fed::Update> states;
+      std::mutex m;
+      std::vector<std::thread> pool;
+      for (auto& n : nodes_) {
+        if (!n.client) continue;
+        pool.emplace_back([&, round](NodeProc& node) {
+          net::RoundJob job{fs::path(dir_).filename().string(), round, promoted.candidate, space_->family(), design_json, global,
+                            TrainBudget{}, F.mu};
+          job.budget.epochs = F.epochs;
+          job.budget.samples = F.samples;
+          job.budget.batch = c_.batch;
+          job.budget.seed = c_.seed * 7919 + static_cast<uint64_t>(round);
+          try {
+            net::RoundResult r = node.client->federated_round(job);
+            fed::check_update(r.state, global);  // a malformed or poisoned-with-NaN state is refused, not fatal
+            std::lock_guard lock(m);
+            states.push_back(std::move(r.state));
+          } catch (const net::Unreachable& e) {
+            note(cycle, "node", node.id + " is down (" + e.what() + ") in federated round " + std::to_string(round));
+            node.client.reset();
+          } catch (const std::exception& e) {
+            note(cycle, "federate", node.id + "'s update refused in round " + std::to_string(round) + ": " + e.what());
+          }
+        }, std::ref(n));
+      }
+      for (auto& t : pool) t.join();
+      if (states.size() < std::max<std::size_t>(1, quorum)) {
+        note(cycle, "federate", "round " + std::to_string(round) + ": " + std::to_string(states.size()) + " of " +
+                                    std::to_string(nodes_.size()) + " nodes answered, below the quorum of " +
+                                    std::to_string(quorum) + "; restarting the nodes and repeating the round");
+        reap_and_restart_nodes();
+        if (++failed_rounds_ > 3) throw Error("federation: the quorum was missed four times");
+        continue;
+      }
+      global = fed::aggregate(states, rule);
+      const Metrics mt = evaluate_state(space_->family(), design, global, val_, es);
+      std::string from;
+      for (const auto& s : states) from += (from.empty() ? "" : ", ") + s.from;
+      note(cycle, "federate", "round " + std::to_string(round) + " (" + F.rule + " of " + from + "): accuracy " +
+                                  fixed(mt.at("accuracy"), 4) + ", score " + fixed(policy_.score(mt), 4));
+      last_federated_ = mt;
+      ++round;
+    }
+    reap_and_restart_nodes();
+    if (last_federated_.empty()) return;
+    const double after = policy_.score(last_federated_);
+    const std::string fed_path = (fs::path(dir_) / "models" /
+                                  ("c" + std::to_string(promoted.candidate) + "-fed" + std::to_string(cycle + 1) + ".pt")).string();
+    save_state(global, base, fed_path);
+    const std::string why = policy_.safety_violation(last_federated_);
+    if (after > before && why.empty()) {
+      const std::string dest = (fs::path(dir_) / "promoted.pt").string();
+      for (const char* ext : {"", ".json"}) {
+        fs::copy_file(fed_path + ext, dest + ext + ".tmp", fs::copy_options::overwrite_existing);
+        fs::rename(dest + ext + ".tmp", dest + ext);
+      }
+      std::lock_guard lock(mutex_);
+      audit_.append("promotion", "orchestrator",
+                    {{"candidate", promoted.candidate}, {"cycle", cycle}, {"approved_by", promoted.approved_by},
+                     {"federated", true}, {"score", after}, {"model", dest}, {"model_sha256", file_digest(dest)}});
+      reg_.begin();
+      reg_.promote({promoted.candidate, cycle, promoted.approved_by + "; federated", dest});
+      reg_.commit();
+    }
+    note(cycle, "federated", "c" + std::to_string(promoted.candidate) + " after " + std::to_string(F.rounds) +
+                                 " rounds: score " + fixed(after, 4) + " (was " + fixed(before, 4) + ") → " +
+                                 (after > before && why.empty() ? "the federated model is promoted" : "kept the unfederated model"));
+    last_federated_.clear();
+  }
+
   // --- nodes: local `gng node` processes, one shard each, reached over PQ-TLS ---------------------
 
   struct NodeProc {
@@ -559,6 +663,8 @@ class Engine {
   Dataset train_, val_, test_;
   std::unique_ptr<SearchSpace> space_;
   std::vector<NodeProc> nodes_;
+  Metrics last_federated_;
+  int failed_rounds_ = 0;
   Feasibility feasible_;
   int session_ = 0;
   double used_before_ = 0, best_ = -1e300;

@@ -115,6 +115,77 @@ struct Node::Impl {
     for (int32_t l : train.labels) ++label_counts.at(static_cast<std::size_t>(l));
   }
 
+  secure::ReplayGuard replay;  // global states arriving from the orchestrator
+
+  std::string federated_round(const Peer& peer, const std::string& body) {
+    if (peer.role != "orchestrator") throw Failure(401, "'" + peer.id + "' (" + peer.role + ") may not start a federated round");
+    rpc::FederatedRoundRequest req;
+    if (!req.ParseFromString(body)) throw Failure(400, "FederatedRound: not a FederatedRoundRequest message");
+    const Design d = Design::from_json(req.design_json());
+    secure::OpenOptions o;
+    o.trust = &trust;
+    o.me = c.id;
+    o.tls_exporter = peer.exporter;
+    o.allow_pqc_only = true;
+    o.replay = &replay;
+    const auto& env = req.global_envelope();
+    fed::Update global;
+    try {
+      const secure::Opened opened = secure::open(secure::View(reinterpret_cast<const uint8_t*>(env.data()), env.size()), o);
+      if (opened.header.sender != peer.id)
+        throw Error("the global state is signed by '" + opened.header.sender + "', not by the caller '" + peer.id + "'");
+      global = fed::decode(std::string_view(reinterpret_cast<const char*>(opened.update.data()), opened.update.size()));
+      log->append("exchange", peer.id,
+                  {{"from", peer.id}, {"to", c.id}, {"run", req.run()}, {"round", req.round()}, {"seq", req.seq()},
+                   {"model_digest", opened.header.model_digest}, {"mode", opened.header.mode}, {"bytes", env.size()},
+                   {"tls_group", peer.tls_group}});
+    } catch (const Error& e) {
+      log->append("rejection", peer.id, {{"from", peer.id}, {"reason", e.what()}, {"bytes", env.size()}});
+      throw Failure(400, std::string("global state rejected: ") + e.what());
+    }
+    TrainBudget b;
+    b.epochs = req.epochs();
+    b.samples = req.samples();
+    b.batch = req.batch() > 0 ? req.batch() : 128;
+    b.seed = req.seed();
+    b.augment = req.augment();
+    LocalResult r;
+    {
+      std::unique_lock lock(mu);
+      free_slot.wait(lock, [&] { return busy < c.workers; });
+      ++busy;
+    }
+    try {
+      r = train_from(req.family(), d, global, train, val, b, EvalSettings{}, req.mu());
+    } catch (...) {
+      std::lock_guard lock(mu);
+      --busy;
+      free_slot.notify_one();
+      throw;
+    }
+    {
+      std::lock_guard lock(mu);
+      --busy;
+      free_slot.notify_one();
+    }
+    r.state.from = c.id;
+    const std::string payload = fed::encode(r.state);
+    secure::EnvelopeHeader h;
+    h.sender = c.id;
+    h.recipient = peer.id;
+    h.run = req.run();
+    h.seq = req.seq();  // round stays 0: the caller's seq orders everything it sends (see federated_round)
+    h.model_digest = secure::model_digest(secure::view(payload));
+    const secure::Bytes wire = secure::seal(h, secure::view(payload), peer.exporter, {}, me);
+    log->append("exchange", c.id,
+                {{"from", c.id}, {"to", peer.id}, {"run", req.run()}, {"round", req.round()}, {"seq", req.seq()},
+                 {"model_digest", h.model_digest}, {"mode", "pqc-only"}, {"bytes", wire.size()}, {"samples", r.state.samples}});
+    rpc::FederatedRoundReply reply;
+    reply.set_update_envelope(wire.data(), wire.size());
+    for (const auto& [k, v] : r.metrics) (*reply.mutable_metrics())[k] = v;
+    return reply.SerializeAsString();
+  }
+
   std::string health() {
     rpc::HealthReply h;
     h.set_id(c.id);
@@ -198,6 +269,8 @@ Node::Node(NodeConfig config) : impl_(new Impl) {
   s.server = std::make_unique<Server>(s.me, s.trust);
   s.server->rpc("Health", [this](const Peer&, const std::string&) { return impl_->health(); });
   s.server->rpc("Train", [this](const Peer& p, const std::string& body) { return impl_->train_rpc(p, body); });
+  s.server->rpc("FederatedRound",
+                [this](const Peer& p, const std::string& body) { return impl_->federated_round(p, body); });
 }
 
 Node::~Node() { stop(); }
@@ -219,7 +292,7 @@ std::size_t Node::train_samples() const { return impl_->train.count; }
 
 NodeClient::NodeClient(const secure::Identity& me, const secure::TrustStore& trust, const std::string& host, int port,
                        Limits limits)
-    : trust_(trust), me_(me.id()), where_(host + ":" + std::to_string(port)), client_(me, trust, host, port, limits) {}
+    : identity_(me), trust_(trust), me_(me.id()), where_(host + ":" + std::to_string(port)), client_(me, trust, host, port, limits) {}
 
 NodeHealth NodeClient::health() {
   rpc::HealthReply h;
@@ -268,6 +341,53 @@ Trained NodeClient::train(const TrainJob& job) {
     std::tie(out.model_json, out.weights) = unpack_model(opened.update);
     out.model_digest = opened.header.model_digest;
   }
+  return out;
+}
+
+RoundResult NodeClient::federated_round(const RoundJob& job) {
+  const Peer session = client_.session();
+  const std::string payload = fed::encode(job.global);
+  secure::EnvelopeHeader h;
+  h.sender = me_;
+  h.recipient = session.id;
+  h.run = job.run;
+  // The header's round stays 0 and seq counts every request this client sends (trainings and
+  // rounds of every cycle alike), so the replay guards see one increasing sequence per sender.
+  h.seq = ++seq_;
+  h.model_digest = secure::model_digest(secure::view(payload));
+  const secure::Bytes wire = secure::seal(h, secure::view(payload), session.exporter, {}, identity_);
+  rpc::FederatedRoundRequest req;
+  req.set_run(job.run);
+  req.set_round(static_cast<uint32_t>(job.round));
+  req.set_candidate(job.candidate);
+  req.set_family(job.family);
+  req.set_design_json(job.design_json);
+  req.set_global_envelope(wire.data(), wire.size());
+  req.set_epochs(job.budget.epochs);
+  req.set_samples(job.budget.samples);
+  req.set_batch(job.budget.batch);
+  req.set_seed(job.budget.seed);
+  req.set_mu(job.mu);
+  req.set_augment(job.budget.augment);
+  req.set_seq(h.seq);
+  rpc::FederatedRoundReply reply;
+  if (!reply.ParseFromString(client_.rpc("FederatedRound", req.SerializeAsString())))
+    throw Error(where_ + ": the answer to FederatedRound is not a FederatedRoundReply");
+  const Peer now = client_.last_session();
+  secure::OpenOptions o;
+  o.trust = &trust_;
+  o.me = me_;
+  o.tls_exporter = now.exporter;
+  o.allow_pqc_only = true;
+  o.replay = &replay_;
+  const auto& env = reply.update_envelope();
+  const secure::Opened opened = secure::open(secure::View(reinterpret_cast<const uint8_t*>(env.data()), env.size()), o);
+  if (opened.header.sender != now.id)
+    throw Error(where_ + ": the update is signed by '" + opened.header.sender + "', not by the node '" + now.id + "'");
+  RoundResult out;
+  out.state = fed::decode(std::string_view(reinterpret_cast<const char*>(opened.update.data()), opened.update.size()));
+  if (out.state.from != now.id) throw Error(where_ + ": the update claims to come from '" + out.state.from + "'");
+  for (const auto& [k, v] : reply.metrics()) out.metrics[k] = v;
   return out;
 }
 

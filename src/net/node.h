@@ -1,6 +1,6 @@
 #pragma once
 // A node: one per site, holding its own shard of the data (raw data never leaves it), serving the
-// Node RPCs over PQ-TLS (rpc.h): Health and Train. `gng node --config node.yaml` runs one; the
+// Node RPCs over PQ-TLS (rpc.h): Health, Train and FederatedRound. `gng node --config node.yaml` runs one; the
 // orchestrator reaches it through NodeClient. Trained weights travel back only as a sealed
 // envelope for the caller (secure/envelope.h), and every model a node sends is entered in the
 // node's own audit log.
@@ -72,6 +72,20 @@ struct Trained {
   std::string model_digest;         // SHA-256 of the sealed payload, as the envelope's header names it
 };
 
+struct RoundJob {
+  std::string run;
+  int round = 0, candidate = 0;
+  std::string family, design_json;
+  fed::Update global;
+  TrainBudget budget;  // epochs (E), samples, batch, seed, augment
+  double mu = 0;       // FedProx
+};
+
+struct RoundResult {
+  fed::Update state;  // the node's new state (from = node id, samples = samples it trained on)
+  Metrics metrics;    // on the node's validation split
+};
+
 class NodeClient {
  public:
   NodeClient(const secure::Identity& me, const secure::TrustStore& trust, const std::string& host, int port,
@@ -79,9 +93,12 @@ class NodeClient {
   NodeHealth health();
   // Trains on the node; a returned model is opened here (signature, session, digest) before use.
   Trained train(const TrainJob& job);
+  // One federated round on the node: the global state goes sealed, the new state comes back sealed.
+  RoundResult federated_round(const RoundJob& job);
   const std::string& where() const { return where_; }
 
  private:
+  secure::Identity identity_;
   secure::TrustStore trust_;
   std::string me_, where_;
   Client client_;

@@ -237,12 +237,71 @@ double median_ms(const std::function<void()>& f, int warmup, int runs) {
   return t[runs / 2];
 }
 
-std::vector<std::pair<std::string, torch::Tensor>> state(Net& net) {
-  std::vector<std::pair<std::string, torch::Tensor>> out;
+// A module's state or a model file's tensors, by name, in order.
+using Named = std::vector<std::pair<std::string, torch::Tensor>>;
+
+// Every parameter, then every buffer, in the module's registration order: the one order of the
+// model file's dict and of every fed::Update that src/nn produces.
+Named state(Net& net) {
+  Named out;
   for (const auto& p : net.named_parameters())
     if (p.value().defined()) out.emplace_back(p.key(), p.value());
   for (const auto& b : net.named_buffers())
     if (b.value().defined()) out.emplace_back(b.key(), b.value());
+  return out;
+}
+
+std::string shape_text(c10::IntArrayRef shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+// Copies `from` into the module's state by name. Every tensor of the module must be there with its
+// shape, and nothing else may be; integer buffers take the rounded values. gng::Error naming the
+// tensor, after `where`, otherwise.
+void assign(Net& net, const Named& from, const std::string& where) {
+  std::map<std::string, const torch::Tensor*> by_name;
+  for (const auto& [name, t] : from)
+    if (!by_name.emplace(name, &t).second) throw Error(where + ": tensor '" + name + "' appears twice");
+  const Named to = state(net);
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, t] : to) {
+    const auto it = by_name.find(name);
+    if (it == by_name.end()) throw Error(where + ": missing tensor '" + name + "'");
+    const torch::Tensor& v = *it->second;
+    if (v.sizes() != t.sizes())
+      throw Error(where + ": tensor '" + name + "' has shape " + shape_text(v.sizes()) + ", the design's is " +
+                  shape_text(t.sizes()));
+    t.copy_(v.is_floating_point() && !t.is_floating_point() ? v.round() : v);
+  }
+  if (from.size() != to.size())
+    for (const auto& [name, t] : from)
+      if (std::none_of(to.begin(), to.end(), [&](const auto& m) { return m.first == name; }))
+        throw Error(where + ": tensor '" + name + "' is not part of the design");
+}
+
+// The module's state as plain float32 tensors (integer buffers converted), in state() order.
+fed::Update to_update(Net& net) {
+  fed::Update u;
+  for (const auto& [name, t] : state(net)) {
+    const auto f = t.detach().to(torch::kFloat32).contiguous();
+    u.tensors.push_back({name, f.sizes().vec(), std::vector<float>(f.data_ptr<float>(), f.data_ptr<float>() + f.numel())});
+  }
+  return u;
+}
+
+// Views (no copy) of an update's tensors; gng::Error when a tensor's values do not fill its shape.
+Named tensors_of(const fed::Update& u, const std::string& where) {
+  Named out;
+  for (const fed::Tensor& t : u.tensors) {
+    int64_t size = 1;
+    for (int64_t d : t.shape) size = d < 0 ? -1 : size * d;
+    if (size < 0 || static_cast<std::size_t>(size) != t.values.size())
+      throw Error(where + ": tensor '" + t.name + "' has " + std::to_string(t.values.size()) +
+                  " values for shape " + shape_text(t.shape));
+    out.emplace_back(t.name, torch::from_blob(const_cast<float*>(t.values.data()), t.shape, torch::kFloat32));
+  }
   return out;
 }
 
@@ -257,17 +316,157 @@ void write_atomically(const std::string& path, const std::string& bytes) {
   std::filesystem::rename(tmp, path);
 }
 
-void save(Net& net, const std::string& family, const Design& d, const InputShape& in, const std::string& path) {
+// The weights file: a pickled {name: tensor} dict in state() order, which torch.load reads.
+void save_weights(Net& net, const std::string& path) {
   c10::Dict<std::string, at::Tensor> dict;
   for (const auto& [k, v] : state(net)) dict.insert(k, v.detach().contiguous());
   const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
   write_atomically(path, std::string(bytes.begin(), bytes.end()));
+}
+
+void save(Net& net, const std::string& family, const Design& d, const InputShape& in, const std::string& path) {
+  save_weights(net, path);
   nlohmann::ordered_json j;
   j["format"] = "gng model v1: torch.load(path) gives {name: tensor}";
   j["family"] = family;
   j["design"] = nlohmann::ordered_json::parse(d.to_json());
   j["input"] = {{"channels", in.channels}, {"height", in.height}, {"width", in.width}, {"classes", in.classes}};
   write_atomically(path + ".json", j.dump(2) + "\n");
+}
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Intra-op threads for one training (see TrainBudget::threads).
+class ThreadScope {
+ public:
+  explicit ThreadScope(int n) : n_(n) {
+    if (n_ > 1) at::set_num_threads(n_);
+  }
+  ~ThreadScope() {
+    if (n_ > 1) at::set_num_threads(1);
+  }
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+
+ private:
+  int n_;
+};
+
+void check_training_input(const std::string& who, const Dataset& train, const Dataset& val, const TrainBudget& budget,
+                          bool need_val) {
+  if (train.count == 0 || (need_val && val.count == 0))
+    throw Error(who + (need_val ? ": empty training or validation set" : ": empty training set"));
+  if (val.count && train.features() != val.features()) throw Error(who + ": training and validation shapes differ");
+  if (budget.batch < 1 || !(budget.epochs > 0)) throw Error(who + ": batch and epochs must be positive");
+}
+
+InputShape training_shape(const Dataset& train, const Dataset& val) {
+  InputShape in = shape_of(train);
+  in.classes = std::max(train.classes, val.classes);
+  return in;
+}
+
+// The design's optimizer over the module's parameters, at the design's learning rate.
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(Net& net, const Design& d) {
+  const std::string opt = d.text("optimizer", "adamw");
+  const double lr = d.number("lr", 1e-3);
+  if (opt == "sgd")
+    return std::make_unique<torch::optim::SGD>(net.parameters(),
+                                               torch::optim::SGDOptions(lr).momentum(0.9).nesterov(true).weight_decay(5e-4));
+  if (opt == "adamw")
+    return std::make_unique<torch::optim::AdamW>(net.parameters(), torch::optim::AdamWOptions(lr).weight_decay(0.01));
+  throw Error("unknown optimizer '" + opt + "' (adamw, sgd)");
+}
+
+struct Progress {
+  double samples = 0;  // training samples seen (steps × batch)
+  double epochs = 0;   // samples / the per-epoch sample count
+};
+
+// The learning rate of step `step` of `steps` (`planned` before a wall-clock cap shortened them).
+using Schedule = std::function<double(int64_t step, int64_t planned, int64_t steps)>;
+
+// Optimizer steps over reshuffled batches of `train` (a batch is at most the whole set) for
+// budget.epochs passes of budget.samples (0: all), seeded by budget.seed. budget.seconds, counted
+// from `start` (so that it includes the caller's set-up), caps the time: the steps that fit are
+// estimated on the first ones, so that a schedule still ends, and training stops between batches.
+// `penalty`, when set, is added to the cross-entropy. A non-finite loss stops training.
+Progress run_steps(Net& net, torch::optim::Optimizer& optimizer, const Dataset& train, const TrainBudget& budget,
+                   Clock::time_point start, const Schedule& rate, const std::function<torch::Tensor()>& penalty = {}) {
+  const torch::Tensor x_all = images(train), y_all = labels(train);
+  const int64_t batch = std::min<int64_t>(budget.batch, static_cast<int64_t>(train.count));
+  const std::size_t per_epoch = budget.samples ? std::min(budget.samples, train.count) : train.count;
+  const int64_t planned = std::max<int64_t>(1, std::llround(budget.epochs * per_epoch / batch));
+  Rng rng(budget.seed, 0x7a1);
+  std::vector<int64_t> order(train.count);
+  std::size_t cursor = train.count;  // reshuffle on first use
+  int64_t step = 0;
+  net.train();
+  const double setup = seconds_since(start);
+  int64_t steps = planned;
+  for (; step < steps; ++step) {
+    if (budget.seconds > 0 && step == std::min<int64_t>(20, planned / 10) && step > 0) {
+      const double per_step = (seconds_since(start) - setup) / step;
+      const auto fit = static_cast<int64_t>(0.95 * (budget.seconds - setup) / per_step);
+      if (fit < steps) steps = std::max(step + 1, fit);
+    }
+    if (budget.seconds > 0 && seconds_since(start) > budget.seconds) break;
+    const double lr = rate(step, planned, steps);
+    for (auto& g : optimizer.param_groups()) g.options().set_lr(lr);
+    if (cursor + batch > order.size()) {
+      std::iota(order.begin(), order.end(), 0);
+      for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
+      cursor = 0;
+    }
+    const auto idx = torch::from_blob(order.data() + cursor, {batch}, torch::kInt64);
+    cursor += batch;
+    auto xb = x_all.index_select(0, idx);
+    if (budget.augment) xb = augment(xb, rng);
+    const auto yb = y_all.index_select(0, idx);
+    optimizer.zero_grad();
+    auto loss = F::cross_entropy(net.forward(xb), yb);
+    if (penalty) loss = loss + penalty();
+    if (!std::isfinite(loss.item<double>())) break;  // diverged: evaluate what there is
+    loss.backward();
+    optimizer.step();
+  }
+  const double seen = static_cast<double>(step * batch);
+  return {seen, seen / static_cast<double>(per_epoch)};
+}
+
+// The module's cost and its quality on `val` (at most eval.max_eval samples): accuracy, loss,
+// robustness (noise seeded by `seed`), latencies and energy.
+Metrics measure(Net& net, const std::string& family, const Design& d, const InputShape& in, const Dataset& val,
+                const EvalSettings& eval, uint64_t seed) {
+  Metrics m = design_cost(family, d, in);
+  const Dataset* vd = &val;
+  Dataset capped;
+  if (eval.max_eval && eval.max_eval < val.count) {
+    std::vector<std::size_t> first(eval.max_eval);
+    std::iota(first.begin(), first.end(), 0);
+    capped = subset(val, first);
+    vd = &capped;
+  }
+  const auto xv = images(*vd), yv = labels(*vd);
+  const Quality q = evaluate(net, xv, yv);
+  m["accuracy"] = q.accuracy;
+  m["loss"] = std::isfinite(q.loss) ? q.loss : 1e9;
+  {
+    auto gen = at::detail::createCPUGenerator(seed ^ 0x9e3779b97f4a7c15ULL);
+    const auto noisy = (xv + torch::randn(xv.sizes(), gen) * eval.noise_sigma).clamp(0, 1);
+    m["robustness"] = evaluate(net, noisy, yv).accuracy;
+  }
+  {
+    torch::NoGradGuard no_grad;
+    net.eval();
+    const auto one = xv.slice(0, 0, 1).clone();
+    const auto batch = xv.slice(0, 0, std::min<int64_t>(256, xv.size(0))).clone();
+    m["latency_ms"] = median_ms([&] { net.forward(one); }, 5, 31);
+    m["batch_latency_ms"] = median_ms([&] { net.forward(batch); }, 1, 5) / batch.size(0);
+  }
+  m["energy_mj"] = m["latency_ms"] * eval.watts;  // ms × W = mJ
+  return m;
 }
 
 }  // namespace
@@ -294,112 +493,30 @@ std::string init_training_runtime() {
 
 Metrics train_and_evaluate(const std::string& family, const Design& d, const Dataset& train, const Dataset& val,
                            const TrainBudget& budget, const EvalSettings& eval, const std::string& save_path) {
-  if (train.count == 0 || val.count == 0) throw Error("train_and_evaluate: empty training or validation set");
-  if (train.features() != val.features()) throw Error("train_and_evaluate: training and validation shapes differ");
-  if (budget.batch < 1 || !(budget.epochs > 0)) throw Error("train_and_evaluate: batch and epochs must be positive");
-  const InputShape in{static_cast<int>(train.channels), static_cast<int>(train.height), static_cast<int>(train.width),
-                      std::max(train.classes, val.classes)};
-  const auto clock = std::chrono::steady_clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - clock).count(); };
-
-  // Intra-op threads for this training only (see TrainBudget::threads).
-  struct Threads {
-    explicit Threads(int n) : n_(n) {
-      if (n_ > 1) at::set_num_threads(n_);
-    }
-    ~Threads() {
-      if (n_ > 1) at::set_num_threads(1);
-    }
-    int n_;
-  } threads(budget.threads);
+  check_training_input("train_and_evaluate", train, val, budget, true);
+  const InputShape in = training_shape(train, val);
+  const auto start = Clock::now();
+  ThreadScope threads(budget.threads);
   auto net = build(family, d, in, budget.seed);
-  const torch::Tensor x_all = images(train), y_all = labels(train);
   {
+    const torch::Tensor x_all = images(train);
     torch::NoGradGuard no_grad;
     net->normalise->mean.fill_(x_all.mean().item<double>());
     net->normalise->stddev.fill_(x_all.std().item<double>() + 1e-6);
   }
-  const std::string opt = d.text("optimizer", "adamw");
-  const double lr = d.number("lr", 1e-3);
-  std::unique_ptr<torch::optim::Optimizer> optimizer;
-  if (opt == "sgd") {
-    optimizer = std::make_unique<torch::optim::SGD>(
-        net->parameters(), torch::optim::SGDOptions(lr).momentum(0.9).nesterov(true).weight_decay(5e-4));
-  } else if (opt == "adamw") {
-    optimizer = std::make_unique<torch::optim::AdamW>(net->parameters(), torch::optim::AdamWOptions(lr).weight_decay(0.01));
-  } else {
-    throw Error("unknown optimizer '" + opt + "' (adamw, sgd)");
-  }
-
-  const std::size_t per_epoch = budget.samples ? std::min(budget.samples, train.count) : train.count;
-  const int64_t planned = std::max<int64_t>(1, std::llround(budget.epochs * per_epoch / budget.batch));
-  const int64_t warmup = std::max<int64_t>(1, planned / 30);
-  Rng rng(budget.seed, 0x7a1);
-  std::vector<int64_t> order(train.count);
-  std::size_t cursor = train.count;  // reshuffle on first use
-  int64_t step = 0;
-  net->train();
-  const double setup = elapsed();
-  int64_t steps = planned;
-  for (; step < steps; ++step) {
-    // A wall-clock cap shortens the whole schedule (measured on the first steps) rather than cutting
-    // it off with the learning rate still high.
-    if (budget.seconds > 0 && step == std::min<int64_t>(20, planned / 10) && step > 0) {
-      const double per_step = (elapsed() - setup) / step;
-      const auto fit = static_cast<int64_t>(0.95 * (budget.seconds - setup) / per_step);
-      if (fit < steps) steps = std::max(step + 1, fit);
-    }
-    if (budget.seconds > 0 && elapsed() > budget.seconds) break;
-    // Cosine schedule with linear warm-up.
-    const double rate = step < warmup ? lr * (step + 1) / warmup
-                                      : 0.5 * lr * (1 + std::cos(M_PI * (step - warmup) / std::max<int64_t>(1, steps - warmup)));
-    for (auto& g : optimizer->param_groups()) g.options().set_lr(rate);
-    if (cursor + budget.batch > order.size()) {
-      std::iota(order.begin(), order.end(), 0);
-      for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
-      cursor = 0;
-    }
-    const auto idx = torch::from_blob(order.data() + cursor, {budget.batch}, torch::kInt64);
-    cursor += budget.batch;
-    auto xb = x_all.index_select(0, idx);
-    if (budget.augment) xb = augment(xb, rng);
-    const auto yb = y_all.index_select(0, idx);
-    optimizer->zero_grad();
-    const auto loss = F::cross_entropy(net->forward(xb), yb);
-    if (!std::isfinite(loss.item<double>())) break;  // diverged: evaluate what there is
-    loss.backward();
-    optimizer->step();
-  }
-  Metrics m = design_cost(family, d, in);
-  m["train_s"] = elapsed();
-  m["epochs"] = static_cast<double>(step) * budget.batch / per_epoch;
-
-  const Dataset* vd = &val;
-  Dataset capped;
-  if (eval.max_eval && eval.max_eval < val.count) {
-    std::vector<std::size_t> first(eval.max_eval);
-    std::iota(first.begin(), first.end(), 0);
-    capped = subset(val, first);
-    vd = &capped;
-  }
-  const auto xv = images(*vd), yv = labels(*vd);
-  const Quality q = evaluate(*net, xv, yv);
-  m["accuracy"] = q.accuracy;
-  m["loss"] = std::isfinite(q.loss) ? q.loss : 1e9;
-  {
-    auto gen = at::detail::createCPUGenerator(budget.seed ^ 0x9e3779b97f4a7c15ULL);
-    const auto noisy = (xv + torch::randn(xv.sizes(), gen) * eval.noise_sigma).clamp(0, 1);
-    m["robustness"] = evaluate(*net, noisy, yv).accuracy;
-  }
-  {
-    torch::NoGradGuard no_grad;
-    net->eval();
-    const auto one = xv.slice(0, 0, 1).clone();
-    const auto batch = xv.slice(0, 0, std::min<int64_t>(256, xv.size(0))).clone();
-    m["latency_ms"] = median_ms([&] { net->forward(one); }, 5, 31);
-    m["batch_latency_ms"] = median_ms([&] { net->forward(batch); }, 1, 5) / batch.size(0);
-  }
-  m["energy_mj"] = m["latency_ms"] * eval.watts;  // ms × W = mJ
+  auto optimizer = make_optimizer(*net, d);
+  const double lr = optimizer->param_groups().front().options().get_lr();
+  // Cosine schedule with linear warm-up; a wall-clock cap shortens the whole schedule (run_steps)
+  // rather than cutting it off with the learning rate still high.
+  const Progress p = run_steps(*net, *optimizer, train, budget, start, [lr](int64_t step, int64_t planned, int64_t steps) {
+    const int64_t warmup = std::max<int64_t>(1, planned / 30);
+    return step < warmup ? lr * (step + 1) / warmup
+                         : 0.5 * lr * (1 + std::cos(M_PI * (step - warmup) / std::max<int64_t>(1, steps - warmup)));
+  });
+  const double train_s = seconds_since(start);
+  Metrics m = measure(*net, family, d, in, val, eval, budget.seed);
+  m["train_s"] = train_s;
+  m["epochs"] = p.epochs;
   if (!save_path.empty()) save(*net, family, d, in, save_path);
   return m;
 }
@@ -411,14 +528,17 @@ struct Loaded {
   std::shared_ptr<Net> net;
   std::string family;
   InputShape in;
+  std::string description;  // the text of `path`.json
 };
 
-Loaded load_saved(const std::string& path) {
-  std::ifstream jf(path + ".json");
+// The model described by `path`.json, built (seed 1) but not loaded.
+Loaded describe(const std::string& path) {
+  std::ifstream jf(path + ".json", std::ios::binary);
   if (!jf) throw Error(path + ".json: cannot open the model description");
   Loaded m;
+  m.description.assign(std::istreambuf_iterator<char>(jf), std::istreambuf_iterator<char>());
   try {
-    const auto j = nlohmann::json::parse(jf);
+    const auto j = nlohmann::json::parse(m.description);
     const auto& s = j.at("input");
     m.in = InputShape{s.at("channels"), s.at("height"), s.at("width"), s.at("classes")};
     m.family = j.at("family");
@@ -426,25 +546,32 @@ Loaded load_saved(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ".json: not a gng model description (" + e.what() + ")");
   }
+  return m;
+}
+
+Loaded load_saved(const std::string& path) {
+  Loaded m = describe(path);
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error(path + ": cannot open");
   std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
+  Named tensors;
   try {
-    dict = torch::pickle_load(bytes).toGenericDict();
+    for (const auto& e : torch::pickle_load(bytes).toGenericDict())
+      tensors.emplace_back(e.key().toStringRef(), e.value().toTensor());
   } catch (const std::exception& e) {
     throw Error(path + ": not a gng model state dict (" + std::string(e.what()).substr(0, 200) + ")");
   }
-  torch::NoGradGuard no_grad;
-  for (auto& [name, t] : state(*m.net)) {
-    const auto it = dict.find(name);
-    if (it == dict.end()) throw Error(path + ": missing tensor '" + name + "'");
-    const auto v = it->value().toTensor();
-    if (v.sizes() != t.sizes()) throw Error(path + ": tensor '" + name + "' has the wrong shape");
-    t.copy_(v);
-  }
+  assign(*m.net, tensors, path);
   m.net->eval();
   return m;
+}
+
+// A fresh module of the design with `state` in it; gng::Error naming a tensor that does not fit.
+std::shared_ptr<Net> build_with(const std::string& family, const Design& d, const InputShape& in, uint64_t seed,
+                                const fed::Update& state, const std::string& where) {
+  auto net = build(family, d, in, seed);
+  assign(*net, tensors_of(state, where), where);
+  return net;
 }
 
 }  // namespace
@@ -488,6 +615,61 @@ Predictor::Prediction Predictor::predict(std::span<const float> pixels) const {
   p.logits.assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
   p.classes.assign(classes.data_ptr<int32_t>(), classes.data_ptr<int32_t>() + n);
   return p;
+}
+
+fed::Update load_state(const std::string& path) { return to_update(*load_saved(path).net); }
+
+void save_state(const fed::Update& state, const std::string& like, const std::string& path) {
+  const Loaded m = describe(like);
+  assign(*m.net, tensors_of(state, "save_state " + path), "save_state " + path);
+  save_weights(*m.net, path);
+  write_atomically(path + ".json", m.description);
+}
+
+fed::Update initial_state(const std::string& family, const Design& d, const InputShape& in, uint64_t seed) {
+  return to_update(*build(family, d, in, seed));
+}
+
+LocalResult train_from(const std::string& family, const Design& d, const fed::Update& start, const Dataset& train,
+                       const Dataset& val, const TrainBudget& budget, const EvalSettings& eval, double mu) {
+  check_training_input("train_from", train, val, budget, false);
+  if (!std::isfinite(mu) || mu < 0) throw Error("train_from: mu must be a finite number >= 0");
+  const InputShape in = training_shape(train, val);
+  const auto clock = Clock::now();
+  ThreadScope threads(budget.threads);
+  auto net = build_with(family, d, in, budget.seed, start, "train_from: start");
+  auto optimizer = make_optimizer(*net, d);
+  const double lr = optimizer->param_groups().front().options().get_lr();
+  // FedProx: mu/2 · Σ ‖w − w_start‖² over the trainable parameters.
+  std::vector<torch::Tensor> params, anchors;
+  std::function<torch::Tensor()> prox;
+  if (mu > 0) {
+    for (const auto& p : net->parameters())
+      if (p.requires_grad()) params.push_back(p), anchors.push_back(p.detach().clone());
+    prox = [&] {
+      auto sum = torch::zeros({});
+      for (std::size_t i = 0; i < params.size(); ++i) sum = sum + (params[i] - anchors[i]).pow(2).sum();
+      return 0.5 * mu * sum;
+    };
+  }
+  const Progress p = run_steps(*net, *optimizer, train, budget, clock, [lr](int64_t, int64_t, int64_t) { return lr; }, prox);
+  LocalResult r;
+  const double train_s = seconds_since(clock);
+  r.metrics = val.count ? measure(*net, family, d, in, val, eval, budget.seed) : design_cost(family, d, in);
+  r.metrics["train_s"] = train_s;
+  r.metrics["epochs"] = p.epochs;
+  r.state = to_update(*net);
+  r.state.samples = p.samples;
+  return r;
+}
+
+Metrics evaluate_state(const std::string& family, const Design& d, const fed::Update& state, const Dataset& val,
+                       const EvalSettings& eval) {
+  if (val.count == 0) throw Error("evaluate_state: empty validation set");
+  const InputShape in = shape_of(val);
+  const uint64_t seed = TrainBudget{}.seed;
+  auto net = build_with(family, d, in, seed, state, "evaluate_state");
+  return measure(*net, family, d, in, val, eval, seed);
 }
 
 }  // namespace gng

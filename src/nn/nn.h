@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "fed/fed.h"
 #include "space/space.h"
 
 namespace gng {
@@ -95,6 +96,31 @@ class Predictor {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// --- federated learning: a model's state as plain tensors (fed::Update, no libtorch types) -------
+
+// Every parameter and buffer of a saved model (train_and_evaluate's `save`), by name, as float32
+// (integer buffers such as batch-norm counters converted). `from` and `samples` are left empty.
+fed::Update load_state(const std::string& path);
+// Writes `state` as a model file that torch.load reads, with the description (`path`.json) of the
+// model `like` (same family and design); gng::Error when the state does not fit that design.
+void save_state(const fed::Update& state, const std::string& like, const std::string& path);
+// The design's freshly initialised state for `seed` (what every node starts the first round from).
+fed::Update initial_state(const std::string& family, const Design& d, const InputShape& in, uint64_t seed);
+
+struct LocalResult {
+  fed::Update state;  // samples = training samples seen
+  Metrics metrics;    // of the trained state on `val` (as train_and_evaluate reports them)
+};
+// Local training for one federated round: starts from `start` (a state of this design), trains on
+// `train` for `budget` at the design's constant learning rate (no schedule: rounds repeat), adding
+// the FedProx term mu/2·‖w − start‖² to the loss when mu > 0 (Li et al. 2020), and evaluates on
+// `val` (skipped when val is empty). budget.samples = batch and epochs = 1 is one step (FedSGD).
+LocalResult train_from(const std::string& family, const Design& d, const fed::Update& start, const Dataset& train,
+                       const Dataset& val, const TrainBudget& budget, const EvalSettings& eval, double mu = 0);
+// Metrics of `state` on `val`, as train_and_evaluate reports them (no training).
+Metrics evaluate_state(const std::string& family, const Design& d, const fed::Update& state, const Dataset& val,
+                       const EvalSettings& eval);
 
 // Process-wide settings for training: one intra-op thread (parallelism comes from candidates and
 // nodes; spinning OpenMP threads on two cores cost 5-20×) and malloc thresholds that stop glibc from

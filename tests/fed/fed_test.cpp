@@ -381,3 +381,30 @@ TEST(L2Distance, IsEuclideanOverAllTensors) {
 
 }  // namespace
 }  // namespace gng::fed
+
+namespace gng::fed {
+namespace {
+
+TEST(Wire, EncodeDecodeRoundTripAndMalformedInput) {
+  Update u{"node-a", 123.5, {{"conv.weight", {2, 1, 3}, {1, -2, 3.5f, 4, 5, 6}}, {"bias", {2}, {0.25f, -0.5f}}}};
+  const std::string b = encode(u);
+  const Update v = decode(b);
+  EXPECT_EQ(v.from, "node-a");
+  EXPECT_EQ(v.samples, 123.5);
+  ASSERT_EQ(v.tensors.size(), 2u);
+  EXPECT_EQ(v.tensors[0].name, "conv.weight");
+  EXPECT_EQ(v.tensors[0].shape, (std::vector<int64_t>{2, 1, 3}));
+  EXPECT_EQ(v.tensors[0].values, u.tensors[0].values);
+  EXPECT_EQ(v.tensors[1].values, u.tensors[1].values);
+  for (std::size_t n = 0; n < b.size(); ++n) {
+    const std::string e = test::error_of([&] { decode(std::string_view(b).substr(0, n)); });
+    EXPECT_TRUE(e.rfind("truncated update", 0) == 0 || e.rfind("not a gng model update", 0) == 0) << n << ": " << e;
+  }
+  EXPECT_EQ(test::error_of([&] { decode(b + "x"); }), "update has 1 trailing bytes");
+  std::string huge = b;
+  huge[huge.size() - 4 * 2 - 8 + 7] = '\x7f';  // the second tensor claims 127 values with 2 present
+  EXPECT_NE(test::error_of([&] { decode(huge); }).find("truncated update"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gng::fed

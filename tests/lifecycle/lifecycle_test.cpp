@@ -109,7 +109,7 @@ TEST(Config, RejectsMalformedSettingsWithFileAndLine) {
   EXPECT_EQ(error_of([] { Policy::from_yaml("budgets: {cycles: many}\n", "p.yaml"); }),
             "p.yaml:1: 'cycles' has the wrong type (got 'many')");
   EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nworkers: 2\nspeed: 11\n", "r.yaml", "", ""); }),
-            "r.yaml:4: unknown key 'speed' in the run file (expected data, evaluation, fidelity, name, nodes, policy, search, space, workers)");
+            "r.yaml:4: unknown key 'speed' in the run file (expected data, evaluation, federation, fidelity, name, nodes, policy, search, space, workers)");
   EXPECT_EQ(error_of([] { RunConfig::from_yaml("policy: p\n", "r.yaml", "", ""); }),
             "r.yaml: missing 'space' (a search-space file or an inline mapping)");
   EXPECT_EQ(error_of([] {
@@ -119,6 +119,10 @@ TEST(Config, RejectsMalformedSettingsWithFileAndLine) {
   EXPECT_EQ(error_of([] { RunConfig::from_file("/nonexistent/run.yaml"); }), "/nonexistent/run.yaml: cannot open");
   EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {count: 2, partition: shuffled}\n", "r.yaml", "", ""); }),
             "r.yaml:3: nodes.partition must be iid or dirichlet, got 'shuffled'");
+  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nfederation: {rounds: 2}\n", "r.yaml", "", ""); }),
+            "r.yaml:3: federation needs nodes (nodes: {count: N})");
+  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {count: 3}\nfederation: {rule: mean}\n", "r.yaml", "", ""); }),
+            "r.yaml:4: federation.rule must be fedavg, trimmed_mean, median or krum, got 'mean'");
 }
 
 TEST(Config, ScoreAndSafetyFollowThePolicy) {
@@ -319,7 +323,7 @@ namespace {
 // noticed, its candidate reassigned, and it rejoins; every model comes back sealed and audited.
 TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
   Sandbox box;
-  std::ofstream(box.config(), std::ios::app) << "nodes: {count: 2, partition: iid}\n";
+  std::ofstream(box.config(), std::ios::app) << "nodes: {count: 2, partition: iid}\nfederation: {rounds: 2, epochs: 1}\n";
   const std::string log = (box.dir / "log").string();
   const pid_t pid = spawn("run " + box.config() + " --runs " + box.runs(), log);
   // Kill node n1 once it has trained something.
@@ -349,6 +353,15 @@ TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
   }
   EXPECT_GE(up, 3) << "two nodes at the start and n1 again after its death";
   EXPECT_GE(down, 1);
+  // Each cycle federated the promoted model: two FedAvg rounds over both nodes' states.
+  int rounds = 0, federated = 0;
+  for (const auto& d : reg.decisions()) {
+    rounds += d.kind == "federate" && d.text.find("(fedavg of n1, n2)") != std::string::npos ||
+              d.kind == "federate" && d.text.find("(fedavg of n2, n1)") != std::string::npos;
+    federated += d.kind == "federated";
+  }
+  EXPECT_EQ(rounds, 4);
+  EXPECT_EQ(federated, 2);
   // Top-rung models came back sealed from the nodes, and the nodes audited what they sent.
   ASSERT_FALSE(reg.promotions().empty());
   EXPECT_TRUE(fs::exists(reg.promotions().back().model));
@@ -359,7 +372,7 @@ TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
     audit::AuditLog node_log(box.run_dir() + "/nodes/" + n + "/audit.db", false);
     for (const auto& e : node_log.entries(0, node_log.size())) exchanges += e.kind == "exchange";
   }
-  EXPECT_GE(exchanges, 4u);  // two top-rung models per cycle
+  EXPECT_GE(exchanges, 4u + 16u);  // two top-rung models per cycle; per round and node a state in and out
   // n1 came back, and no node outlives the run.
   EXPECT_EQ(node_pids("n1").size(), 2u);
   for (const char* n : {"n1", "n2"})

@@ -7,31 +7,16 @@
 #include "core/error.h"
 #include "data/dataset.h"
 #include "nn/nn.h"
+#include "nn/small_data.h"
 #include "support/error_of.h"
 #include "support/paths.h"
 
 namespace gng {
 namespace {
 
-Design design(std::vector<std::pair<std::string, std::string>> v) { return Design{std::move(v)}; }
-
+using test::design;
 using test::error_of;
-
-// A small, fixed slice of Fashion-MNIST: the first `n` training images and the first 1000 test images.
-struct Small {
-  Dataset train, val;
-};
-const Small& small() {
-  static const Small s = [] {
-    init_training_runtime();
-    const Dataset tr = read_mnist_dir(kFashionMnistDir, true), te = read_mnist_dir(kFashionMnistDir, false);
-    std::vector<std::size_t> a(3000), b(1000);
-    std::iota(a.begin(), a.end(), 0);
-    std::iota(b.begin(), b.end(), 0);
-    return Small{subset(tr, a), subset(te, b)};
-  }();
-  return s;
-}
+using test::small;
 
 TEST(Cost, ParameterFormulaMatchesTheBuiltModules) {
   const InputShape in{1, 28, 28, 10};
