@@ -117,6 +117,21 @@ struct Node::Impl {
 
   secure::ReplayGuard replay;  // global states arriving from the orchestrator
 
+  // One of the node's `workers` training slots, held for a scope (waits for a free one).
+  struct Slot {
+    Impl& n;
+    explicit Slot(Impl& node) : n(node) {
+      std::unique_lock lock(n.mu);
+      n.free_slot.wait(lock, [&] { return n.busy < n.c.workers; });
+      ++n.busy;
+    }
+    ~Slot() {
+      std::lock_guard lock(n.mu);
+      --n.busy;
+      n.free_slot.notify_one();
+    }
+  };
+
   std::string federated_round(const Peer& peer, const std::string& body) {
     if (peer.role != "orchestrator") throw Failure(401, "'" + peer.id + "' (" + peer.role + ") may not start a federated round");
     rpc::FederatedRoundRequest req;
@@ -151,22 +166,8 @@ struct Node::Impl {
     b.augment = req.augment();
     LocalResult r;
     {
-      std::unique_lock lock(mu);
-      free_slot.wait(lock, [&] { return busy < c.workers; });
-      ++busy;
-    }
-    try {
+      const Slot slot(*this);
       r = train_from(req.family(), d, global, train, val, b, EvalSettings{}, req.mu());
-    } catch (...) {
-      std::lock_guard lock(mu);
-      --busy;
-      free_slot.notify_one();
-      throw;
-    }
-    {
-      std::lock_guard lock(mu);
-      --busy;
-      free_slot.notify_one();
     }
     r.state.from = c.id;
     const std::string payload = fed::encode(r.state);
@@ -217,24 +218,10 @@ struct Node::Impl {
     const std::string model =
         req.return_model() ? (fs::path(c.dir) / "models" / (req.run() + "-c" + std::to_string(req.candidate()) + ".pt")).string()
                            : std::string();
-    {
-      std::unique_lock lock(mu);
-      free_slot.wait(lock, [&] { return busy < c.workers; });
-      ++busy;
-    }
     Metrics m;
-    try {
-      m = train_and_evaluate(req.family(), d, train, val, b, es, model);
-    } catch (...) {
-      std::lock_guard lock(mu);
-      --busy;
-      free_slot.notify_one();
-      throw;
-    }
     {
-      std::lock_guard lock(mu);
-      --busy;
-      free_slot.notify_one();
+      const Slot slot(*this);
+      m = train_and_evaluate(req.family(), d, train, val, b, es, model);
     }
     rpc::TrainReply reply;
     for (const auto& [k, v] : m) (*reply.mutable_metrics())[k] = v;

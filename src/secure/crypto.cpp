@@ -19,18 +19,11 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "secure/openssl_error.h"
 
 namespace gng::secure {
 
-namespace {
-
-using PKeyCtx = std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)>;
-using MdCtx = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
-using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
-using Bio = std::unique_ptr<BIO, decltype(&BIO_free)>;
-
-// The last OpenSSL error as text (and the queue cleared), for messages.
-std::string ssl_error() {
+std::string detail::ssl_error() {
   const unsigned long e = ERR_get_error();
   ERR_clear_error();
   if (e == 0) return "no OpenSSL error recorded";
@@ -39,8 +32,17 @@ std::string ssl_error() {
   return buf;
 }
 
-// OpenSSL failures that no user input can cause (allocation, a broken library).
-[[noreturn]] void internal(const std::string& what) { throw std::runtime_error(what + ": " + ssl_error()); }
+void detail::internal(const std::string& what) { throw std::runtime_error(what + ": " + ssl_error()); }
+
+namespace {
+
+using PKeyCtx = std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)>;
+using MdCtx = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
+using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
+using Bio = std::unique_ptr<BIO, decltype(&BIO_free)>;
+
+using detail::internal;
+using detail::ssl_error;
 
 std::shared_ptr<EVP_PKEY> own(EVP_PKEY* k) { return {k, EVP_PKEY_free}; }
 

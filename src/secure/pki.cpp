@@ -15,6 +15,7 @@
 #include <regex>
 
 #include "core/error.h"
+#include "secure/openssl_error.h"
 
 namespace fs = std::filesystem;
 
@@ -25,16 +26,8 @@ namespace {
 using Bio = std::unique_ptr<BIO, decltype(&BIO_free)>;
 using Crl = std::unique_ptr<X509_CRL, decltype(&X509_CRL_free)>;
 
-std::string ssl_error() {
-  const unsigned long e = ERR_get_error();
-  ERR_clear_error();
-  if (e == 0) return "no OpenSSL error recorded";
-  char buf[256];
-  ERR_error_string_n(e, buf, sizeof buf);
-  return buf;
-}
-
-[[noreturn]] void internal(const std::string& what) { throw std::runtime_error(what + ": " + ssl_error()); }
+using detail::internal;
+using detail::ssl_error;
 
 std::string name_entry(X509_NAME* name, int nid) {
   const int i = X509_NAME_get_index_by_NID(name, nid, -1);
