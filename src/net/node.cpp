@@ -11,6 +11,7 @@
 #include "data/dataset.h"
 #include "gng.pb.h"
 #include "secure/envelope.h"
+#include "serve/serve.h"
 
 namespace fs = std::filesystem;
 
@@ -91,7 +92,7 @@ struct Node::Impl {
   std::vector<std::size_t> label_counts;
   std::unique_ptr<audit::AuditLog> log;
   std::unique_ptr<Server> server;
-  std::mutex mu;
+  std::mutex mu, deploy_mu;
   std::condition_variable free_slot;
   int busy = 0;
 
@@ -187,6 +188,56 @@ struct Node::Impl {
     return reply.SerializeAsString();
   }
 
+  std::unique_ptr<serve::Server> serving;  // the deployed model, when there is one
+
+  std::string deploy(const Peer& peer, const std::string& body) {
+    if (peer.role != "orchestrator") throw Failure(401, "'" + peer.id + "' (" + peer.role + ") may not deploy models");
+    rpc::DeployRequest req;
+    if (!req.ParseFromString(body)) throw Failure(400, "Deploy: not a DeployRequest message");
+    secure::OpenOptions o;
+    o.trust = &trust;
+    o.me = c.id;
+    o.tls_exporter = peer.exporter;
+    o.allow_pqc_only = true;
+    o.replay = &replay;
+    const auto& env = req.model_envelope();
+    std::pair<std::string, std::string> model;
+    try {
+      const secure::Opened opened = secure::open(secure::View(reinterpret_cast<const uint8_t*>(env.data()), env.size()), o);
+      if (opened.header.sender != peer.id) throw Error("the model is signed by '" + opened.header.sender + "', not by the caller");
+      model = unpack_model(opened.update);
+      log->append("exchange", peer.id,
+                  {{"from", peer.id}, {"to", c.id}, {"run", req.run()}, {"seq", req.seq()}, {"deploy", true},
+                   {"model_digest", opened.header.model_digest}, {"mode", opened.header.mode}, {"bytes", env.size()}});
+    } catch (const Error& e) {
+      log->append("rejection", peer.id, {{"from", peer.id}, {"reason", e.what()}, {"bytes", env.size()}});
+      throw Failure(400, std::string("model rejected: ") + e.what());
+    }
+    const std::string path = (fs::path(c.dir) / "deployed.pt").string();
+    std::lock_guard lock(deploy_mu);
+    if (serving) serving->stop();
+    serving.reset();
+    secure::write_file_atomic(path + ".json", model.first);
+    secure::write_file_atomic(path, model.second);
+    serve::Options so;
+    so.port = 0;
+    so.max_inflight = 16;
+    so.compute_slots = 1;
+    serving = std::make_unique<serve::Server>(path, train, so);
+    rpc::DeployReply reply;
+    reply.set_port(static_cast<uint32_t>(serving->start()));
+    reply.set_model_sha256(serving->model_sha256());
+    log->append("deploy", c.id, {{"run", req.run()}, {"model_sha256", serving->model_sha256()}, {"port", reply.port()}});
+    return reply.SerializeAsString();
+  }
+
+  std::string telemetry() {
+    rpc::TelemetryReply reply;
+    std::lock_guard lock(deploy_mu);
+    if (serving) reply.set_json(serving->telemetry());
+    return reply.SerializeAsString();
+  }
+
   std::string health() {
     rpc::HealthReply h;
     h.set_id(c.id);
@@ -256,6 +307,8 @@ Node::Node(NodeConfig config) : impl_(new Impl) {
   s.server = std::make_unique<Server>(s.me, s.trust);
   s.server->rpc("Health", [this](const Peer&, const std::string&) { return impl_->health(); });
   s.server->rpc("Train", [this](const Peer& p, const std::string& body) { return impl_->train_rpc(p, body); });
+  s.server->rpc("Deploy", [this](const Peer& p, const std::string& body) { return impl_->deploy(p, body); });
+  s.server->rpc("Telemetry", [this](const Peer&, const std::string&) { return impl_->telemetry(); });
   s.server->rpc("FederatedRound",
                 [this](const Peer& p, const std::string& body) { return impl_->federated_round(p, body); });
 }
@@ -329,6 +382,33 @@ Trained NodeClient::train(const TrainJob& job) {
     out.model_digest = opened.header.model_digest;
   }
   return out;
+}
+
+int NodeClient::deploy(const std::string& run, const std::string& model_path) {
+  const Peer session = client_.session();
+  const std::string payload = pack_model(secure::read_file(model_path + ".json"), secure::read_file(model_path));
+  secure::EnvelopeHeader h;
+  h.sender = me_;
+  h.recipient = session.id;
+  h.run = run;
+  h.seq = ++seq_;
+  h.model_digest = secure::model_digest(secure::view(payload));
+  const secure::Bytes wire = secure::seal(h, secure::view(payload), session.exporter, {}, identity_);
+  rpc::DeployRequest req;
+  req.set_model_envelope(wire.data(), wire.size());
+  req.set_run(run);
+  req.set_seq(h.seq);
+  rpc::DeployReply reply;
+  if (!reply.ParseFromString(client_.rpc("Deploy", req.SerializeAsString())))
+    throw Error(where_ + ": the answer to Deploy is not a DeployReply");
+  return static_cast<int>(reply.port());
+}
+
+std::string NodeClient::telemetry() {
+  rpc::TelemetryReply reply;
+  if (!reply.ParseFromString(client_.rpc("Telemetry", rpc::TelemetryRequest().SerializeAsString())))
+    throw Error(where_ + ": the answer to Telemetry is not a TelemetryReply");
+  return reply.json();
 }
 
 RoundResult NodeClient::federated_round(const RoundJob& job) {

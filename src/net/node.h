@@ -1,6 +1,8 @@
 #pragma once
 // A node: one per site, holding its own shard of the data (raw data never leaves it), serving the
-// Node RPCs over PQ-TLS (rpc.h): Health, Train and FederatedRound. `gng node --config node.yaml` runs one; the
+// Node RPCs over PQ-TLS (rpc.h): Health, Train, FederatedRound, Deploy and Telemetry. A deployed
+// model is served on the node's plain-HTTP inference endpoint (src/serve), whose telemetry the
+// orchestrator pulls. `gng node --config node.yaml` runs one; the
 // orchestrator reaches it through NodeClient. Trained weights travel back only as a sealed
 // envelope for the caller (secure/envelope.h), and every model a node sends is entered in the
 // node's own audit log.
@@ -95,6 +97,9 @@ class NodeClient {
   Trained train(const TrainJob& job);
   // One federated round on the node: the global state goes sealed, the new state comes back sealed.
   RoundResult federated_round(const RoundJob& job);
+  // Sends a saved model (weights file and its .json) sealed; the node serves it. Returns the port.
+  int deploy(const std::string& run, const std::string& model_path);
+  std::string telemetry();  // the serving endpoint's JSON snapshot ("" before a deploy)
   const std::string& where() const { return where_; }
 
  private:

@@ -9,6 +9,7 @@
 #include "net/fixture.h"
 #include "net/node.h"
 #include "support/error_of.h"
+#include "support/paths.h"
 
 namespace gng::net {
 namespace {
@@ -89,6 +90,49 @@ TEST(Node, TrainsOnItsShardAndSendsTheModelSealed) {
             std::string::npos);
   job.design_json = "{\"width\": \"nine\"}";
   EXPECT_NE(test::error_of([&] { c.train(job); }).find("HTTP 400"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gng::net
+
+namespace gng::net {
+namespace {
+
+TEST(Node, ServesADeployedModelAndReportsItsTelemetry) {
+  const std::string dir = testing::TempDir() + "gng-node-deploy-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  Node node(tiny_node("n1", 1, dir));
+  const int port = node.listen();
+  NodeClient c(pki().orch, pki().trust(), "127.0.0.1", port);
+  EXPECT_EQ(c.telemetry(), "");  // nothing deployed yet
+  // A model trained (and sent back sealed) by the node, deployed to it again.
+  TrainJob job;
+  job.run = "r2";
+  job.family = "cnn";
+  job.design_json = Design{{{"width", "4"}}}.to_json();
+  job.return_model = true;
+  const Trained t = c.train(job);
+  const std::string model = dir + "/orchestrator-copy.pt";
+  secure::write_file_atomic(model + ".json", t.model_json);
+  secure::write_file_atomic(model, t.weights);
+  const int serve_port = c.deploy("r2", model);
+  ASSERT_GT(serve_port, 0);
+  // Its inference endpoint answers, and the telemetry the orchestrator pulls counts the request.
+  const auto r = test::run(
+      "/usr/bin/python3 -c \"import json, urllib.request as u; print(u.urlopen(u.Request('http://127.0.0.1:" +
+      std::to_string(serve_port) +
+      "/v1/predict', data=json.dumps({'inputs': [[0.5] * 784]}).encode(), headers={'Content-Type': 'application/json'})).read().decode())\"");
+  EXPECT_NE(r.out.find("\"classes\""), std::string::npos) << r.out;
+  const auto tele = nlohmann::json::parse(c.telemetry());
+  EXPECT_EQ(tele.at("requests"), 1);
+  EXPECT_EQ(tele.at("errors"), 0);
+  audit::AuditLog log(dir + "/audit.db", false);
+  bool deployed = false;
+  for (const auto& e : log.entries(0, log.size())) deployed |= e.kind == "deploy";
+  EXPECT_TRUE(deployed);
+  // Only the orchestrator deploys.
+  NodeClient peer(pki().n2, pki().trust(), "127.0.0.1", port);
+  EXPECT_NE(test::error_of([&] { peer.deploy("r2", model); }).find("may not deploy models"), std::string::npos);
 }
 
 }  // namespace
