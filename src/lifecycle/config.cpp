@@ -31,7 +31,7 @@ const std::set<std::string> kMetrics{"accuracy", "robustness", "latency_ms", "ba
 Policy Policy::from_yaml(const std::string& text, const std::string& source) {
   Policy p;
   const YAML::Node root = load(text, source);
-  check_keys(root, source, "the policy", {"objectives", "budgets", "safety", "approval"});
+  check_keys(root, source, "the policy", {"objectives", "budgets", "safety", "approval", "telemetry"});
   if (const auto o = root["objectives"]) {
     check_keys(o, source, "objectives", kMetrics);
     p.objectives.clear();
@@ -60,7 +60,36 @@ Policy Policy::from_yaml(const std::string& text, const std::string& source) {
     if (v != "auto" && v != "manual") throw Error(where(source, a) + ": approval must be 'auto' or 'manual', got '" + v + "'");
     p.manual_approval = v == "manual";
   }
+  if (const auto t = root["telemetry"]) {
+    check_keys(t, source, "telemetry", {"drift_psi", "boost", "max_boost"});
+    if (t["drift_psi"]) p.drift_psi = number(t["drift_psi"], source, "drift_psi", 0, 100);
+    if (t["boost"]) p.boost = number(t["boost"], source, "boost", 1, 100);
+    if (t["max_boost"]) p.max_boost = number(t["max_boost"], source, "max_boost", 1, 1000);
+  }
   return p;
+}
+
+std::string Policy::react(const Telemetry& t, const Policy& base) {
+  std::ostringstream why;
+  auto raise = [&](const char* metric, double start, const std::string& reason) {
+    const auto b = base.objectives.find(metric);
+    const double w0 = b != base.objectives.end() && b->second != 0 ? b->second : start;
+    const double now = objectives.count(metric) && objectives[metric] != 0 ? objectives[metric] : w0;
+    const double cap = w0 * max_boost;
+    const double next = std::abs(now * boost) > std::abs(cap) ? cap : now * boost;
+    if (next == objectives[metric]) return;
+    why << (why.tellp() > 0 ? "; " : "") << reason << ": weight of " << metric << " " << objectives[metric] << " → " << next;
+    objectives[metric] = next;
+  };
+  if (t.drift_psi > drift_psi)
+    raise("robustness", 0.1, "input drift PSI " + std::to_string(t.drift_psi).substr(0, 5) + " > " + std::to_string(drift_psi).substr(0, 4));
+  if (max_latency_ms > 0 && t.latency_p99_ms > max_latency_ms)
+    raise("latency_ms", -0.001, "p99 latency " + std::to_string(t.latency_p99_ms).substr(0, 6) + " ms > " +
+                                    std::to_string(max_latency_ms).substr(0, 6) + " ms");
+  if (min_accuracy > 0 && t.feedback_accuracy >= 0 && t.feedback_accuracy < min_accuracy)
+    raise("accuracy", 1.0, "feedback accuracy " + std::to_string(t.feedback_accuracy).substr(0, 5) + " < " +
+                               std::to_string(min_accuracy).substr(0, 5));
+  return why.str();
 }
 
 std::string Policy::safety_violation(const std::map<std::string, double>& m) const {

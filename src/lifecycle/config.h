@@ -17,11 +17,25 @@ struct Policy {
   std::map<std::string, double> max_cost;  // params, flops: added to the space's budgets
   double min_accuracy = 0, min_robustness = 0, max_latency_ms = 0;  // 0 = no limit
   bool manual_approval = false;       // manual: promotion waits for `gng approve RUN CANDIDATE`
+  // telemetry: how the loop may react to what the deployed model reports — within these bounds only.
+  // Input drift above drift_psi raises the robustness weight, a p99 latency above the safety
+  // max_latency_ms makes the latency weight more negative, feedback accuracy below min_accuracy
+  // raises the accuracy weight: each time ×boost, never beyond max_boost × its weight in the policy
+  // (a weight the policy left at 0 starts from 0.1 for robustness, −0.001 for latency).
+  double drift_psi = 0.25, boost = 1.5, max_boost = 4;
 
   static Policy from_yaml(const std::string& text, const std::string& source);
   // Empty when the metrics meet every safety constraint, else the first one broken.
   std::string safety_violation(const std::map<std::string, double>& metrics) const;
   double score(const std::map<std::string, double>& metrics) const;
+
+  struct Telemetry {
+    double drift_psi = 0, latency_p99_ms = 0, feedback_accuracy = -1;  // −1: no feedback yet
+  };
+  // Adjusts `objectives` (this policy) to what the deployed model reports, relative to `base` (the
+  // policy as the operator wrote it) and within its telemetry bounds. Returns what changed and why
+  // ("" when nothing did).
+  std::string react(const Telemetry& t, const Policy& base);
 };
 
 struct Rung {

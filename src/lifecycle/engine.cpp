@@ -107,6 +107,9 @@ class Engine {
       : dir_(dir), c_(std::move(config)), out_(out), reg_((fs::path(dir) / "registry.db").string(), true),
         audit_((fs::path(dir) / audit::kLogFile).string(), true) {
     policy_ = Policy::from_yaml(c_.policy_text, c_.policy_source.empty() ? "<policy>" : c_.policy_source);
+    base_policy_ = policy_;
+    if (const auto w = reg_.meta("objectives"))  // weights the telemetry changed before a resume
+      policy_.objectives = nlohmann::json::parse(*w).get<std::map<std::string, double>>();
     fs::create_directories(fs::path(dir_) / "models");
   }
   ~Engine() { stop_nodes(); }
@@ -132,6 +135,7 @@ class Engine {
         stop = "wall-clock budget spent";
         break;
       }
+      observe(cycle);
       const std::vector<int> ids = generate(cycle);
       if (ids.empty()) {
         stop = "candidate budget spent";
@@ -151,6 +155,7 @@ class Engine {
       if (!stop.empty()) break;
       select(cycle);
       federate(cycle);
+      deploy(cycle);
       note(cycle, "cycle-done", "cycle " + std::to_string(cycle + 1) + " of " + std::to_string(policy_.cycles) + " done");
     }
     finish(stop);
@@ -559,6 +564,60 @@ class Engine {
     last_federated_.clear();
   }
 
+  // Deploy: the promoted model (when it changed) goes sealed to every node, which serves it.
+  void deploy(int cycle) {
+    if (nodes_.empty() || reg_.promotions().empty()) return;
+    const std::string model = reg_.promotions().back().model;
+    const std::string digest = file_digest(model);
+    if (digest == deployed_) return;
+    for (auto& n : nodes_) {
+      if (!n.client) continue;
+      try {
+        const int port = n.client->deploy(fs::path(dir_).filename().string(), model);
+        note(cycle, "deploy", n.id + " serves model " + digest.substr(0, 12) + " on http://127.0.0.1:" + std::to_string(port) + "/v1/predict");
+      } catch (const std::exception& e) {
+        note(cycle, "deploy", n.id + ": not deployed: " + e.what());
+      }
+    }
+    deployed_ = digest;
+  }
+
+  // Observe: the deployed model's telemetry from every node (the worst of each signal) shapes the
+  // next cycle's objective, within the policy's telemetry bounds; every change is audited.
+  void observe(int cycle) {
+    if (nodes_.empty() || deployed_.empty()) return;
+    Policy::Telemetry worst;
+    std::string seen;
+    for (auto& n : nodes_) {
+      if (!n.client) continue;
+      try {
+        const std::string text = n.client->telemetry();
+        if (text.empty()) continue;
+        const auto j = nlohmann::json::parse(text);
+        auto num = [&](const char* k) { return j.contains(k) && j[k].is_number() ? j[k].get<double>() : -1.0; };
+        worst.drift_psi = std::max(worst.drift_psi, num("drift_psi"));
+        worst.latency_p99_ms = std::max(worst.latency_p99_ms, num("latency_p99_ms"));
+        if (const double a = num("feedback_accuracy"); a >= 0)
+          worst.feedback_accuracy = worst.feedback_accuracy < 0 ? a : std::min(worst.feedback_accuracy, a);
+        seen += (seen.empty() ? "" : "; ") + n.id + ": " + std::to_string(j.value("requests", 0)) + " requests, drift " +
+                j.value("drift", std::string("?"));
+      } catch (const std::exception& e) {
+        seen += (seen.empty() ? "" : "; ") + n.id + ": no telemetry (" + e.what() + ")";
+      }
+    }
+    if (seen.empty()) return;
+    note(cycle, "telemetry", seen);
+    const std::string change = policy_.react(worst, base_policy_);
+    if (change.empty()) return;
+    nlohmann::json weights(policy_.objectives);
+    {
+      std::lock_guard lock(mutex_);
+      audit_.append("policy", "orchestrator", {{"cycle", cycle}, {"objectives", weights}, {"reason", change}});
+      reg_.set_meta("objectives", weights.dump());
+    }
+    note(cycle, "objective", change);
+  }
+
   // --- nodes: local `gng node` processes, one shard each, reached over PQ-TLS ---------------------
 
   struct NodeProc {
@@ -663,6 +722,8 @@ class Engine {
   Dataset train_, val_, test_;
   std::unique_ptr<SearchSpace> space_;
   std::vector<NodeProc> nodes_;
+  std::string deployed_;   // digest of the model the nodes serve
+  Policy base_policy_;     // the policy as written: telemetry reactions are bounded relative to it
   Metrics last_federated_;
   int failed_rounds_ = 0;
   Feasibility feasible_;

@@ -10,10 +10,15 @@
 #include <sstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "audit/log.h"
 #include "core/error.h"
 #include "lifecycle/config.h"
 #include "lifecycle/registry.h"
+#include "net/fixture.h"
+#include "net/node.h"
+#include "secure/crypto.h"
 #include "support/error_of.h"
 #include "support/paths.h"
 
@@ -362,6 +367,14 @@ TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
   }
   EXPECT_EQ(rounds, 4);
   EXPECT_EQ(federated, 2);
+  // The promoted model was deployed to both nodes, and the next cycle began by pulling telemetry.
+  int deploys = 0, telemetry = 0;
+  for (const auto& d : reg.decisions()) {
+    deploys += d.kind == "deploy" && d.text.find(" serves model ") != std::string::npos;
+    telemetry += d.kind == "telemetry";
+  }
+  EXPECT_GE(deploys, 2);
+  EXPECT_GE(telemetry, 1);
   // Top-rung models came back sealed from the nodes, and the nodes audited what they sent.
   ASSERT_FALSE(reg.promotions().empty());
   EXPECT_TRUE(fs::exists(reg.promotions().back().model));
@@ -377,6 +390,77 @@ TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
   EXPECT_EQ(node_pids("n1").size(), 2u);
   for (const char* n : {"n1", "n2"})
     for (pid_t p : node_pids(n)) EXPECT_NE(kill(p, 0), 0) << n << " (pid " << p << ") still runs";
+}
+
+}  // namespace
+}  // namespace gng
+
+namespace gng {
+namespace {
+
+TEST(Policy, TelemetryRaisesTheOffendingObjectiveWithinTheBounds) {
+  const Policy base = Policy::from_yaml(
+      "objectives: {accuracy: 1.0, latency_ms: -0.002}\nsafety: {min_accuracy: 0.8, max_latency_ms: 20}\n"
+      "telemetry: {drift_psi: 0.25, boost: 2, max_boost: 4}\n", "p.yaml");
+  Policy p = base;
+  EXPECT_EQ(p.react({0.05, 10, 0.9}, base), "");  // all within bounds: nothing changes
+  EXPECT_EQ(p.objectives, base.objectives);
+  const std::string drift = p.react({0.6, 10, -1}, base);
+  EXPECT_NE(drift.find("input drift PSI 0.600 > 0.25: weight of robustness 0 → 0.2"), std::string::npos) << drift;
+  p.react({0.6, 10, -1}, base);
+  p.react({0.6, 10, -1}, base);
+  EXPECT_DOUBLE_EQ(p.objectives.at("robustness"), 0.4);  // 0.1 × max_boost: no further
+  EXPECT_EQ(p.react({0.6, 10, -1}, base), "");
+  const std::string slow = p.react({0, 35, 0.5}, base);
+  EXPECT_NE(slow.find("p99 latency 35.000 ms > 20.000 ms: weight of latency_ms -0.002 → -0.004"), std::string::npos) << slow;
+  EXPECT_NE(slow.find("feedback accuracy 0.500 < 0.800: weight of accuracy 1 → 2"), std::string::npos) << slow;
+  EXPECT_EQ(test::error_of([] { Policy::from_yaml("telemetry: {boost: 0.5}\n", "p.yaml"); }),
+            "p.yaml:1: 'boost' must be in [1, 100], got 0.5");
+}
+
+}  // namespace
+}  // namespace gng
+
+namespace gng {
+namespace {
+
+// Deploy → observe end to end: a node serves the model, a shifted input stream arrives, the
+// telemetry the orchestrator pulls shows the drift, and the policy raises the robustness weight.
+TEST(Observe, AShiftedInputStreamRaisesTheRobustnessWeight) {
+  const std::string dir = testing::TempDir() + "gng-observe-" + std::to_string(getpid());
+  fs::remove_all(dir);
+  net::NodeConfig nc;
+  nc.id = "n1";
+  nc.pki = test::pki().dir;
+  nc.dir = dir;
+  nc.data = kFashionMnistDir;
+  nc.train_limit = 1000;
+  nc.validation = 200;
+  net::Node node(nc);
+  net::NodeClient c(test::pki().orch, test::pki().trust(), "127.0.0.1", node.listen());
+  net::TrainJob job;
+  job.run = "obs";
+  job.family = "cnn";
+  job.design_json = Design{{{"width", "4"}}}.to_json();
+  job.return_model = true;
+  const net::Trained t = c.train(job);
+  secure::write_file_atomic(dir + "/m.pt.json", t.model_json);
+  secure::write_file_atomic(dir + "/m.pt", t.weights);
+  const int port = c.deploy("obs", dir + "/m.pt");
+  // 150 over-bright images (every pixel 0.9: far from Fashion-MNIST's mostly dark pixels).
+  const auto r = test::run("/usr/bin/python3 -c \"import json, urllib.request as u; print(u.urlopen(u.Request('http://127.0.0.1:" +
+                           std::to_string(port) +
+                           "/v1/predict', data=json.dumps({'inputs': [[0.9] * 784] * 150}).encode(), "
+                           "headers={'Content-Type': 'application/json'})).status)\"");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto tele = nlohmann::json::parse(c.telemetry());
+  ASSERT_TRUE(tele.at("drift_psi").is_number()) << tele.dump();
+  EXPECT_EQ(tele.at("drift"), "shift");
+  const Policy base = Policy::from_yaml("objectives: {accuracy: 1.0}\n", "p.yaml");
+  Policy p = base;
+  const std::string change = p.react({tele.at("drift_psi").get<double>(), 0, -1}, base);
+  EXPECT_NE(change.find("weight of robustness 0 → 0.15"), std::string::npos) << change;
+  EXPECT_GT(p.score({{"accuracy", 0.9}, {"robustness", 0.8}}), base.score({{"accuracy", 0.9}, {"robustness", 0.8}}));
 }
 
 }  // namespace
