@@ -642,7 +642,8 @@ class Engine {
       y << "id: " << n.id << "\npki: " << pki << "\ndir: " << home.string() << "\nlisten: 127.0.0.1:0\ndata: "
         << c_.data_dir << "\nshard: {index: " << k << ", of: " << nodes_.size() << ", partition: " << c_.partition
         << ", alpha: " << c_.alpha << ", seed: " << c_.seed << "}\nvalidation: "
-        << std::max<std::size_t>(1, c_.validation / nodes_.size()) << "\ntrain_limit: " << c_.train_limit << "\n";
+        << std::max<std::size_t>(1, c_.validation / nodes_.size()) << "\ntrain_limit: " << c_.train_limit
+        << "\nholdout: " << c_.validation << "\n";  // the orchestrator's validation images are in no shard
       secure::write_file_atomic(config, y.str());
       fs::remove(log);
       const pid_t pid = fork();

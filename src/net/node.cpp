@@ -50,7 +50,7 @@ NodeConfig NodeConfig::from_yaml(const std::string& text, const std::string& sou
   using namespace yaml;
   const YAML::Node root = load(text, source);
   check_keys(root, source, "the node config",
-             {"id", "pki", "listen", "dir", "data", "shard", "validation", "train_limit", "workers"});
+             {"id", "pki", "listen", "dir", "data", "shard", "validation", "train_limit", "holdout", "workers"});
   NodeConfig c;
   for (const char* required : {"id", "pki", "dir"})
     if (!root[required]) throw Error(source + ": '" + required + "' is required");
@@ -78,6 +78,7 @@ NodeConfig NodeConfig::from_yaml(const std::string& text, const std::string& sou
   }
   if (root["validation"]) c.validation = static_cast<std::size_t>(number(root["validation"], source, "validation", 1, 1e7));
   if (root["train_limit"]) c.train_limit = static_cast<std::size_t>(number(root["train_limit"], source, "train_limit", 0, 1e9));
+  if (root["holdout"]) c.holdout = static_cast<std::size_t>(number(root["holdout"], source, "holdout", 0, 1e9));
   if (root["workers"]) c.workers = static_cast<int>(number(root["workers"], source, "workers", 1, 64));
   return c;
 }
@@ -102,6 +103,10 @@ struct Node::Impl {
       std::vector<std::size_t> first(c.train_limit);
       for (std::size_t i = 0; i < first.size(); ++i) first[i] = i;
       all = subset(all, first);
+    }
+    if (c.holdout > 0) {  // exactly the orchestrator's split (same function, fraction and seed): its validation images stay out
+      if (c.holdout >= all.count) throw Error("node '" + c.id + "': holdout " + std::to_string(c.holdout) + " leaves no training images");
+      all = split(all, static_cast<double>(c.holdout) / static_cast<double>(all.count), c.seed).first;
     }
     const auto parts = c.partition == "iid" ? partition_iid(all, c.shards, c.seed)
                                             : partition_dirichlet(all, c.shards, c.alpha, c.seed);

@@ -16,6 +16,8 @@
 //   shard: {index: 0, of: 3, partition: iid, alpha: 0.5, seed: 1}   # partition: iid | dirichlet
 //   validation: 2000            # held out of the shard for the node's evaluations
 //   train_limit: 0              # use only the first N training images before sharding (0 = all)
+//   holdout: 0                  # the orchestrator's validation images (split off with shard.seed as
+//                               # it does), never part of any shard
 //   workers: 1                  # trainings at once
 #include <memory>
 #include <string>
@@ -32,7 +34,7 @@ struct NodeConfig {
   std::string partition = "iid";
   double alpha = 0.5;
   uint64_t seed = 1;
-  std::size_t validation = 2000, train_limit = 0;
+  std::size_t validation = 2000, train_limit = 0, holdout = 0;
   int workers = 1;
 
   // Strict: unknown keys, wrong types, impossible values are gng::Errors naming source and line.

@@ -137,3 +137,23 @@ TEST(Node, ServesADeployedModelAndReportsItsTelemetry) {
 
 }  // namespace
 }  // namespace gng::net
+
+namespace gng::net {
+namespace {
+
+TEST(Node, TheOrchestratorsHoldoutIsInNoShard) {
+  const std::string dir = testing::TempDir() + "gng-node-holdout-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  NodeConfig c = tiny_node("n1", 0, dir);
+  c.holdout = 400;
+  c.validation = 100;
+  Node node(c);
+  NodeClient client(pki().orch, pki().trust(), "127.0.0.1", node.listen());
+  const NodeHealth h = client.health();
+  EXPECT_EQ(h.train_samples + h.validation_samples, 400u);  // (1200 − 400) / 2
+  c.holdout = 1200;
+  EXPECT_EQ(test::error_of([&] { Node again(c); }), "node 'n1': holdout 1200 leaves no training images");
+}
+
+}  // namespace
+}  // namespace gng::net
