@@ -547,14 +547,15 @@ int main(int argc, char** argv) try {
   else
     sgd_text = "not reached within " + std::to_string(sgd_done) + " (" + sgd_stop + "; last " +
                pct(sgd_curve.empty() ? 0 : sgd_curve.back().acc) + ")";
+  if (!run_section('c')) sgd_text = "skipped";
   std::printf("  %-34s %s\n", "FedSGD (one step per node)", sgd_text.c_str());
-  if (fedavg_to_target && sgd_to_target)
+  if (run_section('c') && fedavg_to_target && sgd_to_target)
     std::printf("  %-34s %.0f× (McMahan et al.: 10–100×)\n", "FedSGD / FedAvg rounds", double(sgd_to_target) / fedavg_to_target);
-  else if (fedavg_to_target)
+  else if (run_section('c') && fedavg_to_target)
     std::printf("  %-34s > %.0f× (McMahan et al.: 10–100×)\n", "FedSGD / FedAvg rounds", double(sgd_done) / fedavg_to_target);
-  std::printf("  FedSGD curve (round:accuracy):");
-  for (const auto& p : sgd_curve) std::printf(" %d:%.2f", p.round, 100 * p.acc);
   if (run_section('c')) {
+    std::printf("  FedSGD curve (round:accuracy):");
+    for (const auto& p : sgd_curve) std::printf(" %d:%.2f", p.round, 100 * p.acc);
     // Lower targets, read off the same two curves (FedSGD's first evaluated round at or above it).
     std::printf("\n  from the same curves:");
     for (double t : {0.70, 0.75, 0.80}) {
@@ -568,13 +569,17 @@ int main(int argc, char** argv) try {
       if (fa && fs) std::printf(" (%.0f×)", double(fs) / fa);
       std::printf(";");
     }
+    std::printf("\n");
   }
 
   const double clean_at = fedavg_acc[static_cast<std::size_t>(std::min(attack_rounds, rounds)) - 1];
-  if (!run_section('d')) std::printf("\n\nd) poisoning: skipped\n");
-  else std::printf("\n\nd) poisoning: node n%d sends global %+g × (its update), %d rounds; clean FedAvg at round %d: %s\n",
-              attacker, attack_scale, attack_rounds, std::min(attack_rounds, rounds), pct(clean_at).c_str());
-  std::printf("  %-34s %10s %12s\n", "rule", "accuracy", "vs clean");
+  if (!run_section('d'))
+    std::printf("\nd) poisoning: skipped\n");
+  else
+    std::printf("\nd) poisoning: node n%d sends global %+g × (its update), %d rounds; clean FedAvg at round %d: %s\n"
+                "  %-34s %10s %12s\n",
+                attacker, attack_scale, attack_rounds, std::min(attack_rounds, rounds), pct(clean_at).c_str(), "rule",
+                "accuracy", "vs clean");
   for (const auto& a : attacked)
     std::printf("  %-34s %10s %+9.2f pt\n", (a.rule + (a.attacked ? ", attacked" : ", clean")).c_str(),
                 pct(a.acc.back()).c_str(), 100 * (a.acc.back() - clean_at));
