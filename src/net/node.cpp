@@ -121,7 +121,30 @@ struct Node::Impl {
     for (int32_t l : train.labels) ++label_counts.at(static_cast<std::size_t>(l));
   }
 
-  secure::ReplayGuard replay;  // global states arriving from the orchestrator
+  secure::ReplayGuard replay;  // what arrives from the orchestrator
+
+  // An envelope the caller sealed for this node over this session: opened (trust, signature,
+  // session, replay, digest), its sender checked against the caller, and audited either way.
+  secure::Opened receive(const Peer& peer, const std::string& env, const std::string& what, nlohmann::json detail) {
+    secure::OpenOptions o;
+    o.trust = &trust;
+    o.me = c.id;
+    o.tls_exporter = peer.exporter;
+    o.allow_pqc_only = true;
+    o.replay = &replay;
+    try {
+      secure::Opened opened = secure::open(secure::View(reinterpret_cast<const uint8_t*>(env.data()), env.size()), o);
+      if (opened.header.sender != peer.id)
+        throw Error("the " + what + " is signed by '" + opened.header.sender + "', not by the caller '" + peer.id + "'");
+      detail.update({{"from", peer.id}, {"to", c.id}, {"model_digest", opened.header.model_digest},
+                     {"mode", opened.header.mode}, {"bytes", env.size()}, {"tls_group", peer.tls_group}});
+      log->append("exchange", peer.id, detail);
+      return opened;
+    } catch (const Error& e) {
+      log->append("rejection", peer.id, {{"from", peer.id}, {"reason", e.what()}, {"bytes", env.size()}});
+      throw Failure(400, what + " rejected: " + e.what());
+    }
+  }
 
   // One of the node's `workers` training slots, held for a scope (waits for a free one).
   struct Slot {
@@ -143,26 +166,15 @@ struct Node::Impl {
     rpc::FederatedRoundRequest req;
     if (!req.ParseFromString(body)) throw Failure(400, "FederatedRound: not a FederatedRoundRequest message");
     const Design d = Design::from_json(req.design_json());
-    secure::OpenOptions o;
-    o.trust = &trust;
-    o.me = c.id;
-    o.tls_exporter = peer.exporter;
-    o.allow_pqc_only = true;
-    o.replay = &replay;
-    const auto& env = req.global_envelope();
     fed::Update global;
-    try {
-      const secure::Opened opened = secure::open(secure::View(reinterpret_cast<const uint8_t*>(env.data()), env.size()), o);
-      if (opened.header.sender != peer.id)
-        throw Error("the global state is signed by '" + opened.header.sender + "', not by the caller '" + peer.id + "'");
-      global = fed::decode(std::string_view(reinterpret_cast<const char*>(opened.update.data()), opened.update.size()));
-      log->append("exchange", peer.id,
-                  {{"from", peer.id}, {"to", c.id}, {"run", req.run()}, {"round", req.round()}, {"seq", req.seq()},
-                   {"model_digest", opened.header.model_digest}, {"mode", opened.header.mode}, {"bytes", env.size()},
-                   {"tls_group", peer.tls_group}});
-    } catch (const Error& e) {
-      log->append("rejection", peer.id, {{"from", peer.id}, {"reason", e.what()}, {"bytes", env.size()}});
-      throw Failure(400, std::string("global state rejected: ") + e.what());
+    {
+      const secure::Opened opened = receive(peer, req.global_envelope(), "global state",
+                                            {{"run", req.run()}, {"round", req.round()}, {"seq", req.seq()}});
+      try {
+        global = fed::decode(std::string_view(reinterpret_cast<const char*>(opened.update.data()), opened.update.size()));
+      } catch (const Error& e) {
+        throw Failure(400, std::string("global state rejected: ") + e.what());
+      }
     }
     TrainBudget b;
     b.epochs = req.epochs();
@@ -199,24 +211,15 @@ struct Node::Impl {
     if (peer.role != "orchestrator") throw Failure(401, "'" + peer.id + "' (" + peer.role + ") may not deploy models");
     rpc::DeployRequest req;
     if (!req.ParseFromString(body)) throw Failure(400, "Deploy: not a DeployRequest message");
-    secure::OpenOptions o;
-    o.trust = &trust;
-    o.me = c.id;
-    o.tls_exporter = peer.exporter;
-    o.allow_pqc_only = true;
-    o.replay = &replay;
-    const auto& env = req.model_envelope();
     std::pair<std::string, std::string> model;
-    try {
-      const secure::Opened opened = secure::open(secure::View(reinterpret_cast<const uint8_t*>(env.data()), env.size()), o);
-      if (opened.header.sender != peer.id) throw Error("the model is signed by '" + opened.header.sender + "', not by the caller");
-      model = unpack_model(opened.update);
-      log->append("exchange", peer.id,
-                  {{"from", peer.id}, {"to", c.id}, {"run", req.run()}, {"seq", req.seq()}, {"deploy", true},
-                   {"model_digest", opened.header.model_digest}, {"mode", opened.header.mode}, {"bytes", env.size()}});
-    } catch (const Error& e) {
-      log->append("rejection", peer.id, {{"from", peer.id}, {"reason", e.what()}, {"bytes", env.size()}});
-      throw Failure(400, std::string("model rejected: ") + e.what());
+    {
+      const secure::Opened opened =
+          receive(peer, req.model_envelope(), "model", {{"run", req.run()}, {"seq", req.seq()}, {"deploy", true}});
+      try {
+        model = unpack_model(opened.update);
+      } catch (const Error& e) {
+        throw Failure(400, std::string("model rejected: ") + e.what());
+      }
     }
     const std::string path = (fs::path(c.dir) / "deployed.pt").string();
     std::lock_guard lock(deploy_mu);
