@@ -191,17 +191,6 @@ NodeResult train_node(const Setup& s, const fed::Update& global, int node, int r
   return r;
 }
 
-// global + scale · (state − global), every tensor (buffers included): a sign-flipping, scaling attacker.
-fed::Update poison(const fed::Update& state, const fed::Update& global, double scale) {
-  fed::Update p = state;
-  for (std::size_t t = 0; t < p.tensors.size(); ++t)
-    for (std::size_t k = 0; k < p.tensors[t].values.size(); ++k) {
-      const double g = global.tensors[t].values[k];
-      p.tensors[t].values[k] = static_cast<float>(g + scale * (p.tensors[t].values[k] - g));
-    }
-  return p;
-}
-
 std::string rule_name(const fed::Rule& r) {
   char b[64];
   switch (r.kind) {
@@ -507,7 +496,7 @@ int main(int argc, char** argv) try {
       std::vector<fed::Update> updates;
       for (int i = 0; i < nodes; ++i) {
         fed::Update u = r == 1 ? round1[i] : train_node(s, g, i, r, local_epochs, mu).state;
-        if (attack && i == attacker) u = poison(u, g, attack_scale);
+        if (attack && i == attacker) u = fed::scaled_from(u, g, attack_scale);
         updates.push_back(std::move(u));
       }
       g = fed::aggregate(updates, rule);

@@ -208,6 +208,17 @@ void check_update(const Update& u, const Update& like) {
   }
 }
 
+Update scaled_from(const Update& u, const Update& reference, double scale) {
+  check_update(u, reference);
+  Update out = u;
+  for (std::size_t t = 0; t < out.tensors.size(); ++t)
+    for (std::size_t k = 0; k < out.tensors[t].values.size(); ++k) {
+      const double r = reference.tensors[t].values[k];
+      out.tensors[t].values[k] = static_cast<float>(r + scale * (out.tensors[t].values[k] - r));
+    }
+  return out;
+}
+
 double l2_distance(const Update& a, const Update& b) {
   check_update(a, a);
   check_update(b, a);

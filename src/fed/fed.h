@@ -62,6 +62,10 @@ void check_update(const Update& u, const Update& like);
 std::string encode(const Update& u);
 Update decode(std::string_view bytes);
 
+// reference + scale·(u − reference) for every value: with scale < 0 the update of a sign-flipping,
+// scaling attacker, which bench/fed and the poisoning test send to measure the robust rules.
+Update scaled_from(const Update& u, const Update& reference, double scale);
+
 // Euclidean distance between two matching updates over all their values (check_update applies).
 double l2_distance(const Update& a, const Update& b);
 

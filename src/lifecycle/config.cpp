@@ -74,11 +74,13 @@ std::string Policy::react(const Telemetry& t, const Policy& base) {
   auto raise = [&](const char* metric, double start, const std::string& reason) {
     const auto b = base.objectives.find(metric);
     const double w0 = b != base.objectives.end() && b->second != 0 ? b->second : start;
-    const double now = objectives.count(metric) && objectives[metric] != 0 ? objectives[metric] : w0;
+    const auto it = objectives.find(metric);
+    const double was = it == objectives.end() ? 0 : it->second;
+    const double now = was != 0 ? was : w0;
     const double cap = w0 * max_boost;
     const double next = std::abs(now * boost) > std::abs(cap) ? cap : now * boost;
-    if (next == objectives[metric]) return;
-    why << (why.tellp() > 0 ? "; " : "") << reason << ": weight of " << metric << " " << objectives[metric] << " → " << next;
+    if (next == was) return;
+    why << (why.tellp() > 0 ? "; " : "") << reason << ": weight of " << metric << " " << was << " → " << next;
     objectives[metric] = next;
   };
   if (t.drift_psi > drift_psi)

@@ -489,6 +489,8 @@ class Engine {
     fed::Update global = load_state(base);
     const double before = policy_.score(evaluate_state(space_->family(), design, global, val_, es));
     const std::size_t quorum = static_cast<std::size_t>(std::ceil(F.quorum * static_cast<double>(nodes_.size())));
+    Metrics last;  // of the latest aggregate
+    int missed = 0;
     for (int round = 1; round <= F.rounds;) {
       if (left() <= 0) {
         note(cycle, "federate", "round " + std::to_string(round) + " not started: wall-clock budget spent");
@@ -525,7 +527,7 @@ class Engine {
                                     std::to_string(nodes_.size()) + " nodes answered, below the quorum of " +
                                     std::to_string(quorum) + "; restarting the nodes and repeating the round");
         reap_and_restart_nodes();
-        if (++failed_rounds_ > 3) throw Error("federation: the quorum was missed four times");
+        if (++missed > 3) throw Error("federation: the quorum was missed four times");
         continue;
       }
       global = fed::aggregate(states, rule);
@@ -534,16 +536,16 @@ class Engine {
       for (const auto& s : states) from += (from.empty() ? "" : ", ") + s.from;
       note(cycle, "federate", "round " + std::to_string(round) + " (" + F.rule + " of " + from + "): accuracy " +
                                   fixed(mt.at("accuracy"), 4) + ", score " + fixed(policy_.score(mt), 4));
-      last_federated_ = mt;
+      last = mt;
       ++round;
     }
     reap_and_restart_nodes();
-    if (last_federated_.empty()) return;
-    const double after = policy_.score(last_federated_);
+    if (last.empty()) return;
+    const double after = policy_.score(last);
     const std::string fed_path = (fs::path(dir_) / "models" /
                                   ("c" + std::to_string(promoted.candidate) + "-fed" + std::to_string(cycle + 1) + ".pt")).string();
     save_state(global, base, fed_path);
-    const std::string why = policy_.safety_violation(last_federated_);
+    const std::string why = policy_.safety_violation(last);
     if (after > before && why.empty()) {
       const std::string dest = (fs::path(dir_) / "promoted.pt").string();
       for (const char* ext : {"", ".json"}) {
@@ -561,7 +563,6 @@ class Engine {
     note(cycle, "federated", "c" + std::to_string(promoted.candidate) + " after " + std::to_string(F.rounds) +
                                  " rounds: score " + fixed(after, 4) + " (was " + fixed(before, 4) + ") → " +
                                  (after > before && why.empty() ? "the federated model is promoted" : "kept the unfederated model"));
-    last_federated_.clear();
   }
 
   // Deploy: the promoted model (when it changed) goes sealed to every node, which serves it.
@@ -725,8 +726,6 @@ class Engine {
   std::vector<NodeProc> nodes_;
   std::string deployed_;   // digest of the model the nodes serve
   Policy base_policy_;     // the policy as written: telemetry reactions are bounded relative to it
-  Metrics last_federated_;
-  int failed_rounds_ = 0;
   Feasibility feasible_;
   int session_ = 0;
   double used_before_ = 0, best_ = -1e300;

@@ -3,6 +3,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
+#include <regex>
 #include <nlohmann/json.hpp>
 
 #include "audit/log.h"
@@ -123,6 +124,23 @@ struct Node::Impl {
 
   secure::ReplayGuard replay;  // what arrives from the orchestrator
 
+  // `payload` sealed for the caller over this session (pqc-only: nodes have no KME yet) and audited.
+  // The header's round stays 0: the caller's seq orders everything it sends (see federated_round).
+  secure::Bytes send(const Peer& peer, const std::string& payload, const std::string& run, uint64_t seq,
+                     nlohmann::json detail) {
+    secure::EnvelopeHeader h;
+    h.sender = c.id;
+    h.recipient = peer.id;
+    h.run = run;
+    h.seq = seq;
+    h.model_digest = secure::model_digest(secure::view(payload));
+    secure::Bytes wire = secure::seal(h, secure::view(payload), peer.exporter, {}, me);
+    detail.update({{"from", c.id}, {"to", peer.id}, {"run", run}, {"seq", seq}, {"model_digest", h.model_digest},
+                   {"mode", "pqc-only"}, {"bytes", wire.size()}, {"tls_group", peer.tls_group}});
+    log->append("exchange", c.id, detail);
+    return wire;
+  }
+
   // An envelope the caller sealed for this node over this session: opened (trust, signature,
   // session, replay, digest), its sender checked against the caller, and audited either way.
   secure::Opened receive(const Peer& peer, const std::string& env, const std::string& what, nlohmann::json detail) {
@@ -188,17 +206,8 @@ struct Node::Impl {
       r = train_from(req.family(), d, global, train, val, b, EvalSettings{}, req.mu());
     }
     r.state.from = c.id;
-    const std::string payload = fed::encode(r.state);
-    secure::EnvelopeHeader h;
-    h.sender = c.id;
-    h.recipient = peer.id;
-    h.run = req.run();
-    h.seq = req.seq();  // round stays 0: the caller's seq orders everything it sends (see federated_round)
-    h.model_digest = secure::model_digest(secure::view(payload));
-    const secure::Bytes wire = secure::seal(h, secure::view(payload), peer.exporter, {}, me);
-    log->append("exchange", c.id,
-                {{"from", c.id}, {"to", peer.id}, {"run", req.run()}, {"round", req.round()}, {"seq", req.seq()},
-                 {"model_digest", h.model_digest}, {"mode", "pqc-only"}, {"bytes", wire.size()}, {"samples", r.state.samples}});
+    const secure::Bytes wire = send(peer, fed::encode(r.state), req.run(), req.seq(),
+                                    {{"round", req.round()}, {"samples", r.state.samples}});
     rpc::FederatedRoundReply reply;
     reply.set_update_envelope(wire.data(), wire.size());
     for (const auto& [k, v] : r.metrics) (*reply.mutable_metrics())[k] = v;
@@ -262,6 +271,8 @@ struct Node::Impl {
     rpc::TrainRequest req;
     if (!req.ParseFromString(body)) throw Failure(400, "Train: not a TrainRequest message");
     if (req.family() != "cnn" && req.family() != "vit") throw Failure(400, "Train: unknown family '" + req.family() + "'");
+    static const std::regex kRun("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
+    if (!std::regex_match(req.run(), kRun)) throw Failure(400, "Train: run name '" + req.run().substr(0, 64) + "' is not a plain name");
     const Design d = Design::from_json(req.design_json());
     TrainBudget b;
     b.epochs = req.epochs();
@@ -285,18 +296,8 @@ struct Node::Impl {
     rpc::TrainReply reply;
     for (const auto& [k, v] : m) (*reply.mutable_metrics())[k] = v;
     if (req.return_model()) {
-      const std::string payload = pack_model(secure::read_file(model + ".json"), secure::read_file(model));
-      secure::EnvelopeHeader h;
-      h.sender = c.id;
-      h.recipient = peer.id;
-      h.run = req.run();
-      h.seq = req.seq();
-      h.model_digest = secure::model_digest(secure::view(payload));
-      const secure::Bytes wire = secure::seal(h, secure::view(payload), peer.exporter, {}, me);
-      log->append("exchange", c.id,
-                  {{"from", c.id}, {"to", peer.id}, {"run", req.run()}, {"candidate", req.candidate()}, {"seq", req.seq()},
-                   {"model_digest", h.model_digest}, {"mode", "pqc-only"}, {"bytes", wire.size()},
-                   {"tls_group", peer.tls_group}});
+      const secure::Bytes wire = send(peer, pack_model(secure::read_file(model + ".json"), secure::read_file(model)),
+                                      req.run(), req.seq(), {{"candidate", req.candidate()}});
       reply.set_model_envelope(wire.data(), wire.size());
     }
     return reply.SerializeAsString();

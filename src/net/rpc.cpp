@@ -282,9 +282,11 @@ Response Client::call(const std::string& method, const std::string& path, const 
     if (verify != X509_V_OK) why += ": server certificate: " + std::string(X509_verify_cert_error_string(verify));
     const std::string ssl = ssl_errors();
     if (!ssl.empty()) why += " (" + ssl + ")";
-    // Certificate and handshake failures do not heal by retrying; connection failures might.
-    const bool transient = err == httplib::Error::Connection || err == httplib::Error::Read ||
-                           err == httplib::Error::Write || err == httplib::Error::ConnectionTimeout;
+    // Certificate and handshake failures do not heal by retrying; connection failures might. A POST
+    // that may have reached the server (broken while writing or reading) is not sent again: the
+    // server may have acted on it (issued keys, trained), so the caller decides.
+    const bool never_sent = err == httplib::Error::Connection || err == httplib::Error::ConnectionTimeout;
+    const bool transient = never_sent || (method == "GET" && (err == httplib::Error::Read || err == httplib::Error::Write));
     if (!transient || attempt >= impl_->limits.retries || std::chrono::steady_clock::now() + backoff > deadline)
       throw Unreachable("no answer from " + impl_->where + " for " + method + " " + path + " after " +
                   std::to_string(attempt + 1) + " attempt(s): " + why);

@@ -53,7 +53,7 @@ struct Unreachable : Error {
 struct Limits {
   std::size_t max_body = 256u << 20;    // request/response bodies above this are refused (413)
   std::chrono::milliseconds timeout{30000};  // per request: connect + read + write
-  int retries = 3;                      // connection failures only; back-off 100 ms, 200 ms, 400 ms …
+  int retries = 3;                      // connection failures (and a GET's broken reads); back-off 100 ms, 200 ms, 400 ms …
 };
 
 // The policy above as a fresh OpenSSL context (TLS 1.3 only, X25519MLKEM768 only, our certificate,

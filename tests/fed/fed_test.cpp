@@ -408,3 +408,18 @@ TEST(Wire, EncodeDecodeRoundTripAndMalformedInput) {
 
 }  // namespace
 }  // namespace gng::fed
+
+namespace gng::fed {
+namespace {
+
+TEST(ScaledFrom, IsTheReferencePlusTheScaledDelta) {
+  const Update ref{"g", 1, {{"w", {2}, {1, 2}}}};
+  const Update u{"a", 3, {{"w", {2}, {2, 0}}}};
+  const Update p = scaled_from(u, ref, -10);
+  EXPECT_EQ(p.from, "a");
+  EXPECT_EQ(p.tensors[0].values, (std::vector<float>{-9, 22}));
+  EXPECT_NE(test::error_of([&] { scaled_from(Update{"b", 1, {{"v", {2}, {1, 2}}}}, ref, 2); }), "no error");
+}
+
+}  // namespace
+}  // namespace gng::fed

@@ -88,6 +88,9 @@ TEST(Node, TrainsOnItsShardAndSendsTheModelSealed) {
   NodeClient peer(pki().n2, pki().trust(), "127.0.0.1", port);
   EXPECT_NE(test::error_of([&] { peer.train(job); }).find("(HTTP 401): {\"message\": \"'n2' (node) may not ask a node to train\"}"),
             std::string::npos);
+  job.run = "../../etc";  // names a file on the node: refused before it reaches a path
+  EXPECT_NE(test::error_of([&] { c.train(job); }).find("run name '../../etc' is not a plain name"), std::string::npos);
+  job.run = "r1";
   job.design_json = "{\"width\": \"nine\"}";
   EXPECT_NE(test::error_of([&] { c.train(job); }).find("HTTP 400"), std::string::npos);
 }

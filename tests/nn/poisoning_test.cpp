@@ -38,17 +38,6 @@ fed::Rule rule(fed::Rule::Kind kind) {
   return r;
 }
 
-// global + scale · (state − global) for every tensor, buffers included.
-fed::Update poisoned(const fed::Update& state, const fed::Update& global, double scale) {
-  fed::Update p = state;
-  for (std::size_t t = 0; t < p.tensors.size(); ++t)
-    for (std::size_t k = 0; k < p.tensors[t].values.size(); ++k) {
-      const double g = global.tensors[t].values[k];
-      p.tensors[t].values[k] = static_cast<float>(g + scale * (p.tensors[t].values[k] - g));
-    }
-  return p;
-}
-
 struct Federation {
   Design d = design({{"width", "4"}, {"lr", "0.01"}});
   Dataset val = rows(small().val, 0, 1000);
@@ -72,7 +61,7 @@ struct Federation {
         b.batch = 25;
         b.seed = 100 + 10 * round + node;
         fed::Update u = train_from("cnn", d, global, shards[node], Dataset{}, b, EvalSettings{}).state;
-        if (attack && node == kAttacker) u = poisoned(u, global, -10);
+        if (attack && node == kAttacker) u = fed::scaled_from(u, global, -10);
         u.from = "n";
         u.from += std::to_string(node);
         updates.push_back(std::move(u));
