@@ -7,7 +7,8 @@
 //   build/bench/fed --train-limit 6000            (quick sanity run, about 2 minutes)
 //
 //   a) centralised: train_from(initial state) on all shards together for rounds × local-epochs
-//      epochs (one call, the design's constant learning rate, as every federated round uses);
+//      epochs (one call; with --schedule cosine, the default, one cosine decay over all of them,
+//      as the federated rounds follow one across rounds; constant: the design's rate throughout);
 //   b) FedAvg: each round every node trains local-epochs epochs from the global state, the states
 //      are averaged weighted by samples; test accuracy after every round; rounds to --target;
 //   c) FedSGD: one optimizer step per node per round (one batch), weighted by shard size; rounds to
@@ -131,6 +132,7 @@ struct Setup {
   int batch = 128;
   uint64_t seed = 1;
   EvalSettings eval;
+  bool cosine = true;  // the learning rate decays across rounds (train_from's round of rounds)
 };
 
 // Test accuracy of a state, one forward pass per image: the state is written as a model file (the
@@ -181,12 +183,13 @@ struct NodeResult {
   fed::Update state;
   Timed time;
 };
-NodeResult train_node(const Setup& s, const fed::Update& global, int node, int round, double epochs, double mu,
+// `of`: the rounds the learning rate decays across (0: the design's rate, constant).
+NodeResult train_node(const Setup& s, const fed::Update& global, int node, int round, int of, double epochs, double mu,
                       std::size_t samples = 0) {
   TrainBudget b = local_budget(s, epochs, s.seed * 1000003ULL + static_cast<uint64_t>(round) * 101 + node);
   b.samples = samples;
   NodeResult r;
-  r.time = timed([&] { r.state = train_from(s.family, s.design, global, s.shards[node], Dataset{}, b, s.eval, mu).state; });
+  r.time = timed([&] { r.state = train_from(s.family, s.design, global, s.shards[node], Dataset{}, b, s.eval, mu, of ? round : 0, of).state; });
   r.state.from = node_id(node);
   return r;
 }
@@ -301,6 +304,7 @@ int main(int argc, char** argv) try {
       .option("attacker", "index of the attacking node (default: the last)")
       .flag("robust-clean", "also run trimmed mean, median and Krum without an attacker")
       .option("sections", "which of a (centralised), c (FedSGD), d (poisoning) to run; b and e always run (default acd)")
+      .option("schedule", "learning rate: cosine (one decay across all rounds; default) or constant")
       .option("json", "also write the results as JSON to this file")
       .flag("help", "this text");
   args.parse(std::vector<std::string>(argv + 1, argv + argc));
@@ -326,6 +330,10 @@ int main(int argc, char** argv) try {
   const double attack_scale = args.real("attack-scale", -10);
   const int attacker = static_cast<int>(args.integer("attacker", nodes - 1));
   const std::string sections = args.str("sections", "acd");
+  const std::string schedule = args.str("schedule", "cosine");
+  if (schedule != "cosine" && schedule != "constant") throw Error("bench/fed: --schedule must be cosine or constant");
+  s.cosine = schedule == "cosine";
+  const int decay = s.cosine ? rounds : 0;
   const auto run_section = [&](char c) { return sections.find(c) != std::string::npos; };
   if (nodes < 1 || rounds < 1 || !(local_epochs > 0) || attack_rounds < 1 || attacker < 0 || attacker >= nodes)
     throw Error("bench/fed: nodes, rounds, local-epochs and attack-rounds must be positive, attacker a node index");
@@ -379,7 +387,7 @@ int main(int argc, char** argv) try {
   std::fflush(stdout);
   json out = {{"family", s.family},       {"design", json::parse(s.design.to_json())},
               {"nodes", nodes},           {"alpha", alpha},
-              {"rounds", rounds},         {"local_epochs", local_epochs},
+              {"rounds", rounds},         {"local_epochs", local_epochs}, {"schedule", schedule},
               {"batch", s.batch},         {"mu", mu},
               {"target", target},         {"train_images", train.count},
               {"test_images", s.test.count}, {"seed", s.seed},
@@ -391,7 +399,8 @@ int main(int argc, char** argv) try {
   double central_acc = NAN;
   Timed central_t;
   if (run_section('a')) central_t = timed([&] {
-    const LocalResult r = train_from(s.family, s.design, start, s.all, Dataset{}, local_budget(s, total_epochs, s.seed), s.eval);
+    const LocalResult r = train_from(s.family, s.design, start, s.all, Dataset{}, local_budget(s, total_epochs, s.seed), s.eval,
+                                     0, s.cosine ? 1 : 0, s.cosine ? 1 : 0);
     central_acc = accuracy(r.state);
   });
   if (run_section('a')) progress("   test accuracy %.4f (%.0f s CPU, load %.2f)\n", central_acc, central_t.cpu, load1());
@@ -408,7 +417,7 @@ int main(int argc, char** argv) try {
   for (int r = 1; r <= rounds; ++r) {
     std::vector<fed::Update> updates;
     for (int i = 0; i < nodes; ++i) {
-      NodeResult nr = train_node(s, global, i, r, local_epochs, mu);
+      NodeResult nr = train_node(s, global, i, r, decay, local_epochs, mu);
       const SecureCost c = sec.send(nr.state, i, static_cast<uint64_t>(r));
       train_cpu.push_back(nr.time.cpu);
       train_wall.push_back(nr.time.wall);
@@ -449,7 +458,7 @@ int main(int argc, char** argv) try {
     for (int r = 1; r <= sgd_cap; ++r) {
       std::vector<fed::Update> updates;
       for (int i = 0; i < nodes; ++i) {
-        NodeResult nr = train_node(s, g, i, r, 1, mu, static_cast<std::size_t>(s.batch));
+        NodeResult nr = train_node(s, g, i, r, 0, 1, mu, static_cast<std::size_t>(s.batch));
         sgd_step_cpu.push_back(nr.time.cpu);
         nr.state.samples = static_cast<double>(s.shards[i].count);  // FedSGD weighs nodes by their data
         updates.push_back(std::move(nr.state));
@@ -495,7 +504,7 @@ int main(int argc, char** argv) try {
     for (int r = 1; r <= attack_rounds; ++r) {
       std::vector<fed::Update> updates;
       for (int i = 0; i < nodes; ++i) {
-        fed::Update u = r == 1 ? round1[i] : train_node(s, g, i, r, local_epochs, mu).state;
+        fed::Update u = r == 1 ? round1[i] : train_node(s, g, i, r, decay, local_epochs, mu).state;
         if (attack && i == attacker) u = fed::scaled_from(u, g, attack_scale);
         updates.push_back(std::move(u));
       }

@@ -1,10 +1,10 @@
 #!/usr/bin/python3
-"""Baselines for `gng run examples/fashion-mnist.yaml`: Optuna TPE and random search driving gng's
+"""Baselines for `gng run examples/fashion-mnist-local.yaml`: Optuna TPE and random search driving gng's
 own trainer (build/bench/train), in gng's search space, under the same policy and the same
 successive-halving schedule and wall-clock budget. Only the proposer differs.
 
-    /usr/bin/python3 bench/fashion/compare.py --method tpe    --config examples/fashion-mnist.yaml
-    /usr/bin/python3 bench/fashion/compare.py --method random --config examples/fashion-mnist.yaml
+    /usr/bin/python3 bench/fashion/compare.py --method tpe    --config examples/fashion-mnist-local.yaml
+    /usr/bin/python3 bench/fashion/compare.py --method random --config examples/fashion-mnist-local.yaml
 
 Prints progress and, at the end, one JSON line with the promoted design, its validation and test
 accuracy, and the evaluations done. Measured numbers go to docs/benchmarks.md.
@@ -179,7 +179,7 @@ class Runner:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--method", choices=["tpe", "random"], required=True)
-    ap.add_argument("--config", default=os.path.join(ROOT, "examples", "fashion-mnist.yaml"))
+    ap.add_argument("--config", default=os.path.join(ROOT, "examples", "fashion-mnist-local.yaml"))
     ap.add_argument("--budget-s", type=float, default=0, help="override the policy's wall-clock budget")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()

@@ -8,6 +8,8 @@
 #include "core/error.h"
 #include "core/yaml.h"
 #include "net/node.h"
+#include "secure/pki.h"
+#include "secure/qkd/kme.h"
 
 namespace gng::cli {
 
@@ -18,9 +20,10 @@ int node(const std::vector<std::string>& argv) {
   if (args.has("help") || !args.has("config")) {
     std::printf(
         "usage: gng node --config node.yaml\n\n"
-        "Serves the Node RPCs (Health, Train) over TLS 1.3 with X25519MLKEM768 and mutual ML-DSA\n"
-        "certificates; trains on its own shard of the data, which never leaves it, and sends trained\n"
-        "weights only as sealed envelopes. Stops on SIGINT or SIGTERM.\n\n"
+        "Serves the Node RPCs (Health, Train, FederatedRound, Deploy, Telemetry) over TLS 1.3 with\n"
+        "X25519MLKEM768 and mutual ML-DSA certificates; trains on its own shard of the data, which\n"
+        "never leaves it, and exchanges models only as sealed envelopes, keyed also by QKD keys from\n"
+        "its ETSI GS QKD 014 KME when it has one. Stops on SIGINT or SIGTERM.\n\n"
         "node.yaml:\n"
         "  id: n1                     # its certificate (gng pki issue DIR --role node --id n1)\n"
         "  pki: DIR                   # ca.pem, crl.pem, issued/n1.{pem,key.pem}\n"
@@ -29,7 +32,9 @@ int node(const std::vector<std::string>& argv) {
         "  data: /usr/share/datasets/fashion-mnist\n"
         "  shard: {index: 0, of: 3, partition: iid, alpha: 0.5, seed: 1}   # or partition: dirichlet\n"
         "  validation: 2000\n"
-        "  workers: 1\n\n%s",
+        "  workers: 1\n"
+        "  kme: 127.0.0.1:8443         # its KME (gng kme); none: pqc-only envelopes\n"
+        "  qkd: required               # required | optional | off (default: required with a kme)\n\n%s",
         args.help().c_str());
     return args.has("help") ? 0 : 2;
   }
@@ -41,11 +46,17 @@ int node(const std::vector<std::string>& argv) {
   sigaddset(&stop, SIGINT);
   sigaddset(&stop, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  net::Node node(config);
+  net::Qkd qkd;
+  if (config.qkd != "off") {
+    const auto colon = config.kme.rfind(':');
+    qkd = secure::qkd::kme_access(secure::load_identity(config.pki, config.id), secure::TrustStore::load(config.pki),
+                                  config.kme.substr(0, colon), std::stoi(config.kme.substr(colon + 1)), config.qkd == "required");
+  }
+  net::Node node(config, std::move(qkd));
   const int port = node.listen();
-  std::printf("gng node '%s' serving on %s:%d (shard %d of %d, %zu training images)\n", config.id.c_str(),
+  std::printf("gng node '%s' serving on %s:%d (shard %d of %d, %zu training images; QKD %s%s)\n", config.id.c_str(),
               config.listen.substr(0, config.listen.rfind(':')).c_str(), port, config.shard, config.shards,
-              node.train_samples());
+              node.train_samples(), config.qkd.c_str(), config.kme.empty() ? "" : (" via KME " + config.kme).c_str());
   std::fflush(stdout);
   int sig = 0;
   sigwait(&stop, &sig);

@@ -159,6 +159,16 @@ ReportData report_data(const std::string& dir) {
 
 std::string report_path(const std::string& dir) { return (fs::path(dir) / "report.html").string(); }
 
+// The run's audit trail, verified (gng audit verify gives the detail): prints its verdict and
+// returns whether it holds (true for a run that keeps none).
+bool print_audit_verdict(const std::string& dir) {
+  const std::string key = dir + "/" + audit::kKeyFile;
+  if (!std::filesystem::exists(dir + "/" + audit::kLogFile) || !std::filesystem::exists(key)) return true;
+  const auto report = audit::AuditLog(dir + "/" + audit::kLogFile, false).verify(secure::PublicKey::from_pem(secure::read_file(key)));
+  std::cout << "audit log: " << report.line() << "\n";
+  return report.ok;
+}
+
 }  // namespace
 
 int run(const std::vector<std::string>& argv) {
@@ -183,7 +193,11 @@ int run(const std::vector<std::string>& argv) {
   const ReportData r = report_data(dir);
   write_report(report_path(dir), r);
   std::cout << "\n" << render_text(r) << "\nreport: " << report_path(dir) << "\n";
-  return 0;
+  const bool trail_ok = print_audit_verdict(dir);
+  const std::string promoted = dir + "/promoted.pt";
+  if (std::filesystem::exists(promoted))
+    std::cout << "promoted model: " << promoted << " (serve it: gng serve " << promoted << ")\n";
+  return trail_ok ? 0 : 1;
 }
 
 int approve(const std::vector<std::string>& argv) {
@@ -214,15 +228,7 @@ int status(const std::vector<std::string>& argv) {
   }
   const std::string dir = args.positional()[0];
   std::cout << render_text(report_data(dir));
-  // The run's audit trail, verified (gng audit verify gives the detail).
-  const std::string key = dir + "/" + audit::kKeyFile;
-  if (std::filesystem::exists(dir + "/" + audit::kLogFile) && std::filesystem::exists(key)) {
-    const auto report = audit::AuditLog(dir + "/" + audit::kLogFile, false)
-                            .verify(secure::PublicKey::from_pem(secure::read_file(key)));
-    std::cout << "audit log: " << report.line() << "\n";
-    return report.ok ? 0 : 1;
-  }
-  return 0;
+  return print_audit_verdict(dir) ? 0 : 1;
 }
 
 }  // namespace gng::cli

@@ -31,7 +31,7 @@ const std::set<std::string> kMetrics{"accuracy", "robustness", "latency_ms", "ba
 Policy Policy::from_yaml(const std::string& text, const std::string& source) {
   Policy p;
   const YAML::Node root = load(text, source);
-  check_keys(root, source, "the policy", {"objectives", "budgets", "safety", "approval", "telemetry"});
+  check_keys(root, source, "the policy", {"objectives", "budgets", "safety", "approval", "telemetry", "qkd"});
   if (const auto o = root["objectives"]) {
     check_keys(o, source, "objectives", kMetrics);
     p.objectives.clear();
@@ -65,6 +65,11 @@ Policy Policy::from_yaml(const std::string& text, const std::string& source) {
     if (t["drift_psi"]) p.drift_psi = number(t["drift_psi"], source, "drift_psi", 0, 100);
     if (t["boost"]) p.boost = number(t["boost"], source, "boost", 1, 100);
     if (t["max_boost"]) p.max_boost = number(t["max_boost"], source, "max_boost", 1, 1000);
+  }
+  if (const auto q = root["qkd"]) {
+    p.qkd = get<std::string>(q, source, "qkd");
+    if (p.qkd != "required" && p.qkd != "optional" && p.qkd != "off")
+      throw Error(where(source, q) + ": qkd must be required, optional or off, got '" + p.qkd + "'");
   }
   return p;
 }
@@ -179,7 +184,7 @@ RunConfig RunConfig::from_yaml(const std::string& text, const std::string& sourc
   }
   if (root["workers"]) c.workers = static_cast<int>(number(root["workers"], source, "workers", 1, 256));
   if (const auto n = root["nodes"]) {
-    check_keys(n, source, "nodes", {"count", "partition", "alpha"});
+    check_keys(n, source, "nodes", {"count", "partition", "alpha", "link_km", "eavesdropper"});
     if (n["count"]) c.nodes = static_cast<int>(number(n["count"], source, "nodes.count", 0, 64));
     if (n["partition"]) {
       c.partition = get<std::string>(n["partition"], source, "nodes.partition");
@@ -187,6 +192,8 @@ RunConfig RunConfig::from_yaml(const std::string& text, const std::string& sourc
         throw Error(where(source, n["partition"]) + ": nodes.partition must be iid or dirichlet, got '" + c.partition + "'");
     }
     if (n["alpha"]) c.alpha = number(n["alpha"], source, "nodes.alpha", 1e-3, 1e6);
+    if (n["link_km"]) c.link_km = number(n["link_km"], source, "nodes.link_km", 0, 1000);
+    if (n["eavesdropper"]) c.eavesdropper = number(n["eavesdropper"], source, "nodes.eavesdropper", 0, 1);
   }
   if (const auto f = root["federation"]) {
     check_keys(f, source, "federation", {"rounds", "epochs", "samples", "rule", "mu", "quorum", "trim", "byzantine"});

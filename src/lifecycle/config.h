@@ -23,6 +23,10 @@ struct Policy {
   // raises the accuracy weight: each time ×boost, never beyond max_boost × its weight in the policy
   // (a weight the policy left at 0 starts from 0.1 for robustness, −0.001 for latency).
   double drift_psi = 0.25, boost = 1.5, max_boost = 4;
+  // qkd: whether model exchanges with nodes need a QKD key besides PQ-TLS. required: every envelope
+  // carries one and envelopes without are refused; optional: a key when the KME can deliver one,
+  // else pqc-only (audited as such); off: pqc-only, no KME.
+  std::string qkd = "required";
 
   static Policy from_yaml(const std::string& text, const std::string& source);
   // Empty when the metrics meet every safety constraint, else the first one broken.
@@ -70,6 +74,9 @@ struct RunConfig {
   int nodes = 0;
   std::string partition = "iid";
   double alpha = 0.5;
+  // The simulated BB84 links behind the run's local KME (when the policy wants QKD): fibre length
+  // and the fraction of pulses an intercept-resend eavesdropper measures.
+  double link_km = 25, eavesdropper = 0;
   // federation (with nodes): after each cycle's selection the promoted model is refined across the
   // nodes for `rounds` rounds of local training (epochs over samples per node) and aggregation by
   // `rule` (fedavg | trimmed_mean | median | krum; trim, byzantine), FedProx when mu > 0. A round

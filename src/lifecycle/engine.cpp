@@ -32,6 +32,7 @@
 #include "search/search.h"
 #include "secure/crypto.h"
 #include "secure/pki.h"
+#include "secure/qkd/kme.h"
 #include "space/space.h"
 #include "surrogate/surrogate.h"
 
@@ -503,7 +504,7 @@ class Engine {
         if (!n.client) continue;
         pool.emplace_back([&, round](NodeProc& node) {
           net::RoundJob job{fs::path(dir_).filename().string(), round, promoted.candidate, space_->family(), design_json, global,
-                            TrainBudget{}, F.mu};
+                            TrainBudget{}, F.mu, F.rounds};
           job.budget.epochs = F.epochs;
           job.budget.samples = F.samples;
           job.budget.batch = c_.batch;
@@ -627,12 +628,35 @@ class Engine {
     std::unique_ptr<net::NodeClient> client;  // null while the node is down
   };
 
+  // The run's KME (unless the policy turns QKD off): ETSI GS QKD 014 over the same PQ-TLS, in this
+  // process, fed by simulated BB84 links — one per pair of parties (orchestrator and nodes).
+  void start_kme(const std::string& pki, const secure::TrustStore& trust) {
+    if (policy_.qkd == "off" || kme_server_) return;
+    if (!fs::exists(fs::path(pki) / "issued" / "kme.pem")) secure::pki_issue(pki, {"kme", "kme"});  // a run from before
+    secure::qkd::KmeConfig kc;
+    kc.link.km = c_.link_km;
+    kc.link.eve_fraction = c_.eavesdropper;
+    kme_ = std::make_unique<secure::qkd::Kme>("kme", kc);
+    kme_server_ = std::make_unique<net::Server>(secure::load_identity(pki, "kme"), trust);
+    kme_->mount(*kme_server_);
+    kme_port_ = kme_server_->listen("127.0.0.1", 0);
+    note(-1, "kme", "QKD " + policy_.qkd + ": KME on 127.0.0.1:" + std::to_string(kme_port_) + " (ETSI GS QKD 014; simulated BB84 links, " +
+                        fixed(c_.link_km, 0) + " km" + (c_.eavesdropper > 0 ? ", eavesdropper on " + fixed(c_.eavesdropper, 2) : "") + ")");
+  }
+
+  // The orchestrator's keys for envelopes: from the run's KME, or none when QKD is off.
+  net::Qkd qkd_access(const secure::Identity& me, const secure::TrustStore& trust) const {
+    if (!kme_server_) return {};
+    return secure::qkd::kme_access(me, trust, "127.0.0.1", kme_port_, policy_.qkd == "required");
+  }
+
   // Starts every node that is not running; each dies with this process (PR_SET_PDEATHSIG).
   void start_nodes() {
     if (nodes_.empty()) return;
     const std::string pki = (fs::path(dir_) / "pki").string();
     const secure::Identity me = secure::load_identity(pki, "orchestrator");
     const secure::TrustStore trust = secure::TrustStore::load(pki);
+    start_kme(pki, trust);
     for (std::size_t k = 0; k < nodes_.size(); ++k) {
       NodeProc& n = nodes_[k];
       if (n.client) continue;
@@ -645,6 +669,7 @@ class Engine {
         << ", alpha: " << c_.alpha << ", seed: " << c_.seed << "}\nvalidation: "
         << std::max<std::size_t>(1, c_.validation / nodes_.size()) << "\ntrain_limit: " << c_.train_limit
         << "\nholdout: " << c_.validation << "\n";  // the orchestrator's validation images are in no shard
+      if (kme_server_) y << "kme: 127.0.0.1:" << kme_port_ << "\nqkd: " << policy_.qkd << "\n";
       secure::write_file_atomic(config, y.str());
       fs::remove(log);
       const pid_t pid = fork();
@@ -668,7 +693,7 @@ class Engine {
       net::Limits limits;
       limits.timeout = std::chrono::hours(12);  // trainings are long; a dead node shows as a broken connection
       limits.retries = 0;
-      n.client = std::make_unique<net::NodeClient>(me, trust, "127.0.0.1", port, limits);
+      n.client = std::make_unique<net::NodeClient>(me, trust, "127.0.0.1", port, limits, qkd_access(me, trust), &audit_);
       const net::NodeHealth h = n.client->health();
       note(-1, "node", n.id + " up on 127.0.0.1:" + std::to_string(port) + " (pid " + std::to_string(pid) + "): " +
                            std::to_string(h.train_samples) + " training / " + std::to_string(h.validation_samples) +
@@ -690,13 +715,16 @@ class Engine {
   }
 
   void stop_nodes() {
-    for (auto& n : nodes_)
+    for (auto& n : nodes_) {
+      n.client.reset();  // close the kept-alive connections first: the servers wait for them
       if (n.pid > 0) {
-        n.client.reset();  // close the kept-alive connection first: the node's server waits for it
         kill(n.pid, SIGTERM);
         waitpid(n.pid, nullptr, 0);
         n.pid = -1;
       }
+    }
+    kme_server_.reset();  // after the nodes, whose KME connections are gone with them
+    kme_.reset();
   }
 
   void finish(const std::string& stop) {
@@ -724,6 +752,9 @@ class Engine {
   Dataset train_, val_, test_;
   std::unique_ptr<SearchSpace> space_;
   std::vector<NodeProc> nodes_;
+  std::unique_ptr<secure::qkd::Kme> kme_;       // the run's KME, when the policy wants QKD keys
+  std::unique_ptr<net::Server> kme_server_;
+  int kme_port_ = 0;
   std::string deployed_;   // digest of the model the nodes serve
   Policy base_policy_;     // the policy as written: telemetry reactions are bounded relative to it
   Feasibility feasible_;
@@ -780,6 +811,7 @@ std::string start_run(const std::string& config_path, const std::string& runs_di
     secure::pki_init(pki);
     secure::pki_issue(pki, {"orchestrator", "orchestrator"});
     for (int k = 1; k <= c.nodes; ++k) secure::pki_issue(pki, {"node", "n" + std::to_string(k)});
+    if (p.qkd != "off") secure::pki_issue(pki, {"kme", "kme"});
   }
   out << "run " << dir << "\n" << std::flush;
   Engine(dir, std::move(c), out).run();

@@ -7,6 +7,41 @@
 
 namespace gng::net {
 
+QkdKeyForSend Qkd::key_for(const std::string& recipient, std::string* fallback) const {
+  if (!for_sending) {
+    if (required) throw Error("QKD is required but this party has no KME");
+    if (fallback) *fallback = "no KME";
+    return {};
+  }
+  try {
+    return for_sending(recipient);
+  } catch (const Error& e) {
+    if (required) throw Error(std::string("no QKD key for '") + recipient + "' and QKD is required: " + e.what());
+    if (fallback) *fallback = e.what();
+    return {};
+  }
+}
+
+secure::OpenOptions Qkd::opening(const secure::TrustStore& trust, const std::string& me, secure::View wire,
+                                 secure::View exporter, secure::ReplayGuard& replay) const {
+  secure::OpenOptions o;
+  o.trust = &trust;
+  o.me = me;
+  o.tls_exporter = exporter;
+  o.allow_pqc_only = !required;
+  o.replay = &replay;
+  if (for_opening) {
+    // The key's master is the sender the envelope names; open() verifies that name before it asks.
+    std::string sender;
+    try {
+      sender = secure::parse_envelope(wire).header.sender;
+    } catch (const Error&) {  // open() reports the malformed envelope itself
+    }
+    o.qkd_key = [get = for_opening, sender](const std::string& id) { return get(sender, id); };
+  }
+  return o;
+}
+
 void serve_updates(Server& server, Receiver r) {
   if (!r.trust || !r.audit) throw std::logic_error("serve_updates: trust store and audit log are required");
   auto replay = std::make_shared<secure::ReplayGuard>();
@@ -17,14 +52,8 @@ void serve_updates(Server& server, Receiver r) {
       throw Failure(400, "PushUpdate is not a valid protobuf message");
     }
     const secure::View wire(reinterpret_cast<const uint8_t*>(msg.envelope().data()), msg.envelope().size());
-    secure::OpenOptions o;
-    o.trust = r.trust;
-    o.me = r.me;
-    o.tls_exporter = peer.exporter;
-    o.allow_pqc_only = r.allow_pqc_only;
-    o.replay = replay.get();
+    const secure::OpenOptions o = r.qkd.opening(*r.trust, r.me, wire, peer.exporter, *replay);
     std::string claimed = peer.id;
-    if (r.qkd_key) o.qkd_key = [&](const std::string& id) { return r.qkd_key(claimed, id); };
     secure::Opened opened;
     try {
       claimed = secure::parse_envelope(wire).header.sender;  // whose KME key to ask for; verified by open()
@@ -52,14 +81,13 @@ void serve_updates(Server& server, Receiver r) {
 }
 
 Pushed push_update(Client& peer, const secure::Identity& me, secure::EnvelopeHeader header, secure::View update,
-                   const std::function<QkdKeyForSend(const std::string& recipient)>& qkd) {
+                   const Qkd& qkd) {
   header.model_digest = secure::model_digest(update);
   for (int attempt = 0;; ++attempt) {
     const Peer session = peer.session();
     if (session.id != header.recipient)
       throw Error("the peer at this address is '" + session.id + "', not the recipient '" + header.recipient + "'");
-    QkdKeyForSend key;
-    if (qkd) key = qkd(header.recipient);
+    const QkdKeyForSend key = qkd.key_for(header.recipient);
     header.qkd_key_id = key.key_id;
     rpc::PushUpdate msg;
     const secure::Bytes wire = secure::seal(header, update, session.exporter, key.key, me);

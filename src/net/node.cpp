@@ -51,7 +51,7 @@ NodeConfig NodeConfig::from_yaml(const std::string& text, const std::string& sou
   using namespace yaml;
   const YAML::Node root = load(text, source);
   check_keys(root, source, "the node config",
-             {"id", "pki", "listen", "dir", "data", "shard", "validation", "train_limit", "holdout", "workers"});
+             {"id", "pki", "listen", "dir", "data", "shard", "validation", "train_limit", "holdout", "workers", "kme", "qkd"});
   NodeConfig c;
   for (const char* required : {"id", "pki", "dir"})
     if (!root[required]) throw Error(source + ": '" + required + "' is required");
@@ -81,6 +81,19 @@ NodeConfig NodeConfig::from_yaml(const std::string& text, const std::string& sou
   if (root["train_limit"]) c.train_limit = static_cast<std::size_t>(number(root["train_limit"], source, "train_limit", 0, 1e9));
   if (root["holdout"]) c.holdout = static_cast<std::size_t>(number(root["holdout"], source, "holdout", 0, 1e9));
   if (root["workers"]) c.workers = static_cast<int>(number(root["workers"], source, "workers", 1, 64));
+  if (root["kme"]) {
+    c.kme = get<std::string>(root["kme"], source, "kme");
+    std::string h;
+    int p;
+    split_host_port(c.kme, h, p, where(source, root["kme"]) + ": kme");
+  }
+  c.qkd = c.kme.empty() ? "off" : "required";
+  if (root["qkd"]) {
+    c.qkd = get<std::string>(root["qkd"], source, "qkd");
+    if (c.qkd != "required" && c.qkd != "optional" && c.qkd != "off")
+      throw Error(where(source, root["qkd"]) + ": qkd must be required, optional or off, got '" + c.qkd + "'");
+    if (c.qkd != "off" && c.kme.empty()) throw Error(where(source, root["qkd"]) + ": qkd: " + c.qkd + " needs a kme: HOST:PORT");
+  }
   return c;
 }
 
@@ -88,6 +101,7 @@ NodeConfig NodeConfig::from_yaml(const std::string& text, const std::string& sou
 
 struct Node::Impl {
   NodeConfig c;
+  Qkd qkd;
   secure::Identity me;
   secure::TrustStore trust;
   Dataset train, val;
@@ -124,8 +138,9 @@ struct Node::Impl {
 
   secure::ReplayGuard replay;  // what arrives from the orchestrator
 
-  // `payload` sealed for the caller over this session (pqc-only: nodes have no KME yet) and audited.
-  // The header's round stays 0: the caller's seq orders everything it sends (see federated_round).
+  // `payload` sealed for the caller over this session, with a QKD key when the node has a KME, and
+  // audited. The header's round stays 0: the caller's seq orders everything it sends (see
+  // federated_round).
   secure::Bytes send(const Peer& peer, const std::string& payload, const std::string& run, uint64_t seq,
                      nlohmann::json detail) {
     secure::EnvelopeHeader h;
@@ -134,28 +149,29 @@ struct Node::Impl {
     h.run = run;
     h.seq = seq;
     h.model_digest = secure::model_digest(secure::view(payload));
-    secure::Bytes wire = secure::seal(h, secure::view(payload), peer.exporter, {}, me);
+    std::string fallback;
+    const QkdKeyForSend key = qkd.key_for(peer.id, &fallback);
+    h.qkd_key_id = key.key_id;
+    secure::Bytes wire = secure::seal(h, secure::view(payload), peer.exporter, key.key, me);
     detail.update({{"from", c.id}, {"to", peer.id}, {"run", run}, {"seq", seq}, {"model_digest", h.model_digest},
-                   {"mode", "pqc-only"}, {"bytes", wire.size()}, {"tls_group", peer.tls_group}});
+                   {"mode", key.key.empty() ? "pqc-only" : "qkd+pqc"}, {"qkd_key_id", h.qkd_key_id},
+                   {"bytes", wire.size()}, {"tls_group", peer.tls_group}});
+    if (!fallback.empty() && qkd.for_sending) detail["qkd_fallback"] = fallback;
     log->append("exchange", c.id, detail);
     return wire;
   }
 
   // An envelope the caller sealed for this node over this session: opened (trust, signature,
-  // session, replay, digest), its sender checked against the caller, and audited either way.
+  // session, replay, QKD key, digest), its sender checked against the caller, and audited either way.
   secure::Opened receive(const Peer& peer, const std::string& env, const std::string& what, nlohmann::json detail) {
-    secure::OpenOptions o;
-    o.trust = &trust;
-    o.me = c.id;
-    o.tls_exporter = peer.exporter;
-    o.allow_pqc_only = true;
-    o.replay = &replay;
+    const secure::View wire(reinterpret_cast<const uint8_t*>(env.data()), env.size());
     try {
-      secure::Opened opened = secure::open(secure::View(reinterpret_cast<const uint8_t*>(env.data()), env.size()), o);
+      secure::Opened opened = secure::open(wire, qkd.opening(trust, c.id, wire, peer.exporter, replay));
       if (opened.header.sender != peer.id)
         throw Error("the " + what + " is signed by '" + opened.header.sender + "', not by the caller '" + peer.id + "'");
       detail.update({{"from", peer.id}, {"to", c.id}, {"model_digest", opened.header.model_digest},
-                     {"mode", opened.header.mode}, {"bytes", env.size()}, {"tls_group", peer.tls_group}});
+                     {"mode", opened.header.mode}, {"qkd_key_id", opened.header.qkd_key_id}, {"bytes", env.size()},
+                     {"tls_group", peer.tls_group}});
       log->append("exchange", peer.id, detail);
       return opened;
     } catch (const Error& e) {
@@ -200,10 +216,13 @@ struct Node::Impl {
     b.batch = req.batch() > 0 ? req.batch() : 128;
     b.seed = req.seed();
     b.augment = req.augment();
+    if (req.rounds() > 0 && (req.round() < 1 || req.round() > req.rounds()))
+      throw Failure(400, "FederatedRound: round " + std::to_string(req.round()) + " of " + std::to_string(req.rounds()) + " is not a round");
     LocalResult r;
     {
       const Slot slot(*this);
-      r = train_from(req.family(), d, global, train, val, b, EvalSettings{}, req.mu());
+      r = train_from(req.family(), d, global, train, val, b, EvalSettings{}, req.mu(), static_cast<int>(req.round()),
+                     static_cast<int>(req.rounds()));
     }
     r.state.from = c.id;
     const secure::Bytes wire = send(peer, fed::encode(r.state), req.run(), req.seq(),
@@ -304,8 +323,9 @@ struct Node::Impl {
   }
 };
 
-Node::Node(NodeConfig config) : impl_(new Impl) {
+Node::Node(NodeConfig config, Qkd qkd) : impl_(new Impl) {
   impl_->c = std::move(config);
+  impl_->qkd = std::move(qkd);
   auto& s = *impl_;
   s.me = secure::load_identity(s.c.pki, s.c.id);
   if (s.me.role() != "node") throw Error("'" + s.c.id + "' has a " + s.me.role() + " certificate, not a node one");
@@ -340,8 +360,55 @@ std::size_t Node::train_samples() const { return impl_->train.count; }
 // --- the client ----------------------------------------------------------------------------------------
 
 NodeClient::NodeClient(const secure::Identity& me, const secure::TrustStore& trust, const std::string& host, int port,
-                       Limits limits)
-    : identity_(me), trust_(trust), me_(me.id()), where_(host + ":" + std::to_string(port)), client_(me, trust, host, port, limits) {}
+                       Limits limits, Qkd qkd, audit::AuditLog* audit)
+    : identity_(me), trust_(trust), me_(me.id()), where_(host + ":" + std::to_string(port)),
+      client_(me, trust, host, port, limits), qkd_(std::move(qkd)), audit_(audit) {}
+
+std::pair<secure::Bytes, uint64_t> NodeClient::seal_for(const Peer& session, const std::string& run,
+                                                        const std::string& payload, const nlohmann::json& detail) {
+  secure::EnvelopeHeader h;
+  h.sender = me_;
+  h.recipient = session.id;
+  h.run = run;
+  // The header's round stays 0 and seq counts every request this client sends (trainings and
+  // rounds of every cycle alike), so the replay guards see one increasing sequence per sender.
+  h.seq = ++seq_;
+  h.model_digest = secure::model_digest(secure::view(payload));
+  std::string fallback;
+  const QkdKeyForSend key = qkd_.key_for(session.id, &fallback);
+  h.qkd_key_id = key.key_id;
+  secure::Bytes wire = secure::seal(h, secure::view(payload), session.exporter, key.key, identity_);
+  if (audit_) {
+    nlohmann::json d = detail;
+    d.update({{"from", me_}, {"to", session.id}, {"run", run}, {"seq", h.seq}, {"model_digest", h.model_digest},
+              {"mode", key.key.empty() ? "pqc-only" : "qkd+pqc"}, {"qkd_key_id", h.qkd_key_id}, {"bytes", wire.size()},
+              {"tls_group", session.tls_group}});
+    if (!fallback.empty() && qkd_.for_sending) d["qkd_fallback"] = fallback;
+    audit_->append("exchange", me_, d);
+  }
+  return {std::move(wire), h.seq};
+}
+
+secure::Opened NodeClient::open_from(const Peer& session, const std::string& envelope, const std::string& what,
+                                     const nlohmann::json& detail) {
+  const secure::View wire(reinterpret_cast<const uint8_t*>(envelope.data()), envelope.size());
+  try {
+    secure::Opened opened = secure::open(wire, qkd_.opening(trust_, me_, wire, session.exporter, replay_));
+    if (opened.header.sender != session.id)
+      throw Error("the " + what + " is signed by '" + opened.header.sender + "', not by the node '" + session.id + "'");
+    if (audit_) {
+      nlohmann::json d = detail;
+      d.update({{"from", session.id}, {"to", me_}, {"run", opened.header.run}, {"seq", opened.header.seq},
+                {"model_digest", opened.header.model_digest}, {"mode", opened.header.mode},
+                {"qkd_key_id", opened.header.qkd_key_id}, {"bytes", envelope.size()}, {"tls_group", session.tls_group}});
+      audit_->append("exchange", session.id, d);
+    }
+    return opened;
+  } catch (const Error& e) {
+    if (audit_) audit_->append("rejection", session.id, {{"from", session.id}, {"reason", e.what()}, {"bytes", envelope.size()}});
+    throw Error(where_ + ": the " + what + " is rejected: " + e.what());
+  }
+}
 
 NodeHealth NodeClient::health() {
   rpc::HealthReply h;
@@ -376,17 +443,8 @@ Trained NodeClient::train(const TrainJob& job) {
   for (const auto& [k, v] : reply.metrics()) out.metrics[k] = v;
   if (job.return_model) {
     if (reply.model_envelope().empty()) throw Error(where_ + ": asked for the model, got none");
-    const Peer session = client_.last_session();
-    secure::OpenOptions o;
-    o.trust = &trust_;
-    o.me = me_;
-    o.tls_exporter = session.exporter;
-    o.allow_pqc_only = true;  // node → orchestrator model transfers carry no QKD key yet
-    o.replay = &replay_;
-    const auto& env = reply.model_envelope();
-    const secure::Opened opened = secure::open(secure::View(reinterpret_cast<const uint8_t*>(env.data()), env.size()), o);
-    if (opened.header.sender != session.id)
-      throw Error(where_ + ": the model is signed by '" + opened.header.sender + "', not by the node '" + session.id + "'");
+    const secure::Opened opened =
+        open_from(client_.last_session(), reply.model_envelope(), "model", {{"candidate", job.candidate}});
     std::tie(out.model_json, out.weights) = unpack_model(opened.update);
     out.model_digest = opened.header.model_digest;
   }
@@ -394,19 +452,12 @@ Trained NodeClient::train(const TrainJob& job) {
 }
 
 int NodeClient::deploy(const std::string& run, const std::string& model_path) {
-  const Peer session = client_.session();
   const std::string payload = pack_model(secure::read_file(model_path + ".json"), secure::read_file(model_path));
-  secure::EnvelopeHeader h;
-  h.sender = me_;
-  h.recipient = session.id;
-  h.run = run;
-  h.seq = ++seq_;
-  h.model_digest = secure::model_digest(secure::view(payload));
-  const secure::Bytes wire = secure::seal(h, secure::view(payload), session.exporter, {}, identity_);
+  const auto [wire, seq] = seal_for(client_.session(), run, payload, {{"deploy", true}});
   rpc::DeployRequest req;
   req.set_model_envelope(wire.data(), wire.size());
   req.set_run(run);
-  req.set_seq(h.seq);
+  req.set_seq(seq);
   rpc::DeployReply reply;
   if (!reply.ParseFromString(client_.rpc("Deploy", req.SerializeAsString())))
     throw Error(where_ + ": the answer to Deploy is not a DeployReply");
@@ -421,20 +472,11 @@ std::string NodeClient::telemetry() {
 }
 
 RoundResult NodeClient::federated_round(const RoundJob& job) {
-  const Peer session = client_.session();
-  const std::string payload = fed::encode(job.global);
-  secure::EnvelopeHeader h;
-  h.sender = me_;
-  h.recipient = session.id;
-  h.run = job.run;
-  // The header's round stays 0 and seq counts every request this client sends (trainings and
-  // rounds of every cycle alike), so the replay guards see one increasing sequence per sender.
-  h.seq = ++seq_;
-  h.model_digest = secure::model_digest(secure::view(payload));
-  const secure::Bytes wire = secure::seal(h, secure::view(payload), session.exporter, {}, identity_);
+  const auto [wire, seq] = seal_for(client_.session(), job.run, fed::encode(job.global), {{"round", job.round}});
   rpc::FederatedRoundRequest req;
   req.set_run(job.run);
   req.set_round(static_cast<uint32_t>(job.round));
+  req.set_rounds(static_cast<uint32_t>(job.rounds));
   req.set_candidate(job.candidate);
   req.set_family(job.family);
   req.set_design_json(job.design_json);
@@ -445,21 +487,12 @@ RoundResult NodeClient::federated_round(const RoundJob& job) {
   req.set_seed(job.budget.seed);
   req.set_mu(job.mu);
   req.set_augment(job.budget.augment);
-  req.set_seq(h.seq);
+  req.set_seq(seq);
   rpc::FederatedRoundReply reply;
   if (!reply.ParseFromString(client_.rpc("FederatedRound", req.SerializeAsString())))
     throw Error(where_ + ": the answer to FederatedRound is not a FederatedRoundReply");
   const Peer now = client_.last_session();
-  secure::OpenOptions o;
-  o.trust = &trust_;
-  o.me = me_;
-  o.tls_exporter = now.exporter;
-  o.allow_pqc_only = true;
-  o.replay = &replay_;
-  const auto& env = reply.update_envelope();
-  const secure::Opened opened = secure::open(secure::View(reinterpret_cast<const uint8_t*>(env.data()), env.size()), o);
-  if (opened.header.sender != now.id)
-    throw Error(where_ + ": the update is signed by '" + opened.header.sender + "', not by the node '" + now.id + "'");
+  const secure::Opened opened = open_from(now, reply.update_envelope(), "update", {{"round", job.round}});
   RoundResult out;
   out.state = fed::decode(std::string_view(reinterpret_cast<const char*>(opened.update.data()), opened.update.size()));
   if (out.state.from != now.id) throw Error(where_ + ": the update claims to come from '" + out.state.from + "'");

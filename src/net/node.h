@@ -19,9 +19,17 @@
 //   holdout: 0                  # the orchestrator's validation images (split off with shard.seed as
 //                               # it does), never part of any shard
 //   workers: 1                  # trainings at once
+//   kme: 127.0.0.1:8443         # its ETSI GS QKD 014 KME (HOST:PORT); none: no QKD keys
+//   qkd: required               # required | optional | off (default: required with a kme, else off)
+//
+// With a KME every envelope the node seals carries a fresh QKD key (the node is the master SAE) and
+// every envelope it opens names one (dec_keys); `required` refuses pqc-only envelopes and never
+// sends without a key, `optional` falls back to pqc-only (and audits it) when the KME cannot deliver.
 #include <memory>
 #include <string>
 
+#include "audit/log.h"
+#include "net/exchange.h"
 #include "net/rpc.h"
 #include "nn/nn.h"
 #include "secure/envelope.h"
@@ -36,6 +44,8 @@ struct NodeConfig {
   uint64_t seed = 1;
   std::size_t validation = 2000, train_limit = 0, holdout = 0;
   int workers = 1;
+  std::string kme;               // HOST:PORT, or empty
+  std::string qkd = "off";       // required | optional | off
 
   // Strict: unknown keys, wrong types, impossible values are gng::Errors naming source and line.
   static NodeConfig from_yaml(const std::string& text, const std::string& source);
@@ -43,7 +53,9 @@ struct NodeConfig {
 
 class Node {
  public:
-  explicit Node(NodeConfig config);  // loads the identity and the shard; gng::Error when it cannot
+  // Loads the identity and the shard; gng::Error when it cannot. `qkd`: the node's KME (see
+  // secure/qkd/kme.h: kme_access), as config.kme and config.qkd describe it.
+  Node(NodeConfig config, Qkd qkd);
   ~Node();
   int listen();                      // starts serving; returns the port
   void stop();
@@ -83,6 +95,7 @@ struct RoundJob {
   fed::Update global;
   TrainBudget budget;  // epochs (E), samples, batch, seed, augment
   double mu = 0;       // FedProx
+  int rounds = 0;      // R: the learning rate decays across rounds 1..R (nn.h: train_from); 0: constant
 };
 
 struct RoundResult {
@@ -90,10 +103,12 @@ struct RoundResult {
   Metrics metrics;    // on the node's validation split
 };
 
+// The orchestrator's side. Every envelope it sends and opens is sealed with `qkd` (its KME) and,
+// when `audit` is given, entered there too (exchanges and rejections).
 class NodeClient {
  public:
   NodeClient(const secure::Identity& me, const secure::TrustStore& trust, const std::string& host, int port,
-             Limits limits = {});
+             Limits limits = {}, Qkd qkd = {}, audit::AuditLog* audit = nullptr);
   NodeHealth health();
   // Trains on the node; a returned model is opened here (signature, session, digest) before use.
   Trained train(const TrainJob& job);
@@ -105,10 +120,19 @@ class NodeClient {
   const std::string& where() const { return where_; }
 
  private:
+  // `payload` sealed for the node over `session` (seq: the next of this client's).
+  std::pair<secure::Bytes, uint64_t> seal_for(const Peer& session, const std::string& run, const std::string& payload,
+                                              const nlohmann::json& detail);
+  // An envelope the node sealed for this client over `session`: opened, its sender checked, audited.
+  secure::Opened open_from(const Peer& session, const std::string& envelope, const std::string& what,
+                           const nlohmann::json& detail);
+
   secure::Identity identity_;
   secure::TrustStore trust_;
   std::string me_, where_;
   Client client_;
+  Qkd qkd_;
+  audit::AuditLog* audit_;
   secure::ReplayGuard replay_;
   uint64_t seq_ = 0;
 };

@@ -631,9 +631,12 @@ fed::Update initial_state(const std::string& family, const Design& d, const Inpu
 }
 
 LocalResult train_from(const std::string& family, const Design& d, const fed::Update& start, const Dataset& train,
-                       const Dataset& val, const TrainBudget& budget, const EvalSettings& eval, double mu) {
+                       const Dataset& val, const TrainBudget& budget, const EvalSettings& eval, double mu, int round,
+                       int rounds) {
   check_training_input("train_from", train, val, budget, false);
   if (!std::isfinite(mu) || mu < 0) throw Error("train_from: mu must be a finite number >= 0");
+  if (rounds < 0 || (rounds > 0 && (round < 1 || round > rounds)))
+    throw Error("train_from: round " + std::to_string(round) + " of " + std::to_string(rounds) + " is not a round");
   const InputShape in = training_shape(train, val);
   const auto clock = Clock::now();
   ThreadScope threads(budget.threads);
@@ -652,7 +655,11 @@ LocalResult train_from(const std::string& family, const Design& d, const fed::Up
       return 0.5 * mu * sum;
     };
   }
-  const Progress p = run_steps(*net, *optimizer, train, budget, clock, [lr](int64_t, int64_t, int64_t) { return lr; }, prox);
+  const Progress p = run_steps(*net, *optimizer, train, budget, clock, [=](int64_t step, int64_t, int64_t steps) {
+    if (rounds == 0) return lr;
+    const double t = (round - 1 + static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, steps))) / rounds;
+    return 0.5 * lr * (1 + std::cos(M_PI * t));
+  }, prox);
   LocalResult r;
   const double train_s = seconds_since(clock);
   r.metrics = val.count ? measure(*net, family, d, in, val, eval, budget.seed) : design_cost(family, d, in);

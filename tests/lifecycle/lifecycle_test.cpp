@@ -122,6 +122,12 @@ TEST(Config, RejectsMalformedSettingsWithFileAndLine) {
             }),
             "r.yaml:3: each rung must train at least as much as the one before");
   EXPECT_EQ(error_of([] { RunConfig::from_file("/nonexistent/run.yaml"); }), "/nonexistent/run.yaml: cannot open");
+  EXPECT_EQ(error_of([] { Policy::from_yaml("qkd: sometimes\n", "p.yaml"); }),
+            "p.yaml:1: qkd must be required, optional or off, got 'sometimes'");
+  EXPECT_EQ(Policy::from_yaml("qkd: optional\n", "p.yaml").qkd, "optional");
+  EXPECT_EQ(Policy::from_yaml("approval: auto\n", "p.yaml").qkd, "required");
+  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {count: 2, eavesdropper: 2}\n", "r.yaml", "", ""); }),
+            "r.yaml:3: 'nodes.eavesdropper' must be in [0, 1], got 2");
   EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {count: 2, partition: shuffled}\n", "r.yaml", "", ""); }),
             "r.yaml:3: nodes.partition must be iid or dirichlet, got 'shuffled'");
   EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nfederation: {rounds: 2}\n", "r.yaml", "", ""); }),
@@ -380,12 +386,27 @@ TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
   EXPECT_TRUE(fs::exists(reg.promotions().back().model));
   const auto v = test::run(gng("audit verify " + box.run_dir()));
   EXPECT_EQ(v.status, 0) << v.out;
-  std::size_t exchanges = 0;
+  // QKD is on (the policy's default: required): every envelope, either way, carried a key from the
+  // run's KME, and the orchestrator's trail holds its side of each exchange.
+  std::size_t exchanges = 0, keyed = 0;
   for (const char* n : {"n1", "n2"}) {
     audit::AuditLog node_log(box.run_dir() + "/nodes/" + n + "/audit.db", false);
-    for (const auto& e : node_log.entries(0, node_log.size())) exchanges += e.kind == "exchange";
+    for (const auto& e : node_log.entries(0, node_log.size()))
+      if (e.kind == "exchange") ++exchanges, keyed += nlohmann::json::parse(e.detail).value("mode", "") == "qkd+pqc";
   }
   EXPECT_GE(exchanges, 4u + 16u);  // two top-rung models per cycle; per round and node a state in and out
+  EXPECT_EQ(keyed, exchanges);
+  std::size_t at_orchestrator = 0;
+  audit::AuditLog run_log(box.run_dir() + "/audit.db", false);
+  for (const auto& e : run_log.entries(0, run_log.size()))
+    if (e.kind == "exchange") {
+      ++at_orchestrator;
+      EXPECT_EQ(nlohmann::json::parse(e.detail).value("mode", ""), "qkd+pqc") << e.detail;
+    }
+  EXPECT_GE(at_orchestrator, 4u + 16u);
+  int kme = 0;
+  for (const auto& d : reg.decisions()) kme += d.kind == "kme" && d.text.find("QKD required: KME on 127.0.0.1:") == 0;
+  EXPECT_EQ(kme, 1);
   // n1 came back, and no node outlives the run.
   EXPECT_EQ(node_pids("n1").size(), 2u);
   for (const char* n : {"n1", "n2"})
@@ -436,7 +457,7 @@ TEST(Observe, AShiftedInputStreamRaisesTheRobustnessWeight) {
   nc.data = kFashionMnistDir;
   nc.train_limit = 1000;
   nc.validation = 200;
-  net::Node node(nc);
+  net::Node node(nc, net::Qkd{});
   net::NodeClient c(test::pki().orch, test::pki().trust(), "127.0.0.1", node.listen());
   net::TrainJob job;
   job.run = "obs";

@@ -56,8 +56,8 @@ struct Sites {
     Receiver r;
     r.trust = &trust;
     r.me = "n2";
-    r.allow_pqc_only = allow_pqc_only;
-    r.qkd_key = [this](const std::string& sender, const std::string& id) {
+    r.qkd.required = !allow_pqc_only;
+    r.qkd.for_opening = [this](const std::string& sender, const std::string& id) {
       return secure::qkd::KmeClient(*n2_to_kme).dec_keys(sender, {id}).at(0).key;
     };
     r.audit = log.get();
@@ -69,6 +69,9 @@ struct Sites {
   QkdKeyForSend fresh_key(const std::string& to) {
     const auto k = secure::qkd::KmeClient(*n1_to_kme).enc_keys(to, 1).at(0);
     return {k.id, k.key};
+  }
+  Qkd n1_qkd() {
+    return {[this](const std::string& to) { return fresh_key(to); }, nullptr, true};
   }
   secure::EnvelopeHeader header(uint64_t seq, const std::string& to = "n2") {
     return {"n1", to, "run-7", 1, seq, "", "", ""};
@@ -93,7 +96,7 @@ struct Sites {
 TEST(Exchange, SealedUpdateWithAQkdKeyArrivesAndIsAudited) {
   Sites s;
   const secure::Bytes update = secure::random_bytes(200000);
-  const Pushed p = push_update(*s.n1_to_n2, pki().n1, s.header(1), update, [&](const std::string& to) { return s.fresh_key(to); });
+  const Pushed p = push_update(*s.n1_to_n2, pki().n1, s.header(1), update, s.n1_qkd());
   EXPECT_EQ(p.mode, "qkd+pqc");
   ASSERT_EQ(s.received.size(), 1u);
   EXPECT_EQ(s.received[0], update);
@@ -139,17 +142,17 @@ TEST(Exchange, TamperedReplayedMisaddressedOrMalformedEnvelopesAreRejectedAndAud
            "key_ID 0f0e0d0c-0b0a-4908-8706-050403020100 is unknown to this KME");
   EXPECT_EQ(s.received.size(), 1u);
   // The sender refuses to seal for someone other than the peer it is talking to.
-  EXPECT_EQ(test::error_of([&] { push_update(*s.n1_to_n2, pki().n1, s.header(5, "n3"), update, nullptr); }),
+  EXPECT_EQ(test::error_of([&] { push_update(*s.n1_to_n2, pki().n1, s.header(5, "n3"), update, Qkd{}); }),
             "the peer at this address is 'n2', not the recipient 'n3'");
 }
 
 TEST(Exchange, PqcOnlyIsAPolicyDecision) {
   Sites strict;
   const secure::Bytes update = secure::random_bytes(100);
-  const std::string e = test::error_of([&] { push_update(*strict.n1_to_n2, pki().n1, strict.header(1), update, nullptr); });
+  const std::string e = test::error_of([&] { push_update(*strict.n1_to_n2, pki().n1, strict.header(1), update, Qkd{}); });
   EXPECT_NE(e.find("envelope rejected: envelope from 'n1' is pqc-only and the policy requires QKD keys"), std::string::npos) << e;
   Sites lenient(true);
-  EXPECT_EQ(push_update(*lenient.n1_to_n2, pki().n1, lenient.header(1), update, nullptr).mode, "pqc-only");
+  EXPECT_EQ(push_update(*lenient.n1_to_n2, pki().n1, lenient.header(1), update, Qkd{}).mode, "pqc-only");
   EXPECT_EQ(lenient.last_audit()["mode"], "pqc-only");
 }
 

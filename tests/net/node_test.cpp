@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "audit/log.h"
 #include "net/fixture.h"
 #include "net/node.h"
+#include "secure/qkd/kme.h"
 #include "support/error_of.h"
 #include "support/paths.h"
 
@@ -47,12 +49,22 @@ TEST(NodeConfig, ReadsAllSettingsAndRejectsBadOnes) {
   EXPECT_NE(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nshards: 3\n", "node.yaml"); })
                 .find("node.yaml:4: unknown key 'shards'"),
             std::string::npos);
+  // QKD: required by default once there is a KME, off without one; optional needs a KME too.
+  EXPECT_EQ(c.qkd, "off");
+  EXPECT_EQ(NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: 127.0.0.1:8443\n", "node.yaml").qkd, "required");
+  EXPECT_EQ(NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: 127.0.0.1:8443\nqkd: optional\n", "node.yaml").qkd, "optional");
+  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nqkd: optional\n", "node.yaml"); }),
+            "node.yaml:4: qkd: optional needs a kme: HOST:PORT");
+  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: 127.0.0.1:1\nqkd: maybe\n", "node.yaml"); }),
+            "node.yaml:5: qkd must be required, optional or off, got 'maybe'");
+  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: kme.example\n", "node.yaml"); }),
+            "node.yaml:4: kme: expected HOST:PORT, got 'kme.example'");
 }
 
 TEST(Node, TrainsOnItsShardAndSendsTheModelSealed) {
   const std::string dir = testing::TempDir() + "gng-node-" + std::to_string(getpid());
   std::filesystem::remove_all(dir);
-  Node node(tiny_node("n1", 0, dir));
+  Node node(tiny_node("n1", 0, dir), Qkd{});
   // Half of 1200, about 200 of them held out for validation (a stratified split rounds per class).
   EXPECT_NEAR(static_cast<double>(node.train_samples()), 400, 10);
   const int port = node.listen();
@@ -104,7 +116,7 @@ namespace {
 TEST(Node, ServesADeployedModelAndReportsItsTelemetry) {
   const std::string dir = testing::TempDir() + "gng-node-deploy-" + std::to_string(getpid());
   std::filesystem::remove_all(dir);
-  Node node(tiny_node("n1", 1, dir));
+  Node node(tiny_node("n1", 1, dir), Qkd{});
   const int port = node.listen();
   NodeClient c(pki().orch, pki().trust(), "127.0.0.1", port);
   EXPECT_EQ(c.telemetry(), "");  // nothing deployed yet
@@ -150,12 +162,139 @@ TEST(Node, TheOrchestratorsHoldoutIsInNoShard) {
   NodeConfig c = tiny_node("n1", 0, dir);
   c.holdout = 400;
   c.validation = 100;
-  Node node(c);
+  Node node(c, Qkd{});
   NodeClient client(pki().orch, pki().trust(), "127.0.0.1", node.listen());
   const NodeHealth h = client.health();
   EXPECT_EQ(h.train_samples + h.validation_samples, 400u);  // (1200 − 400) / 2
   c.holdout = 1200;
-  EXPECT_EQ(test::error_of([&] { Node again(c); }), "node 'n1': holdout 1200 leaves no training images");
+  EXPECT_EQ(test::error_of([&] { Node again(c, Qkd{}); }), "node 'n1': holdout 1200 leaves no training images");
+}
+
+}  // namespace
+}  // namespace gng::net
+
+namespace gng::net {
+namespace {
+
+// A KME for the tests below: simulated BB84 links (small blocks), with or without an eavesdropper.
+struct TestKme {
+  secure::qkd::Kme kme;
+  Server server{pki().kme, pki().trust()};
+  int port = 0;
+  explicit TestKme(double eve = 0) : kme("kme-a", config(eve)) {
+    kme.mount(server);
+    port = server.listen("127.0.0.1", 0);
+  }
+  static secure::qkd::KmeConfig config(double eve) {
+    secure::qkd::KmeConfig c;
+    c.link.eve_fraction = eve;
+    c.link.pulses = secure::qkd::pulses_for_sifted(c.link, 1 << 15);
+    c.seed = 5;
+    return c;
+  }
+  Qkd access(const secure::Identity& who, bool required) const {
+    return secure::qkd::kme_access(who, pki().trust(), "127.0.0.1", port, required);
+  }
+};
+
+std::vector<nlohmann::json> exchanges(audit::AuditLog& log, const std::string& kind = "exchange") {
+  std::vector<nlohmann::json> out;
+  for (const auto& e : log.entries(0, log.size()))
+    if (e.kind == kind) out.push_back(nlohmann::json::parse(e.detail));
+  return out;
+}
+
+TEST(Node, EveryEnvelopeBothWaysCarriesAQkdKeyAndBothEndsAuditIt) {
+  const std::string dir = testing::TempDir() + "gng-node-qkd-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const TestKme kme;
+  Node node(tiny_node("n1", 0, dir + "/n1"), kme.access(pki().n1, true));
+  const int port = node.listen();
+  audit::AuditLog orch_log(dir + "/orch-audit.db", true);
+  NodeClient c(pki().orch, pki().trust(), "127.0.0.1", port, {}, kme.access(pki().orch, true), &orch_log);
+
+  TrainJob job;
+  job.run = "r3";
+  job.family = "cnn";
+  job.design_json = Design{{{"width", "4"}}}.to_json();
+  job.return_model = true;
+  const Trained t = c.train(job);  // node → orchestrator
+  const std::string model = dir + "/copy.pt";
+  secure::write_file_atomic(model + ".json", t.model_json);
+  secure::write_file_atomic(model, t.weights);
+  ASSERT_GT(c.deploy("r3", model), 0);  // orchestrator → node
+  RoundJob round{"r3", 1, 0, "cnn", job.design_json, load_state(model), TrainBudget{}, 0, 2};
+  round.budget.epochs = 0.5;
+  const RoundResult r = c.federated_round(round);  // both ways
+  EXPECT_EQ(r.state.from, "n1");
+
+  // Four envelopes: the model, the deployment, the global state and the node's update. Each is
+  // qkd+pqc with its own key, entered once on each side under the same key_ID and digest.
+  audit::AuditLog node_log(dir + "/n1/audit.db", false);
+  const auto at_node = exchanges(node_log), at_orch = exchanges(orch_log);
+  ASSERT_EQ(at_node.size(), 4u);
+  ASSERT_EQ(at_orch.size(), 4u);
+  std::set<std::string> keys;
+  for (std::size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(at_node[i]["mode"], "qkd+pqc") << at_node[i].dump();
+    EXPECT_EQ(at_orch[i]["mode"], "qkd+pqc") << at_orch[i].dump();
+    EXPECT_EQ(at_node[i]["qkd_key_id"], at_orch[i]["qkd_key_id"]);
+    EXPECT_EQ(at_node[i]["model_digest"], at_orch[i]["model_digest"]);
+    EXPECT_EQ(at_node[i]["from"], at_orch[i]["from"]);
+    keys.insert(at_node[i]["qkd_key_id"].get<std::string>());
+  }
+  EXPECT_EQ(keys.size(), 4u);
+  EXPECT_EQ(at_orch[0]["from"], "n1");
+  EXPECT_EQ(at_orch[1]["from"], "orch");
+
+  // A caller without a KME seals pqc-only: a node that requires QKD refuses it and audits why.
+  NodeClient plain(pki().orch, pki().trust(), "127.0.0.1", port);
+  const std::string e = test::error_of([&] { plain.deploy("r3", model); });
+  EXPECT_NE(e.find("model rejected: envelope from 'orch' is pqc-only and the policy requires QKD keys"), std::string::npos) << e;
+  const auto refused = exchanges(node_log, "rejection");
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_NE(refused[0]["reason"].get<std::string>().find("pqc-only"), std::string::npos);
+}
+
+TEST(Node, AnEavesdroppedLinkStopsRequiredExchangesAndOptionalOnesFallBackToPqcOnly) {
+  const std::string dir = testing::TempDir() + "gng-node-eve-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const TestKme eve(1.0);  // intercept-resend on every pulse: QBER ≈ 25 %, the link never yields a key
+  Node node(tiny_node("n1", 0, dir + "/n1"), eve.access(pki().n1, false));
+  const int port = node.listen();
+  TrainJob job;
+  job.run = "r4";
+  job.family = "cnn";
+  job.design_json = Design{{{"width", "4"}}}.to_json();
+  job.budget.samples = 64;
+  job.return_model = true;
+
+  // Required at the orchestrator: the node's pqc-only model is refused, and nothing is sent
+  // without a key either.
+  audit::AuditLog strict_log(dir + "/strict.db", true);
+  NodeClient strict(pki().orch, pki().trust(), "127.0.0.1", port, {}, eve.access(pki().orch, true), &strict_log);
+  std::string e = test::error_of([&] { strict.train(job); });
+  EXPECT_NE(e.find("the model is rejected: envelope from 'n1' is pqc-only and the policy requires QKD keys"), std::string::npos) << e;
+  EXPECT_EQ(exchanges(strict_log, "rejection").size(), 1u);
+  const std::string model = dir + "/n1/models/r4-c0.pt";
+  e = test::error_of([&] { strict.deploy("r4", model); });
+  EXPECT_NE(e.find("no QKD key for 'n1' and QKD is required: KME refused enc_keys for n1 (HTTP 503)"), std::string::npos) << e;
+
+  // Optional at both ends: the exchange goes through pqc-only, and both audit logs say why.
+  audit::AuditLog lenient_log(dir + "/lenient.db", true);
+  NodeClient lenient(pki().orch, pki().trust(), "127.0.0.1", port, {}, eve.access(pki().orch, false), &lenient_log);
+  EXPECT_FALSE(lenient.train(job).weights.empty());
+  EXPECT_GT(lenient.deploy("r4", model), 0);
+  const auto sent = exchanges(lenient_log);
+  ASSERT_EQ(sent.size(), 2u);
+  for (const auto& x : sent) EXPECT_EQ(x["mode"], "pqc-only") << x.dump();
+  EXPECT_NE(sent[1].value("qkd_fallback", "").find("HTTP 503"), std::string::npos) << sent[1].dump();
+  audit::AuditLog node_log(dir + "/n1/audit.db", false);
+  bool node_fell_back = false;
+  for (const auto& x : exchanges(node_log)) node_fell_back |= x.value("qkd_fallback", "").find("HTTP 503") != std::string::npos;
+  EXPECT_TRUE(node_fell_back);
 }
 
 }  // namespace

@@ -150,6 +150,22 @@ TEST(Federated, FedProxKeepsTheStateNearTheStart) {
   EXPECT_LT(held, 0.2 * free) << "free " << free << ", held " << held;
 }
 
+TEST(Federated, TheLearningRateDecaysAcrossRounds) {
+  // One cosine across R rounds: round 1 of 4 trains at 100 %…85 % of the design's rate, round 4
+  // of 4 at 15 %…0 %, so from the same start the last round moves the weights far less; a
+  // constant rate (rounds 0) moves them as much as round 1 or more.
+  const Design d = design({{"width", "4"}, {"lr", "0.003"}});
+  const fed::Update start = initial_state("cnn", d, kFashion, 5);
+  const auto moved = [&](int round, int rounds) {
+    return fed::l2_distance(start, train_from("cnn", d, start, train1000(), Dataset{}, budget(0.5, 50), {}, 0, round, rounds).state);
+  };
+  const double constant = moved(0, 0), first = moved(1, 4), last = moved(4, 4);
+  EXPECT_LT(last, 0.5 * first) << "first " << first << ", last " << last;
+  EXPECT_GT(constant, 0.9 * first) << "constant " << constant << ", first " << first;
+  EXPECT_EQ(error_of([&] { moved(5, 4); }), "train_from: round 5 of 4 is not a round");
+  EXPECT_EQ(error_of([&] { moved(0, 4); }), "train_from: round 0 of 4 is not a round");
+}
+
 TEST(Federated, FedAvgOfTwoNodesLearns) {
   const Design d = design({{"width", "8"}, {"lr", "0.003"}});
   const fed::Update start = initial_state("cnn", d, kFashion, 7);

@@ -246,4 +246,27 @@ std::vector<QkdKey> KmeClient::dec_keys(const std::string& master, const std::ve
   return keys_of(kme_.call("POST", "/api/v1/keys/" + master + "/dec_keys", req.dump()), "dec_keys from " + master);
 }
 
+net::Qkd kme_access(const Identity& me, const TrustStore& trust, const std::string& host, int port, bool required) {
+  struct Line {
+    Line(const Identity& me, const TrustStore& trust, const std::string& host, int port) : client(me, trust, host, port) {}
+    std::mutex mu;
+    net::Client client;
+  };
+  auto line = std::make_shared<Line>(me, trust, host, port);
+  net::Qkd q;
+  q.required = required;
+  q.for_sending = [line](const std::string& recipient) {
+    std::lock_guard lock(line->mu);
+    QkdKey k = KmeClient(line->client).enc_keys(recipient, 1).at(0);
+    return net::QkdKeyForSend{std::move(k.id), std::move(k.key)};
+  };
+  q.for_opening = [line](const std::string& sender, const std::string& key_id) {
+    std::lock_guard lock(line->mu);
+    std::vector<QkdKey> keys = KmeClient(line->client).dec_keys(sender, {key_id});
+    if (keys.size() != 1 || keys[0].id != key_id) throw Error("KME answered dec_keys for " + key_id + " with other keys");
+    return std::move(keys[0].key);
+  };
+  return q;
+}
+
 }  // namespace gng::secure::qkd

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "net/exchange.h"
 #include "net/rpc.h"
 #include "secure/qkd/bb84.h"
 
@@ -84,5 +85,10 @@ class KmeClient {
  private:
   net::Client& kme_;
 };
+
+// An SAE's keys from the KME at host:port, over gng's TLS as `me`, for the envelopes it seals and
+// opens (net::Qkd: 256-bit keys; `required` is the policy's word). Thread-safe: one kept-alive
+// connection, one call at a time. Connects on first use.
+net::Qkd kme_access(const Identity& me, const TrustStore& trust, const std::string& host, int port, bool required);
 
 }  // namespace gng::secure::qkd
