@@ -15,7 +15,8 @@
 //      --target, capped by --sgd-rounds and --sgd-seconds, evaluated on a geometric schedule;
 //   d) poisoning: one node (--attacker) sends global + scale · (its state − global) with scale
 //      --attack-scale (−10: sign-flipped and scaled); FedAvg, trimmed mean (0.2), coordinate median
-//      and Krum (f = 1) after --attack-rounds rounds, next to the clean FedAvg run at that round;
+//      Krum (f = 1) and Multi-Krum (f = 1, m = n − 1; with ≥ 5 nodes) after --attack-rounds rounds,
+//      next to the clean FedAvg run at that round;
 //   e) security overhead: every node's update of every FedAvg round is encoded, sealed (pqc-only,
 //      a throwaway PKI, a random 48-byte exporter), opened and decoded; its time next to that node's
 //      local training time in the round.
@@ -200,7 +201,10 @@ std::string rule_name(const fed::Rule& r) {
     case fed::Rule::fedavg: return "FedAvg";
     case fed::Rule::trimmed_mean: std::snprintf(b, sizeof b, "trimmed mean (%.2g)", r.trim); return b;
     case fed::Rule::median: return "coordinate median";
-    case fed::Rule::krum: std::snprintf(b, sizeof b, "Krum (f=%d)", r.byzantine); return b;
+    case fed::Rule::krum:
+      if (r.multi > 1) std::snprintf(b, sizeof b, "Multi-Krum (f=%d, m=%d)", r.byzantine, r.multi);
+      else std::snprintf(b, sizeof b, "Krum (f=%d)", r.byzantine);
+      return b;
   }
   return "?";
 }
@@ -492,6 +496,10 @@ int main(int argc, char** argv) try {
   rules[2].kind = fed::Rule::median;
   rules[3].kind = fed::Rule::krum;
   rules[3].byzantine = 1;
+  if (nodes >= 5) {  // Multi-Krum averages the n − f best-scored updates (needs n ≥ 2f + 3)
+    rules.push_back(rules[3]);
+    rules.back().multi = nodes - 1;
+  }
   struct Attacked {
     std::string rule;
     bool attacked;

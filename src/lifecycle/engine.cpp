@@ -95,6 +95,12 @@ Feasibility feasibility(const SearchSpace& space) {
 constexpr const char* kAuditKey = "audit-key.pem";
 
 std::string sha256_hex(secure::View bytes) { return secure::hex(secure::sha256(bytes)); }
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n == 0 ? 0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 std::string file_digest(const std::string& path) { return sha256_hex(secure::view(secure::read_file(path))); }
 
 void sign_audit_head(audit::AuditLog& log, const std::string& run_dir) {
@@ -498,6 +504,7 @@ class Engine {
         break;
       }
       std::vector<fed::Update> states;
+      std::vector<double> overhead, compute;  // per answering node: seconds of exchange, of training
       std::mutex m;
       std::vector<std::thread> pool;
       for (auto& n : nodes_) {
@@ -510,10 +517,16 @@ class Engine {
           job.budget.batch = c_.batch;
           job.budget.seed = c_.seed * 7919 + static_cast<uint64_t>(round);
           try {
+            const auto sent = std::chrono::steady_clock::now();
             net::RoundResult r = node.client->federated_round(job);
+            const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count();
             fed::check_update(r.state, global);  // a malformed or poisoned-with-NaN state is refused, not fatal
             std::lock_guard lock(m);
             states.push_back(std::move(r.state));
+            if (const auto c = r.metrics.find("compute_s"); c != r.metrics.end()) {
+              compute.push_back(c->second);
+              overhead.push_back(wall - c->second);
+            }
           } catch (const net::Unreachable& e) {
             note(cycle, "node", node.id + " is down (" + e.what() + ") in federated round " + std::to_string(round));
             node.client.reset();
@@ -535,8 +548,16 @@ class Engine {
       const Metrics mt = evaluate_state(space_->family(), design, global, val_, es);
       std::string from;
       for (const auto& s : states) from += (from.empty() ? "" : ", ") + s.from;
+      // The cost of moving the states (PQ-TLS, envelopes both ways, QKD keys, encoding), end to end:
+      // each node's wall time for the call less its own training and evaluation.
+      std::string cost;
+      if (!overhead.empty()) {
+        const double o = median(overhead), c = median(compute);
+        cost = "; exchange " + fixed(1000 * o, 0) + " ms per node (" + fixed(c > 0 ? 100 * o / c : 0, 1) + " % of its " +
+               fixed(c, 1) + " s of compute, medians)";
+      }
       note(cycle, "federate", "round " + std::to_string(round) + " (" + F.rule + " of " + from + "): accuracy " +
-                                  fixed(mt.at("accuracy"), 4) + ", score " + fixed(policy_.score(mt), 4));
+                                  fixed(mt.at("accuracy"), 4) + ", score " + fixed(policy_.score(mt), 4) + cost);
       last = mt;
       ++round;
     }

@@ -1,5 +1,6 @@
 #include "net/node.h"
 
+#include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
@@ -221,8 +222,12 @@ struct Node::Impl {
     LocalResult r;
     {
       const Slot slot(*this);
+      const auto started = std::chrono::steady_clock::now();
       r = train_from(req.family(), d, global, train, val, b, EvalSettings{}, req.mu(), static_cast<int>(req.round()),
                      static_cast<int>(req.rounds()));
+      // Training and evaluation: what the caller subtracts from its wall time to see the cost of
+      // the exchange itself (TLS, envelopes, QKD keys, encoding).
+      r.metrics["compute_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     }
     r.state.from = c.id;
     const secure::Bytes wire = send(peer, fed::encode(r.state), req.run(), req.seq(),
@@ -364,29 +369,39 @@ NodeClient::NodeClient(const secure::Identity& me, const secure::TrustStore& tru
     : identity_(me), trust_(trust), me_(me.id()), where_(host + ":" + std::to_string(port)),
       client_(me, trust, host, port, limits), qkd_(std::move(qkd)), audit_(audit) {}
 
-std::pair<secure::Bytes, uint64_t> NodeClient::seal_for(const Peer& session, const std::string& run,
-                                                        const std::string& payload, const nlohmann::json& detail) {
-  secure::EnvelopeHeader h;
-  h.sender = me_;
-  h.recipient = session.id;
-  h.run = run;
-  // The header's round stays 0 and seq counts every request this client sends (trainings and
-  // rounds of every cycle alike), so the replay guards see one increasing sequence per sender.
-  h.seq = ++seq_;
-  h.model_digest = secure::model_digest(secure::view(payload));
-  std::string fallback;
-  const QkdKeyForSend key = qkd_.key_for(session.id, &fallback);
-  h.qkd_key_id = key.key_id;
-  secure::Bytes wire = secure::seal(h, secure::view(payload), session.exporter, key.key, identity_);
-  if (audit_) {
-    nlohmann::json d = detail;
-    d.update({{"from", me_}, {"to", session.id}, {"run", run}, {"seq", h.seq}, {"model_digest", h.model_digest},
-              {"mode", key.key.empty() ? "pqc-only" : "qkd+pqc"}, {"qkd_key_id", h.qkd_key_id}, {"bytes", wire.size()},
-              {"tls_group", session.tls_group}});
-    if (!fallback.empty() && qkd_.for_sending) d["qkd_fallback"] = fallback;
-    audit_->append("exchange", me_, d);
+std::string NodeClient::send_sealed(const std::string& name, const std::string& run, const std::string& payload,
+                                    const nlohmann::json& detail,
+                                    const std::function<std::string(const secure::Bytes&, uint64_t)>& request) {
+  const std::string digest = secure::model_digest(secure::view(payload));
+  for (int attempt = 0;; ++attempt) {
+    const Peer session = client_.session();
+    secure::EnvelopeHeader h;
+    h.sender = me_;
+    h.recipient = session.id;
+    h.run = run;
+    // The header's round stays 0 and seq counts every request this client sends (trainings and
+    // rounds of every cycle alike), so the replay guards see one increasing sequence per sender.
+    h.seq = ++seq_;
+    h.model_digest = digest;
+    std::string fallback;
+    const QkdKeyForSend key = qkd_.key_for(session.id, &fallback);
+    h.qkd_key_id = key.key_id;
+    const secure::Bytes wire = secure::seal(h, secure::view(payload), session.exporter, key.key, identity_);
+    if (audit_) {
+      nlohmann::json d = detail;
+      d.update({{"from", me_}, {"to", session.id}, {"run", run}, {"seq", h.seq}, {"model_digest", h.model_digest},
+                {"mode", key.key.empty() ? "pqc-only" : "qkd+pqc"}, {"qkd_key_id", h.qkd_key_id}, {"bytes", wire.size()},
+                {"tls_group", session.tls_group}});
+      if (!fallback.empty() && qkd_.for_sending) d["qkd_fallback"] = fallback;
+      audit_->append("exchange", me_, d);
+    }
+    try {
+      return client_.rpc(name, request(wire, h.seq));
+    } catch (const Error&) {
+      if (attempt == 0 && client_.last_session().exporter != session.exporter) continue;
+      throw;
+    }
   }
-  return {std::move(wire), h.seq};
 }
 
 secure::Opened NodeClient::open_from(const Peer& session, const std::string& envelope, const std::string& what,
@@ -453,13 +468,15 @@ Trained NodeClient::train(const TrainJob& job) {
 
 int NodeClient::deploy(const std::string& run, const std::string& model_path) {
   const std::string payload = pack_model(secure::read_file(model_path + ".json"), secure::read_file(model_path));
-  const auto [wire, seq] = seal_for(client_.session(), run, payload, {{"deploy", true}});
-  rpc::DeployRequest req;
-  req.set_model_envelope(wire.data(), wire.size());
-  req.set_run(run);
-  req.set_seq(seq);
+  const std::string answer = send_sealed("Deploy", run, payload, {{"deploy", true}}, [&](const secure::Bytes& wire, uint64_t seq) {
+    rpc::DeployRequest req;
+    req.set_model_envelope(wire.data(), wire.size());
+    req.set_run(run);
+    req.set_seq(seq);
+    return req.SerializeAsString();
+  });
   rpc::DeployReply reply;
-  if (!reply.ParseFromString(client_.rpc("Deploy", req.SerializeAsString())))
+  if (!reply.ParseFromString(answer))
     throw Error(where_ + ": the answer to Deploy is not a DeployReply");
   return static_cast<int>(reply.port());
 }
@@ -472,24 +489,27 @@ std::string NodeClient::telemetry() {
 }
 
 RoundResult NodeClient::federated_round(const RoundJob& job) {
-  const auto [wire, seq] = seal_for(client_.session(), job.run, fed::encode(job.global), {{"round", job.round}});
-  rpc::FederatedRoundRequest req;
-  req.set_run(job.run);
-  req.set_round(static_cast<uint32_t>(job.round));
-  req.set_rounds(static_cast<uint32_t>(job.rounds));
-  req.set_candidate(job.candidate);
-  req.set_family(job.family);
-  req.set_design_json(job.design_json);
-  req.set_global_envelope(wire.data(), wire.size());
-  req.set_epochs(job.budget.epochs);
-  req.set_samples(job.budget.samples);
-  req.set_batch(job.budget.batch);
-  req.set_seed(job.budget.seed);
-  req.set_mu(job.mu);
-  req.set_augment(job.budget.augment);
-  req.set_seq(seq);
+  const std::string answer =
+      send_sealed("FederatedRound", job.run, fed::encode(job.global), {{"round", job.round}}, [&](const secure::Bytes& wire, uint64_t seq) {
+        rpc::FederatedRoundRequest req;
+        req.set_run(job.run);
+        req.set_round(static_cast<uint32_t>(job.round));
+        req.set_rounds(static_cast<uint32_t>(job.rounds));
+        req.set_candidate(job.candidate);
+        req.set_family(job.family);
+        req.set_design_json(job.design_json);
+        req.set_global_envelope(wire.data(), wire.size());
+        req.set_epochs(job.budget.epochs);
+        req.set_samples(job.budget.samples);
+        req.set_batch(job.budget.batch);
+        req.set_seed(job.budget.seed);
+        req.set_mu(job.mu);
+        req.set_augment(job.budget.augment);
+        req.set_seq(seq);
+        return req.SerializeAsString();
+      });
   rpc::FederatedRoundReply reply;
-  if (!reply.ParseFromString(client_.rpc("FederatedRound", req.SerializeAsString())))
+  if (!reply.ParseFromString(answer))
     throw Error(where_ + ": the answer to FederatedRound is not a FederatedRoundReply");
   const Peer now = client_.last_session();
   const secure::Opened opened = open_from(now, reply.update_envelope(), "update", {{"round", job.round}});

@@ -25,6 +25,7 @@
 // With a KME every envelope the node seals carries a fresh QKD key (the node is the master SAE) and
 // every envelope it opens names one (dec_keys); `required` refuses pqc-only envelopes and never
 // sends without a key, `optional` falls back to pqc-only (and audits it) when the KME cannot deliver.
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -120,9 +121,13 @@ class NodeClient {
   const std::string& where() const { return where_; }
 
  private:
-  // `payload` sealed for the node over `session` (seq: the next of this client's).
-  std::pair<secure::Bytes, uint64_t> seal_for(const Peer& session, const std::string& run, const std::string& payload,
-                                              const nlohmann::json& detail);
+  // `payload` sealed for the node over the current session (seq: the next of this client's) and
+  // sent as RPC `name`, whose request `request(envelope, seq)` builds; returns the reply. If the
+  // connection was replaced between sealing and sending (the node then refuses an envelope bound
+  // to the old session, acting on nothing), seals again once for the new session.
+  std::string send_sealed(const std::string& name, const std::string& run, const std::string& payload,
+                          const nlohmann::json& detail,
+                          const std::function<std::string(const secure::Bytes& envelope, uint64_t seq)>& request);
   // An envelope the node sealed for this client over `session`: opened, its sender checked, audited.
   secure::Opened open_from(const Peer& session, const std::string& envelope, const std::string& what,
                            const nlohmann::json& detail);

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <poll.h>
 #include <sys/socket.h>
 #include <thread>
 
@@ -17,6 +18,9 @@ namespace gng::net {
 
 namespace {
 
+// A server closes a connection idle this long; a client stops reusing one a second earlier.
+constexpr std::chrono::seconds kKeepAlive{5};
+constexpr std::chrono::milliseconds kReuseIdle = kKeepAlive - std::chrono::seconds(1);
 constexpr const char* kGroup = "X25519MLKEM768";
 constexpr const char* kExporterLabel = "EXPORTER-gng-envelope-v1";
 
@@ -137,7 +141,7 @@ Server::Server(const secure::Identity& me, const secure::TrustStore& trust, Limi
   impl_->http->set_payload_max_length(limits.max_body);
   impl_->http->set_read_timeout(t.count());
   impl_->http->set_write_timeout(t.count());
-  impl_->http->set_keep_alive_timeout(5);
+  impl_->http->set_keep_alive_timeout(std::chrono::duration_cast<std::chrono::seconds>(kKeepAlive).count());
   impl_->http->set_keep_alive_max_count(10000);  // a kept connection is a handshake saved
   // SO_REUSEADDR only: httplib's default SO_REUSEPORT would let a second server bind the same
   // port and silently take part of the traffic.
@@ -222,6 +226,20 @@ struct Client::Impl {
   std::mutex mu;  // guards `session`, written by the handshake callback
   Peer session;
   bool have_session = false;
+  std::chrono::steady_clock::time_point last_used{};
+
+  // A kept-alive connection that the server has closed since (its idle timeout, a restart) or is
+  // about to close (idle for most of the server's keep-alive time) is dropped here, so that the
+  // next request opens a fresh one instead of failing on a dead socket — a failure that, for a
+  // POST, could not safely be retried. An idle HTTP/1.1 connection with something to read is one
+  // the server is closing (its TLS close_notify, FIN or RST): servers send nothing unasked.
+  void drop_stale_connection() {
+    if (!http->is_socket_open()) return;
+    pollfd p{static_cast<int>(http->socket()), POLLIN, 0};
+    const bool closing = poll(&p, 1, 0) != 0;
+    const bool old = std::chrono::steady_clock::now() - last_used > kReuseIdle;
+    if (closing || old) http->stop();
+  }
 
   static int slot() {
     static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
@@ -268,8 +286,10 @@ Response Client::call(const std::string& method, const std::string& path, const 
   auto backoff = std::chrono::milliseconds(100);
   for (int attempt = 0;; ++attempt) {
     ERR_clear_error();
+    impl_->drop_stale_connection();
     httplib::Result r = method == "GET" ? impl_->http->Get(path.c_str())
                                         : impl_->http->Post(path.c_str(), body, content_type.c_str());
+    impl_->last_used = std::chrono::steady_clock::now();
     if (r) {
       if (r->body.size() > impl_->limits.max_body)
         throw Error("answer from " + impl_->where + path + " is above the limit of " +
@@ -308,6 +328,7 @@ Peer Client::last_session() {
 }
 
 Peer Client::session() {
+  impl_->drop_stale_connection();
   {
     std::lock_guard lock(impl_->mu);
     if (impl_->have_session && impl_->http->is_socket_open()) return impl_->session;

@@ -10,6 +10,8 @@
 
 #include <ctime>
 #include <filesystem>
+#include <memory>
+#include <thread>
 
 #include "net/rpc.h"
 #include "secure/crypto_info.h"
@@ -166,6 +168,31 @@ TEST(Tls, UnreachablePeerIsRetriedWithBackoffThenAClearError) {
             std::string::npos)
       << e;
   EXPECT_GE(waited, 0.3);  // 100 ms + 200 ms of back-off
+}
+
+// A kept-alive connection that the server closed (its idle timeout, or a restart) must not make
+// the next POST fail: POSTs are not retried (the server may have acted), so the client has to notice
+// before it sends. Both with no retries at all.
+TEST(Tls, APostAfterTheServerClosedTheKeptAliveConnectionGoesThrough) {
+  Limits none;
+  none.retries = 0;
+  int port = 0;
+  auto first = std::make_unique<Running>(pki().n1);
+  port = first->port;
+  Client c(pki().orch, pki().trust(), "127.0.0.1", port, none);
+  EXPECT_EQ(c.rpc("echo", "one"), "one");
+  const std::string before = secure::hex(c.session().exporter);
+  // The server restarts on the same port: the old connection is closed under the client.
+  first.reset();
+  Server again(pki().n1, pki().trust());
+  again.rpc("echo", [](const Peer&, const std::string& body) { return "again " + body; });
+  ASSERT_EQ(again.listen("127.0.0.1", port), port);
+  EXPECT_EQ(c.rpc("echo", "two"), "again two");
+  EXPECT_NE(secure::hex(c.last_session().exporter), before);  // a new session
+  // Idle past the server's keep-alive time: the server closes the connection; the next POST opens
+  // a new one.
+  std::this_thread::sleep_for(std::chrono::milliseconds(5500));
+  EXPECT_EQ(c.rpc("echo", "three"), "again three");
 }
 
 TEST(Tls, OneLibcryptoAndOneLibsslAtLeast35AreLoaded) {
