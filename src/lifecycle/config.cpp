@@ -196,7 +196,7 @@ RunConfig RunConfig::from_yaml(const std::string& text, const std::string& sourc
     if (n["eavesdropper"]) c.eavesdropper = number(n["eavesdropper"], source, "nodes.eavesdropper", 0, 1);
   }
   if (const auto f = root["federation"]) {
-    check_keys(f, source, "federation", {"rounds", "epochs", "samples", "rule", "mu", "quorum", "trim", "byzantine"});
+    check_keys(f, source, "federation", {"rounds", "epochs", "samples", "rule", "mu", "quorum", "trim", "byzantine", "multi"});
     auto& F = c.federation;
     if (f["rounds"]) F.rounds = static_cast<int>(number(f["rounds"], source, "federation.rounds", 0, 10000));
     if (f["epochs"]) F.epochs = number(f["epochs"], source, "federation.epochs", 1e-3, 1e4);
@@ -210,6 +210,7 @@ RunConfig RunConfig::from_yaml(const std::string& text, const std::string& sourc
     if (f["quorum"]) F.quorum = number(f["quorum"], source, "federation.quorum", 0.01, 1);
     if (f["trim"]) F.trim = number(f["trim"], source, "federation.trim", 0, 0.49);
     if (f["byzantine"]) F.byzantine = static_cast<int>(number(f["byzantine"], source, "federation.byzantine", 0, 100));
+    if (f["multi"]) F.multi = static_cast<int>(number(f["multi"], source, "federation.multi", 1, 100));
     if (F.rounds > 0 && c.nodes == 0) throw Error(where(source, f) + ": federation needs nodes (nodes: {count: N})");
   }
   if (const auto e = root["evaluation"]) {

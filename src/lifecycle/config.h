@@ -79,15 +79,15 @@ struct RunConfig {
   double link_km = 25, eavesdropper = 0;
   // federation (with nodes): after each cycle's selection the promoted model is refined across the
   // nodes for `rounds` rounds of local training (epochs over samples per node) and aggregation by
-  // `rule` (fedavg | trimmed_mean | median | krum; trim, byzantine), FedProx when mu > 0. A round
-  // needs answers from at least `quorum` of the nodes. rounds 0: no federation.
+  // `rule` (fedavg | trimmed_mean | median | krum; trim, byzantine, multi: Multi-Krum's m), FedProx
+  // when mu > 0. A round needs answers from at least `quorum` of the nodes. rounds 0: no federation.
   struct Federation {
     int rounds = 0;
     double epochs = 1;
     std::size_t samples = 0;
     std::string rule = "fedavg";
     double mu = 0, quorum = 0.5, trim = 0.2;
-    int byzantine = 1;
+    int byzantine = 1, multi = 1;
   } federation;
 
   // Reads a run file; `space:` and `policy:` name files relative to it (or hold them inline).

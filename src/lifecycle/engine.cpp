@@ -95,6 +95,7 @@ Feasibility feasibility(const SearchSpace& space) {
 constexpr const char* kAuditKey = "audit-key.pem";
 
 std::string sha256_hex(secure::View bytes) { return secure::hex(secure::sha256(bytes)); }
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const std::size_t n = v.size();
@@ -490,6 +491,7 @@ class Engine {
                                          : fed::Rule::fedavg;
     rule.trim = F.trim;
     rule.byzantine = F.byzantine;
+    rule.multi = F.multi;
     EvalSettings es;
     es.noise_sigma = c_.noise_sigma;
     es.watts = c_.watts;

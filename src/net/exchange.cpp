@@ -56,7 +56,7 @@ void serve_updates(Server& server, Receiver r) {
     std::string claimed = peer.id;
     secure::Opened opened;
     try {
-      claimed = secure::parse_envelope(wire).header.sender;  // whose KME key to ask for; verified by open()
+      claimed = secure::parse_envelope(wire).header.sender;  // for the audit entry; open() verifies it
       opened = secure::open(wire, o);
     } catch (const Error& e) {
       r.audit->append("rejection", peer.id,

@@ -122,6 +122,11 @@ TEST(Config, RejectsMalformedSettingsWithFileAndLine) {
             }),
             "r.yaml:3: each rung must train at least as much as the one before");
   EXPECT_EQ(error_of([] { RunConfig::from_file("/nonexistent/run.yaml"); }), "/nonexistent/run.yaml: cannot open");
+  EXPECT_EQ(RunConfig::from_yaml("space: s\npolicy: p\nnodes: {count: 5}\nfederation: {rounds: 2, rule: krum, multi: 4}\n", "r.yaml", "", "")
+                .federation.multi,
+            4);
+  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {count: 5}\nfederation: {rule: krum, multi: 0}\n", "r.yaml", "", ""); }),
+            "r.yaml:4: 'federation.multi' must be in [1, 100], got 0");
   EXPECT_EQ(error_of([] { Policy::from_yaml("qkd: sometimes\n", "p.yaml"); }),
             "p.yaml:1: qkd must be required, optional or off, got 'sometimes'");
   EXPECT_EQ(Policy::from_yaml("qkd: optional\n", "p.yaml").qkd, "optional");
