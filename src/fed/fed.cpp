@@ -1,6 +1,7 @@
 #include "fed/fed.h"
 
 #include <algorithm>
+#include <map>
 #include <cstring>
 #include <cmath>
 #include <cstdio>
@@ -60,6 +61,36 @@ double total_samples(std::span<const Update> updates) {
 }
 
 // Σ w_i x_i with w_i = samples_i / Σ samples, in double.
+// Batch-norm running statistics are moments of each node's data, not weights: the variance of the
+// nodes' data together is the weighted mean of (variance + mean²) less the pooled mean² (the law
+// of total variance). The mean of the variances alone misses how far the nodes' means lie apart —
+// large on non-IID shards — and leaves the aggregate normalising with too small a variance.
+// `r` holds the weighted means already; each "X.running_var" with an "X.running_mean" is redone.
+void pool_batch_norm_variances(std::span<const Update> updates, const std::vector<std::size_t>& chosen, double total,
+                               Update& r) {
+  std::map<std::string, std::size_t> index;
+  for (std::size_t t = 0; t < r.tensors.size(); ++t) index[r.tensors[t].name] = t;
+  constexpr std::string_view kVar = ".running_var";
+  for (std::size_t v = 0; v < r.tensors.size(); ++v) {
+    const std::string& name = r.tensors[v].name;
+    if (!name.ends_with(kVar)) continue;
+    const auto m = index.find(name.substr(0, name.size() - kVar.size()) + ".running_mean");
+    if (m == index.end() || r.tensors[m->second].values.size() != r.tensors[v].values.size()) continue;
+    std::vector<double> second(r.tensors[v].values.size(), 0.0);
+    for (std::size_t i : chosen) {
+      const double w = updates[i].samples / total;
+      const std::vector<float>& var = updates[i].tensors[v].values;
+      const std::vector<float>& mean = updates[i].tensors[m->second].values;
+      for (std::size_t k = 0; k < second.size(); ++k)
+        second[k] += w * (static_cast<double>(var[k]) + static_cast<double>(mean[k]) * mean[k]);
+    }
+    const std::vector<float>& pooled_mean = r.tensors[m->second].values;
+    std::vector<float>& out = r.tensors[v].values;
+    for (std::size_t k = 0; k < out.size(); ++k)
+      out[k] = static_cast<float>(std::max(0.0, second[k] - static_cast<double>(pooled_mean[k]) * pooled_mean[k]));
+  }
+}
+
 Update weighted_mean(std::span<const Update> updates, const std::vector<std::size_t>& chosen, const char* rule) {
   double total = 0;
   for (std::size_t i : chosen) total += updates[i].samples;
@@ -79,6 +110,7 @@ Update weighted_mean(std::span<const Update> updates, const std::vector<std::siz
     std::vector<float>& out = r.tensors[t].values;
     for (std::size_t k = 0; k < acc.size(); ++k) out[k] = static_cast<float>(acc[k]);
   }
+  pool_batch_norm_variances(updates, chosen, total, r);
   return r;
 }
 

@@ -29,7 +29,9 @@ struct Update {
 
 struct Rule {
   enum Kind {
-    fedavg,        // mean weighted by samples (McMahan et al. 2017)
+    fedavg,        // mean weighted by samples (McMahan et al. 2017); a batch-norm running_var is
+                   // pooled with its running_mean (the variance of all nodes' data, not the mean
+                   // of their variances), here and in Multi-Krum's mean
     trimmed_mean,  // per coordinate: drop the ⌊trim·n⌋ largest and smallest, mean of the rest,
                    // unweighted (Yin et al. 2018)
     median,        // per coordinate, unweighted; the mean of the two middle values for even n

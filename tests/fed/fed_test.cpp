@@ -105,6 +105,34 @@ TEST(FedAvg, WeightsBySamplesOnAHandExample) {
   EXPECT_EQ(r.samples, 40);
 }
 
+TEST(FedAvg, PoolsBatchNormStatisticsAsTheVarianceOfAllNodesData) {
+  // Node a's data: mean 0, variance 1 (per channel); node b's: mean 2, variance 1, with 3× the
+  // samples. Together: mean 1.5 and variance ¼·(1 + 0) + ¾·(1 + 4) − 1.5² = 1.75, not the mean
+  // of the variances (1). Weights and biases are plain weighted means; a running_var without its
+  // running_mean (or another shape) is averaged like any tensor.
+  auto bn = [](const char* from, double samples, float mean, float var, float weight) {
+    Update u;
+    u.from = from;
+    u.samples = samples;
+    u.tensors.push_back({"bn.weight", {2}, {weight, weight}});
+    u.tensors.push_back({"bn.running_mean", {2}, {mean, mean}});
+    u.tensors.push_back({"bn.running_var", {2}, {var, var}});
+    u.tensors.push_back({"lone.running_var", {1}, {var}});
+    return u;
+  };
+  const std::vector<Update> updates = {bn("a", 10, 0, 1, 4), bn("b", 30, 2, 1, 8)};
+  const Update r = aggregate(updates, {.kind = Rule::fedavg});
+  EXPECT_EQ(r.tensors[0].values, (std::vector<float>{7, 7}));
+  EXPECT_EQ(r.tensors[1].values, (std::vector<float>{1.5, 1.5}));
+  EXPECT_EQ(r.tensors[2].values, (std::vector<float>{1.75, 1.75}));
+  EXPECT_EQ(r.tensors[3].values, (std::vector<float>{1}));
+  // Multi-Krum averages its choice the same way: five identical nodes pool to their own statistics.
+  const std::vector<Update> five(5, bn("c", 10, 2, 1, 8));
+  const Update k = aggregate(five, {.kind = Rule::krum, .byzantine = 1, .multi = 4});
+  EXPECT_EQ(k.tensors[1].values, (std::vector<float>{2, 2}));
+  EXPECT_EQ(k.tensors[2].values, (std::vector<float>{1, 1}));
+}
+
 TEST(FedAvg, UpdatesWithZeroSamplesCountForNothing) {
   const std::vector<Update> updates = {make("a", 0, {1e30f, 1, 1, 1, 1, 1, 1, 1, 1}), make("b", 5, {1, 2, 3, 4, 5, 6, 7, 8, 9})};
   EXPECT_EQ(flat(aggregate(updates)), flat(updates[1]));

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -59,6 +60,16 @@ struct Sandbox {
 };
 
 std::string gng(const std::string& args) { return std::string(GNG_BINARY) + " " + args; }
+
+// The pids of node `id`, in the order the orchestrator started it (it records each one).
+std::vector<pid_t> started_nodes(const std::string& run_dir, const std::string& id) {
+  std::vector<pid_t> pids;
+  for (const auto& d : Registry(run_dir + "/registry.db", false).decisions()) {
+    int pid = 0;
+    if (d.kind == "node" && sscanf(d.text.c_str(), (id + " up on 127.0.0.1:%*d (pid %d)").c_str(), &pid) == 1) pids.push_back(pid);
+  }
+  return pids;
+}
 
 // Starts `gng ARGS` as a child process with its output in `log`; returns its pid.
 pid_t spawn(const std::string& args, const std::string& log) {
@@ -344,15 +355,7 @@ TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
   const pid_t pid = spawn("run " + box.config() + " --runs " + box.runs(), log);
   // Kill node n1 once it has trained something.
   ASSERT_TRUE(wait_for([&] { return evaluations(box.run_dir()).size() >= 2; }, 180)) << test::run("cat " + log).out;
-  // The orchestrator records each node's pid when it comes up.
-  auto node_pids = [&](const std::string& id) {
-    std::vector<pid_t> pids;
-    for (const auto& d : Registry(box.run_dir() + "/registry.db", false).decisions()) {
-      int pid = 0;
-      if (d.kind == "node" && sscanf(d.text.c_str(), (id + " up on 127.0.0.1:%*d (pid %d)").c_str(), &pid) == 1) pids.push_back(pid);
-    }
-    return pids;
-  };
+  auto node_pids = [&](const std::string& id) { return started_nodes(box.run_dir(), id); };
   ASSERT_EQ(node_pids("n1").size(), 1u);
   ASSERT_EQ(kill(node_pids("n1")[0], SIGKILL), 0);
   int status = 0;
@@ -416,6 +419,56 @@ TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
   EXPECT_EQ(node_pids("n1").size(), 2u);
   for (const char* n : {"n1", "n2"})
     for (pid_t p : node_pids(n)) EXPECT_NE(kill(p, 0), 0) << n << " (pid " << p << ") still runs";
+}
+
+// Five nodes federate on a quorum of three: one killed in the middle of the federation leaves its
+// round to the other four, the remaining rounds go on, and the node rejoins for the next cycle.
+TEST(Run, AFederatedRoundCompletesOnAQuorumWhenANodeDies) {
+  Sandbox box;
+  std::ofstream(box.config(), std::ios::app) << "nodes: {count: 5, partition: iid}\n"
+                                                "federation: {rounds: 3, epochs: 20, quorum: 0.6}\n";
+  const std::string log = (box.dir / "log").string();
+  const pid_t pid = spawn("run " + box.config() + " --runs " + box.runs(), log);
+  auto federated_rounds = [&] {
+    std::vector<std::pair<int, std::string>> rounds;  // (cycle, text)
+    if (box.run_dir().empty() || !fs::exists(box.run_dir() + "/registry.db")) return rounds;
+    try {
+      for (const auto& d : Registry(box.run_dir() + "/registry.db", false).decisions())
+        if (d.kind == "federate" && d.text.find("(fedavg of ") != std::string::npos) rounds.emplace_back(d.cycle, d.text);
+    } catch (const Error&) {  // being created
+    }
+    return rounds;
+  };
+  ASSERT_TRUE(wait_for([&] { return !federated_rounds().empty(); }, 300)) << test::run("cat " + log).out;
+  const std::vector<pid_t> n3 = started_nodes(box.run_dir(), "n3");
+  ASSERT_EQ(n3.size(), 1u);
+  ASSERT_EQ(kill(n3[0], SIGKILL), 0);  // during round 2 (or just before it is sent)
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << test::run("cat " + log).out;
+
+  Registry reg(box.run_dir() + "/registry.db", false);
+  EXPECT_EQ(reg.meta("state"), "finished");
+  const auto rounds = federated_rounds();
+  int first_cycle = 0, without_n3 = 0, with_n3_later = 0;
+  for (const auto& [cycle, text] : rounds) {
+    const std::string from = text.substr(text.find("(fedavg of "), text.find("):") - text.find("(fedavg of "));
+    const int listed = static_cast<int>(std::count(from.begin(), from.end(), ',')) + 1;
+    if (cycle == rounds.front().first) {
+      ++first_cycle;
+      if (listed == 4 && from.find("n3") == std::string::npos) ++without_n3;
+    } else if (listed == 5) {
+      ++with_n3_later;
+    }
+  }
+  EXPECT_EQ(first_cycle, 3) << "every round of the first cycle completed";
+  EXPECT_GE(without_n3, 1) << "a round went on with the four nodes left";
+  EXPECT_GE(with_n3_later, 1) << "n3 rejoined for the next cycle";
+  int down = 0;
+  for (const auto& d : reg.decisions()) down += d.kind == "node" && d.text.find("n3 is down") != std::string::npos;
+  EXPECT_EQ(down, 1);
+  EXPECT_EQ(started_nodes(box.run_dir(), "n3").size(), 2u);
+  EXPECT_EQ(test::run(gng("audit verify " + box.run_dir())).status, 0);
 }
 
 }  // namespace
