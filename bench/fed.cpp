@@ -341,6 +341,8 @@ int main(int argc, char** argv) try {
   const auto run_section = [&](char c) { return sections.find(c) != std::string::npos; };
   if (nodes < 1 || rounds < 1 || !(local_epochs > 0) || attack_rounds < 1 || attacker < 0 || attacker >= nodes)
     throw Error("bench/fed: nodes, rounds, local-epochs and attack-rounds must be positive, attacker a node index");
+  if (s.cosine && run_section('d') && attack_rounds > rounds)
+    throw Error("bench/fed: with --schedule cosine the poisoned runs follow the FedAvg run's schedule: --attack-rounds must not exceed --rounds");
 
   const double t_start = wall_now(), cpu_start = process_cpu();
   const std::string load_before = load_text();

@@ -57,20 +57,20 @@ else
     log "system OpenSSL is $system_ssl (< 3.5): building OpenSSL from Debian's stable source package (once, ~6-10 min)"
     work=$(mktemp -d "$cache/src.XXXXXX")
     srcfile=/etc/apt/sources.list.d/gng-stable-src.sources
-    uri=$(sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | grep -v security | head -1)
+    uris=$(sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+    uri=$(printf '%s\n' "$uris" | grep -v security | head -1 || true)
     [ -n "$uri" ] || uri=http://deb.debian.org/debian
-    sec=$(sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | grep security | head -1)
-    [ -n "$sec" ] || sec=${uri%/}-security
+    sec=$(printf '%s\n' "$uris" | grep security | head -1 || true)
     cleanup_src() { $sudo_ rm -f "$srcfile"; $sudo_ apt-get update -qq || true; }
-    printf 'Types: deb-src\nURIs: %s\nSuites: stable\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb-src\nURIs: %s\nSuites: stable-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-      "$uri" "$sec" | $sudo_ tee "$srcfile" >/dev/null
+    stanza() { printf 'Types: deb-src\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n' "$1" "$2"; }
+    { stanza "$uri" stable; [ -z "$sec" ] || stanza "$sec" stable-security; } | $sudo_ tee "$srcfile" >/dev/null
     trap cleanup_src EXIT
     $sudo_ apt-get update -qq
     # The index may name a version whose files the mirror no longer (or not yet) serves: try every
     # listed version >= 3.5, the 3.5 LTS line first, newest first, until one downloads.
-    listed=$(apt-cache showsrc openssl 2>/dev/null | sed -n 's/^Version:[[:space:]]*//p' | sort -u -r -V)
+    listed=$(apt-cache showsrc openssl 2>/dev/null | sed -n 's/^Version:[[:space:]]*//p' | sort -u -r -V || true)
     got=""
-    for v in $(printf '%s\n' $listed | grep '^3\.5\.'; printf '%s\n' $listed | grep -v '^3\.5\.'); do
+    for v in $(printf '%s\n' $listed | grep '^3\.5\.' || true; printf '%s\n' $listed | grep -v '^3\.5\.' || true); do
       dpkg --compare-versions "$v" ge 3.5 || continue
       if (cd "$work" && apt-get source -qq openssl="$v" >/dev/null 2>&1); then got=$v; break; fi
       log "openssl $v is listed but could not be fetched; trying the next version"
@@ -78,7 +78,7 @@ else
     done
     cleanup_src
     trap - EXIT
-    [ -n "$got" ] || die "no OpenSSL >= 3.5 source package could be fetched from $uri or $sec (listed: $(echo $listed))"
+    [ -n "$got" ] || die "no OpenSSL >= 3.5 source package could be fetched from $uri${sec:+ or $sec} (listed: $(echo $listed))"
     src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'openssl-*' | head -1)
     [ -n "$src" ] || die "no openssl source tree under $work"
     ver=$(basename "$src" | sed 's/^openssl-//')

@@ -212,6 +212,14 @@ RunConfig RunConfig::from_yaml(const std::string& text, const std::string& sourc
     if (f["byzantine"]) F.byzantine = static_cast<int>(number(f["byzantine"], source, "federation.byzantine", 0, 100));
     if (f["multi"]) F.multi = static_cast<int>(number(f["multi"], source, "federation.multi", 1, 100));
     if (F.rounds > 0 && c.nodes == 0) throw Error(where(source, f) + ": federation needs nodes (nodes: {count: N})");
+    if (F.rule == "krum" && F.rounds > 0) {
+      if (c.nodes < 2 * F.byzantine + 3)
+        throw Error(where(source, f) + ": Krum tolerating " + std::to_string(F.byzantine) + " attacker(s) needs at least " +
+                    std::to_string(2 * F.byzantine + 3) + " nodes, the run has " + std::to_string(c.nodes));
+      if (F.multi > c.nodes - F.byzantine)
+        throw Error(where(source, f) + ": federation.multi (" + std::to_string(F.multi) + ") must be at most nodes − byzantine (" +
+                    std::to_string(c.nodes - F.byzantine) + ")");
+    }
   }
   if (const auto e = root["evaluation"]) {
     check_keys(e, source, "evaluation", {"noise_sigma", "watts"});

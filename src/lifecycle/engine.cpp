@@ -538,15 +538,30 @@ class Engine {
         }, std::ref(n));
       }
       for (auto& t : pool) t.join();
+      // Too few answers, or too few for the rule (Krum needs n ≥ 2f + 3; Multi-Krum averages at
+      // most the answers less f): the nodes are restarted and the round repeated.
+      std::string missed_why;
+      fed::Update next;
       if (states.size() < std::max<std::size_t>(1, quorum)) {
+        missed_why = "below the quorum of " + std::to_string(quorum);
+      } else {
+        fed::Rule now = rule;
+        if (now.kind == fed::Rule::krum) now.multi = std::max(1, std::min(now.multi, static_cast<int>(states.size()) - now.byzantine));
+        try {
+          next = fed::aggregate(states, now);
+        } catch (const Error& e) {
+          missed_why = std::string("too few for ") + F.rule + ": " + e.what();
+        }
+      }
+      if (!missed_why.empty()) {
         note(cycle, "federate", "round " + std::to_string(round) + ": " + std::to_string(states.size()) + " of " +
-                                    std::to_string(nodes_.size()) + " nodes answered, below the quorum of " +
-                                    std::to_string(quorum) + "; restarting the nodes and repeating the round");
+                                    std::to_string(nodes_.size()) + " nodes answered, " + missed_why +
+                                    "; restarting the nodes and repeating the round");
         reap_and_restart_nodes();
-        if (++missed > 3) throw Error("federation: the quorum was missed four times");
+        if (++missed > 3) throw Error("federation: round " + std::to_string(round) + " failed four times (" + missed_why + ")");
         continue;
       }
-      global = fed::aggregate(states, rule);
+      global = std::move(next);
       const Metrics mt = evaluate_state(space_->family(), design, global, val_, es);
       std::string from;
       for (const auto& s : states) from += (from.empty() ? "" : ", ") + s.from;
@@ -595,16 +610,18 @@ class Engine {
     const std::string model = reg_.promotions().back().model;
     const std::string digest = file_digest(model);
     if (digest == deployed_) return;
+    int accepted = 0;
     for (auto& n : nodes_) {
       if (!n.client) continue;
       try {
         const int port = n.client->deploy(fs::path(dir_).filename().string(), model);
+        ++accepted;
         note(cycle, "deploy", n.id + " serves model " + digest.substr(0, 12) + " on http://127.0.0.1:" + std::to_string(port) + "/v1/predict");
       } catch (const std::exception& e) {
         note(cycle, "deploy", n.id + ": not deployed: " + e.what());
       }
     }
-    deployed_ = digest;
+    if (accepted > 0) deployed_ = digest;  // else the next cycle tries again
   }
 
   // Observe: the deployed model's telemetry from every node (the worst of each signal) shapes the
@@ -659,18 +676,18 @@ class Engine {
     secure::qkd::KmeConfig kc;
     kc.link.km = c_.link_km;
     kc.link.eve_fraction = c_.eavesdropper;
-    kme_ = std::make_unique<secure::qkd::Kme>("kme", kc);
-    kme_server_ = std::make_unique<net::Server>(secure::load_identity(pki, "kme"), trust);
-    kme_->mount(*kme_server_);
-    kme_port_ = kme_server_->listen("127.0.0.1", 0);
+    auto kme = std::make_unique<secure::qkd::Kme>("kme", kc);
+    auto server = std::make_unique<net::Server>(secure::load_identity(pki, "kme"), trust);
+    kme->mount(*server);
+    const int port = server->listen("127.0.0.1", 0);
+    kme_ = std::move(kme);
+    kme_server_ = std::move(server);
+    kme_port_ = port;
+    // The orchestrator's own keys, shared by its clients of every node (one KME connection).
+    orchestrator_qkd_ = secure::qkd::kme_access(secure::load_identity(pki, "orchestrator"), trust, "127.0.0.1", kme_port_,
+                                                policy_.qkd == "required");
     note(-1, "kme", "QKD " + policy_.qkd + ": KME on 127.0.0.1:" + std::to_string(kme_port_) + " (ETSI GS QKD 014; simulated BB84 links, " +
                         fixed(c_.link_km, 0) + " km" + (c_.eavesdropper > 0 ? ", eavesdropper on " + fixed(c_.eavesdropper, 2) : "") + ")");
-  }
-
-  // The orchestrator's keys for envelopes: from the run's KME, or none when QKD is off.
-  net::Qkd qkd_access(const secure::Identity& me, const secure::TrustStore& trust) const {
-    if (!kme_server_) return {};
-    return secure::qkd::kme_access(me, trust, "127.0.0.1", kme_port_, policy_.qkd == "required");
   }
 
   // Starts every node that is not running; each dies with this process (PR_SET_PDEATHSIG).
@@ -716,7 +733,7 @@ class Engine {
       net::Limits limits;
       limits.timeout = std::chrono::hours(12);  // trainings are long; a dead node shows as a broken connection
       limits.retries = 0;
-      n.client = std::make_unique<net::NodeClient>(me, trust, "127.0.0.1", port, limits, qkd_access(me, trust), &audit_);
+      n.client = std::make_unique<net::NodeClient>(me, trust, "127.0.0.1", port, limits, orchestrator_qkd_, &audit_);
       const net::NodeHealth h = n.client->health();
       note(-1, "node", n.id + " up on 127.0.0.1:" + std::to_string(port) + " (pid " + std::to_string(pid) + "): " +
                            std::to_string(h.train_samples) + " training / " + std::to_string(h.validation_samples) +
@@ -746,6 +763,7 @@ class Engine {
         n.pid = -1;
       }
     }
+    orchestrator_qkd_ = {};
     kme_server_.reset();  // after the nodes, whose KME connections are gone with them
     kme_.reset();
   }
@@ -778,6 +796,7 @@ class Engine {
   std::unique_ptr<secure::qkd::Kme> kme_;       // the run's KME, when the policy wants QKD keys
   std::unique_ptr<net::Server> kme_server_;
   int kme_port_ = 0;
+  net::Qkd orchestrator_qkd_;                   // its keys from that KME; none when QKD is off
   std::string deployed_;   // digest of the model the nodes serve
   Policy base_policy_;     // the policy as written: telemetry reactions are bounded relative to it
   Feasibility feasible_;

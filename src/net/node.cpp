@@ -200,6 +200,8 @@ struct Node::Impl {
     if (peer.role != "orchestrator") throw Failure(401, "'" + peer.id + "' (" + peer.role + ") may not start a federated round");
     rpc::FederatedRoundRequest req;
     if (!req.ParseFromString(body)) throw Failure(400, "FederatedRound: not a FederatedRoundRequest message");
+    if (req.rounds() > 0 && (req.round() < 1 || req.round() > req.rounds()))
+      throw Failure(400, "FederatedRound: round " + std::to_string(req.round()) + " of " + std::to_string(req.rounds()) + " is not a round");
     const Design d = Design::from_json(req.design_json());
     fed::Update global;
     {
@@ -217,8 +219,6 @@ struct Node::Impl {
     b.batch = req.batch() > 0 ? req.batch() : 128;
     b.seed = req.seed();
     b.augment = req.augment();
-    if (req.rounds() > 0 && (req.round() < 1 || req.round() > req.rounds()))
-      throw Failure(400, "FederatedRound: round " + std::to_string(req.round()) + " of " + std::to_string(req.rounds()) + " is not a round");
     LocalResult r;
     {
       const Slot slot(*this);
@@ -387,7 +387,14 @@ std::string NodeClient::send_sealed(const std::string& name, const std::string& 
     const QkdKeyForSend key = qkd_.key_for(session.id, &fallback);
     h.qkd_key_id = key.key_id;
     const secure::Bytes wire = secure::seal(h, secure::view(payload), session.exporter, key.key, identity_);
-    if (audit_) {
+    std::string reply;
+    try {
+      reply = client_.rpc(name, request(wire, h.seq));
+    } catch (const Error&) {
+      if (attempt == 0 && client_.last_session().exporter != session.exporter) continue;
+      throw;
+    }
+    if (audit_) {  // the node accepted it (it audits a refusal itself)
       nlohmann::json d = detail;
       d.update({{"from", me_}, {"to", session.id}, {"run", run}, {"seq", h.seq}, {"model_digest", h.model_digest},
                 {"mode", key.key.empty() ? "pqc-only" : "qkd+pqc"}, {"qkd_key_id", h.qkd_key_id}, {"bytes", wire.size()},
@@ -395,12 +402,7 @@ std::string NodeClient::send_sealed(const std::string& name, const std::string& 
       if (!fallback.empty() && qkd_.for_sending) d["qkd_fallback"] = fallback;
       audit_->append("exchange", me_, d);
     }
-    try {
-      return client_.rpc(name, request(wire, h.seq));
-    } catch (const Error&) {
-      if (attempt == 0 && client_.last_session().exporter != session.exporter) continue;
-      throw;
-    }
+    return reply;
   }
 }
 

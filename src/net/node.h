@@ -101,11 +101,12 @@ struct RoundJob {
 
 struct RoundResult {
   fed::Update state;  // the node's new state (from = node id, samples = samples it trained on)
-  Metrics metrics;    // on the node's validation split
+  Metrics metrics;    // on the node's validation split, and compute_s: its training and evaluation time
 };
 
-// The orchestrator's side. Every envelope it sends and opens is sealed with `qkd` (its KME) and,
-// when `audit` is given, entered there too (exchanges and rejections).
+// The orchestrator's side. Every envelope it seals carries a key from `qkd` (its KME), and every
+// envelope it opens is keyed through it; with `audit`, each accepted exchange (either way) and
+// each refused envelope from the node is entered there too.
 class NodeClient {
  public:
   NodeClient(const secure::Identity& me, const secure::TrustStore& trust, const std::string& host, int port,

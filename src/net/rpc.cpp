@@ -233,11 +233,11 @@ struct Client::Impl {
   // next request opens a fresh one instead of failing on a dead socket — a failure that, for a
   // POST, could not safely be retried. An idle HTTP/1.1 connection with something to read is one
   // the server is closing (its TLS close_notify, FIN or RST): servers send nothing unasked.
-  void drop_stale_connection() {
+  void drop_stale_connection(std::chrono::milliseconds max_idle) {
     if (!http->is_socket_open()) return;
     pollfd p{static_cast<int>(http->socket()), POLLIN, 0};
     const bool closing = poll(&p, 1, 0) != 0;
-    const bool old = std::chrono::steady_clock::now() - last_used > kReuseIdle;
+    const bool old = std::chrono::steady_clock::now() - last_used > max_idle;
     if (closing || old) http->stop();
   }
 
@@ -286,7 +286,7 @@ Response Client::call(const std::string& method, const std::string& path, const 
   auto backoff = std::chrono::milliseconds(100);
   for (int attempt = 0;; ++attempt) {
     ERR_clear_error();
-    impl_->drop_stale_connection();
+    impl_->drop_stale_connection(kReuseIdle);
     httplib::Result r = method == "GET" ? impl_->http->Get(path.c_str())
                                         : impl_->http->Post(path.c_str(), body, content_type.c_str());
     impl_->last_used = std::chrono::steady_clock::now();
@@ -328,7 +328,9 @@ Peer Client::last_session() {
 }
 
 Peer Client::session() {
-  impl_->drop_stale_connection();
+  // A second stricter than call(): what is sealed for this session is usually sent on it soon
+  // after, and should not find it dropped by then.
+  impl_->drop_stale_connection(kReuseIdle - std::chrono::seconds(1));
   {
     std::lock_guard lock(impl_->mu);
     if (impl_->have_session && impl_->http->is_socket_open()) return impl_->session;

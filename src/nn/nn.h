@@ -116,9 +116,10 @@ struct LocalResult {
 // `train` for `budget`, adding the FedProx term mu/2·‖w − start‖² to the loss when mu > 0 (Li et al.
 // 2020), and evaluates on `val` (skipped when val is empty). budget.samples = batch and epochs = 1
 // is one step (FedSGD). The learning rate: with rounds > 0, round `round` (1-based) of `rounds`
-// follows its segment of one cosine decay across all rounds (R rounds of E epochs then see the
-// schedule of one R·E-epoch training; a decaying rate is what lets FedAvg converge on non-IID
-// shards, Li et al. 2020), else the design's rate, constant.
+// follows its segment of one cosine decay across all rounds (R rounds of E epochs then see one
+// R·E-epoch cosine, without train_and_evaluate's warm-up: rounds start from a trained state; a
+// decaying rate is what lets FedAvg converge on non-IID shards, Li et al. 2020), else the
+// design's rate, constant.
 LocalResult train_from(const std::string& family, const Design& d, const fed::Update& start, const Dataset& train,
                        const Dataset& val, const TrainBudget& budget, const EvalSettings& eval, double mu = 0,
                        int round = 0, int rounds = 0);

@@ -138,6 +138,10 @@ TEST(Config, RejectsMalformedSettingsWithFileAndLine) {
             4);
   EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {count: 5}\nfederation: {rule: krum, multi: 0}\n", "r.yaml", "", ""); }),
             "r.yaml:4: 'federation.multi' must be in [1, 100], got 0");
+  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {count: 3}\nfederation: {rounds: 2, rule: krum}\n", "r.yaml", "", ""); }),
+            "r.yaml:4: Krum tolerating 1 attacker(s) needs at least 5 nodes, the run has 3");
+  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {count: 5}\nfederation: {rounds: 2, rule: krum, multi: 5}\n", "r.yaml", "", ""); }),
+            "r.yaml:4: federation.multi (5) must be at most nodes − byzantine (4)");
   EXPECT_EQ(error_of([] { Policy::from_yaml("qkd: sometimes\n", "p.yaml"); }),
             "p.yaml:1: qkd must be required, optional or off, got 'sometimes'");
   EXPECT_EQ(Policy::from_yaml("qkd: optional\n", "p.yaml").qkd, "optional");
