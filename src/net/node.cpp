@@ -36,6 +36,17 @@ std::pair<std::string, std::string> unpack_model(const secure::Bytes& payload) {
   return {std::string(payload.begin() + 4, payload.begin() + 4 + n), std::string(payload.begin() + 4 + n, payload.end())};
 }
 
+// What an audit entry says of an envelope, on either side: `detail` (the request's context) with
+// the header's parties, run, seq, model digest and keying, the envelope's size and the TLS group.
+nlohmann::json exchange_detail(nlohmann::json detail, const secure::EnvelopeHeader& h, std::size_t bytes,
+                               const std::string& tls_group, const std::string& qkd_fallback = "") {
+  detail.update({{"from", h.sender}, {"to", h.recipient}, {"run", h.run}, {"seq", h.seq}, {"model_digest", h.model_digest},
+                 {"mode", h.qkd_key_id.empty() ? "pqc-only" : "qkd+pqc"}, {"qkd_key_id", h.qkd_key_id}, {"bytes", bytes},
+                 {"tls_group", tls_group}});
+  if (!qkd_fallback.empty()) detail["qkd_fallback"] = qkd_fallback;
+  return detail;
+}
+
 void split_host_port(const std::string& listen, std::string& host, int& port, const std::string& what) {
   const auto colon = listen.rfind(':');
   const std::string p = colon == std::string::npos ? "" : listen.substr(colon + 1);
@@ -154,11 +165,7 @@ struct Node::Impl {
     const QkdKeyForSend key = qkd.key_for(peer.id, &fallback);
     h.qkd_key_id = key.key_id;
     secure::Bytes wire = secure::seal(h, secure::view(payload), peer.exporter, key.key, me);
-    detail.update({{"from", c.id}, {"to", peer.id}, {"run", run}, {"seq", seq}, {"model_digest", h.model_digest},
-                   {"mode", key.key.empty() ? "pqc-only" : "qkd+pqc"}, {"qkd_key_id", h.qkd_key_id},
-                   {"bytes", wire.size()}, {"tls_group", peer.tls_group}});
-    if (!fallback.empty() && qkd.for_sending) detail["qkd_fallback"] = fallback;
-    log->append("exchange", c.id, detail);
+    log->append("exchange", c.id, exchange_detail(std::move(detail), h, wire.size(), peer.tls_group, qkd.for_sending ? fallback : ""));
     return wire;
   }
 
@@ -170,10 +177,7 @@ struct Node::Impl {
       secure::Opened opened = secure::open(wire, qkd.opening(trust, c.id, wire, peer.exporter, replay));
       if (opened.header.sender != peer.id)
         throw Error("the " + what + " is signed by '" + opened.header.sender + "', not by the caller '" + peer.id + "'");
-      detail.update({{"from", peer.id}, {"to", c.id}, {"model_digest", opened.header.model_digest},
-                     {"mode", opened.header.mode}, {"qkd_key_id", opened.header.qkd_key_id}, {"bytes", env.size()},
-                     {"tls_group", peer.tls_group}});
-      log->append("exchange", peer.id, detail);
+      log->append("exchange", peer.id, exchange_detail(std::move(detail), opened.header, env.size(), peer.tls_group));
       return opened;
     } catch (const Error& e) {
       log->append("rejection", peer.id, {{"from", peer.id}, {"reason", e.what()}, {"bytes", env.size()}});
@@ -394,14 +398,8 @@ std::string NodeClient::send_sealed(const std::string& name, const std::string& 
       if (attempt == 0 && client_.last_session().exporter != session.exporter) continue;
       throw;
     }
-    if (audit_) {  // the node accepted it (it audits a refusal itself)
-      nlohmann::json d = detail;
-      d.update({{"from", me_}, {"to", session.id}, {"run", run}, {"seq", h.seq}, {"model_digest", h.model_digest},
-                {"mode", key.key.empty() ? "pqc-only" : "qkd+pqc"}, {"qkd_key_id", h.qkd_key_id}, {"bytes", wire.size()},
-                {"tls_group", session.tls_group}});
-      if (!fallback.empty() && qkd_.for_sending) d["qkd_fallback"] = fallback;
-      audit_->append("exchange", me_, d);
-    }
+    if (audit_)  // the node accepted it (it audits a refusal itself)
+      audit_->append("exchange", me_, exchange_detail(detail, h, wire.size(), session.tls_group, qkd_.for_sending ? fallback : ""));
     return reply;
   }
 }
@@ -413,13 +411,7 @@ secure::Opened NodeClient::open_from(const Peer& session, const std::string& env
     secure::Opened opened = secure::open(wire, qkd_.opening(trust_, me_, wire, session.exporter, replay_));
     if (opened.header.sender != session.id)
       throw Error("the " + what + " is signed by '" + opened.header.sender + "', not by the node '" + session.id + "'");
-    if (audit_) {
-      nlohmann::json d = detail;
-      d.update({{"from", session.id}, {"to", me_}, {"run", opened.header.run}, {"seq", opened.header.seq},
-                {"model_digest", opened.header.model_digest}, {"mode", opened.header.mode},
-                {"qkd_key_id", opened.header.qkd_key_id}, {"bytes", envelope.size()}, {"tls_group", session.tls_group}});
-      audit_->append("exchange", session.id, d);
-    }
+    if (audit_) audit_->append("exchange", session.id, exchange_detail(detail, opened.header, envelope.size(), session.tls_group));
     return opened;
   } catch (const Error& e) {
     if (audit_) audit_->append("rejection", session.id, {{"from", session.id}, {"reason", e.what()}, {"bytes", envelope.size()}});
