@@ -67,6 +67,14 @@ ReportData report_data(const std::string& dir) {
                                                                        "simulator, not on quantum hardware" : ", a classical algorithm") +
             ". Energy is an estimate: measured single-image latency × " + std::to_string(c.watts).substr(0, 4) +
             " W per core, not a power measurement.";
+  if (c.nodes > 0) {
+    r.notes += " Candidates trained on " + std::to_string(c.nodes) + " local node processes, each with its own shard, over "
+               "TLS 1.3 (X25519MLKEM768, ML-DSA certificates)";
+    r.notes += p.qkd == "off" ? "; model exchanges were sealed without QKD keys (policy: qkd off)."
+                              : "; model exchanges were also keyed by QKD keys from a simulated BB84 link (a model of a "
+                                "fibre link, not photonic hardware) through an ETSI GS QKD 014 key server (policy: qkd " +
+                                    p.qkd + ").";
+  }
   const auto decisions = reg.decisions();
   for (const auto& d : decisions) {
     r.decisions.push_back({d.time_s, d.kind, d.text});

@@ -183,6 +183,10 @@ TEST(Run, CompletesWritesReportModelAndStatus) {
   EXPECT_TRUE(fs::exists(dir + "/report.html"));
   EXPECT_TRUE(fs::exists(dir + "/promoted.pt"));
   EXPECT_TRUE(fs::exists(dir + "/promoted.pt.json"));
+  // It ends with the audit trail's verdict and the promoted model; no nodes, so no QKD in the notes.
+  EXPECT_NE(r.out.find("\naudit log: OK: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("promoted model: " + dir + "/promoted.pt (serve it: gng serve "), std::string::npos) << r.out;
+  EXPECT_EQ(secure::read_file(dir + "/report.html").find("BB84"), std::string::npos);
   Registry reg(dir + "/registry.db", false);
   EXPECT_EQ(reg.meta("state"), "finished");
   EXPECT_EQ(reg.candidates().size(), 8u);
@@ -419,6 +423,8 @@ TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
   int kme = 0;
   for (const auto& d : reg.decisions()) kme += d.kind == "kme" && d.text.find("QKD required: KME on 127.0.0.1:") == 0;
   EXPECT_EQ(kme, 1);
+  // The report says which parts were simulated.
+  EXPECT_NE(secure::read_file(box.run_dir() + "/report.html").find("QKD keys from a simulated BB84 link"), std::string::npos);
   // n1 came back, and no node outlives the run.
   EXPECT_EQ(node_pids("n1").size(), 2u);
   for (const char* n : {"n1", "n2"})
