@@ -150,22 +150,36 @@ struct Node::Impl {
 
   secure::ReplayGuard replay;  // what arrives from the orchestrator
 
-  // `payload` sealed for the caller over this session, with a QKD key when the node has a KME, and
-  // audited. The header's round stays 0: the caller's seq orders everything it sends (see
-  // federated_round).
+  // The QKD key for what this node will send the caller, taken before the work that produces it:
+  // a node that must have one and cannot get it refuses (503) instead of training for nothing.
+  struct SendKey {
+    QkdKeyForSend key;
+    std::string fallback;  // why there is none, when QKD is optional and the KME failed
+  };
+  SendKey send_key(const Peer& peer) {
+    SendKey k;
+    try {
+      k.key = qkd.key_for(peer.id, &k.fallback);
+    } catch (const Error& e) {
+      throw Failure(503, e.what());
+    }
+    if (!qkd.for_sending) k.fallback.clear();
+    return k;
+  }
+
+  // `payload` sealed for the caller over this session with `key`, and audited. The header's round
+  // stays 0: the caller's seq orders everything it sends (see federated_round).
   secure::Bytes send(const Peer& peer, const std::string& payload, const std::string& run, uint64_t seq,
-                     nlohmann::json detail) {
+                     nlohmann::json detail, const SendKey& key) {
     secure::EnvelopeHeader h;
     h.sender = c.id;
     h.recipient = peer.id;
     h.run = run;
     h.seq = seq;
     h.model_digest = secure::model_digest(secure::view(payload));
-    std::string fallback;
-    const QkdKeyForSend key = qkd.key_for(peer.id, &fallback);
-    h.qkd_key_id = key.key_id;
-    secure::Bytes wire = secure::seal(h, secure::view(payload), peer.exporter, key.key, me);
-    log->append("exchange", c.id, exchange_detail(std::move(detail), h, wire.size(), peer.tls_group, qkd.for_sending ? fallback : ""));
+    h.qkd_key_id = key.key.key_id;
+    secure::Bytes wire = secure::seal(h, secure::view(payload), peer.exporter, key.key.key, me);
+    log->append("exchange", c.id, exchange_detail(std::move(detail), h, wire.size(), peer.tls_group, key.fallback));
     return wire;
   }
 
@@ -223,6 +237,7 @@ struct Node::Impl {
     b.batch = req.batch() > 0 ? req.batch() : 128;
     b.seed = req.seed();
     b.augment = req.augment();
+    const SendKey key = send_key(peer);
     LocalResult r;
     {
       const Slot slot(*this);
@@ -235,7 +250,7 @@ struct Node::Impl {
     }
     r.state.from = c.id;
     const secure::Bytes wire = send(peer, fed::encode(r.state), req.run(), req.seq(),
-                                    {{"round", req.round()}, {"samples", r.state.samples}});
+                                    {{"round", req.round()}, {"samples", r.state.samples}}, key);
     rpc::FederatedRoundReply reply;
     reply.set_update_envelope(wire.data(), wire.size());
     for (const auto& [k, v] : r.metrics) (*reply.mutable_metrics())[k] = v;
@@ -316,6 +331,7 @@ struct Node::Impl {
     const std::string model =
         req.return_model() ? (fs::path(c.dir) / "models" / (req.run() + "-c" + std::to_string(req.candidate()) + ".pt")).string()
                            : std::string();
+    const SendKey key = req.return_model() ? send_key(peer) : SendKey{};
     Metrics m;
     {
       const Slot slot(*this);
@@ -325,7 +341,7 @@ struct Node::Impl {
     for (const auto& [k, v] : m) (*reply.mutable_metrics())[k] = v;
     if (req.return_model()) {
       const secure::Bytes wire = send(peer, pack_model(secure::read_file(model + ".json"), secure::read_file(model)),
-                                      req.run(), req.seq(), {{"candidate", req.candidate()}});
+                                      req.run(), req.seq(), {{"candidate", req.candidate()}}, key);
       reply.set_model_envelope(wire.data(), wire.size());
     }
     return reply.SerializeAsString();

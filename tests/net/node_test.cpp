@@ -282,6 +282,15 @@ TEST(Node, AnEavesdroppedLinkStopsRequiredExchangesAndOptionalOnesFallBackToPqcO
   e = test::error_of([&] { strict.deploy("r4", model); });
   EXPECT_NE(e.find("no QKD key for 'n1' and QKD is required: KME refused enc_keys for n1 (HTTP 503)"), std::string::npos) << e;
 
+  // A node that requires QKD and gets no key refuses before it trains: nothing is lost but time
+  // it did not spend.
+  Node strict_node(tiny_node("n2", 1, dir + "/n2"), eve.access(pki().n2, true));
+  NodeClient to_strict(pki().orch, pki().trust(), "127.0.0.1", strict_node.listen(), {}, eve.access(pki().orch, false));
+  e = test::error_of([&] { to_strict.train(job); });
+  EXPECT_NE(e.find("(HTTP 503)"), std::string::npos) << e;
+  EXPECT_NE(e.find("no QKD key for 'orch' and QKD is required"), std::string::npos) << e;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/n2/models/r4-c0.pt"));
+
   // Optional at both ends: the exchange goes through pqc-only, and both audit logs say why.
   audit::AuditLog lenient_log(dir + "/lenient.db", true);
   NodeClient lenient(pki().orch, pki().trust(), "127.0.0.1", port, {}, eve.access(pki().orch, false), &lenient_log);
