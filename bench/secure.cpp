@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
   o.trust = &trust;
   o.me = "n2";
   o.tls_exporter = exporter;
-  o.qkd_key = [&](const std::string&) { return qkd; };
+  o.qkd_key = [&](const std::string&, const std::string&) { return qkd; };
   const double opened = median_time(big_reps, [&] { open(wire, o); });
   std::printf("\nenvelopes, %zu MB update, medians of %d (GB/s = 1e9 bytes per second)\n", mb, big_reps);
   auto gbs = [&](double s) { return mbytes / 1e3 / s; };

@@ -129,7 +129,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   o.trust = &state->trust;
   o.me = "n2";
   o.tls_exporter = state->exporter;
-  o.qkd_key = [](const std::string&) { return state->qkd_key; };
+  o.qkd_key = [](const std::string&, const std::string&) { return state->qkd_key; };
   o.allow_pqc_only = true;
   try {
     const Opened opened = open(wire, o);

@@ -47,16 +47,15 @@ int node(const std::vector<std::string>& argv) {
   sigaddset(&stop, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   net::Qkd qkd;
-  if (config.qkd != "off") {
-    const auto colon = config.kme.rfind(':');
+  if (config.qkd != "off")
     qkd = secure::qkd::kme_access(secure::load_identity(config.pki, config.id), secure::TrustStore::load(config.pki),
-                                  config.kme.substr(0, colon), std::stoi(config.kme.substr(colon + 1)), config.qkd == "required");
-  }
+                                  config.kme_host, config.kme_port, config.qkd == "required");
   net::Node node(config, std::move(qkd));
   const int port = node.listen();
   std::printf("gng node '%s' serving on %s:%d (shard %d of %d, %zu training images; QKD %s%s)\n", config.id.c_str(),
               config.listen.substr(0, config.listen.rfind(':')).c_str(), port, config.shard, config.shards,
-              node.train_samples(), config.qkd.c_str(), config.kme.empty() ? "" : (" via KME " + config.kme).c_str());
+              node.train_samples(), config.qkd.c_str(),
+              config.kme_port ? (" via KME " + config.kme_host + ":" + std::to_string(config.kme_port)).c_str() : "");
   std::fflush(stdout);
   int sig = 0;
   sigwait(&stop, &sig);

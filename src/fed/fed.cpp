@@ -60,7 +60,6 @@ double total_samples(std::span<const Update> updates) {
   return s;
 }
 
-// Σ w_i x_i with w_i = samples_i / Σ samples, in double.
 // Batch-norm running statistics are moments of each node's data, not weights: the variance of the
 // nodes' data together is the weighted mean of (variance + mean²) less the pooled mean² (the law
 // of total variance). The mean of the variances alone misses how far the nodes' means lie apart —
@@ -91,6 +90,7 @@ void pool_batch_norm_variances(std::span<const Update> updates, const std::vecto
   }
 }
 
+// Σ w_i x_i with w_i = samples_i / Σ samples, in double; batch-norm variances pooled (above).
 Update weighted_mean(std::span<const Update> updates, const std::vector<std::size_t>& chosen, const char* rule) {
   double total = 0;
   for (std::size_t i : chosen) total += updates[i].samples;

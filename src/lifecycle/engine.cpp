@@ -670,9 +670,9 @@ class Engine {
 
   // The run's KME (unless the policy turns QKD off): ETSI GS QKD 014 over the same PQ-TLS, in this
   // process, fed by simulated BB84 links — one per pair of parties (orchestrator and nodes).
-  void start_kme(const std::string& pki, const secure::TrustStore& trust) {
+  void start_kme(const std::string& pki, const secure::Identity& me, const secure::TrustStore& trust) {
     if (policy_.qkd == "off" || kme_server_) return;
-    if (!fs::exists(fs::path(pki) / "issued" / "kme.pem")) secure::pki_issue(pki, {"kme", "kme"});  // a run from before
+    if (!fs::exists(fs::path(pki) / "issued" / "kme.pem")) secure::pki_issue(pki, {"kme", "kme"});  // once per run
     secure::qkd::KmeConfig kc;
     kc.link.km = c_.link_km;
     kc.link.eve_fraction = c_.eavesdropper;
@@ -684,8 +684,7 @@ class Engine {
     kme_server_ = std::move(server);
     kme_port_ = port;
     // The orchestrator's own keys, shared by its clients of every node (one KME connection).
-    orchestrator_qkd_ = secure::qkd::kme_access(secure::load_identity(pki, "orchestrator"), trust, "127.0.0.1", kme_port_,
-                                                policy_.qkd == "required");
+    orchestrator_qkd_ = secure::qkd::kme_access(me, trust, "127.0.0.1", kme_port_, policy_.qkd == "required");
     note(-1, "kme", "QKD " + policy_.qkd + ": KME on 127.0.0.1:" + std::to_string(kme_port_) + " (ETSI GS QKD 014; simulated BB84 links, " +
                         fixed(c_.link_km, 0) + " km" + (c_.eavesdropper > 0 ? ", eavesdropper on " + fixed(c_.eavesdropper, 2) : "") + ")");
   }
@@ -696,7 +695,7 @@ class Engine {
     const std::string pki = (fs::path(dir_) / "pki").string();
     const secure::Identity me = secure::load_identity(pki, "orchestrator");
     const secure::TrustStore trust = secure::TrustStore::load(pki);
-    start_kme(pki, trust);
+    start_kme(pki, me, trust);
     for (std::size_t k = 0; k < nodes_.size(); ++k) {
       NodeProc& n = nodes_[k];
       if (n.client) continue;
@@ -853,7 +852,6 @@ std::string start_run(const std::string& config_path, const std::string& runs_di
     secure::pki_init(pki);
     secure::pki_issue(pki, {"orchestrator", "orchestrator"});
     for (int k = 1; k <= c.nodes; ++k) secure::pki_issue(pki, {"node", "n" + std::to_string(k)});
-    if (p.qkd != "off") secure::pki_issue(pki, {"kme", "kme"});
   }
   out << "run " << dir << "\n" << std::flush;
   Engine(dir, std::move(c), out).run();

@@ -10,7 +10,6 @@ namespace gng::net {
 QkdKeyForSend Qkd::key_for(const std::string& recipient, std::string* fallback) const {
   if (!for_sending) {
     if (required) throw Error("QKD is required but this party has no KME");
-    if (fallback) *fallback = "no KME";
     return {};
   }
   try {
@@ -22,23 +21,15 @@ QkdKeyForSend Qkd::key_for(const std::string& recipient, std::string* fallback) 
   }
 }
 
-secure::OpenOptions Qkd::opening(const secure::TrustStore& trust, const std::string& me, secure::View wire,
-                                 secure::View exporter, secure::ReplayGuard& replay) const {
+secure::OpenOptions Qkd::opening(const secure::TrustStore& trust, const std::string& me, secure::View exporter,
+                                 secure::ReplayGuard& replay) const {
   secure::OpenOptions o;
   o.trust = &trust;
   o.me = me;
   o.tls_exporter = exporter;
   o.allow_pqc_only = !required;
   o.replay = &replay;
-  if (for_opening) {
-    // The key's master is the sender the envelope names; open() verifies that name before it asks.
-    std::string sender;
-    try {
-      sender = secure::parse_envelope(wire).header.sender;
-    } catch (const Error&) {  // open() reports the malformed envelope itself
-    }
-    o.qkd_key = [get = for_opening, sender](const std::string& id) { return get(sender, id); };
-  }
+  o.qkd_key = for_opening;
   return o;
 }
 
@@ -52,7 +43,7 @@ void serve_updates(Server& server, Receiver r) {
       throw Failure(400, "PushUpdate is not a valid protobuf message");
     }
     const secure::View wire(reinterpret_cast<const uint8_t*>(msg.envelope().data()), msg.envelope().size());
-    const secure::OpenOptions o = r.qkd.opening(*r.trust, r.me, wire, peer.exporter, *replay);
+    const secure::OpenOptions o = r.qkd.opening(*r.trust, r.me, peer.exporter, *replay);
     std::string claimed = peer.id;
     secure::Opened opened;
     try {

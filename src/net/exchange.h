@@ -30,11 +30,12 @@ struct Qkd {
   bool required = false;
 
   // The key to seal with for `recipient`: none (pqc-only) when there is no KME, or when the KME
-  // fails and QKD is optional; `fallback` (if given) learns why. Throws when QKD is required.
+  // fails and QKD is optional, in which case `fallback` (if given) learns why. Throws when QKD is
+  // required and no key can be had.
   QkdKeyForSend key_for(const std::string& recipient, std::string* fallback = nullptr) const;
-  // Options to open an envelope from whoever it names as sender, over a session with `exporter`.
-  secure::OpenOptions opening(const secure::TrustStore& trust, const std::string& me, secure::View wire,
-                              secure::View exporter, secure::ReplayGuard& replay) const;
+  // Options to open an envelope addressed to `me` over a session with `exporter`.
+  secure::OpenOptions opening(const secure::TrustStore& trust, const std::string& me, secure::View exporter,
+                              secure::ReplayGuard& replay) const;
 };
 
 struct Receiver {

@@ -47,6 +47,43 @@ nlohmann::json exchange_detail(nlohmann::json detail, const secure::EnvelopeHead
   return detail;
 }
 
+// `payload` sealed by `me` for the peer of `session`, keyed also by `key` (none: pqc-only): the
+// header (for the audit entry) and the wire form.
+struct Sealed {
+  secure::EnvelopeHeader header;
+  secure::Bytes wire;
+};
+Sealed seal_for(const secure::Identity& me, const Peer& session, const std::string& run, uint64_t seq,
+                const std::string& payload, const QkdKeyForSend& key) {
+  Sealed s;
+  s.header.sender = me.id();
+  s.header.recipient = session.id;
+  s.header.run = run;
+  s.header.seq = seq;
+  s.header.model_digest = secure::model_digest(secure::view(payload));
+  s.header.qkd_key_id = key.key_id;
+  s.wire = secure::seal(s.header, secure::view(payload), session.exporter, key.key, me);
+  return s;
+}
+
+// An envelope that the peer of `session` sealed for this party: opened under `o` (trust,
+// signature, session, replay, QKD key, digest), its sender checked against the peer, and entered in
+// `log` either way (when there is one). Throws gng::Error with the reason.
+secure::Opened open_from_peer(const std::string& envelope, const secure::OpenOptions& o, const Peer& session,
+                              const std::string& what, const nlohmann::json& detail, audit::AuditLog* log) {
+  const secure::View wire(reinterpret_cast<const uint8_t*>(envelope.data()), envelope.size());
+  try {
+    secure::Opened opened = secure::open(wire, o);
+    if (opened.header.sender != session.id)
+      throw Error("the " + what + " is signed by '" + opened.header.sender + "', not by the peer '" + session.id + "'");
+    if (log) log->append("exchange", session.id, exchange_detail(detail, opened.header, envelope.size(), session.tls_group));
+    return opened;
+  } catch (const Error& e) {
+    if (log) log->append("rejection", session.id, {{"from", session.id}, {"reason", e.what()}, {"bytes", envelope.size()}});
+    throw;
+  }
+}
+
 void split_host_port(const std::string& listen, std::string& host, int& port, const std::string& what) {
   const auto colon = listen.rfind(':');
   const std::string p = colon == std::string::npos ? "" : listen.substr(colon + 1);
@@ -94,17 +131,16 @@ NodeConfig NodeConfig::from_yaml(const std::string& text, const std::string& sou
   if (root["holdout"]) c.holdout = static_cast<std::size_t>(number(root["holdout"], source, "holdout", 0, 1e9));
   if (root["workers"]) c.workers = static_cast<int>(number(root["workers"], source, "workers", 1, 64));
   if (root["kme"]) {
-    c.kme = get<std::string>(root["kme"], source, "kme");
-    std::string h;
-    int p;
-    split_host_port(c.kme, h, p, where(source, root["kme"]) + ": kme");
+    const std::string what = where(source, root["kme"]) + ": kme";
+    split_host_port(get<std::string>(root["kme"], source, "kme"), c.kme_host, c.kme_port, what);
+    if (c.kme_port == 0) throw Error(what + ": port 0 names no server");
   }
-  c.qkd = c.kme.empty() ? "off" : "required";
+  c.qkd = c.kme_port ? "required" : "off";
   if (root["qkd"]) {
     c.qkd = get<std::string>(root["qkd"], source, "qkd");
     if (c.qkd != "required" && c.qkd != "optional" && c.qkd != "off")
       throw Error(where(source, root["qkd"]) + ": qkd must be required, optional or off, got '" + c.qkd + "'");
-    if (c.qkd != "off" && c.kme.empty()) throw Error(where(source, root["qkd"]) + ": qkd: " + c.qkd + " needs a kme: HOST:PORT");
+    if (c.qkd != "off" && !c.kme_port) throw Error(where(source, root["qkd"]) + ": qkd: " + c.qkd + " needs a kme: HOST:PORT");
   }
   return c;
 }
@@ -163,38 +199,24 @@ struct Node::Impl {
     } catch (const Error& e) {
       throw Failure(503, e.what());
     }
-    if (!qkd.for_sending) k.fallback.clear();
     return k;
   }
 
   // `payload` sealed for the caller over this session with `key`, and audited. The header's round
   // stays 0: the caller's seq orders everything it sends (see federated_round).
   secure::Bytes send(const Peer& peer, const std::string& payload, const std::string& run, uint64_t seq,
-                     nlohmann::json detail, const SendKey& key) {
-    secure::EnvelopeHeader h;
-    h.sender = c.id;
-    h.recipient = peer.id;
-    h.run = run;
-    h.seq = seq;
-    h.model_digest = secure::model_digest(secure::view(payload));
-    h.qkd_key_id = key.key.key_id;
-    secure::Bytes wire = secure::seal(h, secure::view(payload), peer.exporter, key.key.key, me);
-    log->append("exchange", c.id, exchange_detail(std::move(detail), h, wire.size(), peer.tls_group, key.fallback));
-    return wire;
+                     const nlohmann::json& detail, const SendKey& key) {
+    Sealed s = seal_for(me, peer, run, seq, payload, key.key);
+    log->append("exchange", c.id, exchange_detail(detail, s.header, s.wire.size(), peer.tls_group, key.fallback));
+    return std::move(s.wire);
   }
 
   // An envelope the caller sealed for this node over this session: opened (trust, signature,
   // session, replay, QKD key, digest), its sender checked against the caller, and audited either way.
-  secure::Opened receive(const Peer& peer, const std::string& env, const std::string& what, nlohmann::json detail) {
-    const secure::View wire(reinterpret_cast<const uint8_t*>(env.data()), env.size());
+  secure::Opened receive(const Peer& peer, const std::string& env, const std::string& what, const nlohmann::json& detail) {
     try {
-      secure::Opened opened = secure::open(wire, qkd.opening(trust, c.id, wire, peer.exporter, replay));
-      if (opened.header.sender != peer.id)
-        throw Error("the " + what + " is signed by '" + opened.header.sender + "', not by the caller '" + peer.id + "'");
-      log->append("exchange", peer.id, exchange_detail(std::move(detail), opened.header, env.size(), peer.tls_group));
-      return opened;
+      return open_from_peer(env, qkd.opening(trust, c.id, peer.exporter, replay), peer, what, detail, log.get());
     } catch (const Error& e) {
-      log->append("rejection", peer.id, {{"from", peer.id}, {"reason", e.what()}, {"bytes", env.size()}});
       throw Failure(400, what + " rejected: " + e.what());
     }
   }
@@ -392,45 +414,31 @@ NodeClient::NodeClient(const secure::Identity& me, const secure::TrustStore& tru
 std::string NodeClient::send_sealed(const std::string& name, const std::string& run, const std::string& payload,
                                     const nlohmann::json& detail,
                                     const std::function<std::string(const secure::Bytes&, uint64_t)>& request) {
-  const std::string digest = secure::model_digest(secure::view(payload));
   for (int attempt = 0;; ++attempt) {
     const Peer session = client_.session();
-    secure::EnvelopeHeader h;
-    h.sender = me_;
-    h.recipient = session.id;
-    h.run = run;
-    // The header's round stays 0 and seq counts every request this client sends (trainings and
-    // rounds of every cycle alike), so the replay guards see one increasing sequence per sender.
-    h.seq = ++seq_;
-    h.model_digest = digest;
     std::string fallback;
     const QkdKeyForSend key = qkd_.key_for(session.id, &fallback);
-    h.qkd_key_id = key.key_id;
-    const secure::Bytes wire = secure::seal(h, secure::view(payload), session.exporter, key.key, identity_);
+    // The header's round stays 0 and seq counts every request this client sends (trainings and
+    // rounds of every cycle alike), so the replay guards see one increasing sequence per sender.
+    const Sealed s = seal_for(identity_, session, run, ++seq_, payload, key);
     std::string reply;
     try {
-      reply = client_.rpc(name, request(wire, h.seq));
+      reply = client_.rpc(name, request(s.wire, s.header.seq));
     } catch (const Error&) {
       if (attempt == 0 && client_.last_session().exporter != session.exporter) continue;
       throw;
     }
     if (audit_)  // the node accepted it (it audits a refusal itself)
-      audit_->append("exchange", me_, exchange_detail(detail, h, wire.size(), session.tls_group, qkd_.for_sending ? fallback : ""));
+      audit_->append("exchange", me_, exchange_detail(detail, s.header, s.wire.size(), session.tls_group, fallback));
     return reply;
   }
 }
 
 secure::Opened NodeClient::open_from(const Peer& session, const std::string& envelope, const std::string& what,
                                      const nlohmann::json& detail) {
-  const secure::View wire(reinterpret_cast<const uint8_t*>(envelope.data()), envelope.size());
   try {
-    secure::Opened opened = secure::open(wire, qkd_.opening(trust_, me_, wire, session.exporter, replay_));
-    if (opened.header.sender != session.id)
-      throw Error("the " + what + " is signed by '" + opened.header.sender + "', not by the node '" + session.id + "'");
-    if (audit_) audit_->append("exchange", session.id, exchange_detail(detail, opened.header, envelope.size(), session.tls_group));
-    return opened;
+    return open_from_peer(envelope, qkd_.opening(trust_, me_, session.exporter, replay_), session, what, detail, audit_);
   } catch (const Error& e) {
-    if (audit_) audit_->append("rejection", session.id, {{"from", session.id}, {"reason", e.what()}, {"bytes", envelope.size()}});
     throw Error(where_ + ": the " + what + " is rejected: " + e.what());
   }
 }

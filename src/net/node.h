@@ -45,7 +45,8 @@ struct NodeConfig {
   uint64_t seed = 1;
   std::size_t validation = 2000, train_limit = 0, holdout = 0;
   int workers = 1;
-  std::string kme;               // HOST:PORT, or empty
+  std::string kme_host;          // its KME (from kme: HOST:PORT); port 0: none
+  int kme_port = 0;
   std::string qkd = "off";       // required | optional | off
 
   // Strict: unknown keys, wrong types, impossible values are gng::Errors naming source and line.

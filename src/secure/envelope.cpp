@@ -195,7 +195,7 @@ Opened open(View wire, const OpenOptions& o) {
   Bytes qkd;
   if (h.mode == "qkd+pqc") {
     if (!o.qkd_key) throw Error("envelope needs QKD key " + h.qkd_key_id + " and this recipient has no KME");
-    qkd = o.qkd_key(h.qkd_key_id);
+    qkd = o.qkd_key(h.sender, h.qkd_key_id);
   }
   const auto [key, iv] = derive(o.tls_exporter, qkd, p.header_bytes);
   Opened out{h, {}};

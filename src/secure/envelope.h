@@ -60,7 +60,9 @@ struct OpenOptions {
   const TrustStore* trust = nullptr;   // the sender's certificate must chain to it, unexpired, not denied
   std::string me;                      // the recipient's id: the header must name it
   View tls_exporter;                   // this session's exporter (net::Peer::exporter)
-  std::function<Bytes(const std::string& key_id)> qkd_key;  // the recipient's KME; throws if unknown
+  // The recipient's KME: the key `key_id` that `sender` (the master SAE; verified by the signature
+  // before this is asked) obtained. Throws when it is unknown.
+  std::function<Bytes(const std::string& sender, const std::string& key_id)> qkd_key;
   bool allow_pqc_only = false;         // the policy's word on envelopes without a QKD key
   ReplayGuard* replay = nullptr;
 };

@@ -59,6 +59,11 @@ TEST(NodeConfig, ReadsAllSettingsAndRejectsBadOnes) {
             "node.yaml:5: qkd must be required, optional or off, got 'maybe'");
   EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: kme.example\n", "node.yaml"); }),
             "node.yaml:4: kme: expected HOST:PORT, got 'kme.example'");
+  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: 127.0.0.1:0\n", "node.yaml"); }),
+            "node.yaml:4: kme: port 0 names no server");
+  const NodeConfig k = NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: kme.example:8443\n", "node.yaml");
+  EXPECT_EQ(k.kme_host, "kme.example");
+  EXPECT_EQ(k.kme_port, 8443);
 }
 
 TEST(Node, TrainsOnItsShardAndSendsTheModelSealed) {

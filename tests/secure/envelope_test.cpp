@@ -49,7 +49,7 @@ struct Exchange {
     o.trust = &trust;
     o.me = "n2";
     o.tls_exporter = exporter;
-    o.qkd_key = [this](const std::string& id) {
+    o.qkd_key = [this](const std::string&, const std::string& id) {
       if (id != "6f2a1c2e-7f1d-4b8e-9a51-0c3d2b1a9e77") throw Error("KME: key_ID " + id + " is unknown");
       return qkd;
     };
