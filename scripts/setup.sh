@@ -29,7 +29,7 @@ packages=(
   libtorch-dev libyaml-cpp-dev dataset-fashion-mnist
   libcpp-httplib-dev libprotobuf-dev protobuf-compiler wrk
   python3-torch chromium
-  dpkg-dev perl
+  dpkg-dev perl openssl
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -34,6 +34,7 @@ int node(const std::vector<std::string>& argv) {
         "  validation: 2000\n"
         "  workers: 1\n"
         "  kme: 127.0.0.1:8443         # its KME (gng kme); none: pqc-only envelopes\n"
+        "  # a vendor's KME: kme: {address: HOST:PORT, ca: FILE, cert: FILE, key: FILE, sae_ids: {n2: SAE_B}}\n"
         "  qkd: required               # required | optional | off (default: required with a kme)\n\n%s",
         args.help().c_str());
     return args.has("help") ? 0 : 2;
@@ -47,9 +48,12 @@ int node(const std::vector<std::string>& argv) {
   sigaddset(&stop, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   net::Qkd qkd;
-  if (config.qkd != "off")
-    qkd = secure::qkd::kme_access(secure::load_identity(config.pki, config.id), secure::TrustStore::load(config.pki),
-                                  config.kme_host, config.kme_port, config.qkd == "required");
+  if (config.qkd != "off") {
+    auto kme = config.kme_tls ? std::make_unique<net::Client>(*config.kme_tls, config.kme_host, config.kme_port)
+                              : std::make_unique<net::Client>(secure::load_identity(config.pki, config.id),
+                                                              secure::TrustStore::load(config.pki), config.kme_host, config.kme_port);
+    qkd = secure::qkd::kme_access(std::move(kme), config.qkd == "required", config.sae_ids);
+  }
   net::Node node(config, std::move(qkd));
   const int port = node.listen();
   std::printf("gng node '%s' serving on %s:%d (shard %d of %d, %zu training images; QKD %s%s)\n", config.id.c_str(),

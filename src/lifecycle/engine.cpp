@@ -684,7 +684,7 @@ class Engine {
     kme_server_ = std::move(server);
     kme_port_ = port;
     // The orchestrator's own keys, shared by its clients of every node (one KME connection).
-    orchestrator_qkd_ = secure::qkd::kme_access(me, trust, "127.0.0.1", kme_port_, policy_.qkd == "required");
+    orchestrator_qkd_ = secure::qkd::kme_access(std::make_unique<net::Client>(me, trust, "127.0.0.1", kme_port_), policy_.qkd == "required");
     note(-1, "kme", "QKD " + policy_.qkd + ": KME on 127.0.0.1:" + std::to_string(kme_port_) + " (ETSI GS QKD 014; simulated BB84 links, " +
                         fixed(c_.link_km, 0) + " km" + (c_.eavesdropper > 0 ? ", eavesdropper on " + fixed(c_.eavesdropper, 2) : "") + ")");
   }

@@ -130,9 +130,28 @@ NodeConfig NodeConfig::from_yaml(const std::string& text, const std::string& sou
   if (root["train_limit"]) c.train_limit = static_cast<std::size_t>(number(root["train_limit"], source, "train_limit", 0, 1e9));
   if (root["holdout"]) c.holdout = static_cast<std::size_t>(number(root["holdout"], source, "holdout", 0, 1e9));
   if (root["workers"]) c.workers = static_cast<int>(number(root["workers"], source, "workers", 1, 64));
-  if (root["kme"]) {
-    const std::string what = where(source, root["kme"]) + ": kme";
-    split_host_port(get<std::string>(root["kme"], source, "kme"), c.kme_host, c.kme_port, what);
+  if (const auto k = root["kme"]) {
+    const std::string what = where(source, k) + ": kme";
+    std::string address;
+    if (k.IsMap()) {
+      check_keys(k, source, "kme", {"address", "ca", "cert", "key", "groups", "sae_ids"});
+      for (const char* required : {"address", "ca", "cert", "key"})
+        if (!k[required]) throw Error(what + ": a vendor's KME needs '" + required + "' (address, ca, cert and key)");
+      address = get<std::string>(k["address"], source, "kme.address");
+      ExternalTls tls;
+      tls.ca_file = get<std::string>(k["ca"], source, "kme.ca");
+      tls.cert_file = get<std::string>(k["cert"], source, "kme.cert");
+      tls.key_file = get<std::string>(k["key"], source, "kme.key");
+      if (k["groups"]) tls.groups = get<std::string>(k["groups"], source, "kme.groups");
+      c.kme_tls = tls;
+      if (const auto ids = k["sae_ids"]) {
+        if (!ids.IsMap()) throw Error(where(source, ids) + ": kme.sae_ids must map gng ids to SAE IDs");
+        for (const auto& e : ids) c.sae_ids[e.first.as<std::string>()] = get<std::string>(e.second, source, "kme.sae_ids");
+      }
+    } else {
+      address = get<std::string>(k, source, "kme");
+    }
+    split_host_port(address, c.kme_host, c.kme_port, what);
     if (c.kme_port == 0) throw Error(what + ": port 0 names no server");
   }
   c.qkd = c.kme_port ? "required" : "off";

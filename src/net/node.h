@@ -19,14 +19,19 @@
 //   holdout: 0                  # the orchestrator's validation images (split off with shard.seed as
 //                               # it does), never part of any shard
 //   workers: 1                  # trainings at once
-//   kme: 127.0.0.1:8443         # its ETSI GS QKD 014 KME (HOST:PORT); none: no QKD keys
+//   kme: 127.0.0.1:8443         # its ETSI GS QKD 014 KME (HOST:PORT, a gng kme); none: no QKD keys
+//   # or a vendor's KME, over TLS with the vendor's certificates (rpc.h: ExternalTls):
+//   # kme: {address: kme-a.example:443, ca: vendor-ca.pem, cert: sae-n1.pem, key: sae-n1.key,
+//   #       groups: X25519MLKEM768:X25519, sae_ids: {n2: SAE_B, n3: SAE_C}}   # gng id → the KME's SAE ID
 //   qkd: required               # required | optional | off (default: required with a kme, else off)
 //
 // With a KME every envelope the node seals carries a fresh QKD key (the node is the master SAE) and
 // every envelope it opens names one (dec_keys); `required` refuses pqc-only envelopes and never
 // sends without a key, `optional` falls back to pqc-only (and audits it) when the KME cannot deliver.
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "audit/log.h"
@@ -47,6 +52,8 @@ struct NodeConfig {
   int workers = 1;
   std::string kme_host;          // its KME (from kme: HOST:PORT); port 0: none
   int kme_port = 0;
+  std::optional<ExternalTls> kme_tls;            // a vendor's KME: how to reach it
+  std::map<std::string, std::string> sae_ids;    // gng id → the SAE ID the KME knows it by
   std::string qkd = "off";       // required | optional | off
 
   // Strict: unknown keys, wrong types, impossible values are gng::Errors naming source and line.

@@ -66,6 +66,10 @@ bool harden(SSL_CTX* ctx, const secure::Identity& me, const secure::TrustStore& 
   SSL_CTX_set_cert_verify_callback(ctx, verify_peer, judge);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), nullptr);
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+  // Send the leaf alone: every peer holds the CA, and gng's PKI has no intermediates. Without
+  // this, OpenSSL rebuilds and re-verifies our own chain (an ML-DSA-87 verification) on every
+  // handshake, on both ends.
+  SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);
   return true;
 }
 
@@ -245,6 +249,20 @@ struct Client::Impl {
     static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
     return index;
   }
+  // The settings both kinds of client share, once http's context is configured.
+  void start(const std::string& host, int port, Limits l) {
+    where = host + ":" + std::to_string(port);
+    limits = l;
+    SSL_CTX* ctx = http->ssl_context();
+    SSL_CTX_set_ex_data(ctx, slot(), this);
+    SSL_CTX_set_info_callback(ctx, &on_info);
+    http->enable_server_certificate_verification(true);
+    http->set_keep_alive(true);
+    const auto t = whole_seconds(limits.timeout);
+    http->set_connection_timeout(t.count());
+    http->set_read_timeout(t.count());
+    http->set_write_timeout(t.count());
+  }
   // Captures the exporter, group and server identity when a handshake completes.
   static void on_info(const SSL* ssl, int where, int) {
     if (!(where & SSL_CB_HANDSHAKE_DONE)) return;
@@ -259,20 +277,31 @@ struct Client::Impl {
 Client::Client(const secure::Identity& me, const secure::TrustStore& trust, const std::string& host, int port,
                Limits limits)
     : impl_(new Impl) {
-  impl_->where = host + ":" + std::to_string(port);
-  impl_->limits = limits;
   impl_->http = std::make_unique<httplib::SSLClient>(host, port);
   SSL_CTX* ctx = impl_->http->ssl_context();
   if (!ctx || !harden(ctx, me, trust, false))
     throw Error("cannot set up the TLS client for '" + me.id() + "': " + ssl_errors());
-  SSL_CTX_set_ex_data(ctx, Impl::slot(), impl_.get());
-  SSL_CTX_set_info_callback(ctx, &Impl::on_info);
-  impl_->http->enable_server_certificate_verification(true);
-  impl_->http->set_keep_alive(true);
-  const auto t = whole_seconds(limits.timeout);
-  impl_->http->set_connection_timeout(t.count());
-  impl_->http->set_read_timeout(t.count());
-  impl_->http->set_write_timeout(t.count());
+  impl_->start(host, port, limits);
+}
+
+Client::Client(const ExternalTls& tls, const std::string& host, int port, Limits limits) : impl_(new Impl) {
+  impl_->http = std::make_unique<httplib::SSLClient>(host, port);
+  SSL_CTX* ctx = impl_->http->ssl_context();
+  const auto fail = [&](const std::string& what) {
+    throw Error("cannot set up TLS to " + host + ":" + std::to_string(port) + ": " + what + " (" + ssl_errors() + ")");
+  };
+  if (!ctx) fail("no context");
+  if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 || SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1)
+    fail("TLS versions");
+  if (SSL_CTX_set1_groups_list(ctx, tls.groups.c_str()) != 1) fail("groups '" + tls.groups + "'");
+  if (SSL_CTX_load_verify_locations(ctx, tls.ca_file.c_str(), nullptr) != 1) fail("CA certificates " + tls.ca_file);
+  if (SSL_CTX_use_certificate_chain_file(ctx, tls.cert_file.c_str()) != 1) fail("certificate " + tls.cert_file);
+  if (SSL_CTX_use_PrivateKey_file(ctx, tls.key_file.c_str(), SSL_FILETYPE_PEM) != 1) fail("key " + tls.key_file);
+  if (SSL_CTX_check_private_key(ctx) != 1) fail("key " + tls.key_file + " does not match certificate " + tls.cert_file);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);  // chain to ca_file; httplib then checks the host name
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+  impl_->http->set_ca_cert_path(tls.ca_file.c_str());  // else httplib adds the system's CAs to the store
+  impl_->start(host, port, limits);
 }
 
 Client::~Client() = default;
@@ -299,7 +328,10 @@ Response Client::call(const std::string& method, const std::string& path, const 
     const httplib::Error err = r.error();
     std::string why = httplib::to_string(err);
     const long verify = impl_->http->get_openssl_verify_result();
-    if (verify != X509_V_OK) why += ": server certificate: " + std::string(X509_verify_cert_error_string(verify));
+    if (verify != X509_V_OK)
+      why += ": server certificate: " + std::string(X509_verify_cert_error_string(verify));
+    else if (err == httplib::Error::SSLServerVerification)  // httplib's own host-name check
+      why += ": server certificate does not name the host " + impl_->where.substr(0, impl_->where.rfind(':'));
     const std::string ssl = ssl_errors();
     if (!ssl.empty()) why += " (" + ssl + ")";
     // Certificate and handshake failures do not heal by retrying; connection failures might. A POST

@@ -61,6 +61,16 @@ struct Limits {
 // benchmarks that drive OpenSSL directly. The caller frees it with SSL_CTX_free.
 SSL_CTX* tls_context(const secure::Identity& me, const secure::TrustStore& trust, bool server);
 
+// TLS to a server outside gng's PKI: a vendor's QKD key manager (KME), say. TLS 1.2 or 1.3; the
+// server's certificate must chain to ca_file and name the host (DNS or IP SAN); our certificate
+// (with any intermediates) and key come from PEM files, in whatever algorithm the vendor issued.
+// groups is OpenSSL's list in order of preference: the hybrid post-quantum group first, classical
+// groups after it for servers that have none (set groups to "X25519MLKEM768" to refuse those).
+struct ExternalTls {
+  std::string ca_file, cert_file, key_file;
+  std::string groups = "X25519MLKEM768:X25519:P-256:P-384";
+};
+
 class Server {
  public:
   Server(const secure::Identity& me, const secure::TrustStore& trust, Limits limits = {});
@@ -82,6 +92,8 @@ class Client {
  public:
   Client(const secure::Identity& me, const secure::TrustStore& trust, const std::string& host, int port,
          Limits limits = {});
+  // The same client to a server outside gng's PKI (see ExternalTls).
+  Client(const ExternalTls& tls, const std::string& host, int port, Limits limits = {});
   ~Client();
   // Any route. Throws gng::Error naming host:port and the cause when no answer could be had
   // (refused, TLS handshake or certificate failure, deadline); an HTTP error status is returned.

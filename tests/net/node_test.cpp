@@ -198,7 +198,7 @@ struct TestKme {
     return c;
   }
   Qkd access(const secure::Identity& who, bool required) const {
-    return secure::qkd::kme_access(who, pki().trust(), "127.0.0.1", port, required);
+    return secure::qkd::kme_access(std::make_unique<net::Client>(who, pki().trust(), "127.0.0.1", port), required);
   }
 };
 

@@ -2,6 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cctype>
+#include <cstdio>
+
 #include <regex>
 
 #include "core/error.h"
@@ -208,6 +211,21 @@ void Kme::mount(net::Server& server) {
 
 namespace {
 
+// An SAE ID as one path segment: RFC 3986 unreserved characters as they are, the rest %XX.
+std::string path_segment(const std::string& id) {
+  std::string out;
+  for (const unsigned char c : id) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
 std::vector<QkdKey> keys_of(const net::Response& r, const std::string& what) {
   if (r.status != 200) {
     std::string message = r.body;
@@ -227,14 +245,14 @@ std::vector<QkdKey> keys_of(const net::Response& r, const std::string& what) {
 }  // namespace
 
 std::string KmeClient::status(const std::string& slave) {
-  const net::Response r = kme_.call("GET", "/api/v1/keys/" + slave + "/status");
+  const net::Response r = kme_.call("GET", "/api/v1/keys/" + path_segment(slave) + "/status");
   if (r.status != 200) throw Error("KME refused status (HTTP " + std::to_string(r.status) + "): " + r.body);
   return r.body;
 }
 
 std::vector<QkdKey> KmeClient::enc_keys(const std::string& slave, int number, int size_bits) {
   const json req = {{"number", number}, {"size", size_bits}};
-  auto keys = keys_of(kme_.call("POST", "/api/v1/keys/" + slave + "/enc_keys", req.dump()), "enc_keys for " + slave);
+  auto keys = keys_of(kme_.call("POST", "/api/v1/keys/" + path_segment(slave) + "/enc_keys", req.dump()), "enc_keys for " + slave);
   if (keys.size() != static_cast<std::size_t>(number))
     throw Error("KME returned " + std::to_string(keys.size()) + " keys, asked for " + std::to_string(number));
   return keys;
@@ -243,27 +261,40 @@ std::vector<QkdKey> KmeClient::enc_keys(const std::string& slave, int number, in
 std::vector<QkdKey> KmeClient::dec_keys(const std::string& master, const std::vector<std::string>& ids) {
   json req = {{"key_IDs", json::array()}};
   for (const auto& id : ids) req["key_IDs"].push_back({{"key_ID", id}});
-  return keys_of(kme_.call("POST", "/api/v1/keys/" + master + "/dec_keys", req.dump()), "dec_keys from " + master);
+  return keys_of(kme_.call("POST", "/api/v1/keys/" + path_segment(master) + "/dec_keys", req.dump()), "dec_keys from " + master);
 }
 
-net::Qkd kme_access(const Identity& me, const TrustStore& trust, const std::string& host, int port, bool required) {
+net::Qkd kme_access(std::unique_ptr<net::Client> client, bool required, std::map<std::string, std::string> sae_ids) {
   struct Line {
-    Line(const Identity& me, const TrustStore& trust, const std::string& host, int port) : client(me, trust, host, port) {}
     std::mutex mu;
-    net::Client client;
+    std::unique_ptr<net::Client> client;
+    std::map<std::string, std::string> sae_ids;
+    const std::string& sae(const std::string& id) const {
+      const auto it = sae_ids.find(id);
+      return it == sae_ids.end() ? id : it->second;
+    }
   };
-  auto line = std::make_shared<Line>(me, trust, host, port);
+  auto line = std::make_shared<Line>();
+  line->client = std::move(client);
+  line->sae_ids = std::move(sae_ids);
+  // A key for an AES-256 envelope key derivation is 32 bytes, whatever the KME's default size.
+  const auto check = [](const QkdKey& k, const std::string& what) {
+    if (k.key.size() != 32)
+      throw Error("KME gave key " + k.id + " for " + what + " with " + std::to_string(8 * k.key.size()) + " bits, not 256");
+  };
   net::Qkd q;
   q.required = required;
-  q.for_sending = [line](const std::string& recipient) {
+  q.for_sending = [line, check](const std::string& recipient) {
     std::lock_guard lock(line->mu);
-    QkdKey k = KmeClient(line->client).enc_keys(recipient, 1).at(0);
+    QkdKey k = KmeClient(*line->client).enc_keys(line->sae(recipient), 1).at(0);
+    check(k, recipient);
     return net::QkdKeyForSend{std::move(k.id), std::move(k.key)};
   };
-  q.for_opening = [line](const std::string& sender, const std::string& key_id) {
+  q.for_opening = [line, check](const std::string& sender, const std::string& key_id) {
     std::lock_guard lock(line->mu);
-    std::vector<QkdKey> keys = KmeClient(line->client).dec_keys(sender, {key_id});
+    std::vector<QkdKey> keys = KmeClient(*line->client).dec_keys(line->sae(sender), {key_id});
     if (keys.size() != 1 || keys[0].id != key_id) throw Error("KME answered dec_keys for " + key_id + " with other keys");
+    check(keys[0], sender);
     return std::move(keys[0].key);
   };
   return q;

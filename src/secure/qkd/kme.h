@@ -74,7 +74,8 @@ class Kme {
   std::map<std::string, Held> held_;                                            // by key_ID
 };
 
-// An SAE's client of any ETSI GS QKD 014 KME reachable over gng's TLS (net::Client).
+// An SAE's client of any ETSI GS QKD 014 KME that net::Client reaches (SAE ids are percent-encoded
+// into the path).
 class KmeClient {
  public:
   explicit KmeClient(net::Client& kme) : kme_(kme) {}
@@ -86,9 +87,10 @@ class KmeClient {
   net::Client& kme_;
 };
 
-// An SAE's keys from the KME at host:port, over gng's TLS as `me`, for the envelopes it seals and
-// opens (net::Qkd: 256-bit keys; `required` is the policy's word). Thread-safe: one kept-alive
-// connection, one call at a time. Connects on first use.
-net::Qkd kme_access(const Identity& me, const TrustStore& trust, const std::string& host, int port, bool required);
+// An SAE's keys from its KME over `client` (gng's PQ-TLS to a `gng kme`, or net::ExternalTls to a
+// vendor's KME) for the envelopes it seals and opens (net::Qkd: 256-bit keys; `required` is the
+// policy's word). sae_ids maps a gng peer id to the SAE ID the KME knows that peer by (absent: the
+// same). Thread-safe: one kept-alive connection, one call at a time. Connects on first use.
+net::Qkd kme_access(std::unique_ptr<net::Client> client, bool required, std::map<std::string, std::string> sae_ids = {});
 
 }  // namespace gng::secure::qkd
