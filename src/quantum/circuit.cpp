@@ -274,30 +274,31 @@ class Qaoa final : public StateCircuit<T> {
   double expectation_and_gradient(std::span<const double> theta, std::span<double> grad) override {
     check(theta);
     if (grad.size() != num_params()) throw Error("qaoa: gradient has the wrong size");
-    // With the X mixer, keep the state after each layer when the memory budget allows: the
-    // backward sweep then only has to run λ back through the mixers, not ψ as well.
-    const double ckpt_bytes = std::ldexp(static_cast<double>(sizeof(Cx<T>)), n_) * (p_ - 1);
+    // With the X mixer, keep each layer's state between its phase and its mixer when the memory
+    // budget allows: the backward sweep then only runs λ back. Both gradients of layer l are taken
+    // there, in one sweep: e^{−iβΣX} commutes with ΣX, so Im⟨λ|ΣX|ψ⟩ is the same before and after
+    // the mixer.
+    const double ckpt_bytes = std::ldexp(static_cast<double>(sizeof(Cx<T>)), n_) * p_;
     const bool keep = o_.mixer == Mixer::x && circuit_bytes(n_, o_.precision) + ckpt_bytes <= o_.memory_budget_bytes;
     forward(theta, keep);
     detail::mul_diag(lam_.data(), psi_.data(), diag_.data(), diag_.size());
     const double e = this->expect();
     for (int l = p_ - 1; l >= 0; --l) {
       const double beta = theta[p_ + l];
-      if (keep) {
-        const Cx<T>* after = l == p_ - 1 ? psi_.data() : ckpt_[l].data();
-        grad[p_ + l] = 2 * detail::im_sum_x(lam_.data(), after, n_);
-        mix_x(lam_.data(), -beta);
-        // ψ between the phase and the mixer of layer l, rebuilt from the state before layer l.
-        if (l == 0)
-          initial_state();
-        else
-          copy_state(psi_.data(), ckpt_[l - 1].data());
-        phase_.set(theta[l], 1.0);
-        detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, &phase_, 1, false, 1, 0);
-      } else if (o_.mixer == Mixer::x) {
-        grad[p_ + l] = 2 * detail::im_sum_x(lam_.data(), psi_.data(), n_);
-        mix_x(psi_.data(), -beta);
-        mix_x(lam_.data(), -beta);
+      if (o_.mixer == Mixer::x) {
+        // λ (and ψ without checkpoints) back through layer l + 1's phase and layer l's mixer, in
+        // one pass each.
+        const auto f = detail::x_factors(-beta);
+        const double gn = std::pow(f.g, n_);
+        if (l < p_ - 1) phase_.set(-theta[l + 1], gn);
+        const detail::PhaseFill<T>* ph = l < p_ - 1 ? &phase_ : nullptr;
+        const Cx<T> scale = ph ? Cx<T>(1) : Cx<T>(gn);
+        detail::apply_phase_and_x_mixer<T>(lam_.data(), n_, ph, scale, true, T(f.alpha), T(f.delta));
+        if (!keep) detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, ph, scale, true, T(f.alpha), T(f.delta));
+        const detail::ImTerms t = detail::im_terms(lam_.data(), keep ? ckpt_[l].data() : psi_.data(), diag_.data(), n_);
+        const double unscale = keep ? 1 / ckpt_scale_[l] : 1;
+        grad[p_ + l] = 2 * t.x * unscale;
+        grad[l] = 2 * t.diag * unscale;
       } else {
         double g = 0;
         for (auto it = edges_.rbegin(); it != edges_.rend(); ++it) {
@@ -306,12 +307,12 @@ class Qaoa final : public StateCircuit<T> {
           detail::apply_xy(lam_.data(), n_, it->first, it->second, -beta);
         }
         grad[p_ + l] = g;
-      }
-      grad[l] = 2 * detail::im_diag(lam_.data(), psi_.data(), diag_.data(), diag_.size());
-      if (l > 0) {
-        phase_.set(-theta[l], 1.0);
-        if (!keep) detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, &phase_, 1, false, 1, 0);
-        detail::apply_phase_and_x_mixer<T>(lam_.data(), n_, &phase_, 1, false, 1, 0);
+        grad[l] = 2 * detail::im_diag(lam_.data(), psi_.data(), diag_.data(), diag_.size());
+        if (l > 0) {
+          phase_.set(-theta[l], 1.0);
+          detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, &phase_, 1, false, 1, 0);
+          detail::apply_phase_and_x_mixer<T>(lam_.data(), n_, &phase_, 1, false, 1, 0);
+        }
       }
     }
     const double f = this->fidelity();
@@ -325,10 +326,6 @@ class Qaoa final : public StateCircuit<T> {
       throw Error("qaoa: expected " + std::to_string(num_params()) + " parameters (γ_1..γ_p, β_1..β_p), got " + std::to_string(theta.size()));
   }
 
-  void mix_x(Cx<T>* v, double beta) {
-    const auto f = detail::x_factors(beta);
-    detail::apply_phase_and_x_mixer<T>(v, n_, nullptr, Cx<T>(std::pow(f.g, n_)), true, T(f.alpha), T(f.delta));
-  }
 
   void initial_state() {
     const std::size_t size = psi_.size();
@@ -358,25 +355,23 @@ class Qaoa final : public StateCircuit<T> {
     }
   }
 
-  void copy_state(Cx<T>* dst, const Cx<T>* src) {
-    const std::ptrdiff_t len = static_cast<std::ptrdiff_t>(psi_.size());
-#pragma omp parallel for schedule(static)
-    for (std::ptrdiff_t i = 0; i < len; ++i) dst[i] = src[i];
-  }
 
-  // Prepares ψ(θ); with keep, ckpt_[l] holds the state after layer l for l < p − 1.
+  // Prepares ψ(θ); with keep (X mixer), ckpt_[l] holds layer l's state between its phase and its
+  // mixer, e^{−iγ_l H_C} ψ_{l−1}.
   void forward(std::span<const double> theta, bool keep = false) {
     check(theta);
     initial_state();
     if (keep)
-      while (static_cast<int>(ckpt_.size()) < p_ - 1) ckpt_.emplace_back(n_);
+      while (static_cast<int>(ckpt_.size()) < p_) ckpt_.emplace_back(n_);
     for (int l = 0; l < p_; ++l) {
-      if (keep && l > 0) copy_state(ckpt_[l - 1].data(), psi_.data());
       const double gamma = theta[l], beta = theta[p_ + l];
       if (o_.mixer == Mixer::x) {
         const auto f = detail::x_factors(beta);
-        phase_.set(gamma, std::pow(f.g, n_));
-        detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, &phase_, 1, true, T(f.alpha), T(f.delta));
+        // The mixer's factor g^n rides in the phase, so the saved state is g^n times the true one.
+        ckpt_scale_[l] = std::pow(f.g, n_);
+        phase_.set(gamma, ckpt_scale_[l]);
+        detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, &phase_, 1, true, T(f.alpha), T(f.delta),
+                                           keep ? ckpt_[l].data() : nullptr);
       } else {
         phase_.set(gamma, 1.0);
         detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, &phase_, 1, false, 1, 0);
@@ -391,6 +386,7 @@ class Qaoa final : public StateCircuit<T> {
   PhaseTables<T> phase_;
   std::vector<std::pair<int, int>> edges_;
   std::vector<detail::StateBuffer<T>> ckpt_;
+  std::vector<double> ckpt_scale_ = std::vector<double>(p_);  // ckpt_[l] is ckpt_scale_[l] × the state
 };
 
 template <class T>

@@ -326,7 +326,8 @@ XFactors x_factors(double beta) {
 }
 
 template <class T>
-void apply_phase_and_x_mixer(Cx<T>* psi, int n, const PhaseFill<T>* phase, Cx<T> scale, bool mix, T alpha, T delta) {
+void apply_phase_and_x_mixer(Cx<T>* psi, int n, const PhaseFill<T>* phase, Cx<T> scale, bool mix, T alpha, T delta,
+                             Cx<T>* save) {
   const int bb = std::min(n, kBlockBits);
   const std::size_t block = std::size_t{1} << bb;
   const std::ptrdiff_t blocks = std::ptrdiff_t{1} << (n - bb);
@@ -338,6 +339,7 @@ void apply_phase_and_x_mixer(Cx<T>* psi, int n, const PhaseFill<T>* phase, Cx<T>
       phase->apply(static_cast<uint64_t>(b) * block, block, v);
     else if (rescale)
       for (std::size_t i = 0; i < block; ++i) v[i] = cmul(v[i], scale);
+    if (save) copy_run(save + static_cast<std::size_t>(b) * block, v, block);
     if (mix) x_passes(reinterpret_cast<T*>(v), block, 0, bb, alpha, delta);
   }
   if (!mix || n == bb) return;
@@ -358,18 +360,23 @@ void apply_phase_and_x_mixer(Cx<T>* psi, int n, const PhaseFill<T>* phase, Cx<T>
 }
 
 template <class T>
-double im_sum_x(const Cx<T>* lambda, const Cx<T>* psi, int n) {
+ImTerms im_terms(const Cx<T>* lambda, const Cx<T>* psi, const double* d, int n) {
   const int bb = std::min(n, kBlockBits);
   const std::size_t block = std::size_t{1} << bb;
   const std::ptrdiff_t blocks = std::ptrdiff_t{1} << (n - bb);
-  double acc = 0;
-#pragma omp parallel for schedule(static) reduction(+ : acc)
+  double acc = 0, diag = 0;
+#pragma omp parallel for schedule(static) reduction(+ : acc, diag)
   for (std::ptrdiff_t b = 0; b < blocks; ++b) {
-    const T* l = reinterpret_cast<const T*>(lambda + static_cast<std::size_t>(b) * block);
-    const T* p = reinterpret_cast<const T*>(psi + static_cast<std::size_t>(b) * block);
+    const std::size_t at = static_cast<std::size_t>(b) * block;
+    const T* l = reinterpret_cast<const T*>(lambda + at);
+    const T* p = reinterpret_cast<const T*>(psi + at);
     acc += im_x_passes(l, p, block, 0, bb);
+    double dg = 0;
+#pragma omp simd reduction(+ : dg)
+    for (std::size_t i = 0; i < block; ++i) dg += d[at + i] * static_cast<double>(l[2 * i] * p[2 * i + 1] - l[2 * i + 1] * p[2 * i]);
+    diag += dg;
   }
-  if (n == bb) return acc;
+  if (n == bb) return {acc, diag};
   for (const auto& [a, b] : high_groups(n, bb)) {
     const TileGeometry g(n, a, b);
 #pragma omp parallel reduction(+ : acc)
@@ -388,7 +395,7 @@ double im_sum_x(const Cx<T>* lambda, const Cx<T>* psi, int n) {
       }
     }
   }
-  return acc;
+  return {acc, diag};
 }
 
 template <class T>
@@ -499,8 +506,8 @@ void apply_cz_ladder(Cx<T>* psi, int n) {
 
 #define GNG_INSTANTIATE(T)                                                                                      \
   template class StateBuffer<T>;                                                                                \
-  template void apply_phase_and_x_mixer<T>(Cx<T>*, int, const PhaseFill<T>*, Cx<T>, bool, T, T);                \
-  template double im_sum_x<T>(const Cx<T>*, const Cx<T>*, int);                                                 \
+  template void apply_phase_and_x_mixer<T>(Cx<T>*, int, const PhaseFill<T>*, Cx<T>, bool, T, T, Cx<T>*);        \
+  template ImTerms im_terms<T>(const Cx<T>*, const Cx<T>*, const double*, int);                                \
   template double im_diag<T>(const Cx<T>*, const Cx<T>*, const double*, std::size_t);                           \
   template double expect_diag<T>(const Cx<T>*, const double*, std::size_t);                                     \
   template void mul_diag<T>(Cx<T>*, const Cx<T>*, const double*, std::size_t);                                  \

@@ -47,9 +47,11 @@ struct PhaseFill {
 };
 
 // Applies  scale · Π_{q<n} (α I − i δ X_q) · diag(phase)  to psi (phase may be null, and
-// mix = false skips the mixer). Low qubits inside cache blocks, high qubits through tiles.
+// mix = false skips the mixer). Low qubits inside cache blocks, high qubits through tiles. With
+// `save`, the state between the phase and the mixer is also written there (no extra read).
 template <class T>
-void apply_phase_and_x_mixer(Cx<T>* psi, int n, const PhaseFill<T>* phase, Cx<T> scale, bool mix, T alpha, T delta);
+void apply_phase_and_x_mixer(Cx<T>* psi, int n, const PhaseFill<T>* phase, Cx<T> scale, bool mix, T alpha, T delta,
+                             Cx<T>* save = nullptr);
 
 // exp(−iβX) = g (α I − i δ X): returns {α, δ, g}; α = 1 unless |cos β| < 0.3, |α|, |δ| ≤ 1/0.3.
 struct XFactors {
@@ -57,9 +59,12 @@ struct XFactors {
 };
 XFactors x_factors(double beta);
 
-// Σ_q Im⟨λ|X_q|ψ⟩ over all n qubits.
+// In one sweep over λ and ψ: Σ_q Im⟨λ|X_q|ψ⟩ over all n qubits, and Im Σ conj(λ_z) d_z ψ_z.
+struct ImTerms {
+  double x = 0, diag = 0;
+};
 template <class T>
-double im_sum_x(const Cx<T>* lambda, const Cx<T>* psi, int n);
+ImTerms im_terms(const Cx<T>* lambda, const Cx<T>* psi, const double* d, int n);
 
 // Im Σ conj(λ_z) d_z ψ_z  and  Σ |ψ_z|² d_z.
 template <class T>
