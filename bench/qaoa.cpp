@@ -47,7 +47,7 @@ double median(std::vector<double> v) {
 
 template <class T>
 double sweep_seconds(int n, int reps) {
-  quantum::detail::StateBuffer<T> s(n);
+  quantum::detail::StateBuffer<T> s(std::size_t{1} << n);
   auto* r = reinterpret_cast<T*>(s.data());
   const std::ptrdiff_t len = static_cast<std::ptrdiff_t>(s.size());
   const T cr = T(0.6), ci = T(0.8);

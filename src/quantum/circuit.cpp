@@ -37,16 +37,7 @@ double circuit_bytes(int n, Precision p) {
 
 Circuit::Circuit(const Qubo& q, const CircuitOptions& o) : o_(o), n_(static_cast<int>(q.size())) {
   if (n_ < 1) throw Error("quantum: empty QUBO");
-  const double need = circuit_bytes(std::min(n_, 62), o.precision);
-  if (n_ > 30 || need > o.memory_budget_bytes) {
-    char msg[256];
-    std::snprintf(msg, sizeof msg,
-                  "quantum: n = %d qubits needs %.3g GiB (two %s state vectors and the diagonal of H_C); the memory budget is "
-                  "%.3g GiB%s",
-                  n_, need / (1ull << 30), o.precision == Precision::f64 ? "complex<double>" : "complex<float>",
-                  o.memory_budget_bytes / (1ull << 30), n_ > 30 ? " and the simulator stops at 30 qubits" : "");
-    throw Error(msg);
-  }
+  if (n_ > 62) throw Error("quantum: n = " + std::to_string(n_) + " qubits: the simulator stops at 62");
   if (!(o.noise.depolarizing >= 0 && o.noise.depolarizing < 1) || !(o.noise.readout >= 0 && o.noise.readout < 0.5))
     throw Error("quantum: noise needs 0 <= depolarizing < 1 and 0 <= readout < 0.5");
   std::vector<int> owner(n_, -1);
@@ -60,10 +51,11 @@ Circuit::Circuit(const Qubo& q, const CircuitOptions& o) : o_(o), n_(static_cast
   }
   if (o.mixer == Mixer::xy && o.groups.empty()) throw Error("quantum: the xy mixer needs one-hot groups");
   if (o.threads > 0) omp_set_num_threads(o.threads);
-  diag_ = all_energies(q);
-  double sum = 0;
-  for (double d : diag_) sum += d;
-  mean_diag_ = sum / static_cast<double>(diag_.size());
+  // The mean of f over all 2^n bitstrings (what the maximally mixed state measures): each bit is 1
+  // with probability 1/2, each pair both 1 with 1/4.
+  mean_diag_ = q.offset();
+  for (double a : q.linear()) mean_diag_ += a / 2;
+  for (const auto& c : q.quadratic()) mean_diag_ += c.value / 4;
   const Ising m = to_ising(q);
   std::vector<double> local(n_);
   for (int i = 0; i < n_; ++i) local[i] = std::abs(m.h()[i]);
@@ -85,33 +77,39 @@ uint64_t group_mask(const std::vector<uint32_t>& g) {
   return m;
 }
 
-// Everything that works on a prepared state of precision T.
+// Everything that works on a prepared state of precision T over a basis of `dim` states: all 2^n
+// (index = bitstring), or a subspace whose index → bitstring map is bits_of().
 template <class T>
 class StateCircuit : public Circuit {
  public:
+  double expectation(std::span<const double> theta) override {
+    forward(theta);
+    return noisy(expect());
+  }
+
   std::vector<Bits> sample(std::size_t shots, uint64_t seed) const override {
     Rng rng(seed, 0x5a3b1e);
     const double f = fidelity();
-    const uint64_t size = uint64_t{1} << n_;
-    // Which shots come from the state and which from the maximally mixed part; then the ideal
-    // ones by one walk over the sorted uniforms.
+    const uint64_t all = n_ == 64 ? ~uint64_t{0} : (uint64_t{1} << n_) - 1;
+    // Which shots come from the state and which from the maximally mixed part (uniform over all
+    // 2^n bitstrings); then the ideal ones by one walk over the sorted uniforms.
     std::vector<uint64_t> z(shots);
     std::vector<std::pair<double, std::size_t>> draws;
     for (std::size_t s = 0; s < shots; ++s) {
       if (f >= 1 || rng.uniform() < f)
         draws.push_back({rng.uniform(), s});
       else
-        z[s] = rng.next() & (size - 1);
+        z[s] = rng.next() & all;
     }
     std::sort(draws.begin(), draws.end());
     // Inverse-CDF sampling in parallel: probability mass per chunk, then each chunk walks its own
     // share of the sorted uniforms.
-    const std::size_t chunks = std::min<std::size_t>(256, size);
-    const uint64_t width = size / chunks;
+    const std::size_t size = psi_.size(), chunks = std::min<std::size_t>(256, size);
+    const auto begin = [&](std::size_t c) { return c * size / chunks; };
     std::vector<double> mass(chunks + 1, 0.0);
 #pragma omp parallel for schedule(static)
     for (std::ptrdiff_t c = 0; c < static_cast<std::ptrdiff_t>(chunks); ++c)
-      mass[c + 1] = detail::norm2(psi_.data() + c * width, width);
+      mass[c + 1] = detail::norm2(psi_.data() + begin(c), begin(c + 1) - begin(c));
     for (std::size_t c = 0; c < chunks; ++c) mass[c + 1] += mass[c];
     const double total = mass[chunks];
     // first[c]: the first draw of chunk c; draws that rounding puts at or past the total mass
@@ -124,8 +122,8 @@ class StateCircuit : public Circuit {
 #pragma omp parallel for schedule(dynamic)
     for (std::ptrdiff_t c = 0; c < static_cast<std::ptrdiff_t>(chunks); ++c) {
       double acc = mass[c];
-      uint64_t at = static_cast<uint64_t>(c) * width;
-      const uint64_t end = at + width;
+      std::size_t at = begin(c);
+      const std::size_t end = begin(c + 1);
       for (std::size_t d = first[c]; d < first[c + 1]; ++d) {
         const double target = draws[d].first * total;
         while (at + 1 < end) {
@@ -134,7 +132,7 @@ class StateCircuit : public Circuit {
           acc += p;
           ++at;
         }
-        z[draws[d].second] = at;
+        z[draws[d].second] = bits_of(at);
       }
     }
     std::vector<Bits> out(shots, Bits(n_));
@@ -148,8 +146,10 @@ class StateCircuit : public Circuit {
   }
 
   std::vector<std::complex<double>> amplitudes() const override {
-    std::vector<std::complex<double>> out(psi_.size());
-    for (std::size_t i = 0; i < out.size(); ++i) out[i] = psi_.data()[i];
+    if (n_ > 30 || std::ldexp(16.0, n_) > o_.memory_budget_bytes)
+      throw Error("quantum: the amplitudes of all 2^" + std::to_string(n_) + " states do not fit the memory budget");
+    std::vector<std::complex<double>> out(std::size_t{1} << n_);
+    for (std::size_t i = 0; i < psi_.size(); ++i) out[bits_of(i)] = psi_.data()[i];
     return out;
   }
 
@@ -157,20 +157,41 @@ class StateCircuit : public Circuit {
     std::vector<uint64_t> masks;
     for (const auto& g : groups) masks.push_back(group_mask(g));
     double p = 0;
-    for (uint64_t z = 0; z < psi_.size(); ++z) {
+    for (std::size_t i = 0; i < psi_.size(); ++i) {
+      const uint64_t z = bits_of(i);
       bool ok = true;
       for (uint64_t m : masks) ok = ok && std::popcount(z & m) == 1;
-      if (ok) p += std::norm(psi_.data()[z]);
+      if (ok) p += std::norm(psi_.data()[i]);
     }
     return p;
   }
 
  protected:
-  StateCircuit(const Qubo& q, const CircuitOptions& o) : Circuit(q, o), psi_(n_), lam_(n_) {}
+  // `basis` names the dim states in the budget's refusal ("" for all 2^n).
+  StateCircuit(const Qubo& q, const CircuitOptions& o, std::size_t dim, const std::string& basis)
+      : Circuit(q, o), psi_(fits(dim, basis)), lam_(dim) {}
+  virtual uint64_t bits_of(std::size_t index) const { return index; }
+  // Prepares the ideal state ψ(θ) in psi_.
+  virtual void forward(std::span<const double> theta) = 0;
   double noisy(double ideal) const { return fidelity() * ideal + (1 - fidelity()) * mean_diag_; }
   double expect() const { return detail::expect_diag(psi_.data(), diag_.data(), diag_.size()); }
 
   StateBuffer<T> psi_, lam_;
+
+ private:
+  std::size_t fits(std::size_t dim, const std::string& basis) const {
+    const double need = static_cast<double>(dim) * (2 * sizeof(Cx<T>) + sizeof(double));
+    if (need > o_.memory_budget_bytes) {
+      char msg[320];
+      std::snprintf(msg, sizeof msg,
+                    "quantum: n = %d qubits needs %.3g GiB (two %s state vectors%s and the diagonal of H_C); the memory "
+                    "budget is %.3g GiB",
+                    n_, need / (1ull << 30), sizeof(T) == 8 ? "complex<double>" : "complex<float>", basis.c_str(),
+                    o_.memory_budget_bytes / (1ull << 30));
+      throw Error(msg);
+    }
+    return dim;
+  }
 };
 
 // The diagonal phase e^{−iγ f(z)} · scale, applied in place, from the factorisation of qubo/enumerate.h:
@@ -237,6 +258,7 @@ class PhaseTables final : public detail::PhaseFill<T> {
   std::vector<Cx<T>> pq_, plo_, phi_;
 };
 
+// QAOA with the X mixer over all 2^n basis states.
 template <class T>
 class Qaoa final : public StateCircuit<T> {
   using B = StateCircuit<T>;
@@ -251,9 +273,11 @@ class Qaoa final : public StateCircuit<T> {
   // so small n wants k well below 16 (n = 16: 5·10^3 instead of 6.6·10^4). Above n = 20, k = 16
   // (k = 15 measured twice as slow at n = 21).
   Qaoa(const Qubo& q, int p, const CircuitOptions& o)
-      : B(q, o), p_(p), split_(q, q.size() > 20 ? 16 : std::max(1, static_cast<int>(q.size()) - 6)), phase_(split_, base_, c_) {
+      : B(q, o, std::size_t{1} << q.size(), ""), p_(p),
+        split_(q, q.size() > 20 ? 16 : std::max(1, static_cast<int>(q.size()) - 6)), phase_(split_, base_, c_) {
     if (p < 1) throw Error("qaoa: depth p must be >= 1");
     this->layers_ = p;
+    diag_ = all_energies(q);
     const int k = split_.low_bits();
     base_.resize(split_.high_states());
     c_.resize(split_.high_states() * k);
@@ -261,59 +285,35 @@ class Qaoa final : public StateCircuit<T> {
       base_[h] = base;
       std::copy(c.begin(), c.end(), c_.begin() + h * k);
     });
-    if (o.mixer == Mixer::xy) edges_ = xy_ring_edges(o.groups);
   }
 
   std::size_t num_params() const override { return 2 * static_cast<std::size_t>(p_); }
 
-  double expectation(std::span<const double> theta) override {
-    forward(theta);
-    return this->noisy(this->expect());
-  }
-
   double expectation_and_gradient(std::span<const double> theta, std::span<double> grad) override {
     check(theta);
     if (grad.size() != num_params()) throw Error("qaoa: gradient has the wrong size");
-    // With the X mixer, keep each layer's state between its phase and its mixer when the memory
-    // budget allows: the backward sweep then only runs λ back. Both gradients of layer l are taken
-    // there, in one sweep: e^{−iβΣX} commutes with ΣX, so Im⟨λ|ΣX|ψ⟩ is the same before and after
-    // the mixer.
+    // Keep each layer's state between its phase and its mixer when the memory budget allows: the
+    // backward sweep then only runs λ back. Both gradients of layer l are taken there, in one
+    // sweep: e^{−iβΣX} commutes with ΣX, so Im⟨λ|ΣX|ψ⟩ is the same before and after the mixer.
     const double ckpt_bytes = std::ldexp(static_cast<double>(sizeof(Cx<T>)), n_) * p_;
-    const bool keep = o_.mixer == Mixer::x && circuit_bytes(n_, o_.precision) + ckpt_bytes <= o_.memory_budget_bytes;
+    const bool keep = circuit_bytes(n_, o_.precision) + ckpt_bytes <= o_.memory_budget_bytes;
     forward(theta, keep);
     detail::mul_diag(lam_.data(), psi_.data(), diag_.data(), diag_.size());
     const double e = this->expect();
     for (int l = p_ - 1; l >= 0; --l) {
-      const double beta = theta[p_ + l];
-      if (o_.mixer == Mixer::x) {
-        // λ (and ψ without checkpoints) back through layer l + 1's phase and layer l's mixer, in
-        // one pass each.
-        const auto f = detail::x_factors(-beta);
-        const double gn = std::pow(f.g, n_);
-        if (l < p_ - 1) phase_.set(-theta[l + 1], gn);
-        const detail::PhaseFill<T>* ph = l < p_ - 1 ? &phase_ : nullptr;
-        const Cx<T> scale = ph ? Cx<T>(1) : Cx<T>(gn);
-        detail::apply_phase_and_x_mixer<T>(lam_.data(), n_, ph, scale, true, T(f.alpha), T(f.delta));
-        if (!keep) detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, ph, scale, true, T(f.alpha), T(f.delta));
-        const detail::ImTerms t = detail::im_terms(lam_.data(), keep ? ckpt_[l].data() : psi_.data(), diag_.data(), n_);
-        const double unscale = keep ? 1 / ckpt_scale_[l] : 1;
-        grad[p_ + l] = 2 * t.x * unscale;
-        grad[l] = 2 * t.diag * unscale;
-      } else {
-        double g = 0;
-        for (auto it = edges_.rbegin(); it != edges_.rend(); ++it) {
-          g += 2 * detail::im_xy(lam_.data(), psi_.data(), n_, it->first, it->second);
-          detail::apply_xy(psi_.data(), n_, it->first, it->second, -beta);
-          detail::apply_xy(lam_.data(), n_, it->first, it->second, -beta);
-        }
-        grad[p_ + l] = g;
-        grad[l] = 2 * detail::im_diag(lam_.data(), psi_.data(), diag_.data(), diag_.size());
-        if (l > 0) {
-          phase_.set(-theta[l], 1.0);
-          detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, &phase_, 1, false, 1, 0);
-          detail::apply_phase_and_x_mixer<T>(lam_.data(), n_, &phase_, 1, false, 1, 0);
-        }
-      }
+      // λ (and ψ without checkpoints) back through layer l + 1's phase and layer l's mixer, in
+      // one pass each.
+      const auto f = detail::x_factors(-theta[p_ + l]);
+      const double gn = std::pow(f.g, n_);
+      if (l < p_ - 1) phase_.set(-theta[l + 1], gn);
+      const detail::PhaseFill<T>* ph = l < p_ - 1 ? &phase_ : nullptr;
+      const Cx<T> scale = ph ? Cx<T>(1) : Cx<T>(gn);
+      detail::apply_phase_and_x_mixer<T>(lam_.data(), n_, ph, scale, true, T(f.alpha), T(f.delta));
+      if (!keep) detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, ph, scale, true, T(f.alpha), T(f.delta));
+      const detail::ImTerms t = detail::im_terms(lam_.data(), keep ? ckpt_[l].data() : psi_.data(), diag_.data(), n_);
+      const double unscale = keep ? 1 / ckpt_scale_[l] : 1;
+      grad[p_ + l] = 2 * t.x * unscale;
+      grad[l] = 2 * t.diag * unscale;
     }
     const double f = this->fidelity();
     for (double& g : grad) g *= f;
@@ -326,57 +326,25 @@ class Qaoa final : public StateCircuit<T> {
       throw Error("qaoa: expected " + std::to_string(num_params()) + " parameters (γ_1..γ_p, β_1..β_p), got " + std::to_string(theta.size()));
   }
 
+  void forward(std::span<const double> theta) override { forward(theta, false); }
 
-  void initial_state() {
-    const std::size_t size = psi_.size();
-    Cx<T>* v = psi_.data();
-    if (o_.mixer == Mixer::x) {
-      const T a = static_cast<T>(std::pow(2.0, -0.5 * n_));
-#pragma omp parallel for schedule(static)
-      for (std::ptrdiff_t z = 0; z < static_cast<std::ptrdiff_t>(size); ++z) v[z] = a;
-      return;
-    }
-    // A W state on each one-hot group, |+⟩ on the other qubits.
-    std::vector<uint64_t> masks;
-    int grouped = 0;
-    double amp = 1;
-    for (const auto& g : o_.groups) {
-      masks.push_back(group_mask(g));
-      grouped += static_cast<int>(g.size());
-      amp /= std::sqrt(static_cast<double>(g.size()));
-    }
-    amp *= std::pow(2.0, -0.5 * (n_ - grouped));
-    const T a = static_cast<T>(amp);
-#pragma omp parallel for schedule(static)
-    for (std::ptrdiff_t z = 0; z < static_cast<std::ptrdiff_t>(size); ++z) {
-      bool ok = true;
-      for (uint64_t m : masks) ok = ok && std::popcount(static_cast<uint64_t>(z) & m) == 1;
-      v[z] = ok ? a : T(0);
-    }
-  }
-
-
-  // Prepares ψ(θ); with keep (X mixer), ckpt_[l] holds layer l's state between its phase and its
+  // Prepares ψ(θ) from |+⟩^n; with keep, ckpt_[l] holds layer l's state between its phase and its
   // mixer, e^{−iγ_l H_C} ψ_{l−1}.
-  void forward(std::span<const double> theta, bool keep = false) {
+  void forward(std::span<const double> theta, bool keep) {
     check(theta);
-    initial_state();
+    const T a = static_cast<T>(std::pow(2.0, -0.5 * n_));
+    Cx<T>* v = psi_.data();
+#pragma omp parallel for schedule(static)
+    for (std::ptrdiff_t z = 0; z < static_cast<std::ptrdiff_t>(psi_.size()); ++z) v[z] = a;
     if (keep)
-      while (static_cast<int>(ckpt_.size()) < p_) ckpt_.emplace_back(n_);
+      while (static_cast<int>(ckpt_.size()) < p_) ckpt_.emplace_back(psi_.size());
     for (int l = 0; l < p_; ++l) {
-      const double gamma = theta[l], beta = theta[p_ + l];
-      if (o_.mixer == Mixer::x) {
-        const auto f = detail::x_factors(beta);
-        // The mixer's factor g^n rides in the phase, so the saved state is g^n times the true one.
-        ckpt_scale_[l] = std::pow(f.g, n_);
-        phase_.set(gamma, ckpt_scale_[l]);
-        detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, &phase_, 1, true, T(f.alpha), T(f.delta),
-                                           keep ? ckpt_[l].data() : nullptr);
-      } else {
-        phase_.set(gamma, 1.0);
-        detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, &phase_, 1, false, 1, 0);
-        for (const auto& [a, b] : edges_) detail::apply_xy(psi_.data(), n_, a, b, beta);
-      }
+      const auto f = detail::x_factors(theta[p_ + l]);
+      // The mixer's factor g^n rides in the phase, so the saved state is g^n times the true one.
+      ckpt_scale_[l] = std::pow(f.g, n_);
+      phase_.set(theta[l], ckpt_scale_[l]);
+      detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, &phase_, 1, true, T(f.alpha), T(f.delta),
+                                         keep ? ckpt_[l].data() : nullptr);
     }
   }
 
@@ -384,9 +352,193 @@ class Qaoa final : public StateCircuit<T> {
   LowHighSplit split_;
   std::vector<double> base_, c_;
   PhaseTables<T> phase_;
-  std::vector<std::pair<int, int>> edges_;
   std::vector<detail::StateBuffer<T>> ckpt_;
   std::vector<double> ckpt_scale_ = std::vector<double>(p_);  // ckpt_[l] is ckpt_scale_[l] × the state
+};
+
+// QAOA with the XY mixer, simulated on the one-hot subspace only: Π_j m_j · 2^f states for groups
+// of sizes m_j and f free qubits, instead of 2^n (NAS-Bench-201's 6 groups of 5: 15,625 states
+// instead of 2^30). Exact, because the W start states and every XY ring gate keep each group at
+// exactly one 1. Index = free bits (low f bits, free qubits in ascending order) + 2^f · (mixed-radix
+// digits: group j's position, group 0 lowest).
+template <class T>
+class OneHotQaoa final : public StateCircuit<T> {
+  using B = StateCircuit<T>;
+  using B::diag_;
+  using B::lam_;
+  using B::n_;
+  using B::o_;
+  using B::psi_;
+
+ public:
+  OneHotQaoa(const Qubo& q, int p, const CircuitOptions& o, const std::vector<uint32_t>& free)
+      : B(q, o, dimension(o.groups, free.size()), " over the " + std::to_string(dimension(o.groups, free.size())) + " one-hot states"),
+        p_(p), free_(free) {
+    if (p < 1) throw Error("qaoa: depth p must be >= 1");
+    this->layers_ = p;
+    std::size_t stride = std::size_t{1} << free_.size();
+    for (const auto& g : o.groups) {
+      strides_.push_back(stride);
+      stride *= g.size();
+    }
+    // The mixer's gates in the order the QASM export writes them: each group's ring edges, then
+    // e^{−iβX} on every free qubit.
+    for (const auto& [a, b] : xy_ring_edges(o.groups)) {
+      const auto [ga, pa] = place(a);
+      const auto [gb, pb] = place(b);
+      edges_.push_back({strides_[ga], o.groups[ga].size(), pa, pb});
+    }
+    diag_.resize(psi_.size());
+    const std::size_t free_states = std::size_t{1} << free_.size(), assignments = psi_.size() / free_states;
+#pragma omp parallel
+    {
+      Bits x(n_);
+#pragma omp for schedule(static)
+      for (std::ptrdiff_t g = 0; g < static_cast<std::ptrdiff_t>(assignments); ++g) {
+        const std::size_t base = static_cast<std::size_t>(g) * free_states;
+        const uint64_t z = bits_of(base);
+        for (int i = 0; i < n_; ++i) x[i] = (z >> i) & 1;
+        double e = q.energy(x);
+        diag_[base] = e;
+        // The free bits in Gray-code order: one flip, O(degree), per state.
+        for (std::size_t k = 1; k < free_states; ++k) {
+          const uint32_t v = free_[std::countr_zero(k)];
+          e += q.flip_delta(x, v);
+          x[v] ^= 1;
+          diag_[base + (k ^ (k >> 1))] = e;
+        }
+      }
+    }
+  }
+
+  std::size_t num_params() const override { return 2 * static_cast<std::size_t>(p_); }
+
+  double expectation_and_gradient(std::span<const double> theta, std::span<double> grad) override {
+    if (grad.size() != num_params()) throw Error("qaoa: gradient has the wrong size");
+    forward(theta);
+    detail::mul_diag(lam_.data(), psi_.data(), diag_.data(), diag_.size());
+    const double e = this->expect();
+    for (int l = p_ - 1; l >= 0; --l) {
+      const double beta = theta[p_ + l];
+      double g = 0;
+      for (std::size_t k = free_.size(); k-- > 0;) {
+        g += 2 * pairs(std::size_t{1} << k, 2, 0, 1, [&](Cx<T>* l2, Cx<T>* p2) { return im_pair(l2, p2); });
+        mix_free(psi_.data(), k, -beta);
+        mix_free(lam_.data(), k, -beta);
+      }
+      for (auto it = edges_.rbegin(); it != edges_.rend(); ++it) {
+        g += 2 * pairs(it->stride, it->size, it->a, it->b, [&](Cx<T>* l2, Cx<T>* p2) { return im_pair(l2, p2); });
+        rotate(psi_.data(), *it, -beta);
+        rotate(lam_.data(), *it, -beta);
+      }
+      grad[p_ + l] = g;
+      grad[l] = 2 * detail::im_diag(lam_.data(), psi_.data(), diag_.data(), diag_.size());
+      if (l > 0) {
+        phase(psi_.data(), -theta[l]);
+        phase(lam_.data(), -theta[l]);
+      }
+    }
+    const double f = this->fidelity();
+    for (double& x : grad) x *= f;
+    return this->noisy(e);
+  }
+
+ private:
+  struct Edge {
+    std::size_t stride, size, a, b;  // group digit's stride and radix; the two positions it rotates
+  };
+
+  static std::size_t dimension(const std::vector<std::vector<uint32_t>>& groups, std::size_t free) {
+    double d = std::ldexp(1.0, static_cast<int>(free));
+    for (const auto& g : groups) d *= static_cast<double>(g.size());
+    if (d > 1e15) throw Error("qaoa: the one-hot subspace has " + std::to_string(d) + " states: too many to simulate");
+    return static_cast<std::size_t>(d);
+  }
+
+  std::pair<std::size_t, std::size_t> place(uint32_t qubit) const {
+    for (std::size_t g = 0; g < o_.groups.size(); ++g)
+      for (std::size_t i = 0; i < o_.groups[g].size(); ++i)
+        if (o_.groups[g][i] == qubit) return {g, i};
+    throw Error("qaoa: qubit " + std::to_string(qubit) + " is in no one-hot group");
+  }
+
+  uint64_t bits_of(std::size_t index) const override {
+    uint64_t z = 0;
+    for (std::size_t k = 0; k < free_.size(); ++k) z |= ((index >> k) & 1) << free_[k];
+    std::size_t rest = index >> free_.size();
+    for (const auto& g : o_.groups) {
+      z |= uint64_t{1} << g[rest % g.size()];
+      rest /= g.size();
+    }
+    return z;
+  }
+
+  // Calls f(&v[i], &w[i]) for the two index sets with digit (stride, size) at a and at b, the
+  // other digits equal: contiguous runs of `stride` states, so the inner loops vectorise.
+  template <class F>
+  double pairs(std::size_t stride, std::size_t size, std::size_t a, std::size_t b, F f) {
+    const std::size_t span = stride * size, blocks = psi_.size() / span;
+    double acc = 0;
+#pragma omp parallel for schedule(static) reduction(+ : acc) if (psi_.size() > (1u << 14))
+    for (std::ptrdiff_t blk = 0; blk < static_cast<std::ptrdiff_t>(blocks); ++blk)
+      for (std::size_t i = 0; i < stride; ++i) {
+        const std::size_t u = static_cast<std::size_t>(blk) * span + a * stride + i, v = u + (b - a) * stride;
+        Cx<T> both_l[2] = {lam_.data()[u], lam_.data()[v]}, both_p[2] = {psi_.data()[u], psi_.data()[v]};
+        acc += f(both_l, both_p);
+      }
+    return acc;
+  }
+
+  // Im(conj(λ_u) ψ_v + conj(λ_v) ψ_u): Im⟨λ|G|ψ⟩ on one pair, G = X on a free qubit or
+  // (XX + YY)/2 on a ring edge (both swap the pair's two states).
+  static double im_pair(const Cx<T>* l, const Cx<T>* p) {
+    return static_cast<double>(std::imag(std::conj(l[0]) * p[1] + std::conj(l[1]) * p[0]));
+  }
+
+  // (u, v) → (c u − i s v, c v − i s u): e^{−iβG} on every pair of the edge or free qubit.
+  void swap_rotate(Cx<T>* w, std::size_t stride, std::size_t size, std::size_t a, std::size_t b, double beta) {
+    const T c = static_cast<T>(std::cos(beta)), s = static_cast<T>(std::sin(beta));
+    const std::size_t span = stride * size, blocks = psi_.size() / span;
+#pragma omp parallel for schedule(static) if (psi_.size() > (1u << 14))
+    for (std::ptrdiff_t blk = 0; blk < static_cast<std::ptrdiff_t>(blocks); ++blk) {
+      Cx<T>* x = w + static_cast<std::size_t>(blk) * span + a * stride;
+      Cx<T>* y = w + static_cast<std::size_t>(blk) * span + b * stride;
+      for (std::size_t i = 0; i < stride; ++i) {
+        const Cx<T> u = x[i], v = y[i];
+        x[i] = {c * u.real() + s * v.imag(), c * u.imag() - s * v.real()};
+        y[i] = {c * v.real() + s * u.imag(), c * v.imag() - s * u.real()};
+      }
+    }
+  }
+  void rotate(Cx<T>* w, const Edge& e, double beta) { swap_rotate(w, e.stride, e.size, e.a, e.b, beta); }
+  void mix_free(Cx<T>* w, std::size_t k, double beta) { swap_rotate(w, std::size_t{1} << k, 2, 0, 1, beta); }
+
+  void phase(Cx<T>* w, double gamma) {
+#pragma omp parallel for schedule(static) if (psi_.size() > (1u << 14))
+    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(psi_.size()); ++i) {
+      const double a = -gamma * diag_[i];
+      w[i] *= Cx<T>(static_cast<T>(std::cos(a)), static_cast<T>(std::sin(a)));
+    }
+  }
+
+  // Prepares ψ(θ) from the W state of every group and |+⟩ on the free qubits: uniform over the
+  // subspace.
+  void forward(std::span<const double> theta) override {
+    if (theta.size() != num_params())
+      throw Error("qaoa: expected " + std::to_string(num_params()) + " parameters (γ_1..γ_p, β_1..β_p), got " + std::to_string(theta.size()));
+    const T a = static_cast<T>(1 / std::sqrt(static_cast<double>(psi_.size())));
+    std::fill(psi_.data(), psi_.data() + psi_.size(), Cx<T>(a));
+    for (int l = 0; l < p_; ++l) {
+      phase(psi_.data(), theta[l]);
+      for (const Edge& e : edges_) rotate(psi_.data(), e, theta[p_ + l]);
+      for (std::size_t k = 0; k < free_.size(); ++k) mix_free(psi_.data(), k, theta[p_ + l]);
+    }
+  }
+
+  int p_;
+  std::vector<uint32_t> free_;
+  std::vector<std::size_t> strides_;
+  std::vector<Edge> edges_;
 };
 
 template <class T>
@@ -398,18 +550,14 @@ class Vqe final : public StateCircuit<T> {
   using B::psi_;
 
  public:
-  Vqe(const Qubo& q, int layers, const CircuitOptions& o) : B(q, o), layers_n_(layers) {
+  Vqe(const Qubo& q, int layers, const CircuitOptions& o) : B(q, o, std::size_t{1} << q.size(), ""), layers_n_(layers) {
     if (layers < 0) throw Error("vqe: layers must be >= 0");
+    diag_ = all_energies(q);
     if (o.mixer != Mixer::x) throw Error("vqe: the hardware-efficient ansatz has no mixer option");
     this->layers_ = layers + 1;
   }
 
   std::size_t num_params() const override { return static_cast<std::size_t>(n_) * (layers_n_ + 1); }
-
-  double expectation(std::span<const double> theta) override {
-    forward(theta);
-    return this->noisy(this->expect());
-  }
 
   double expectation_and_gradient(std::span<const double> theta, std::span<double> grad) override {
     if (grad.size() != num_params()) throw Error("vqe: gradient has the wrong size");
@@ -434,7 +582,7 @@ class Vqe final : public StateCircuit<T> {
   }
 
  private:
-  void forward(std::span<const double> theta) {
+  void forward(std::span<const double> theta) override {
     if (theta.size() != num_params())
       throw Error("vqe: expected " + std::to_string(num_params()) + " parameters (n × (layers + 1)), got " + std::to_string(theta.size()));
     Cx<T>* v = psi_.data();
@@ -452,6 +600,17 @@ class Vqe final : public StateCircuit<T> {
 }  // namespace
 
 std::unique_ptr<Circuit> make_qaoa(const Qubo& q, int p, const CircuitOptions& o) {
+  if (o.mixer == Mixer::xy) {
+    std::vector<bool> grouped(q.size(), false);
+    for (const auto& g : o.groups)
+      for (uint32_t v : g)
+        if (v < q.size()) grouped[v] = true;
+    std::vector<uint32_t> free;
+    for (uint32_t v = 0; v < q.size(); ++v)
+      if (!grouped[v]) free.push_back(v);
+    if (o.precision == Precision::f32) return std::make_unique<OneHotQaoa<float>>(q, p, o, free);
+    return std::make_unique<OneHotQaoa<double>>(q, p, o, free);
+  }
   if (o.precision == Precision::f32) return std::make_unique<Qaoa<float>>(q, p, o);
   return std::make_unique<Qaoa<double>>(q, p, o);
 }

@@ -289,7 +289,7 @@ inline Cx<T> cmul(Cx<T> a, Cx<T> b) {
 }  // namespace
 
 template <class T>
-StateBuffer<T>::StateBuffer(int n) : size_(std::size_t{1} << n) {
+StateBuffer<T>::StateBuffer(std::size_t size) : size_(size) {
   const std::size_t bytes = ((size_ * sizeof(Cx<T>) + kAlign - 1) / kAlign) * kAlign;
   data_ = static_cast<Cx<T>*>(std::aligned_alloc(kAlign, bytes));
   if (!data_) throw std::bad_alloc();
@@ -437,36 +437,6 @@ double norm2(const Cx<T>* psi, std::size_t len) {
 }
 
 template <class T>
-void apply_xy(Cx<T>* psi, int n, int a, int b, double beta) {
-  const int lo = std::min(a, b), hi = std::max(a, b);
-  const T c = static_cast<T>(std::cos(beta)), s = static_cast<T>(std::sin(beta));
-  const std::ptrdiff_t pairs = std::ptrdiff_t{1} << (n - 2);
-#pragma omp parallel for schedule(static)
-  for (std::ptrdiff_t r = 0; r < pairs; ++r) {
-    const uint64_t z0 = insert_zero(insert_zero(static_cast<uint64_t>(r), lo), hi);
-    Cx<T>& u = psi[z0 | (uint64_t{1} << a)];
-    Cx<T>& v = psi[z0 | (uint64_t{1} << b)];
-    const Cx<T> uu = u, vv = v;
-    u = {c * uu.real() + s * vv.imag(), c * uu.imag() - s * vv.real()};
-    v = {c * vv.real() + s * uu.imag(), c * vv.imag() - s * uu.real()};
-  }
-}
-
-template <class T>
-double im_xy(const Cx<T>* lambda, const Cx<T>* psi, int n, int a, int b) {
-  const int lo = std::min(a, b), hi = std::max(a, b);
-  const std::ptrdiff_t pairs = std::ptrdiff_t{1} << (n - 2);
-  double acc = 0;
-#pragma omp parallel for schedule(static) reduction(+ : acc)
-  for (std::ptrdiff_t r = 0; r < pairs; ++r) {
-    const uint64_t z0 = insert_zero(insert_zero(static_cast<uint64_t>(r), lo), hi);
-    const uint64_t u = z0 | (uint64_t{1} << a), v = z0 | (uint64_t{1} << b);
-    acc += std::imag(std::conj(lambda[u]) * psi[v] + std::conj(lambda[v]) * psi[u]);
-  }
-  return acc;
-}
-
-template <class T>
 void apply_ry(Cx<T>* psi, int n, int q, double theta) {
   const T c = static_cast<T>(std::cos(theta / 2)), s = static_cast<T>(std::sin(theta / 2));
   const std::ptrdiff_t pairs = std::ptrdiff_t{1} << (n - 1);
@@ -512,8 +482,6 @@ void apply_cz_ladder(Cx<T>* psi, int n) {
   template double expect_diag<T>(const Cx<T>*, const double*, std::size_t);                                     \
   template void mul_diag<T>(Cx<T>*, const Cx<T>*, const double*, std::size_t);                                  \
   template double norm2<T>(const Cx<T>*, std::size_t);                                                          \
-  template void apply_xy<T>(Cx<T>*, int, int, int, double);                                                     \
-  template double im_xy<T>(const Cx<T>*, const Cx<T>*, int, int, int);                                          \
   template void apply_ry<T>(Cx<T>*, int, int, double);                                                          \
   template double im_y<T>(const Cx<T>*, const Cx<T>*, int, int);                                                \
   template void apply_cz_ladder<T>(Cx<T>*, int);

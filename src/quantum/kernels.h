@@ -13,12 +13,12 @@ namespace gng::quantum::detail {
 template <class T>
 using Cx = std::complex<T>;
 
-// Zero-initialised, 2 MiB-aligned, transparent-huge-page advised buffer of 2^n amplitudes.
+// Zero-initialised, 2 MiB-aligned, transparent-huge-page advised buffer of `size` amplitudes.
 template <class T>
 class StateBuffer {
  public:
   StateBuffer() = default;
-  explicit StateBuffer(int n);
+  explicit StateBuffer(std::size_t size);
   StateBuffer(const StateBuffer&) = delete;
   StateBuffer& operator=(const StateBuffer&) = delete;
   StateBuffer(StateBuffer&& o) noexcept : data_(o.data_), size_(o.size_) { o.data_ = nullptr, o.size_ = 0; }
@@ -75,13 +75,6 @@ double expect_diag(const Cx<T>* psi, const double* d, std::size_t len);
 // λ ← diag(d) ψ.
 template <class T>
 void mul_diag(Cx<T>* out, const Cx<T>* psi, const double* d, std::size_t len);
-
-// e^{−iβ (X_a X_b + Y_a Y_b)/2}: rotates |01⟩,|10⟩ of qubits a, b.
-template <class T>
-void apply_xy(Cx<T>* psi, int n, int a, int b, double beta);
-// Im⟨λ| (X_a X_b + Y_a Y_b)/2 |ψ⟩.
-template <class T>
-double im_xy(const Cx<T>* lambda, const Cx<T>* psi, int n, int a, int b);
 
 // RY(θ) = e^{−iθY/2} on qubit q;  Im⟨λ|Y_q|ψ⟩;  CZ on (q, q+1) for every q < n−1.
 template <class T>

@@ -73,6 +73,8 @@ std::string qaoa_qasm(const Qubo& qubo, std::span<const double> theta, const Cir
       out += "rx(" + half + ") " + q(a) + ";\nrx(" + half + ") " + q(b) + ";\n" + zz(a, b, beta / 2);
       out += "rx(" + mhalf + ") " + q(a) + ";\nrx(" + mhalf + ") " + q(b) + ";\n";
     }
+    for (int i = 0; i < n; ++i)  // the qubits outside every group get the X mixer
+      if (!grouped[i]) out += "rx(" + num(2 * beta) + ") " + q(i) + ";\n";
   }
   out += "c = measure q;\n";
   return out;

@@ -87,6 +87,11 @@ std::vector<Bits> propose(const QuadraticSurrogate& model, const Feasibility& f,
     so.steps = 2000;  // the surrogate QUBOs are small and smooth: short tabu walks find their optima
     so.keep = 64;
     so.threads = 1;
+    if (sampler_name == "qaoa" || sampler_name == "vqe") so.reads = 256;  // shots: cheap next to the optimisation
+    if (!f.groups.empty()) {  // QAOA keeps to the one-hot designs: XY mixer, simulated on their subspace
+      so.quantum.circuit.mixer = quantum::Mixer::xy;
+      so.quantum.circuit.groups = f.groups;
+    }
     bool added = false;
     const SampleSet found = sampler->sample(q, so);  // named: samples() of a temporary would dangle
     for (const auto& s : found.samples())

@@ -10,6 +10,7 @@
 #include "quantum/optimize.h"
 #include "quantum/qasm.h"
 #include "qubo/io.h"
+#include "support/error_of.h"
 #include "support/random_qubo.h"
 
 namespace gng::quantum {
@@ -108,7 +109,7 @@ TEST(Qaoa, XMixerMatchesDenseMatrixExponentials) {
   EXPECT_LT(max_diff(c->amplitudes(), ref), 1e-10);
 }
 
-TEST(Qaoa, XyMixerMatchesDenseProductOfEdgeExponentialsAndStaysOneHot) {
+TEST(Qaoa, XyMixerMatchesDenseProductOfEdgeAndFreeQubitExponentialsAndStaysOneHot) {
   const Qubo q = random_qubo(6, 2);
   CircuitOptions o;
   o.mixer = Mixer::xy;
@@ -121,11 +122,20 @@ TEST(Qaoa, XyMixerMatchesDenseProductOfEdgeExponentialsAndStaysOneHot) {
   for (std::size_t z = 0; z < 64; ++z)
     if (std::popcount(z & 7u) == 1 && std::popcount(z & 24u) == 1) ref[z] = 1 / std::sqrt(3.0 * 2 * 2);
   Matrix hc = zeros(64);
-  for (std::size_t z = 0; z < 64; ++z) hc[z][z] = c->diagonal()[z];
+  for (std::size_t z = 0; z < 64; ++z) {
+    Bits x(6);
+    for (int i = 0; i < 6; ++i) x[i] = (z >> i) & 1;
+    hc[z][z] = q.energy(x);
+  }
+  // The one-hot subspace holds 3 · 2 · 2 states; its diagonal is f on them.
+  EXPECT_EQ(c->diagonal().size(), 12u);
   const std::vector<std::pair<int, int>> order = {{0, 1}, {1, 2}, {2, 0}, {3, 4}};  // parity order, ring closed last
+  Matrix x5 = zeros(64);  // X on the free qubit 5
+  for (std::size_t z = 0; z < 64; ++z) x5[z ^ 32][z] = 1;
   for (int l = 0; l < 2; ++l) {
     ref = matvec(expm_minus_i(hc, theta[l]), ref);
     for (auto [a, b] : order) ref = matvec(expm_minus_i(xy(6, a, b), theta[2 + l]), ref);
+    ref = matvec(expm_minus_i(x5, theta[2 + l]), ref);
   }
   EXPECT_LT(max_diff(c->amplitudes(), ref), 1e-10);
   EXPECT_NEAR(c->valid_probability(o.groups), 1.0, 1e-12);
@@ -246,6 +256,33 @@ void expect_gradient_matches_finite_differences(Circuit& c, std::vector<double> 
     const double fd = (c.expectation(tp) - c.expectation(tm)) / (2 * h);
     EXPECT_NEAR(g[i], fd, 1e-6 * std::max(1.0, std::abs(fd))) << "parameter " << i;
   }
+}
+
+TEST(Qaoa, XyMixerSimulatesThirtyQubitsOnTheirOneHotSubspace) {
+  // NAS-Bench-201's shape: six one-hot groups of five. All 2^30 states would need 40 GiB; the
+  // 5^6 = 15,625 one-hot states fit a 1 MiB budget.
+  const Qubo q = random_qubo(30, 21);
+  CircuitOptions o;
+  o.mixer = Mixer::xy;
+  for (uint32_t g = 0; g < 6; ++g) o.groups.push_back({5 * g, 5 * g + 1, 5 * g + 2, 5 * g + 3, 5 * g + 4});
+  o.memory_budget_bytes = 1 << 20;
+  auto c = make_qaoa(q, 2, o);
+  ASSERT_EQ(c->diagonal().size(), 15625u);
+  // The diagonal holds f of the one-hot states, and its minimum is the exhaustive one over them.
+  double best = INFINITY;
+  for (double d : c->diagonal()) best = std::min(best, d);
+  double exhaustive = INFINITY;
+  for (int idx = 0; idx < 15625; ++idx) {
+    Bits x(30);
+    for (int g = 0, r = idx; g < 6; ++g, r /= 5) x[5 * g + r % 5] = 1;
+    exhaustive = std::min(exhaustive, q.energy(x));
+  }
+  EXPECT_DOUBLE_EQ(best, exhaustive);
+  expect_gradient_matches_finite_differences(*c, {0.3, -0.4, 0.9, 0.5});
+  for (const Bits& x : c->sample(300, 4))
+    for (uint32_t g = 0; g < 6; ++g) EXPECT_EQ(x[5 * g] + x[5 * g + 1] + x[5 * g + 2] + x[5 * g + 3] + x[5 * g + 4], 1);
+  o.memory_budget_bytes = 1 << 18;
+  EXPECT_NE(test::error_of([&] { make_qaoa(q, 1, o); }).find("state vectors over the 15625 one-hot states"), std::string::npos);
 }
 
 TEST(Gradient, AdjointMatchesFiniteDifferences) {
