@@ -7,6 +7,8 @@
 // see proto/gng.proto) and plain REST routes (the ETSI GS QKD 014 API). Handlers learn the caller's
 // verified identity (Peer). The Client retries connection failures with exponential back-off,
 // honours a deadline, and knows the TLS exporter secret of its session (for sealed envelopes).
+// One exception to the profile: a Client can reach a server outside gng's PKI with that server's
+// TLS settings (ExternalTls), for a vendor's QKD key manager.
 #include <chrono>
 #include <functional>
 #include <map>

@@ -117,6 +117,9 @@ TEST(VendorKme, KeysFlowBetweenTwoSaesOverClassicalTls12UnderTheVendorsOwnIds) {
   auto c = kme.client("SAE_A");
   const std::string status = KmeClient(*c).status("SAE_B");
   EXPECT_NE(status.find("\"master_SAE_ID\": \"SAE_A\""), std::string::npos) << status;
+  // An SAE ID that is not a plain path segment arrives intact (percent-encoded on the way).
+  const std::string odd = KmeClient(*c).status("SAE B/1?x");
+  EXPECT_NE(odd.find("\"slave_SAE_ID\": \"SAE B/1?x\""), std::string::npos) << odd;
   EXPECT_EQ(c->last_session().id, "kme");
 }
 
