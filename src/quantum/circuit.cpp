@@ -308,8 +308,8 @@ class Qaoa final : public StateCircuit<T> {
       if (l < p_ - 1) phase_.set(-theta[l + 1], gn);
       const detail::PhaseFill<T>* ph = l < p_ - 1 ? &phase_ : nullptr;
       const Cx<T> scale = ph ? Cx<T>(1) : Cx<T>(gn);
-      detail::apply_phase_and_x_mixer<T>(lam_.data(), n_, ph, scale, true, T(f.alpha), T(f.delta));
-      if (!keep) detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, ph, scale, true, T(f.alpha), T(f.delta));
+      detail::apply_phase_and_x_mixer<T>(lam_.data(), n_, ph, scale, T(f.alpha), T(f.delta));
+      if (!keep) detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, ph, scale, T(f.alpha), T(f.delta));
       const detail::ImTerms t = detail::im_terms(lam_.data(), keep ? ckpt_[l].data() : psi_.data(), diag_.data(), n_);
       const double unscale = keep ? 1 / ckpt_scale_[l] : 1;
       grad[p_ + l] = 2 * t.x * unscale;
@@ -343,7 +343,7 @@ class Qaoa final : public StateCircuit<T> {
       // The mixer's factor g^n rides in the phase, so the saved state is g^n times the true one.
       ckpt_scale_[l] = std::pow(f.g, n_);
       phase_.set(theta[l], ckpt_scale_[l]);
-      detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, &phase_, 1, true, T(f.alpha), T(f.delta),
+      detail::apply_phase_and_x_mixer<T>(psi_.data(), n_, &phase_, 1, T(f.alpha), T(f.delta),
                                          keep ? ckpt_[l].data() : nullptr);
     }
   }
@@ -422,12 +422,12 @@ class OneHotQaoa final : public StateCircuit<T> {
       const double beta = theta[p_ + l];
       double g = 0;
       for (std::size_t k = free_.size(); k-- > 0;) {
-        g += 2 * pairs(std::size_t{1} << k, 2, 0, 1, [&](Cx<T>* l2, Cx<T>* p2) { return im_pair(l2, p2); });
+        g += 2 * im_pairs(std::size_t{1} << k, 2, 0, 1);
         mix_free(psi_.data(), k, -beta);
         mix_free(lam_.data(), k, -beta);
       }
       for (auto it = edges_.rbegin(); it != edges_.rend(); ++it) {
-        g += 2 * pairs(it->stride, it->size, it->a, it->b, [&](Cx<T>* l2, Cx<T>* p2) { return im_pair(l2, p2); });
+        g += 2 * im_pairs(it->stride, it->size, it->a, it->b);
         rotate(psi_.data(), *it, -beta);
         rotate(lam_.data(), *it, -beta);
       }
@@ -473,26 +473,21 @@ class OneHotQaoa final : public StateCircuit<T> {
     return z;
   }
 
-  // Calls f(&v[i], &w[i]) for the two index sets with digit (stride, size) at a and at b, the
-  // other digits equal: contiguous runs of `stride` states, so the inner loops vectorise.
-  template <class F>
-  double pairs(std::size_t stride, std::size_t size, std::size_t a, std::size_t b, F f) {
+  // Im⟨λ|G|ψ⟩ for G = X on a free qubit or (XX + YY)/2 on a ring edge: both swap the states u, v
+  // whose digit (stride, size) is a and b, the other digits equal, so the sum is over
+  // Im(conj(λ_u) ψ_v + conj(λ_v) ψ_u). The pairs come in contiguous runs of `stride` states.
+  double im_pairs(std::size_t stride, std::size_t size, std::size_t a, std::size_t b) const {
     const std::size_t span = stride * size, blocks = psi_.size() / span;
+    const Cx<T>* l = lam_.data();
+    const Cx<T>* p = psi_.data();
     double acc = 0;
 #pragma omp parallel for schedule(static) reduction(+ : acc) if (psi_.size() > (1u << 14))
     for (std::ptrdiff_t blk = 0; blk < static_cast<std::ptrdiff_t>(blocks); ++blk)
       for (std::size_t i = 0; i < stride; ++i) {
         const std::size_t u = static_cast<std::size_t>(blk) * span + a * stride + i, v = u + (b - a) * stride;
-        Cx<T> both_l[2] = {lam_.data()[u], lam_.data()[v]}, both_p[2] = {psi_.data()[u], psi_.data()[v]};
-        acc += f(both_l, both_p);
+        acc += static_cast<double>(std::imag(std::conj(l[u]) * p[v] + std::conj(l[v]) * p[u]));
       }
     return acc;
-  }
-
-  // Im(conj(λ_u) ψ_v + conj(λ_v) ψ_u): Im⟨λ|G|ψ⟩ on one pair, G = X on a free qubit or
-  // (XX + YY)/2 on a ring edge (both swap the pair's two states).
-  static double im_pair(const Cx<T>* l, const Cx<T>* p) {
-    return static_cast<double>(std::imag(std::conj(l[0]) * p[1] + std::conj(l[1]) * p[0]));
   }
 
   // (u, v) → (c u − i s v, c v − i s u): e^{−iβG} on every pair of the edge or free qubit.

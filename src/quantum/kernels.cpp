@@ -326,7 +326,7 @@ XFactors x_factors(double beta) {
 }
 
 template <class T>
-void apply_phase_and_x_mixer(Cx<T>* psi, int n, const PhaseFill<T>* phase, Cx<T> scale, bool mix, T alpha, T delta,
+void apply_phase_and_x_mixer(Cx<T>* psi, int n, const PhaseFill<T>* phase, Cx<T> scale, T alpha, T delta,
                              Cx<T>* save) {
   const int bb = std::min(n, kBlockBits);
   const std::size_t block = std::size_t{1} << bb;
@@ -340,9 +340,9 @@ void apply_phase_and_x_mixer(Cx<T>* psi, int n, const PhaseFill<T>* phase, Cx<T>
     else if (rescale)
       for (std::size_t i = 0; i < block; ++i) v[i] = cmul(v[i], scale);
     if (save) copy_run(save + static_cast<std::size_t>(b) * block, v, block);
-    if (mix) x_passes(reinterpret_cast<T*>(v), block, 0, bb, alpha, delta);
+    x_passes(reinterpret_cast<T*>(v), block, 0, bb, alpha, delta);
   }
-  if (!mix || n == bb) return;
+  if (n == bb) return;
   for (const auto& [a, b] : high_groups(n, bb)) {
     const TileGeometry g(n, a, b);
 #pragma omp parallel
@@ -476,7 +476,7 @@ void apply_cz_ladder(Cx<T>* psi, int n) {
 
 #define GNG_INSTANTIATE(T)                                                                                      \
   template class StateBuffer<T>;                                                                                \
-  template void apply_phase_and_x_mixer<T>(Cx<T>*, int, const PhaseFill<T>*, Cx<T>, bool, T, T, Cx<T>*);        \
+  template void apply_phase_and_x_mixer<T>(Cx<T>*, int, const PhaseFill<T>*, Cx<T>, T, T, Cx<T>*);              \
   template ImTerms im_terms<T>(const Cx<T>*, const Cx<T>*, const double*, int);                                \
   template double im_diag<T>(const Cx<T>*, const Cx<T>*, const double*, std::size_t);                           \
   template double expect_diag<T>(const Cx<T>*, const double*, std::size_t);                                     \

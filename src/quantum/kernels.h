@@ -46,11 +46,11 @@ struct PhaseFill {
   virtual ~PhaseFill() = default;
 };
 
-// Applies  scale · Π_{q<n} (α I − i δ X_q) · diag(phase)  to psi (phase may be null, and
-// mix = false skips the mixer). Low qubits inside cache blocks, high qubits through tiles. With
-// `save`, the state between the phase and the mixer is also written there (no extra read).
+// Applies  Π_{q<n} (α I − i δ X_q) · diag(phase)  to psi, or  Π_{q<n} (α I − i δ X_q) · scale  when
+// phase is null. Low qubits inside cache blocks, high qubits through tiles. With `save`, the state
+// between the phase and the mixer is also written there (no extra read).
 template <class T>
-void apply_phase_and_x_mixer(Cx<T>* psi, int n, const PhaseFill<T>* phase, Cx<T> scale, bool mix, T alpha, T delta,
+void apply_phase_and_x_mixer(Cx<T>* psi, int n, const PhaseFill<T>* phase, Cx<T> scale, T alpha, T delta,
                              Cx<T>* save = nullptr);
 
 // exp(−iβX) = g (α I − i δ X): returns {α, δ, g}; α = 1 unless |cos β| < 0.3, |α|, |δ| ≤ 1/0.3.
