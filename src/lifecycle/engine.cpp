@@ -82,6 +82,7 @@ SearchSpace load_space(const RunConfig& c, const Policy& p, const InputShape& in
 Feasibility feasibility(const SearchSpace& space) {
   Feasibility f;
   f.groups = space.one_of_groups();
+  f.one_hot = space.one_hot_groups();
   f.penalise = [&space](const Qubo& q) { return space.with_penalty(q); };
   f.valid = [&space](const Bits& x) { return space.decode(x).has_value(); };
   f.random = [&space](Rng& rng) { return space.random_valid(rng); };

@@ -54,6 +54,7 @@ std::vector<double> normal_scores(const std::vector<double>& y) {
 Feasibility one_hot_feasibility(std::size_t n, std::vector<std::vector<uint32_t>> groups) {
   Feasibility f;
   f.groups = groups;
+  f.one_hot = groups;
   f.penalise = [groups](const Qubo& q) { return with_one_hot_penalty(q, groups); };
   f.valid = [groups](const Bits& x) {
     for (const auto& g : groups) {
@@ -88,9 +89,9 @@ std::vector<Bits> propose(const QuadraticSurrogate& model, const Feasibility& f,
     so.keep = 64;
     so.threads = 1;
     if (sampler_name == "qaoa" || sampler_name == "vqe") so.reads = 256;  // shots: cheap next to the optimisation
-    if (!f.groups.empty()) {  // QAOA keeps to the one-hot designs: XY mixer, simulated on their subspace
+    if (!f.one_hot.empty()) {  // QAOA keeps to the one-hot designs: XY mixer, simulated on their subspace
       so.quantum.circuit.mixer = quantum::Mixer::xy;
-      so.quantum.circuit.groups = f.groups;
+      so.quantum.circuit.groups = f.one_hot;
     }
     bool added = false;
     const SampleSet found = sampler->sample(q, so);  // named: samples() of a temporary would dangle

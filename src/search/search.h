@@ -42,6 +42,8 @@ std::vector<double> normal_scores(const std::vector<double>& y);
 struct Feasibility {
   std::vector<std::vector<uint32_t>> groups;         // at most one bit set in each (the surrogate's
                                                      // features leave out their within-group pairs)
+  std::vector<std::vector<uint32_t>> one_hot;        // exactly one bit set in each, in every valid
+                                                     // design (QAOA's XY mixer keeps to them)
   std::function<Qubo(const Qubo&)> penalise;         // objective + penalties that exceed its range
   std::function<bool(const Bits&)> valid;            // exact validity
   std::function<Bits(Rng&)> random;                  // a random valid design

@@ -615,16 +615,24 @@ Bits SearchSpace::encode(const Design& design) const {
   return x;
 }
 
-std::vector<std::vector<uint32_t>> SearchSpace::one_of_groups() const {
+namespace {
+
+std::vector<std::vector<uint32_t>> groups_of(const std::vector<Decision>& decisions, bool gated_too) {
   std::vector<std::vector<uint32_t>> groups;
-  for (const auto& d : decisions_)
-    if (d.kind == DecisionKind::one_of) {
+  for (const auto& d : decisions)
+    if (d.kind == DecisionKind::one_of && (gated_too || d.when.empty())) {
       std::vector<uint32_t> g(d.bits);
       for (uint32_t b = 0; b < d.bits; ++b) g[b] = d.first_bit + b;
       groups.push_back(std::move(g));
     }
   return groups;
 }
+
+}  // namespace
+
+std::vector<std::vector<uint32_t>> SearchSpace::one_of_groups() const { return groups_of(decisions_, true); }
+
+std::vector<std::vector<uint32_t>> SearchSpace::one_hot_groups() const { return groups_of(decisions_, false); }
 
 std::string SearchSpace::bit_name(std::size_t bit) const {
   for (const Decision& d : decisions_) {

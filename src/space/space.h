@@ -74,6 +74,8 @@ class SearchSpace {
   std::string bit_name(std::size_t bit) const;
   // The bits of every one-of decision (gated or not): at most one is set in each group.
   std::vector<std::vector<uint32_t>> one_of_groups() const;  // e.g. "activation=gelu", "width>=32", "residual"
+  // The bits of every ungated one-of decision: exactly one is set in each group of a valid design.
+  std::vector<std::vector<uint32_t>> one_hot_groups() const;
 
   // Budgets: metric → maximum. set_cost_model() must be called before budgets are checked; a budget
   // on a metric the model does not report is an error at check time.

@@ -89,6 +89,11 @@ TEST(Space, ReadsDecisionsInOrderWithTheirBits) {
             (std::vector<std::string>{"residual", "activation=relu", "activation=gelu", "activation=silu", "attention",
                                       "heads=1", "heads=2", "heads=4", "width>=32", "width>=48", "width>=64"}));
   EXPECT_THROW(sp.bit_name(11), Error);
+  // Every one-of has at most one bit set; only the ungated ones exactly one (heads has none
+  // without attention), which is what QAOA's XY mixer may keep to.
+  using Groups = std::vector<std::vector<uint32_t>>;
+  EXPECT_EQ(sp.one_of_groups(), (Groups{{1, 2, 3}, {5, 6, 7}}));
+  EXPECT_EQ(sp.one_hot_groups(), (Groups{{1, 2, 3}}));
 }
 
 TEST(Space, ValidBitsAreExactlyTheDesignsTheRulesAllow) {
