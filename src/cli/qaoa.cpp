@@ -125,6 +125,7 @@ int qaoa(const std::vector<std::string>& argv) {
     j["mixer"] = mixer;
     j["optimizer"] = args.str("optimizer", "lbfgs");
     j["simulated"] = "classical state-vector simulation; no quantum hardware was used";
+    j["states"] = r.states;
     j["expected_objective"] = expected;
     j["energy"] = r.expectation;
     j["optimal_objective"] = json_number(best_obj);
@@ -139,9 +140,11 @@ int qaoa(const std::vector<std::string>& argv) {
     return 0;
   }
   std::printf("problem    %s (n = %zu), %s %s\n", p.name.c_str(), p.qubo.size(), p.maximize ? "maximise" : "minimise", p.objective_name.c_str());
-  std::printf("circuit    QAOA p = %d, mixer %s, %s — simulated on a classical state-vector simulator\n", d, mixer.c_str(), precision.c_str());
-  std::printf("expected   %s = %.8g (optimum %.8g, approximation ratio %.4f), %d evaluations\n", p.objective_name.c_str(), expected,
-              best_obj, ratio, r.evaluations);
+  const bool subspace = s.circuit.mixer == quantum::Mixer::xy;
+  std::printf("circuit    QAOA p = %d, mixer %s, %s — simulated on a classical state-vector simulator over %zu states%s\n", d,
+              mixer.c_str(), precision.c_str(), r.states, subspace ? " (the one-hot subspace)" : "");
+  std::printf("expected   %s = %.8g (optimum %.8g%s, approximation ratio %.4f), %d evaluations\n", p.objective_name.c_str(),
+              expected, best_obj, subspace ? " in the subspace" : "", ratio, r.evaluations);
   std::printf("best shot  %s = %.10g  x = %s  (of %zu shots)\n", p.objective_name.c_str(), p.objective(best.energy), bitstring(best.x).c_str(), s.shots);
   for (int l = 0; l < d; ++l) std::printf("layer %-3d  gamma = %+.6f  beta = %+.6f\n", l + 1, gammas[l], betas[l]);
   std::printf("time       %.3f s\n", r.samples.stats.time_s);

@@ -18,6 +18,7 @@ RunOutcome finish(const Qubo& q, Circuit& c, const OptimizeResult& r, const RunS
   const auto [lo, hi] = std::minmax_element(c.diagonal().begin(), c.diagonal().end());
   out.min_energy = *lo;
   out.max_energy = *hi;
+  out.states = c.diagonal().size();
   out.samples = SampleSet(q, c.sample(s.shots, s.seed));
   out.samples.truncate(s.keep);
   out.samples.stats.time_s = clock.seconds();

@@ -26,8 +26,9 @@ struct RunSettings {
 struct RunOutcome {
   std::vector<double> theta;  // QAOA: γ_1..γ_p, β_1..β_p
   double expectation = 0;     // ⟨H_C⟩ at theta (with the noise model)
-  double min_energy = 0;      // exact minimum of H_C (from its diagonal)
-  double max_energy = 0;      // exact maximum of H_C
+  double min_energy = 0;      // exact minimum of H_C on the simulated states (from its diagonal)
+  double max_energy = 0;      // exact maximum of H_C on them
+  std::size_t states = 0;     // basis states simulated: 2^n, or the one-hot subspace's (xy mixer)
   int evaluations = 0;
   SampleSet samples;          // exact energies; stats.time_s, stats.reads = shots, stats.steps = evaluations
 };

@@ -113,6 +113,9 @@ TEST(Cli, QaoaAndVqeAreSamplersOfSolve) {
   const std::string x = nlohmann::json::parse(xy.out)["best"]["x"];
   EXPECT_EQ((x[0] - '0') + (x[1] - '0') + (x[2] - '0'), 1) << x;
   EXPECT_EQ((x[3] - '0') + (x[4] - '0') + (x[5] - '0'), 1) << x;
+  EXPECT_EQ(nlohmann::json::parse(xy.out)["states"], 9);  // 3 × 3 one-hot states, not 2^6
+  const auto text = test::run(gng + " qaoa " + path + " --mixer xy --p 1");
+  EXPECT_NE(text.out.find("over 9 states (the one-hot subspace)"), std::string::npos) << text.out;
   const auto bad = test::run(gng + " qaoa " + GNG_SOURCE_DIR + "/examples/maxcut-3regular-24.rudy --mixer xy");
   EXPECT_EQ(bad.status, 1);
   EXPECT_NE(bad.out.find("the xy mixer needs one-hot groups"), std::string::npos) << bad.out;
