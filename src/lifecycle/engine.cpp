@@ -598,6 +598,8 @@ class Engine {
                      {"federated", true}, {"score", after}, {"model", dest}, {"model_sha256", file_digest(dest)}});
       reg_.begin();
       reg_.promote({promoted.candidate, cycle, promoted.approved_by + "; federated", dest});
+      // The promoted weights are no longer the candidate's own: status and report show these.
+      reg_.set_meta("federated_metrics", nlohmann::json{{"candidate", promoted.candidate}, {"cycle", cycle}, {"metrics", last}}.dump());
       reg_.commit();
     }
     note(cycle, "federated", "c" + std::to_string(promoted.candidate) + " after " + std::to_string(F.rounds) +

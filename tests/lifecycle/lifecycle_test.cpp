@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <regex>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -389,6 +390,30 @@ TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
   }
   EXPECT_EQ(rounds, 4);
   EXPECT_EQ(federated, 2);
+  // `gng status` shows the metrics the promoted weights were measured with: the federated model's
+  // (its last round) when federation replaced the candidate's weights, else the candidate's own.
+  {
+    const auto promos = reg.promotions();
+    ASSERT_FALSE(promos.empty());
+    std::string expected;
+    if (promos.back().approved_by.ends_with("; federated")) {
+      for (const auto& d : reg.decisions()) {
+        std::smatch m;
+        if (d.kind == "federate" && d.cycle == promos.back().cycle && std::regex_search(d.text, m, std::regex("accuracy (0\\.\\d{4})")))
+          expected = m[1];
+      }
+    } else {
+      for (const auto& e : reg.evaluations())
+        if (e.candidate == promos.back().candidate && e.metrics.count("accuracy")) {
+          char buf[32];
+          std::snprintf(buf, sizeof buf, "%.4g", e.metrics.at("accuracy"));
+          expected = buf;  // the highest rung's, which comes last
+        }
+    }
+    ASSERT_FALSE(expected.empty());
+    const auto st = test::run(gng("status " + box.run_dir()));
+    EXPECT_NE(st.out.find("accuracy " + expected + " "), std::string::npos) << promos.back().approved_by << "\n" << st.out;
+  }
   // The promoted model was deployed to both nodes, and the next cycle began by pulling telemetry.
   int deploys = 0, telemetry = 0;
   for (const auto& d : reg.decisions()) {
