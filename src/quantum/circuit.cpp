@@ -90,7 +90,7 @@ class StateCircuit : public Circuit {
   std::vector<Bits> sample(std::size_t shots, uint64_t seed) const override {
     Rng rng(seed, 0x5a3b1e);
     const double f = fidelity();
-    const uint64_t all = n_ == 64 ? ~uint64_t{0} : (uint64_t{1} << n_) - 1;
+    const uint64_t all = (uint64_t{1} << n_) - 1;  // n <= 62
     // Which shots come from the state and which from the maximally mixed part (uniform over all
     // 2^n bitstrings); then the ideal ones by one walk over the sorted uniforms.
     std::vector<uint64_t> z(shots);

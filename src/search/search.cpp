@@ -89,7 +89,7 @@ std::vector<Bits> propose(const QuadraticSurrogate& model, const Feasibility& f,
     so.keep = 64;
     so.threads = 1;
     if (sampler_name == "qaoa" || sampler_name == "vqe") so.reads = 256;  // shots: cheap next to the optimisation
-    if (!f.one_hot.empty()) {  // QAOA keeps to the one-hot designs: XY mixer, simulated on their subspace
+    if (sampler_name == "qaoa" && !f.one_hot.empty()) {  // keeps to the one-hot designs: XY mixer, on their subspace
       so.quantum.circuit.mixer = quantum::Mixer::xy;
       so.quantum.circuit.groups = f.one_hot;
     }
