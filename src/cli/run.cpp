@@ -161,9 +161,13 @@ ReportData report_data(const std::string& dir) {
     // When the promoted model is the federated one, its metrics are those measured after the
     // last round, not the candidate's own top-rung ones.
     if (const auto f = reg.meta("federated_metrics"); f && promos.back().approved_by.ends_with("; federated")) {
-      const auto j = nlohmann::json::parse(*f);
-      if (j.at("candidate") == promoted && j.at("cycle") == promos.back().cycle)
-        for (const auto& [k, v] : j.at("metrics").items()) r.promoted_metrics[k] = v.get<double>();
+      try {
+        const auto j = nlohmann::json::parse(*f);
+        if (j.at("candidate") == promoted && j.at("cycle") == promos.back().cycle)
+          for (const auto& [k, v] : j.at("metrics").items()) r.promoted_metrics[k] = v.get<double>();
+      } catch (const nlohmann::json::exception& e) {
+        throw Error(dir + "/registry.db: the federated model's metrics are damaged (" + e.what() + ")");
+      }
     }
     if (const auto t = reg.meta("test_accuracy"); t && reg.meta("test_candidate") == std::to_string(promoted))
       r.promoted_metrics["test_accuracy"] = std::stod(*t);

@@ -44,12 +44,15 @@ void serve_updates(Server& server, Receiver r) {
     }
     const secure::View wire(reinterpret_cast<const uint8_t*>(msg.envelope().data()), msg.envelope().size());
     const secure::OpenOptions o = r.qkd.opening(*r.trust, r.me, peer.exporter, *replay);
-    std::string claimed = peer.id;
     secure::Opened opened;
     try {
-      claimed = secure::parse_envelope(wire).header.sender;  // for the audit entry; open() verifies it
       opened = secure::open(wire, o);
     } catch (const Error& e) {
+      std::string claimed = peer.id;  // whom the refused envelope names, when it parses that far
+      try {
+        claimed = secure::parse_envelope(wire).header.sender;
+      } catch (const Error&) {
+      }
       r.audit->append("rejection", peer.id,
                       {{"from", peer.id}, {"claimed_sender", claimed}, {"reason", e.what()}, {"bytes", wire.size()}});
       throw Failure(400, std::string("envelope rejected: ") + e.what());

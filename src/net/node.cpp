@@ -146,7 +146,8 @@ NodeConfig NodeConfig::from_yaml(const std::string& text, const std::string& sou
       c.kme_tls = tls;
       if (const auto ids = k["sae_ids"]) {
         if (!ids.IsMap()) throw Error(where(source, ids) + ": kme.sae_ids must map gng ids to SAE IDs");
-        for (const auto& e : ids) c.sae_ids[e.first.as<std::string>()] = get<std::string>(e.second, source, "kme.sae_ids");
+        for (const auto& e : ids)
+          c.sae_ids[get<std::string>(e.first, source, "kme.sae_ids")] = get<std::string>(e.second, source, "kme.sae_ids");
       }
     } else {
       address = get<std::string>(k, source, "kme");

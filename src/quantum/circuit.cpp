@@ -167,9 +167,9 @@ class StateCircuit : public Circuit {
   }
 
  protected:
-  // `basis` names the dim states in the budget's refusal ("" for all 2^n).
-  StateCircuit(const Qubo& q, const CircuitOptions& o, std::size_t dim, const std::string& basis)
-      : Circuit(q, o), psi_(fits(dim, basis)), lam_(dim) {}
+  // `subspace`: the dim states are the one-hot ones (the budget's refusal says so), not all 2^n.
+  StateCircuit(const Qubo& q, const CircuitOptions& o, std::size_t dim, bool subspace)
+      : Circuit(q, o), psi_(fits(dim, subspace)), lam_(dim) {}
   virtual uint64_t bits_of(std::size_t index) const { return index; }
   // Prepares the ideal state ψ(θ) in psi_.
   virtual void forward(std::span<const double> theta) = 0;
@@ -179,14 +179,15 @@ class StateCircuit : public Circuit {
   StateBuffer<T> psi_, lam_;
 
  private:
-  std::size_t fits(std::size_t dim, const std::string& basis) const {
+  std::size_t fits(std::size_t dim, bool subspace) const {
     const double need = static_cast<double>(dim) * (2 * sizeof(Cx<T>) + sizeof(double));
     if (need > o_.memory_budget_bytes) {
       char msg[320];
       std::snprintf(msg, sizeof msg,
                     "quantum: n = %d qubits needs %.3g GiB (two %s state vectors%s and the diagonal of H_C); the memory "
                     "budget is %.3g GiB",
-                    n_, need / (1ull << 30), sizeof(T) == 8 ? "complex<double>" : "complex<float>", basis.c_str(),
+                    n_, need / (1ull << 30), sizeof(T) == 8 ? "complex<double>" : "complex<float>",
+                    subspace ? (" over the " + std::to_string(dim) + " one-hot states").c_str() : "",
                     o_.memory_budget_bytes / (1ull << 30));
       throw Error(msg);
     }
@@ -273,7 +274,7 @@ class Qaoa final : public StateCircuit<T> {
   // so small n wants k well below 16 (n = 16: 5·10^3 instead of 6.6·10^4). Above n = 20, k = 16
   // (k = 15 measured twice as slow at n = 21).
   Qaoa(const Qubo& q, int p, const CircuitOptions& o)
-      : B(q, o, std::size_t{1} << q.size(), ""), p_(p),
+      : B(q, o, std::size_t{1} << q.size(), false), p_(p),
         split_(q, q.size() > 20 ? 16 : std::max(1, static_cast<int>(q.size()) - 6)), phase_(split_, base_, c_) {
     if (p < 1) throw Error("qaoa: depth p must be >= 1");
     this->layers_ = p;
@@ -372,7 +373,7 @@ class OneHotQaoa final : public StateCircuit<T> {
 
  public:
   OneHotQaoa(const Qubo& q, int p, const CircuitOptions& o, const std::vector<uint32_t>& free)
-      : B(q, o, dimension(o.groups, free.size()), " over the " + std::to_string(dimension(o.groups, free.size())) + " one-hot states"),
+      : B(q, o, dimension(o.groups, free.size()), true),
         p_(p), free_(free) {
     if (p < 1) throw Error("qaoa: depth p must be >= 1");
     this->layers_ = p;
@@ -545,7 +546,7 @@ class Vqe final : public StateCircuit<T> {
   using B::psi_;
 
  public:
-  Vqe(const Qubo& q, int layers, const CircuitOptions& o) : B(q, o, std::size_t{1} << q.size(), ""), layers_n_(layers) {
+  Vqe(const Qubo& q, int layers, const CircuitOptions& o) : B(q, o, std::size_t{1} << q.size(), false), layers_n_(layers) {
     if (layers < 0) throw Error("vqe: layers must be >= 0");
     diag_ = all_energies(q);
     if (o.mixer != Mixer::x) throw Error("vqe: the hardware-efficient ansatz has no mixer option");

@@ -454,6 +454,14 @@ TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
   EXPECT_EQ(node_pids("n1").size(), 2u);
   for (const char* n : {"n1", "n2"})
     for (pid_t p : node_pids(n)) EXPECT_NE(kill(p, 0), 0) << n << " (pid " << p << ") still runs";
+  // Damaged federated metrics in the registry: status names them and fails, rather than crash.
+  ASSERT_TRUE(reg.promotions().back().approved_by.ends_with("; federated"));
+  reg.begin();
+  reg.set_meta("federated_metrics", "{\"candidate\": ");
+  reg.commit();
+  const auto damaged = test::run(gng("status " + box.run_dir()));
+  EXPECT_EQ(damaged.status, 1) << damaged.out;
+  EXPECT_NE(damaged.out.find("registry.db: the federated model's metrics are damaged"), std::string::npos) << damaged.out;
 }
 
 // Five nodes federate on a quorum of three: one killed in the middle of the federation leaves its

@@ -128,6 +128,7 @@ TEST(Exchange, TamperedReplayedMisaddressedOrMalformedEnvelopesAreRejectedAndAud
   secure::Bytes bad = s.sealed(update, 1);
   bad[bad.size() / 2] ^= 0x04;  // in the body
   rejected(push_message(bad), "does not authenticate");
+  EXPECT_EQ(s.last_audit().value("claimed_sender", ""), "n1");  // the header it names, parsed only once refused
   const secure::Bytes good = s.sealed(update, 2);
   ASSERT_EQ(s.raw(push_message(good)).status, 200);
   rejected(push_message(good), "replayed envelope from 'n1'");

@@ -174,6 +174,11 @@ TEST(VendorKme, TheNodeConfigDescribesAVendorsKme) {
   EXPECT_EQ(c.qkd, "required");
   EXPECT_EQ(test::error_of([] { net::NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: {address: h:1, ca: ca.pem}\n", "node.yaml"); }),
             "node.yaml:4: kme: a vendor's KME needs 'cert' (address, ca, cert and key)");
+  EXPECT_EQ(test::error_of([] {
+              net::NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: {address: h:1, ca: c, cert: c, key: k, sae_ids: {[a, b]: B}}\n",
+                                         "node.yaml");
+            }),
+            "node.yaml:4: 'kme.sae_ids' has the wrong type (got 'a collection')");
   EXPECT_NE(test::error_of([] { net::NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: {address: h:1, ca: c, cert: c, key: k, "
                                                           "port: 3}\n", "node.yaml"); })
                 .find("port"),
