@@ -15,7 +15,7 @@ int kme(const std::vector<std::string>& argv) {
   Args args("gng kme");
   args.option("pki", "the PKI directory (gng pki init)")
       .option("id", "this KME's certificate id (issued with --role kme)")
-      .option("listen", "HOST:PORT to serve on (default 127.0.0.1:8443; port 0: any free one)")
+      .option("listen", "HOST:PORT or [IPV6]:PORT to serve on (default 127.0.0.1:8443; port 0: any free one)")
       .option("km", "fibre length of every simulated link (default 25)")
       .option("eve", "intercept-resend eavesdropper on this fraction of pulses (default 0)")
       .option("seed", "reproducible simulated links (default: OpenSSL's DRBG)")
@@ -33,12 +33,7 @@ int kme(const std::vector<std::string>& argv) {
   }
   if (!args.has("pki") || !args.has("id")) throw Error("gng kme needs --pki DIR and --id KME_ID (see --help)");
   const std::string listen = args.str("listen", "127.0.0.1:8443");
-  const auto colon = listen.rfind(':');
-  if (colon == std::string::npos) throw Error("--listen: expected HOST:PORT, got '" + listen + "'");
-  const std::string host = listen.substr(0, colon);
-  const int64_t port = std::stoll("0" + listen.substr(colon + 1).substr(0, 6));
-  if (port < 0 || port > 65535 || listen.substr(colon + 1).find_first_not_of("0123456789") != std::string::npos)
-    throw Error("--listen: bad port in '" + listen + "'");
+  const Address address = parse_address(listen, "--listen");
 
   const secure::Identity me = secure::load_identity(args.str("pki"), args.str("id"));
   if (me.role() != "kme") throw Error("'" + me.id() + "' has a " + me.role() + " certificate, not a kme one");
@@ -56,9 +51,9 @@ int kme(const std::vector<std::string>& argv) {
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   net::Server server(me, secure::TrustStore::load(args.str("pki")));
   kme.mount(server);
-  const int bound = server.listen(host, static_cast<int>(port));
-  std::printf("gng kme '%s' serving ETSI GS QKD 014 on https://%s:%d/api/v1/keys/ (simulated BB84 links, %.0f km%s)\n",
-              me.id().c_str(), host.c_str(), bound, config.link.km, config.link.eve_fraction > 0 ? ", eavesdropper on" : "");
+  const int bound = server.listen(address.host, address.port);
+  std::printf("gng kme '%s' serving ETSI GS QKD 014 on https://%s/api/v1/keys/ (simulated BB84 links, %.0f km%s)\n",
+              me.id().c_str(), Address{address.host, bound}.text().c_str(), config.link.km, config.link.eve_fraction > 0 ? ", eavesdropper on" : "");
   std::fflush(stdout);
   int sig = 0;
   sigwait(&stop, &sig);

@@ -49,17 +49,17 @@ int node(const std::vector<std::string>& argv) {
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   net::Qkd qkd;
   if (config.qkd != "off") {
-    auto kme = config.kme_tls ? std::make_unique<net::Client>(*config.kme_tls, config.kme_host, config.kme_port)
+    auto kme = config.kme_tls ? std::make_unique<net::Client>(*config.kme_tls, config.kme.host, config.kme.port)
                               : std::make_unique<net::Client>(secure::load_identity(config.pki, config.id),
-                                                              secure::TrustStore::load(config.pki), config.kme_host, config.kme_port);
+                                                              secure::TrustStore::load(config.pki), config.kme.host, config.kme.port);
     qkd = secure::qkd::kme_access(std::move(kme), config.qkd == "required", config.sae_ids);
   }
   net::Node node(config, std::move(qkd));
   const int port = node.listen();
-  std::printf("gng node '%s' serving on %s:%d (shard %d of %d, %zu training images; QKD %s%s)\n", config.id.c_str(),
-              config.listen.substr(0, config.listen.rfind(':')).c_str(), port, config.shard, config.shards,
+  std::printf("gng node '%s' serving on %s (shard %d of %d, %zu training images; QKD %s%s)\n", config.id.c_str(),
+              Address{config.listen.host, port}.text().c_str(), config.shard, config.shards,
               node.train_samples(), config.qkd.c_str(),
-              config.kme_port ? (" via KME " + config.kme_host + ":" + std::to_string(config.kme_port)).c_str() : "");
+              config.kme.port ? (" via KME " + config.kme.text()).c_str() : "");
   std::fflush(stdout);
   int sig = 0;
   sigwait(&stop, &sig);

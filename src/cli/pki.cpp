@@ -21,7 +21,7 @@ constexpr const char* kUsage = R"(usage: gng pki init DIR [--algorithm ML-DSA-87
 
 init   a CA: DIR/ca.pem, DIR/ca.key.pem (0600), DIR/crl.pem (the signed deny list, empty)
 issue  an ML-DSA-65 key and certificate (CN = id, OU = role) in DIR/issued/NAME.{pem,key.pem};
-       subjectAltName from --hosts (default: NAME, localhost, 127.0.0.1)
+       subjectAltName from --hosts (default: NAME, localhost, 127.0.0.1, ::1)
 deny   put NAME's certificate on the deny list (re-signs DIR/crl.pem); peers refuse it from then on
 show   the CA and every issued certificate with its state
 )";

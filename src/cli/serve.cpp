@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "core/address.h"
 #include "core/args.h"
 #include "core/error.h"
 #include "data/dataset.h"
@@ -18,7 +19,7 @@ namespace gng::cli {
 
 int serve(const std::vector<std::string>& argv) {
   Args args("gng serve");
-  args.option("listen", "HOST:PORT to serve on (default 127.0.0.1:8080; port 0: any free one)")
+  args.option("listen", "HOST:PORT or [IPV6]:PORT to serve on (default 127.0.0.1:8080; port 0: any free one)")
       .option("data", std::string("training data for the drift reference: a Fashion-MNIST/MNIST directory (default ") +
                           kFashionMnistDir + ")")
       .option("max-inflight", "predict/feedback requests handled at once; beyond: 503 (default 64)")
@@ -44,13 +45,9 @@ int serve(const std::vector<std::string>& argv) {
   const std::string model = args.positional()[0];
   serve::Options opt;
   const std::string listen = args.str("listen", "127.0.0.1:8080");
-  const auto colon = listen.rfind(':');
-  const std::string port = colon == std::string::npos ? "" : listen.substr(colon + 1);
-  if (colon == std::string::npos || port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoi(port) > 65535)
-    throw Error("--listen: expected HOST:PORT, got '" + listen + "'");
-  opt.host = listen.substr(0, colon);
-  opt.port = std::stoi(port);
+  const Address address = parse_address(listen, "--listen");
+  opt.host = address.host;
+  opt.port = address.port;
   opt.max_inflight = static_cast<int>(args.integer("max-inflight", opt.max_inflight));
   opt.max_batch = static_cast<std::size_t>(std::max<int64_t>(0, args.integer("max-batch", static_cast<int64_t>(opt.max_batch))));
   opt.threads = static_cast<int>(args.integer("threads", 0));
@@ -72,8 +69,8 @@ int serve(const std::vector<std::string>& argv) {
   sigaddset(&stop, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   const int bound = server->start();
-  std::printf("gng serve: model %s (sha256 %s) on http://%s:%d/v1/predict (max %d in flight; BLAS: %s)\n", model.c_str(),
-              server->model_sha256().c_str(), opt.host.c_str(), bound, opt.max_inflight, blas.c_str());
+  std::printf("gng serve: model %s (sha256 %s) on http://%s/v1/predict (max %d in flight; BLAS: %s)\n", model.c_str(),
+              server->model_sha256().c_str(), Address{opt.host, bound}.text().c_str(), opt.max_inflight, blas.c_str());
   std::fflush(stdout);
   int sig = 0;
   sigwait(&stop, &sig);

@@ -84,16 +84,6 @@ secure::Opened open_from_peer(const std::string& envelope, const secure::OpenOpt
   }
 }
 
-void split_host_port(const std::string& listen, std::string& host, int& port, const std::string& what) {
-  const auto colon = listen.rfind(':');
-  const std::string p = colon == std::string::npos ? "" : listen.substr(colon + 1);
-  if (colon == std::string::npos || p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoi(p) > 65535)
-    throw Error(what + ": expected HOST:PORT, got '" + listen + "'");
-  host = listen.substr(0, colon);
-  port = std::stoi(p);
-}
-
 }  // namespace
 
 NodeConfig NodeConfig::from_yaml(const std::string& text, const std::string& source) {
@@ -108,12 +98,7 @@ NodeConfig NodeConfig::from_yaml(const std::string& text, const std::string& sou
   c.pki = get<std::string>(root["pki"], source, "pki");
   c.dir = get<std::string>(root["dir"], source, "dir");
   c.data = root["data"] ? get<std::string>(root["data"], source, "data") : kFashionMnistDir;
-  if (root["listen"]) {
-    c.listen = get<std::string>(root["listen"], source, "listen");
-    std::string h;
-    int p;
-    split_host_port(c.listen, h, p, where(source, root["listen"]) + ": listen");
-  }
+  if (root["listen"]) c.listen = parse_address(get<std::string>(root["listen"], source, "listen"), where(source, root["listen"]) + ": listen");
   if (const auto s = root["shard"]) {
     check_keys(s, source, "shard", {"index", "of", "partition", "alpha", "seed"});
     c.shards = s["of"] ? static_cast<int>(number(s["of"], source, "shard.of", 1, 1000)) : 1;
@@ -152,15 +137,15 @@ NodeConfig NodeConfig::from_yaml(const std::string& text, const std::string& sou
     } else {
       address = get<std::string>(k, source, "kme");
     }
-    split_host_port(address, c.kme_host, c.kme_port, what);
-    if (c.kme_port == 0) throw Error(what + ": port 0 names no server");
+    c.kme = parse_address(address, what);
+    if (c.kme.port == 0) throw Error(what + ": port 0 names no server");
   }
-  c.qkd = c.kme_port ? "required" : "off";
+  c.qkd = c.kme.port ? "required" : "off";
   if (root["qkd"]) {
     c.qkd = get<std::string>(root["qkd"], source, "qkd");
     if (c.qkd != "required" && c.qkd != "optional" && c.qkd != "off")
       throw Error(where(source, root["qkd"]) + ": qkd must be required, optional or off, got '" + c.qkd + "'");
-    if (c.qkd != "off" && !c.kme_port) throw Error(where(source, root["qkd"]) + ": qkd: " + c.qkd + " needs a kme: HOST:PORT");
+    if (c.qkd != "off" && !c.kme.port) throw Error(where(source, root["qkd"]) + ": qkd: " + c.qkd + " needs a kme: HOST:PORT");
   }
   return c;
 }
@@ -412,10 +397,7 @@ Node::Node(NodeConfig config, Qkd qkd) : impl_(new Impl) {
 Node::~Node() { stop(); }
 
 int Node::listen() {
-  std::string host;
-  int port;
-  split_host_port(impl_->c.listen, host, port, "listen");
-  return impl_->server->listen(host, port);
+  return impl_->server->listen(impl_->c.listen.host, impl_->c.listen.port);
 }
 
 void Node::stop() {

@@ -10,7 +10,7 @@
 // node.yaml:
 //   id: n1                      # its certificate's name (gng pki issue --role node --id n1)
 //   pki: DIR                    # the PKI directory: ca.pem, crl.pem, issued/n1.{pem,key.pem}
-//   listen: 127.0.0.1:0         # port 0: any free one (printed at start)
+//   listen: 127.0.0.1:0         # HOST:PORT or [IPV6]:PORT; port 0: any free one (printed at start)
 //   dir: DIR                    # the node's own folder: models, audit.db
 //   data: /usr/share/datasets/fashion-mnist   # MNIST-style IDX files (the node's copy)
 //   shard: {index: 0, of: 3, partition: iid, alpha: 0.5, seed: 1}   # partition: iid | dirichlet
@@ -43,15 +43,15 @@
 namespace gng::net {
 
 struct NodeConfig {
-  std::string id, pki, listen = "127.0.0.1:0", dir, data;
+  std::string id, pki, dir, data;
+  Address listen{"127.0.0.1", 0};
   int shard = 0, shards = 1;
   std::string partition = "iid";
   double alpha = 0.5;
   uint64_t seed = 1;
   std::size_t validation = 2000, train_limit = 0, holdout = 0;
   int workers = 1;
-  std::string kme_host;          // its KME (from kme: HOST:PORT); port 0: none
-  int kme_port = 0;
+  Address kme;                   // its KME (kme: HOST:PORT); port 0: none
   std::optional<ExternalTls> kme_tls;            // a vendor's KME: how to reach it
   std::map<std::string, std::string> sae_ids;    // gng id → the SAE ID the KME knows it by
   std::string qkd = "off";       // required | optional | off

@@ -203,7 +203,7 @@ int Server::listen(const std::string& host, int port) {
     bound = impl_->http->bind_to_any_port(host);
   else if (!impl_->http->bind_to_port(host, port))
     bound = -1;
-  if (bound <= 0) throw Error("cannot listen on " + host + ":" + std::to_string(port) + " (in use, or not an address here)");
+  if (bound <= 0) throw Error("cannot listen on " + Address{host, port}.text() + " (in use, or not an address here)");
   auto ended = std::make_shared<std::atomic<bool>>(false);
   impl_->thread = std::thread([this, ended] {
     impl_->http->listen_after_bind();
@@ -211,7 +211,7 @@ int Server::listen(const std::string& host, int port) {
   });
   // Serving before returning, so that stop() cannot come before the loop it must end.
   while (!impl_->http->is_running() && !*ended) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  if (*ended) throw Error("the server on " + host + ":" + std::to_string(bound) + " stopped as it started");
+  if (*ended) throw Error("the server on " + Address{host, bound}.text() + " stopped as it started");
   return bound;
 }
 
@@ -224,7 +224,7 @@ void Server::stop() {
 // --- Client --------------------------------------------------------------------------------------------
 
 struct Client::Impl {
-  std::string where;
+  std::string host, where;  // where: host:port for messages
   Limits limits;
   std::unique_ptr<httplib::SSLClient> http;
   std::mutex mu;  // guards `session`, written by the handshake callback
@@ -251,7 +251,8 @@ struct Client::Impl {
   }
   // The settings both kinds of client share, once http's context is configured.
   void start(const std::string& host, int port, Limits l) {
-    where = host + ":" + std::to_string(port);
+    this->host = host;
+    where = Address{host, port}.text();
     limits = l;
     SSL_CTX* ctx = http->ssl_context();
     SSL_CTX_set_ex_data(ctx, slot(), this);
@@ -331,7 +332,7 @@ Response Client::call(const std::string& method, const std::string& path, const 
     if (verify != X509_V_OK)
       why += ": server certificate: " + std::string(X509_verify_cert_error_string(verify));
     else if (err == httplib::Error::SSLServerVerification)  // httplib's own host-name check
-      why += ": server certificate does not name the host " + impl_->where.substr(0, impl_->where.rfind(':'));
+      why += ": server certificate does not name the host " + impl_->host;
     const std::string ssl = ssl_errors();
     if (!ssl.empty()) why += " (" + ssl + ")";
     // Certificate and handshake failures do not heal by retrying; connection failures might. A POST

@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/address.h"
 #include "core/error.h"
 #include "secure/pki.h"
 

@@ -307,7 +307,7 @@ Identity pki_issue(const std::string& dir, const IssueOptions& o) {
   Certificate cert(raw);
   X509_set_issuer_name(raw, X509_get_subject_name(ca.get()));
   std::vector<std::string> hosts = o.hosts;
-  if (hosts.empty()) hosts = {o.id, "localhost", "127.0.0.1"};
+  if (hosts.empty()) hosts = {o.id, "localhost", "127.0.0.1", "::1"};
   std::string san;
   for (const auto& h : hosts) san += (san.empty() ? "" : ",") + std::string(is_ip(h) ? "IP:" : "DNS:") + h;
   add_ext(raw, ca.get(), NID_basic_constraints, "critical,CA:FALSE");

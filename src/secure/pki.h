@@ -74,7 +74,7 @@ class TrustStore {
 struct IssueOptions {
   std::string role;                  // node | kme | orchestrator
   std::string id;                    // [A-Za-z0-9._-]+, unique in the PKI
-  std::vector<std::string> hosts;    // subjectAltName DNS names / IP addresses (default: id, localhost, 127.0.0.1)
+  std::vector<std::string> hosts;    // subjectAltName DNS names / IP addresses (default: id, localhost, 127.0.0.1, ::1)
   int days = 365;
   long long valid_from = 0;          // notBefore, seconds since the epoch (0: now)
   std::string algorithm = "ML-DSA-65";

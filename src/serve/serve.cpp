@@ -21,6 +21,7 @@
 #include <semaphore>
 #include <thread>
 
+#include "core/address.h"
 #include "core/error.h"
 #include "nn/nn.h"
 #include "secure/crypto.h"
@@ -547,7 +548,7 @@ int Server::start() {
   else if (bound < 0 || bound > 65535 || !s.http.bind_to_port(host, bound))
     bound = -1;
   if (bound <= 0)
-    throw Error("cannot listen on " + host + ":" + std::to_string(s.opt.port) + " (in use, or not an address here)");
+    throw Error("cannot listen on " + Address{host, s.opt.port}.text() + " (in use, or not an address here)");
   auto ended = std::make_shared<std::atomic<bool>>(false);
   s.thread = std::thread([&s, ended] {
     s.http.listen_after_bind();

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "core/address.h"
 #include "core/args.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -13,6 +14,28 @@ Args make_args() {
   Args a("gng test");
   a.option("reads", "r").option("time-limit", "t").flag("json", "j");
   return a;
+}
+
+TEST(Address, HostPortAndBracketedIpv6) {
+  const Address a = parse_address("node-1.example:8443", "--listen");
+  EXPECT_EQ(a.host, "node-1.example");
+  EXPECT_EQ(a.port, 8443);
+  EXPECT_EQ(a.text(), "node-1.example:8443");
+  const Address b = parse_address("[::1]:0", "--listen");
+  EXPECT_EQ(b.host, "::1");
+  EXPECT_EQ(b.port, 0);
+  EXPECT_EQ(b.text(), "[::1]:0");
+  EXPECT_EQ(parse_address("[fe80::1%eth0]:65535", "x").host, "fe80::1%eth0");
+  EXPECT_EQ(parse_address("10.0.0.7:1", "x").text(), "10.0.0.7:1");
+  for (const char* bad : {"nowhere", "host:", ":80", "host:http", "host:65536", "host:123456", "host:-1", "::1:80", "[]:80",
+                          "[::1]", "[::1]80", "[host]:80", "[::1:80", "h[x]:80", "host:80 "}) {
+    try {
+      parse_address(bad, "kme");
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()), std::string("kme: expected HOST:PORT or [IPV6]:PORT, got '") + bad + "'");
+    }
+  }
 }
 
 TEST(Args, ParsesOptionsFlagsAndPositionals) {

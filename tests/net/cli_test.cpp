@@ -51,7 +51,7 @@ TEST(PkiCli, InitIssueDenyShowAndRefusals) {
   EXPECT_NE(r.out.find("crl.pem"), std::string::npos) << r.out;
 }
 
-TEST(KmeCli, ServesKeysUntilSigterm) {
+TEST(KmeCli, ServesKeysOverIpv6UntilSigterm) {
   const std::string dir = testing::TempDir() + "gng-kme-cli-" + std::to_string(getpid());
   std::filesystem::remove_all(dir);
   secure::pki_init(dir);
@@ -62,7 +62,7 @@ TEST(KmeCli, ServesKeysUntilSigterm) {
   const pid_t pid = fork();
   if (pid == 0) {
     freopen(log.c_str(), "w", stdout);
-    execl(kGng.c_str(), "gng", "kme", "--pki", dir.c_str(), "--id", "kme-a", "--listen", "127.0.0.1:0", "--seed", "3",
+    execl(kGng.c_str(), "gng", "kme", "--pki", dir.c_str(), "--id", "kme-a", "--listen", "[::1]:0", "--seed", "3",
           static_cast<char*>(nullptr));
     _exit(127);
   }
@@ -71,12 +71,12 @@ TEST(KmeCli, ServesKeysUntilSigterm) {
     usleep(50000);
     std::smatch m;
     const std::string out = std::filesystem::exists(log) ? secure::read_file(log) : "";
-    if (std::regex_search(out, m, std::regex("https://127\\.0\\.0\\.1:(\\d+)/"))) port = std::stoi(m[1]);
+    if (std::regex_search(out, m, std::regex("https://\\[::1\\]:(\\d+)/"))) port = std::stoi(m[1]);
   }
   ASSERT_GT(port, 0) << "gng kme did not start";
   {
-    net::Client c1(n1, secure::TrustStore::load(dir), "127.0.0.1", port);
-    net::Client c2(n2, secure::TrustStore::load(dir), "127.0.0.1", port);
+    net::Client c1(n1, secure::TrustStore::load(dir), "::1", port);  // over IPv6, as it was told to listen
+    net::Client c2(n2, secure::TrustStore::load(dir), "::1", port);
     secure::qkd::KmeClient a(c1), b(c2);
     const auto k = a.enc_keys("n2", 1);
     EXPECT_EQ(b.dec_keys("n1", {k[0].id})[0].key, k[0].key);

@@ -45,7 +45,15 @@ TEST(NodeConfig, ReadsAllSettingsAndRejectsBadOnes) {
   EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nshard: {index: 3, of: 3}\n", "node.yaml"); }),
             "node.yaml:4: 'shard.index' must be in [0, 2], got 3");
   EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nlisten: nowhere\n", "node.yaml"); }),
-            "node.yaml:4: listen: expected HOST:PORT, got 'nowhere'");
+            "node.yaml:4: listen: expected HOST:PORT or [IPV6]:PORT, got 'nowhere'");
+  // IPv6 literals in brackets, as in URLs; without them the port would be ambiguous.
+  const NodeConfig v6 = NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nlisten: \"[::1]:7000\"\nkme: \"[fd00::2]:8443\"\n", "node.yaml");
+  EXPECT_EQ(v6.listen.host, "::1");
+  EXPECT_EQ(v6.listen.port, 7000);
+  EXPECT_EQ(v6.kme.host, "fd00::2");
+  EXPECT_EQ(v6.kme.text(), "[fd00::2]:8443");
+  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nlisten: \"::1:7000\"\n", "node.yaml"); }),
+            "node.yaml:4: listen: expected HOST:PORT or [IPV6]:PORT, got '::1:7000'");
   EXPECT_NE(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nshards: 3\n", "node.yaml"); })
                 .find("node.yaml:4: unknown key 'shards'"),
             std::string::npos);
@@ -58,12 +66,12 @@ TEST(NodeConfig, ReadsAllSettingsAndRejectsBadOnes) {
   EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: 127.0.0.1:1\nqkd: maybe\n", "node.yaml"); }),
             "node.yaml:5: qkd must be required, optional or off, got 'maybe'");
   EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: kme.example\n", "node.yaml"); }),
-            "node.yaml:4: kme: expected HOST:PORT, got 'kme.example'");
+            "node.yaml:4: kme: expected HOST:PORT or [IPV6]:PORT, got 'kme.example'");
   EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: 127.0.0.1:0\n", "node.yaml"); }),
             "node.yaml:4: kme: port 0 names no server");
   const NodeConfig k = NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: kme.example:8443\n", "node.yaml");
-  EXPECT_EQ(k.kme_host, "kme.example");
-  EXPECT_EQ(k.kme_port, 8443);
+  EXPECT_EQ(k.kme.host, "kme.example");
+  EXPECT_EQ(k.kme.port, 8443);
 }
 
 TEST(Node, TrainsOnItsShardAndSendsTheModelSealed) {

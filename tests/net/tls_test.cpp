@@ -236,6 +236,29 @@ TEST(Tls, ALongLivedSlhDsaRootWorksToo) {
 namespace gng::net {
 namespace {
 
+// IPv6: a node or KME may listen on an IPv6 address and be reached there; messages bracket it.
+TEST(Tls, ServesAndConnectsOverIpv6) {
+  Server server(test::pki().n1, test::pki().trust());
+  server.route("GET", "/who", [](const Peer& p, const Request&) { return Response{200, p.id + " " + p.tls_group, "text/plain"}; });
+  const int port = server.listen("::1", 0);
+  {
+    Client c(test::pki().orch, test::pki().trust(), "::1", port);
+    const Response r = c.call("GET", "/who");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "orch X25519MLKEM768");  // the default certificates name ::1
+    EXPECT_EQ(c.session().id, "n1");
+  }  // closes its kept-alive connection, which stop() would otherwise wait out
+  Server second(test::pki().n1, test::pki().trust());
+  EXPECT_EQ(test::error_of([&] { second.listen("::1", port); }),
+            "cannot listen on [::1]:" + std::to_string(port) + " (in use, or not an address here)");
+  server.stop();
+  Limits quick;
+  quick.retries = 0;
+  quick.timeout = std::chrono::milliseconds(2000);
+  Client gone(test::pki().orch, test::pki().trust(), "::1", port, quick);
+  EXPECT_NE(test::error_of([&] { gone.call("GET", "/who"); }).find("no answer from [::1]:" + std::to_string(port)), std::string::npos);
+}
+
 TEST(Tls, APortInUseIsAClearError) {
   Server first(test::pki().n1, test::pki().trust());
   const int port = first.listen("127.0.0.1", 0);

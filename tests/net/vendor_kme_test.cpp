@@ -165,8 +165,8 @@ TEST(VendorKme, TheNodeConfigDescribesAVendorsKme) {
   const auto c = net::NodeConfig::from_yaml(
       "id: n1\npki: p\ndir: d\nkme: {address: kme-a.example:443, ca: ca.pem, cert: a.pem, key: a.key, sae_ids: {n2: SAE_B}}\n",
       "node.yaml");
-  EXPECT_EQ(c.kme_host, "kme-a.example");
-  EXPECT_EQ(c.kme_port, 443);
+  EXPECT_EQ(c.kme.host, "kme-a.example");
+  EXPECT_EQ(c.kme.port, 443);
   ASSERT_TRUE(c.kme_tls.has_value());
   EXPECT_EQ(c.kme_tls->ca_file, "ca.pem");
   EXPECT_EQ(c.kme_tls->groups, "X25519MLKEM768:X25519:P-256:P-384");
