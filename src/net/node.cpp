@@ -157,7 +157,9 @@ struct Node::Impl {
   Qkd qkd;
   secure::Identity me;
   secure::TrustStore trust;
-  Dataset train, val;
+  Dataset train, val;   // the shard split: candidates train on `train`, are measured on `val`
+  Dataset whole;        // the whole shard: federated rounds train on all of it (the orchestrator's
+                        // held-out images judge the aggregate; the node's own `val` has no use there)
   std::vector<std::size_t> label_counts;
   std::unique_ptr<audit::AuditLog> log;
   std::unique_ptr<Server> server;
@@ -183,6 +185,7 @@ struct Node::Impl {
       throw Error("node '" + c.id + "': validation (" + std::to_string(c.validation) + ") must be smaller than its shard (" +
                   std::to_string(shard.count) + " images)");
     Split s = split(shard, static_cast<double>(c.validation) / static_cast<double>(shard.count), c.seed);
+    whole = shard;
     train = std::move(s.first);
     val = std::move(s.second);
     label_counts.assign(static_cast<std::size_t>(std::max(train.classes, 0)), 0);
@@ -269,10 +272,10 @@ struct Node::Impl {
     {
       const Slot slot(*this);
       const auto started = std::chrono::steady_clock::now();
-      r = train_from(req.family(), d, global, train, val, b, EvalSettings{}, req.mu(), static_cast<int>(req.round()),
+      r = train_from(req.family(), d, global, whole, Dataset{}, b, EvalSettings{}, req.mu(), static_cast<int>(req.round()),
                      static_cast<int>(req.rounds()));
-      // Training and evaluation: what the caller subtracts from its wall time to see the cost of
-      // the exchange itself (TLS, envelopes, QKD keys, encoding).
+      // Training: what the caller subtracts from its wall time to see the cost of the exchange
+      // itself (TLS, envelopes, QKD keys, encoding).
       r.metrics["compute_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     }
     r.state.from = c.id;

@@ -238,9 +238,15 @@ TEST(Node, EveryEnvelopeBothWaysCarriesAQkdKeyAndBothEndsAuditIt) {
   secure::write_file_atomic(model, t.weights);
   ASSERT_GT(c.deploy("r3", model), 0);  // orchestrator → node
   RoundJob round{"r3", 1, 0, "cnn", job.design_json, load_state(model), TrainBudget{}, 0, 2};
-  round.budget.epochs = 0.5;
   const RoundResult r = c.federated_round(round);  // both ways
   EXPECT_EQ(r.state.from, "n1");
+  // A round trains one epoch on the whole shard, the node's validation split included (5 batches
+  // of 128 for 600 images; the training split alone would be 3), and measures nothing on it.
+  const NodeHealth h = c.health();
+  EXPECT_EQ(h.train_samples + h.validation_samples, 600u);
+  EXPECT_EQ(r.state.samples, 5 * 128);
+  EXPECT_EQ(r.metrics.count("accuracy"), 0u);
+  EXPECT_GT(r.metrics.at("compute_s"), 0);
 
   // Four envelopes: the model, the deployment, the global state and the node's update. Each is
   // qkd+pqc with its own key, entered once on each side under the same key_ID and digest.
