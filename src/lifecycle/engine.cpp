@@ -10,6 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <mutex>
+#include <optional>
 #include <ostream>
 #include <set>
 #include <sstream>
@@ -163,7 +164,7 @@ class Engine {
       }
       if (!stop.empty()) break;
       select(cycle);
-      federate(cycle);
+      federate_promoted(cycle);
       deploy(cycle);
       note(cycle, "cycle-done", "cycle " + std::to_string(cycle + 1) + " of " + std::to_string(policy_.cycles) + " done");
     }
@@ -376,6 +377,12 @@ class Engine {
           if (top) {  // the sealed model arrived and verified: keep it beside the run
             secure::write_file_atomic(e.model + ".json", t.model_json);
             secure::write_file_atomic(e.model, t.weights);
+            // Scored on the orchestrator's validation set, as every finalist and federated model
+            // is, rather than on the node's own share: the scores that select compare.
+            e.metrics = measure_model(e.model, c.design);
+            for (const char* k : {"train_s", "epochs"})
+              if (const auto it = t.metrics.find(k); it != t.metrics.end()) e.metrics[k] = it->second;
+            e.score = policy_.score(e.metrics);
           }
         } catch (const net::Unreachable& ex) {
           {
@@ -416,7 +423,8 @@ class Engine {
   }
 
   // The best safe candidate at the highest fidelity, promoted through the approval gate when it beats
-  // the current promoted model.
+  // the promoted model as that is now. Where the run federates, a challenger is federated first, as
+  // the promoted model was: a model refined on every shard is not replaced by one that was not.
   void select(int cycle) {
     const auto evals = evaluations();
     const int top = static_cast<int>(c_.rungs.size()) - 1;
@@ -441,50 +449,112 @@ class Engine {
       note(cycle, "select", "c" + std::to_string(best) + " stays promoted");
       return;
     }
-    std::string by = "policy (auto)";
-    if (policy_.manual_approval) {
-      note(cycle, "approval", "awaiting approval of c" + std::to_string(best) + " (score " + fixed(best_score, 4) +
-                                  "): run  gng approve " + dir_ + " " + std::to_string(best));
-      while (!reg_.approved(best)) {
+    std::string model = evals.at({best, top}).model;
+    double score = best_score;
+    Metrics fed_metrics;  // when the challenger's federated model is the one promoted
+    std::optional<Federated> f;
+    if (!promoted.empty()) {
+      const int champion = promoted.back().candidate;
+      const double now = policy_.score(measure_model(promoted.back().model, design_of(champion)));
+      if (federates()) {
+        f = federate(cycle, best, model);
+        if (f && f->score > score && policy_.safety_violation(f->metrics).empty())
+          model = f->path, score = f->score, fed_metrics = f->metrics;
+      }
+      if (score <= now) {
+        note_federated(cycle, best, f, "not promoted");
+        note(cycle, "select", "c" + std::to_string(champion) + " stays promoted (score " + fixed(now, 4) + "): c" +
+                                  std::to_string(best) + " scored " + fixed(score, 4) + (f ? " at best after federation" : ""));
+        return;
+      }
+    }
+    promote(cycle, best, model, score, fed_metrics, "");
+    note_federated(cycle, best, f, fed_metrics.empty() ? "promoted without its federation" : "promoted");
+  }
+
+  // Copies `model` to promoted.pt and records the promotion; with fed_metrics, the model is the
+  // candidate's federated one and those are its metrics. Without `approved_by` (a candidate that
+  // was not approved before) it passes the approval gate first.
+  void promote(int cycle, int candidate, const std::string& model, double score, const Metrics& fed_metrics,
+               std::string approved_by) {
+    std::string by = approved_by.empty() ? "policy (auto)" : approved_by;
+    if (approved_by.empty() && policy_.manual_approval) {
+      note(cycle, "approval", "awaiting approval of c" + std::to_string(candidate) + " (score " + fixed(score, 4) +
+                                  "): run  gng approve " + dir_ + " " + std::to_string(candidate));
+      while (!reg_.approved(candidate)) {
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
         reg_.set_session_seconds(session_, elapsed());
       }
       by = "operator";
     }
-    const std::string model = evals.at({best, top}).model;
+    if (!fed_metrics.empty() && !by.ends_with("; federated")) by += "; federated";
     const std::string dest = (fs::path(dir_) / "promoted.pt").string();
-    for (const char* ext : {"", ".json"}) {
-      fs::copy_file(model + ext, dest + ext + ".tmp", fs::copy_options::overwrite_existing);
-      fs::rename(dest + ext + ".tmp", dest + ext);
-    }
+    if (model != dest)
+      for (const char* ext : {"", ".json"}) {
+        fs::copy_file(model + ext, dest + ext + ".tmp", fs::copy_options::overwrite_existing);
+        fs::rename(dest + ext + ".tmp", dest + ext);
+      }
     std::lock_guard lock(mutex_);
     audit_.append("promotion", "orchestrator",
-                  {{"candidate", best}, {"cycle", cycle}, {"approved_by", by}, {"score", best_score},
-                   {"model", dest}, {"model_sha256", file_digest(dest)}});
+                  {{"candidate", candidate}, {"cycle", cycle}, {"approved_by", by}, {"federated", !fed_metrics.empty()},
+                   {"score", score}, {"model", dest}, {"model_sha256", file_digest(dest)}});
     reg_.begin();
-    reg_.promote({best, cycle, by, dest});
-    reg_.add_decision(used(), cycle, "promote", "c" + std::to_string(best) + " promoted (score " + fixed(best_score, 4) +
-                                                    ", approved by " + by + ") → " + dest);
+    reg_.promote({candidate, cycle, by, dest});
+    // The promoted weights are no longer the candidate's own: status and report show these.
+    if (!fed_metrics.empty())
+      reg_.set_meta("federated_metrics", nlohmann::json{{"candidate", candidate}, {"cycle", cycle}, {"metrics", fed_metrics}}.dump());
+    const std::string what = "c" + std::to_string(candidate) + (fed_metrics.empty() ? "" : "'s federated model");
+    reg_.add_decision(used(), cycle, "promote", what + " promoted (score " + fixed(score, 4) + ", approved by " + by + ") → " + dest);
     reg_.set_session_seconds(session_, elapsed());
     reg_.commit();
-    out_ << "[" << clock_text(used()) << "] promote: c" << best << " (score " << fixed(best_score, 4) << ", " << by << ")\n";
+    out_ << "[" << clock_text(used()) << "] promote: " << what << " (score "
+         << fixed(score, 4) << ", " << by << ")\n";
   }
 
-  // Federate: the promoted model is refined across the nodes (each trains it on its own shard; the
-  // states are aggregated here by the configured rule), round by round, each round needing a quorum
-  // of answers. The result is scored on the orchestrator's validation set and replaces the promoted
-  // model when it scores higher. Done once per cycle (a resumed run does not repeat it).
-  void federate(int cycle) {
-    const auto& F = c_.federation;
-    if (F.rounds == 0 || nodes_.empty() || reg_.promotions().empty()) return;
+  bool federates() const { return c_.federation.rounds > 0 && !nodes_.empty(); }
+
+  std::string design_of(int candidate) const {
+    for (const auto& c : reg_.candidates())
+      if (c.id == candidate) return c.design;
+    throw Error("registry: no candidate c" + std::to_string(candidate));
+  }
+
+  // A model file's metrics on the orchestrator's validation set: the same images for every
+  // candidate and every federated model, so their scores compare.
+  Metrics measure_model(const std::string& path, const std::string& design_json) const {
+    EvalSettings es;
+    es.noise_sigma = c_.noise_sigma;
+    es.watts = c_.watts;
+    return evaluate_state(space_->family(), Design::from_json(design_json), load_state(path), val_, es);
+  }
+
+  // The promoted model refined once more across the nodes, when no challenger was federated in this
+  // cycle; the result replaces it when it scores higher. Done once per cycle (a resumed run does
+  // not repeat it).
+  void federate_promoted(int cycle) {
+    if (!federates() || reg_.promotions().empty()) return;
     for (const auto& d : reg_.decisions())
       if (d.kind == "federated" && d.cycle == cycle) return;
     const auto promoted = reg_.promotions().back();
-    std::string design_json;
-    for (const auto& c : reg_.candidates())
-      if (c.id == promoted.candidate) design_json = c.design;
+    const auto f = federate(cycle, promoted.candidate, promoted.model);
+    const bool better = f && f->score > f->before && policy_.safety_violation(f->metrics).empty();
+    if (better) promote(cycle, promoted.candidate, f->path, f->score, f->metrics, promoted.approved_by);
+    note_federated(cycle, promoted.candidate, f, better ? "promoted" : "kept the model it started from");
+  }
+
+  struct Federated {
+    Metrics metrics;       // of the last aggregate, on the orchestrator's validation set
+    double score, before;  // its score, and that of the model it started from
+    std::string path;      // models/c<candidate>-fed<cycle>.pt
+  };
+
+  // Federate: a model is refined across the nodes (each trains it on its own shard; the states are
+  // aggregated here by the configured rule), round by round, each round needing a quorum of
+  // answers, and scored on the orchestrator's validation set. Nothing is promoted here.
+  std::optional<Federated> federate(int cycle, int candidate, const std::string& base) {
+    const auto& F = c_.federation;
+    const std::string design_json = design_of(candidate);
     const Design design = Design::from_json(design_json);
-    const std::string base = promoted.model;  // the promoted model as it is now (federated before, perhaps)
     fed::Rule rule;
     rule.kind = F.rule == "trimmed_mean" ? fed::Rule::trimmed_mean
                 : F.rule == "median"     ? fed::Rule::median
@@ -513,7 +583,7 @@ class Engine {
       for (auto& n : nodes_) {
         if (!n.client) continue;
         pool.emplace_back([&, round](NodeProc& node) {
-          net::RoundJob job{fs::path(dir_).filename().string(), round, promoted.candidate, space_->family(), design_json, global,
+          net::RoundJob job{fs::path(dir_).filename().string(), round, candidate, space_->family(), design_json, global,
                             TrainBudget{}, F.mu, F.rounds};
           job.budget.epochs = F.epochs;
           job.budget.samples = F.samples;
@@ -567,7 +637,7 @@ class Engine {
       std::string from;
       for (const auto& s : states) from += (from.empty() ? "" : ", ") + s.from;
       // The cost of moving the states (PQ-TLS, envelopes both ways, QKD keys, encoding), end to end:
-      // each node's wall time for the call less its own training and evaluation.
+      // each node's wall time for the call less its own training.
       std::string cost;
       if (!overhead.empty()) {
         const double o = median(overhead), c = median(compute);
@@ -580,31 +650,21 @@ class Engine {
       ++round;
     }
     reap_and_restart_nodes();
-    if (last.empty()) return;
-    const double after = policy_.score(last);
-    const std::string fed_path = (fs::path(dir_) / "models" /
-                                  ("c" + std::to_string(promoted.candidate) + "-fed" + std::to_string(cycle + 1) + ".pt")).string();
-    save_state(global, base, fed_path);
-    const std::string why = policy_.safety_violation(last);
-    if (after > before && why.empty()) {
-      const std::string dest = (fs::path(dir_) / "promoted.pt").string();
-      for (const char* ext : {"", ".json"}) {
-        fs::copy_file(fed_path + ext, dest + ext + ".tmp", fs::copy_options::overwrite_existing);
-        fs::rename(dest + ext + ".tmp", dest + ext);
-      }
-      std::lock_guard lock(mutex_);
-      audit_.append("promotion", "orchestrator",
-                    {{"candidate", promoted.candidate}, {"cycle", cycle}, {"approved_by", promoted.approved_by},
-                     {"federated", true}, {"score", after}, {"model", dest}, {"model_sha256", file_digest(dest)}});
-      reg_.begin();
-      reg_.promote({promoted.candidate, cycle, promoted.approved_by + "; federated", dest});
-      // The promoted weights are no longer the candidate's own: status and report show these.
-      reg_.set_meta("federated_metrics", nlohmann::json{{"candidate", promoted.candidate}, {"cycle", cycle}, {"metrics", last}}.dump());
-      reg_.commit();
-    }
-    note(cycle, "federated", "c" + std::to_string(promoted.candidate) + " after " + std::to_string(F.rounds) +
-                                 " rounds: score " + fixed(after, 4) + " (was " + fixed(before, 4) + ") → " +
-                                 (after > before && why.empty() ? "the federated model is promoted" : "kept the unfederated model"));
+    if (last.empty()) return std::nullopt;
+    Federated f{last, policy_.score(last), before,
+                (fs::path(dir_) / "models" / ("c" + std::to_string(candidate) + "-fed" + std::to_string(cycle + 1) + ".pt")).string()};
+    save_state(global, base, f.path);
+    return f;
+  }
+
+  // The "federated" decision, written once the caller has acted on the result (so that a run
+  // killed in between federates again rather than losing the result): one per cycle.
+  void note_federated(int cycle, int candidate, const std::optional<Federated>& f, const std::string& outcome) {
+    if (!f) return;
+    const std::string why = policy_.safety_violation(f->metrics);
+    note(cycle, "federated", "c" + std::to_string(candidate) + " after " + std::to_string(c_.federation.rounds) +
+                                 " rounds: score " + fixed(f->score, 4) + " (was " + fixed(f->before, 4) + ")" +
+                                 (why.empty() ? "" : ", unsafe: " + why) + " → " + outcome);
   }
 
   // Deploy: the promoted model (when it changed) goes sealed to every node, which serves it.
