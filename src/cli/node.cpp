@@ -4,6 +4,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "core/address.h"
 #include "core/args.h"
 #include "core/error.h"
 #include "core/yaml.h"
