@@ -18,7 +18,7 @@ Address parse_address(const std::string& text, const std::string& what) {
     a.host = a.host.substr(1, a.host.size() - 2);
     // An IPv6 literal, perhaps with a zone (fe80::1%eth0).
     if (a.host.find(':') == std::string::npos || a.host.find_first_of("[]/ \t") != std::string::npos) throw bad();
-  } else if (a.host.empty() || a.host.find_first_of(":[]") != std::string::npos) {
+  } else if (a.host.empty() || a.host.find_first_of(":[]/ \t") != std::string::npos) {
     throw bad();  // an IPv6 literal needs its brackets: "::1:8080" would be ambiguous
   }
   const std::string port = text.substr(colon + 1);

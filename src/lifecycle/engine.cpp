@@ -428,11 +428,12 @@ class Engine {
   void select(int cycle) {
     const auto evals = evaluations();
     const int top = static_cast<int>(c_.rungs.size()) - 1;
+    const std::set<int> refused = refused_challengers();
     int best = -1;
     double best_score = -1e300;
     std::string rejected;
     for (const auto& [key, e] : evals) {
-      if (key.second != top || e.model.empty()) continue;
+      if (key.second != top || e.model.empty() || refused.count(key.first)) continue;
       if (const auto why = policy_.safety_violation(e.metrics); !why.empty()) {
         rejected += " c" + std::to_string(key.first) + " (" + why + ")";
         continue;
@@ -453,15 +454,23 @@ class Engine {
     double score = best_score;
     Metrics fed_metrics;  // when the challenger's federated model is the one promoted
     std::optional<Federated> f;
-    if (!promoted.empty()) {
+    if (!promoted.empty() && federates()) {
       const int champion = promoted.back().candidate;
-      const double now = policy_.score(measure_model(promoted.back().model, design_of(champion)));
-      if (federates()) {
-        f = federate(cycle, best, model);
-        if (f && f->score > score && policy_.safety_violation(f->metrics).empty())
+      const double now = policy_.score(measure_model(promoted_source(promoted.back(), evals), design_of(champion)));
+      f = federate(cycle, best, model);
+      if (f) {
+        score = f->before;  // its top-rung model, measured as `now` was (the node's scoring ran beside trainings)
+        if (f->score > score && policy_.safety_violation(f->metrics).empty())
           model = f->path, score = f->score, fed_metrics = f->metrics;
       }
       if (score <= now) {
+        // Not considered again: its federation would repeat, and the promoted model would no
+        // longer be refined in later cycles.
+        reg_.begin();
+        std::set<int> now_refused = refused;
+        now_refused.insert(best);
+        reg_.set_meta("refused_challengers", nlohmann::json(now_refused).dump());
+        reg_.commit();
         note_federated(cycle, best, f, "not promoted");
         note(cycle, "select", "c" + std::to_string(champion) + " stays promoted (score " + fixed(now, 4) + "): c" +
                                   std::to_string(best) + " scored " + fixed(score, 4) + (f ? " at best after federation" : ""));
@@ -513,6 +522,25 @@ class Engine {
 
   bool federates() const { return c_.federation.rounds > 0 && !nodes_.empty(); }
 
+  // Challengers that were federated and still lost to the promoted model.
+  std::set<int> refused_challengers() const {
+    const auto m = reg_.meta("refused_challengers");
+    if (!m) return {};
+    try {
+      return nlohmann::json::parse(*m).get<std::set<int>>();
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(dir_ + "/registry.db: the refused challengers are damaged (" + e.what() + ")");
+    }
+  }
+
+  // The file the promoted model was copied from (promoted.pt may be half-replaced by a run killed
+  // while promoting): the candidate's top-rung model, or its federated model of that cycle.
+  std::string promoted_source(const PromotionRow& p, const std::map<std::pair<int, int>, EvaluationRow>& evals) const {
+    if (p.approved_by.ends_with("; federated"))
+      return (fs::path(dir_) / "models" / ("c" + std::to_string(p.candidate) + "-fed" + std::to_string(p.cycle + 1) + ".pt")).string();
+    return evals.at({p.candidate, static_cast<int>(c_.rungs.size()) - 1}).model;
+  }
+
   std::string design_of(int candidate) const {
     for (const auto& c : reg_.candidates())
       if (c.id == candidate) return c.design;
@@ -536,7 +564,7 @@ class Engine {
     for (const auto& d : reg_.decisions())
       if (d.kind == "federated" && d.cycle == cycle) return;
     const auto promoted = reg_.promotions().back();
-    const auto f = federate(cycle, promoted.candidate, promoted.model);
+    const auto f = federate(cycle, promoted.candidate, promoted_source(promoted, evaluations()));
     const bool better = f && f->score > f->before && policy_.safety_violation(f->metrics).empty();
     if (better) promote(cycle, promoted.candidate, f->path, f->score, f->metrics, promoted.approved_by);
     note_federated(cycle, promoted.candidate, f, better ? "promoted" : "kept the model it started from");

@@ -413,7 +413,7 @@ std::size_t Node::train_samples() const { return impl_->train.count; }
 
 NodeClient::NodeClient(const secure::Identity& me, const secure::TrustStore& trust, const std::string& host, int port,
                        Limits limits, Qkd qkd, audit::AuditLog* audit)
-    : identity_(me), trust_(trust), me_(me.id()), where_(host + ":" + std::to_string(port)),
+    : identity_(me), trust_(trust), me_(me.id()), where_(Address{host, port}.text()),
       client_(me, trust, host, port, limits), qkd_(std::move(qkd)), audit_(audit) {}
 
 std::string NodeClient::send_sealed(const std::string& name, const std::string& run, const std::string& payload,

@@ -10,7 +10,8 @@
 // node.yaml:
 //   id: n1                      # its certificate's name (gng pki issue --role node --id n1)
 //   pki: DIR                    # the PKI directory: ca.pem, crl.pem, issued/n1.{pem,key.pem}
-//   listen: 127.0.0.1:0         # HOST:PORT or [IPV6]:PORT; port 0: any free one (printed at start)
+//   listen: 127.0.0.1:0         # HOST:PORT or "[IPV6]:PORT" (quoted: YAML reads [..] as a list);
+//                               # port 0: any free one (printed at start)
 //   dir: DIR                    # the node's own folder: models, audit.db
 //   data: /usr/share/datasets/fashion-mnist   # MNIST-style IDX files (the node's copy)
 //   shard: {index: 0, of: 3, partition: iid, alpha: 0.5, seed: 1}   # partition: iid | dirichlet
@@ -19,7 +20,7 @@
 //   holdout: 0                  # the orchestrator's validation images (split off with shard.seed as
 //                               # it does), never part of any shard
 //   workers: 1                  # trainings at once
-//   kme: 127.0.0.1:8443         # its ETSI GS QKD 014 KME (HOST:PORT, a gng kme); none: no QKD keys
+//   kme: 127.0.0.1:8443         # its ETSI GS QKD 014 KME (HOST:PORT or "[IPV6]:PORT", a gng kme); none: no QKD keys
 //   # or a vendor's KME, over TLS with the vendor's certificates (rpc.h: ExternalTls):
 //   # kme: {address: kme-a.example:443, ca: vendor-ca.pem, cert: sae-n1.pem, key: sae-n1.key,
 //   #       groups: X25519MLKEM768:X25519, sae_ids: {n2: SAE_B, n3: SAE_C}}   # gng id → the KME's SAE ID
@@ -68,7 +69,7 @@ class Node {
   ~Node();
   int listen();                      // starts serving; returns the port
   void stop();
-  std::size_t train_samples() const;
+  std::size_t train_samples() const;  // the training split (rungs); federated rounds use the whole shard
 
  private:
   struct Impl;

@@ -289,7 +289,7 @@ Client::Client(const ExternalTls& tls, const std::string& host, int port, Limits
   impl_->http = std::make_unique<httplib::SSLClient>(host, port);
   SSL_CTX* ctx = impl_->http->ssl_context();
   const auto fail = [&](const std::string& what) {
-    throw Error("cannot set up TLS to " + host + ":" + std::to_string(port) + ": " + what + " (" + ssl_errors() + ")");
+    throw Error("cannot set up TLS to " + Address{host, port}.text() + ": " + what + " (" + ssl_errors() + ")");
   };
   if (!ctx) fail("no context");
   if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 || SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1)

@@ -557,7 +557,7 @@ int Server::start() {
   s.started = true;
   // Serving before returning, so that stop() cannot come before the loop it must end.
   while (!s.http.is_running() && !*ended) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  if (*ended) throw Error("the server on " + host + ":" + std::to_string(bound) + " stopped as it started");
+  if (*ended) throw Error("the server on " + Address{host, bound}.text() + " stopped as it started");
   return bound;
 }
 

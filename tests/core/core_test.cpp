@@ -28,7 +28,8 @@ TEST(Address, HostPortAndBracketedIpv6) {
   EXPECT_EQ(parse_address("[fe80::1%eth0]:65535", "x").host, "fe80::1%eth0");
   EXPECT_EQ(parse_address("10.0.0.7:1", "x").text(), "10.0.0.7:1");
   for (const char* bad : {"nowhere", "host:", ":80", "host:http", "host:65536", "host:123456", "host:-1", "::1:80", "[]:80",
-                          "[::1]", "[::1]80", "[host]:80", "[::1:80", "h[x]:80", "host:80 "}) {
+                          "[::1]", "[::1]80", "[host]:80", "[::1:80", "h[x]:80", "host:80 ", "my host:80",
+                          " 10.0.0.7:80", "a/b:80"}) {
     try {
       parse_address(bad, "kme");
       ADD_FAILURE() << "accepted '" << bad << "'";

@@ -357,6 +357,41 @@ namespace {
 
 // The loop on two local nodes: each holds half of the training images; a node killed mid-run is
 // noticed, its candidate reassigned, and it rejoins; every model comes back sealed and audited.
+// Three cycles on two nodes. With these seeds cycle 2's best finalist usually beats the promoted
+// candidate's top-rung score but loses to its federated model even after its own federation (which
+// node trains what depends on timing, so not always). In every run: the promoted model's score
+// never falls (the rule before compared top-rung scores only and failed this), each cycle
+// federates once, and a refused challenger is not federated again.
+TEST(Run, AChallengerIsFederatedBeforeItIsComparedAndOnlyOnce) {
+  Sandbox box("objectives: {accuracy: 1.0, latency_ms: -0.001}\nbudgets: {cycles: 3, candidates: 12, wall_clock_s: 900}\n"
+              "safety: {min_accuracy: 0.2}\napproval: auto\n");
+  std::string config = secure::read_file(box.config());
+  config.replace(config.find("search: {seed: 3,"), 17, "search: {seed: 11,");
+  config += "nodes: {count: 2, partition: iid}\nfederation: {rounds: 2, epochs: 1}\n";
+  secure::write_file_atomic(box.config(), config);
+  const auto r = test::run(gng("run " + box.config() + " --runs " + box.runs()));
+  ASSERT_EQ(r.status, 0) << r.out;
+  Registry reg(box.run_dir() + "/registry.db", false);
+  std::map<int, int> federated_per_cycle;
+  std::map<std::string, int> challenger_federations;  // "c7" → times federated while not promoted
+  std::vector<double> scores;
+  for (const auto& d : reg.decisions()) {
+    std::smatch m;
+    if (d.kind == "federated") {
+      ++federated_per_cycle[d.cycle];
+      if (std::regex_search(d.text, m, std::regex("^(c\\d+) after .* → not promoted$"))) ++challenger_federations[m[1]];
+    }
+    if (d.kind == "promote" && std::regex_search(d.text, m, std::regex("\\(score (-?[0-9.]+),"))) scores.push_back(std::stod(m[1]));
+  }
+  EXPECT_EQ(federated_per_cycle.size(), 3u) << r.out;
+  for (const auto& [cycle, n] : federated_per_cycle) EXPECT_EQ(n, 1) << "cycle " << cycle << "\n" << r.out;
+  for (const auto& [c, n] : challenger_federations) EXPECT_EQ(n, 1) << c << " federated again after it lost\n" << r.out;
+  ASSERT_GE(scores.size(), 2u) << r.out;
+  for (std::size_t i = 1; i < scores.size(); ++i) EXPECT_GT(scores[i], scores[i - 1] - 0.001) << "promotion " << i << "\n" << r.out;
+  // A refused challenger is on record, so that a resumed run does not federate it again.
+  if (!challenger_federations.empty()) EXPECT_TRUE(reg.meta("refused_challengers").has_value());
+}
+
 TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
   Sandbox box;
   std::ofstream(box.config(), std::ios::app) << "nodes: {count: 2, partition: iid}\nfederation: {rounds: 2, epochs: 1}\n";
@@ -399,7 +434,7 @@ TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
       std::smatch m;
       if (d.kind == "promote" && std::regex_search(d.text, m, std::regex("\\(score (-?[0-9.]+),"))) scores.push_back(std::stod(m[1]));
     }
-    ASSERT_GE(scores.size(), 1u);
+    ASSERT_GE(scores.size(), 2u);  // a candidate, then (at least) its federated model
     for (std::size_t i = 1; i < scores.size(); ++i) EXPECT_GT(scores[i], scores[i - 1] - 0.001) << "promotion " << i;
   }
   // `gng status` shows the metrics the promoted weights were measured with: the federated model's
