@@ -326,9 +326,7 @@ class Engine {
       b.seconds = std::max(1.0, left() / (policy_.cycles - cycle));
       return b;
     };
-    EvalSettings es;
-    es.noise_sigma = c_.noise_sigma;
-    es.watts = c_.watts;
+    EvalSettings es = eval_settings();
     es.max_eval = top ? 0 : c_.eval_samples;  // cheap rungs are scored on part of the validation set
     auto model_path = [&](int id) {
       return top ? (fs::path(dir_) / "models" / ("c" + std::to_string(id) + ".pt")).string() : std::string();
@@ -498,11 +496,10 @@ class Engine {
     }
     if (!fed_metrics.empty() && !by.ends_with("; federated")) by += "; federated";
     const std::string dest = (fs::path(dir_) / "promoted.pt").string();
-    if (model != dest)
-      for (const char* ext : {"", ".json"}) {
-        fs::copy_file(model + ext, dest + ext + ".tmp", fs::copy_options::overwrite_existing);
-        fs::rename(dest + ext + ".tmp", dest + ext);
-      }
+    for (const char* ext : {"", ".json"}) {
+      fs::copy_file(model + ext, dest + ext + ".tmp", fs::copy_options::overwrite_existing);
+      fs::rename(dest + ext + ".tmp", dest + ext);
+    }
     std::lock_guard lock(mutex_);
     audit_.append("promotion", "orchestrator",
                   {{"candidate", candidate}, {"cycle", cycle}, {"approved_by", by}, {"federated", !fed_metrics.empty()},
@@ -547,13 +544,20 @@ class Engine {
     throw Error("registry: no candidate c" + std::to_string(candidate));
   }
 
-  // A model file's metrics on the orchestrator's validation set: the same images for every
-  // candidate and every federated model, so their scores compare.
-  Metrics measure_model(const std::string& path, const std::string& design_json) const {
+  EvalSettings eval_settings() const {
     EvalSettings es;
     es.noise_sigma = c_.noise_sigma;
     es.watts = c_.watts;
-    return evaluate_state(space_->family(), Design::from_json(design_json), load_state(path), val_, es);
+    return es;
+  }
+
+  // A model's metrics on the orchestrator's validation set: the same images for every candidate's
+  // top-rung model and every federated model, so their scores compare.
+  Metrics measure(const Design& design, const fed::Update& state) const {
+    return evaluate_state(space_->family(), design, state, val_, eval_settings());
+  }
+  Metrics measure_model(const std::string& path, const std::string& design_json) const {
+    return measure(Design::from_json(design_json), load_state(path));
   }
 
   // The promoted model refined once more across the nodes, when no challenger was federated in this
@@ -591,11 +595,8 @@ class Engine {
     rule.trim = F.trim;
     rule.byzantine = F.byzantine;
     rule.multi = F.multi;
-    EvalSettings es;
-    es.noise_sigma = c_.noise_sigma;
-    es.watts = c_.watts;
     fed::Update global = load_state(base);
-    const double before = policy_.score(evaluate_state(space_->family(), design, global, val_, es));
+    const double before = policy_.score(measure(design, global));
     const std::size_t quorum = static_cast<std::size_t>(std::ceil(F.quorum * static_cast<double>(nodes_.size())));
     Metrics last;  // of the latest aggregate
     int missed = 0;
@@ -661,7 +662,7 @@ class Engine {
         continue;
       }
       global = std::move(next);
-      const Metrics mt = evaluate_state(space_->family(), design, global, val_, es);
+      const Metrics mt = measure(design, global);
       std::string from;
       for (const auto& s : states) from += (from.empty() ? "" : ", ") + s.from;
       // The cost of moving the states (PQ-TLS, envelopes both ways, QKD keys, encoding), end to end:

@@ -357,6 +357,16 @@ namespace {
 
 // The loop on two local nodes: each holds half of the training images; a node killed mid-run is
 // noticed, its candidate reassigned, and it rejoins; every model comes back sealed and audited.
+// The score of every promotion, in order, as the "promote" decisions record it.
+std::vector<double> promotion_scores(const Registry& reg) {
+  std::vector<double> scores;
+  for (const auto& d : reg.decisions()) {
+    std::smatch m;
+    if (d.kind == "promote" && std::regex_search(d.text, m, std::regex("\\(score (-?[0-9.]+),"))) scores.push_back(std::stod(m[1]));
+  }
+  return scores;
+}
+
 // Three cycles on two nodes. With these seeds cycle 2's best finalist usually beats the promoted
 // candidate's top-rung score but loses to its federated model even after its own federation (which
 // node trains what depends on timing, so not always). In every run: the promoted model's score
@@ -374,15 +384,13 @@ TEST(Run, AChallengerIsFederatedBeforeItIsComparedAndOnlyOnce) {
   Registry reg(box.run_dir() + "/registry.db", false);
   std::map<int, int> federated_per_cycle;
   std::map<std::string, int> challenger_federations;  // "c7" → times federated while not promoted
-  std::vector<double> scores;
   for (const auto& d : reg.decisions()) {
     std::smatch m;
-    if (d.kind == "federated") {
-      ++federated_per_cycle[d.cycle];
-      if (std::regex_search(d.text, m, std::regex("^(c\\d+) after .* → not promoted$"))) ++challenger_federations[m[1]];
-    }
-    if (d.kind == "promote" && std::regex_search(d.text, m, std::regex("\\(score (-?[0-9.]+),"))) scores.push_back(std::stod(m[1]));
+    if (d.kind != "federated") continue;
+    ++federated_per_cycle[d.cycle];
+    if (std::regex_search(d.text, m, std::regex("^(c\\d+) after .* → not promoted$"))) ++challenger_federations[m[1]];
   }
+  const std::vector<double> scores = promotion_scores(reg);
   EXPECT_EQ(federated_per_cycle.size(), 3u) << r.out;
   for (const auto& [cycle, n] : federated_per_cycle) EXPECT_EQ(n, 1) << "cycle " << cycle << "\n" << r.out;
   for (const auto& [c, n] : challenger_federations) EXPECT_EQ(n, 1) << c << " federated again after it lost\n" << r.out;
@@ -429,11 +437,7 @@ TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
   // challenger federated before it is compared) scores above the model it replaces, all on the
   // orchestrator's validation set (less 0.001 for re-measured latency: 0.002 per ms).
   {
-    std::vector<double> scores;
-    for (const auto& d : reg.decisions()) {
-      std::smatch m;
-      if (d.kind == "promote" && std::regex_search(d.text, m, std::regex("\\(score (-?[0-9.]+),"))) scores.push_back(std::stod(m[1]));
-    }
+    const std::vector<double> scores = promotion_scores(reg);
     ASSERT_GE(scores.size(), 2u);  // a candidate, then (at least) its federated model
     for (std::size_t i = 1; i < scores.size(); ++i) EXPECT_GT(scores[i], scores[i - 1] - 0.001) << "promotion " << i;
   }
