@@ -31,6 +31,16 @@ struct Problem {
   int evaluations = 0;
   double best = INFINITY;
   std::vector<double> best_x;
+  // L-BFGS at the precision floor (complex<float> states, or round-off that makes the gradient
+  // disagree slightly with the values) can fail and restart its line searches without progress
+  // for many evaluations: NLopt's ftol counts iterations, not evaluations, and a forced stop only
+  // takes effect between iterations. So once kStall evaluations in a row have not bettered the
+  // best value by ftol_rel, the run is over: the objective answers NLopt's remaining calls with
+  // the best value and no circuit, and the best point is the result.
+  static constexpr int kStall = 5;
+  double ftol_rel = 0;  // 0: no stall rule
+  int stalled = 0;
+  bool stopped = false;
   std::exception_ptr error;  // an exception must not unwind through NLopt's C frames
 };
 
@@ -41,6 +51,10 @@ struct Nlopt {
 
 double objective(unsigned n, const double* x, double* g, void* data) {
   auto& p = *static_cast<Problem*>(data);
+  if (p.stopped) {
+    if (g) std::fill(g, g + n, 0.0);
+    return p.best;
+  }
   try {
     for (unsigned i = 0; i < n; ++i) p.theta[i] = x[i] * p.scales[i];
     ++p.evaluations;
@@ -51,7 +65,12 @@ double objective(unsigned n, const double* x, double* g, void* data) {
       e = p.c.expectation_and_gradient(p.theta, p.grad);
       for (unsigned i = 0; i < n; ++i) g[i] = p.grad[i] * p.scales[i];
     }
+    p.stalled = e < p.best - p.ftol_rel * std::abs(p.best) ? 0 : p.stalled + 1;
     if (e < p.best) p.best = e, p.best_x.assign(x, x + n);
+    if (p.ftol_rel > 0 && p.stalled >= Problem::kStall) {
+      p.stopped = true;
+      nlopt_force_stop(p.opt);
+    }
     return e;
   } catch (...) {
     p.error = std::current_exception();
@@ -76,7 +95,9 @@ OptimizeResult minimize(Circuit& c, std::vector<double> theta0, std::span<const 
   nlopt_set_maxeval(o, max_evals);
   nlopt_set_xtol_rel(o, 1e-5);
   // complex<float> resolves ⟨H_C⟩ to ~1e-6 relative: asking for more only makes line searches thrash.
-  nlopt_set_ftol_rel(o, c.precision() == Precision::f32 ? std::max(ftol_rel, 1e-5) : ftol_rel);
+  const double ftol = c.precision() == Precision::f32 ? std::max(ftol_rel, 1e-5) : ftol_rel;
+  nlopt_set_ftol_rel(o, ftol);
+  if (alg == NLOPT_LD_LBFGS) p.ftol_rel = ftol;
   if (alg != NLOPT_LD_LBFGS) nlopt_set_initial_step1(o, 0.1);
   std::vector<double> x(n);
   for (unsigned i = 0; i < n; ++i) x[i] = theta0[i] / scales[i];
@@ -97,7 +118,7 @@ OptimizeResult minimize(Circuit& c, std::vector<double> theta0, std::span<const 
   // gradient and the values disagree slightly) after real progress: keep the best point seen.
   if (r == NLOPT_INVALID_ARGS || r == NLOPT_OUT_OF_MEMORY || p.best_x.empty())
     throw Error("optimize: NLopt failed with code " + std::to_string(static_cast<int>(r)));
-  if (r < 0) x = p.best_x;
+  if (r < 0 || p.stopped) x = p.best_x;
   OptimizeResult out;
   out.theta.resize(n);
   for (unsigned i = 0; i < n; ++i) out.theta[i] = x[i] * scales[i];
