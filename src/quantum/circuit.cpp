@@ -195,6 +195,13 @@ class StateCircuit : public Circuit {
   }
 };
 
+// out[m] = first · Π_{j ∈ m} e[j] for every subset m of the factors: one product per entry.
+void subset_products(std::span<const std::complex<double>> e, std::complex<double> first, std::span<std::complex<double>> out) {
+  out[0] = first;
+  for (std::size_t j = 0; j < e.size(); ++j)
+    for (std::size_t m = 0; m < (std::size_t{1} << j); ++m) out[m | (std::size_t{1} << j)] = out[m] * e[j];
+}
+
 // The diagonal phase e^{−iγ f(z)} · scale, applied in place, from the factorisation of qubo/enumerate.h:
 // f = base(H) + Qlow[m] + Llo[m & 255] + Lhi[m >> 8], so each factor is a product of three table
 // entries: no transcendental function per amplitude.
@@ -215,14 +222,17 @@ class PhaseTables final : public detail::PhaseFill<T> {
     phi_.resize(highs * nhi);
 #pragma omp parallel
     {
-      std::vector<double> llo(nlo), lhi(nhi);
+      // e^{−iγ(base + Σ_{j∈m} c_j)} as products of the k factors e^{−iγ c_j}: k sin/cos pairs per
+      // high state instead of 2^lo + 2^hi; each entry is a product of at most 9 factors, so within
+      // a few ulps of its exact value.
+      std::vector<std::complex<double>> e(k_), lo(nlo), hi(nhi);
 #pragma omp for schedule(static)
       for (std::ptrdiff_t h = 0; h < static_cast<std::ptrdiff_t>(highs); ++h) {
-        const std::span<const double> c(c_.data() + h * k_, k_);
-        subset_sums(c.first(lo_), llo);
-        subset_sums(c.subspan(lo_), lhi);
-        for (std::size_t m = 0; m < nlo; ++m) plo_[h * nlo + m] = Cx<T>(std::polar(1.0, -gamma * llo[m]));
-        for (std::size_t m = 0; m < nhi; ++m) phi_[h * nhi + m] = Cx<T>(std::polar(1.0, -gamma * (base_[h] + lhi[m])));
+        for (int j = 0; j < k_; ++j) e[j] = std::polar(1.0, -gamma * c_[h * k_ + j]);
+        subset_products(std::span(e).first(lo_), 1.0, lo);
+        subset_products(std::span(e).subspan(lo_), std::polar(1.0, -gamma * base_[h]), hi);
+        for (std::size_t m = 0; m < nlo; ++m) plo_[h * nlo + m] = Cx<T>(lo[m]);
+        for (std::size_t m = 0; m < nhi; ++m) phi_[h * nhi + m] = Cx<T>(hi[m]);
       }
     }
   }
@@ -299,8 +309,7 @@ class Qaoa final : public StateCircuit<T> {
     const double ckpt_bytes = std::ldexp(static_cast<double>(sizeof(Cx<T>)), n_) * p_;
     const bool keep = circuit_bytes(n_, o_.precision) + ckpt_bytes <= o_.memory_budget_bytes;
     forward(theta, keep);
-    detail::mul_diag(lam_.data(), psi_.data(), diag_.data(), diag_.size());
-    const double e = this->expect();
+    const double e = detail::mul_diag(lam_.data(), psi_.data(), diag_.data(), diag_.size());
     for (int l = p_ - 1; l >= 0; --l) {
       // λ (and ψ without checkpoints) back through layer l + 1's phase and layer l's mixer, in
       // one pass each.
@@ -417,8 +426,7 @@ class OneHotQaoa final : public StateCircuit<T> {
   double expectation_and_gradient(std::span<const double> theta, std::span<double> grad) override {
     if (grad.size() != num_params()) throw Error("qaoa: gradient has the wrong size");
     forward(theta);
-    detail::mul_diag(lam_.data(), psi_.data(), diag_.data(), diag_.size());
-    const double e = this->expect();
+    const double e = detail::mul_diag(lam_.data(), psi_.data(), diag_.data(), diag_.size());
     for (int l = p_ - 1; l >= 0; --l) {
       const double beta = theta[p_ + l];
       double g = 0;
@@ -558,8 +566,7 @@ class Vqe final : public StateCircuit<T> {
   double expectation_and_gradient(std::span<const double> theta, std::span<double> grad) override {
     if (grad.size() != num_params()) throw Error("vqe: gradient has the wrong size");
     forward(theta);
-    detail::mul_diag(lam_.data(), psi_.data(), diag_.data(), diag_.size());
-    const double e = this->expect();
+    const double e = detail::mul_diag(lam_.data(), psi_.data(), diag_.data(), diag_.size());
     for (int l = layers_n_; l >= 0; --l) {
       for (int q = n_ - 1; q >= 0; --q) {
         const std::size_t i = static_cast<std::size_t>(l) * n_ + q;

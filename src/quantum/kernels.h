@@ -72,9 +72,9 @@ double im_diag(const Cx<T>* lambda, const Cx<T>* psi, const double* d, std::size
 template <class T>
 double expect_diag(const Cx<T>* psi, const double* d, std::size_t len);
 
-// λ ← diag(d) ψ.
+// λ ← diag(d) ψ; returns ⟨ψ|diag(d)|ψ⟩ from the same pass.
 template <class T>
-void mul_diag(Cx<T>* out, const Cx<T>* psi, const double* d, std::size_t len);
+double mul_diag(Cx<T>* out, const Cx<T>* psi, const double* d, std::size_t len);
 
 // RY(θ) = e^{−iθY/2} on qubit q;  Im⟨λ|Y_q|ψ⟩;  CZ on (q, q+1) for every q < n−1.
 template <class T>
