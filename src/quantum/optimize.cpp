@@ -41,6 +41,12 @@ struct Problem {
   double ftol_rel = 0;  // 0: no stall rule
   int stalled = 0;
   bool stopped = false;
+  // Mixed precision: evaluations go to `coarse` (complex<float>) while each better value improves
+  // on the best by at least kCoarseTol, which float resolves; at the first smaller improvement,
+  // or a stall, they go to c for good, in the same NLopt run, so L-BFGS keeps its curvature pairs.
+  static constexpr double kCoarseTol = 1e-5;
+  Circuit* coarse = nullptr;
+  int coarse_evaluations = 0;
   std::exception_ptr error;  // an exception must not unwind through NLopt's C frames
 };
 
@@ -58,14 +64,30 @@ double objective(unsigned n, const double* x, double* g, void* data) {
   try {
     for (unsigned i = 0; i < n; ++i) p.theta[i] = x[i] * p.scales[i];
     ++p.evaluations;
+    Circuit& c = p.coarse ? *p.coarse : p.c;
     double e;
     if (!g) {
-      e = p.c.expectation(p.theta);
+      e = c.expectation(p.theta);
     } else {
-      e = p.c.expectation_and_gradient(p.theta, p.grad);
+      e = c.expectation_and_gradient(p.theta, p.grad);
       for (unsigned i = 0; i < n; ++i) g[i] = p.grad[i] * p.scales[i];
     }
-    p.stalled = e < p.best - p.ftol_rel * std::abs(p.best) ? 0 : p.stalled + 1;
+    // Better than the best by more than tol relative (any value betters none).
+    const auto betters = [&](double tol) { return p.best == INFINITY || e < p.best - tol * std::abs(p.best); };
+    if (p.coarse) {
+      ++p.coarse_evaluations;
+      const bool better = e < p.best, resolved = betters(Problem::kCoarseTol);
+      p.stalled = resolved ? 0 : p.stalled + 1;
+      if (better) p.best = e, p.best_x.assign(x, x + n);
+      if ((better && !resolved) || p.stalled >= Problem::kStall) {
+        // From here on the fine circuit: its first value replaces the coarse best.
+        p.coarse = nullptr;
+        p.best = INFINITY;
+        p.stalled = 0;
+      }
+      return e;
+    }
+    p.stalled = betters(p.ftol_rel) ? 0 : p.stalled + 1;
     if (e < p.best) p.best = e, p.best_x.assign(x, x + n);
     if (p.ftol_rel > 0 && p.stalled >= Problem::kStall) {
       p.stopped = true;
@@ -82,7 +104,7 @@ double objective(unsigned n, const double* x, double* g, void* data) {
 }  // namespace
 
 OptimizeResult minimize(Circuit& c, std::vector<double> theta0, std::span<const double> scales, Optimizer opt, int max_evals,
-                        double ftol_rel, std::span<const double> bounds) {
+                        double ftol_rel, std::span<const double> bounds, Circuit* coarse) {
   const unsigned n = static_cast<unsigned>(c.num_params());
   if (theta0.size() != n || scales.size() != n) throw Error("optimize: parameter vector has the wrong size");
   const nlopt_algorithm alg = opt == Optimizer::lbfgs ? NLOPT_LD_LBFGS : opt == Optimizer::cobyla ? NLOPT_LN_COBYLA : NLOPT_LN_BOBYQA;
@@ -97,7 +119,7 @@ OptimizeResult minimize(Circuit& c, std::vector<double> theta0, std::span<const 
   // complex<float> resolves ⟨H_C⟩ to ~1e-6 relative: asking for more only makes line searches thrash.
   const double ftol = c.precision() == Precision::f32 ? std::max(ftol_rel, 1e-5) : ftol_rel;
   nlopt_set_ftol_rel(o, ftol);
-  if (alg == NLOPT_LD_LBFGS) p.ftol_rel = ftol;
+  if (alg == NLOPT_LD_LBFGS) p.ftol_rel = ftol, p.coarse = coarse;
   if (alg != NLOPT_LD_LBFGS) nlopt_set_initial_step1(o, 0.1);
   std::vector<double> x(n);
   for (unsigned i = 0; i < n; ++i) x[i] = theta0[i] / scales[i];
@@ -124,6 +146,7 @@ OptimizeResult minimize(Circuit& c, std::vector<double> theta0, std::span<const 
   for (unsigned i = 0; i < n; ++i) out.theta[i] = x[i] * scales[i];
   out.value = c.expectation(out.theta);  // leaves the optimal state prepared
   out.evaluations = p.evaluations + 1;
+  out.coarse_evaluations = p.coarse_evaluations;
   return out;
 }
 
@@ -157,22 +180,27 @@ std::vector<double> qaoa_interp(std::span<const double> theta) {
 }
 
 QaoaRun optimize_qaoa(const std::function<std::unique_ptr<Circuit>(int)>& make, int p, Optimizer opt, int max_evals,
-                      bool interp) {
+                      bool interp, const std::function<std::unique_ptr<Circuit>(int)>& coarse) {
   if (p < 1) throw Error("qaoa: depth p must be >= 1");
-  int evaluations = 0;
+  int evaluations = 0, coarse_evaluations = 0;
   OptimizeResult r;
-  std::unique_ptr<Circuit> c;
+  std::unique_ptr<Circuit> c, companion;
   for (int d = interp ? 1 : p; d <= p; ++d) {
     c.reset();  // one state vector pair at a time
-    c = make(d);
+    // Depths below p only seed INTERP: a rough optimum is enough there, from the coarse circuit.
+    c = d < p && coarse ? coarse(d) : nullptr;
+    const bool seed_is_coarse = c != nullptr;
+    if (!c) c = make(d);
+    if (d == p && coarse) companion = coarse(d);
     std::vector<double> scales(2 * d, 1.0), bounds(2 * d, std::numbers::pi / 2);
     for (int l = 0; l < d; ++l) scales[l] = 1.0 / c->scale(), bounds[l] = std::numbers::pi;
     const std::vector<double> start = d == (interp ? 1 : p) ? qaoa_ramp(d, c->scale()) : qaoa_interp(r.theta);
-    // Depths below p only seed INTERP: a rough optimum is enough there.
-    r = minimize(*c, start, scales, opt, max_evals, d < p ? 1e-4 : 1e-7, bounds);
+    r = minimize(*c, start, scales, opt, max_evals, d < p ? 1e-4 : 1e-7, bounds, d == p ? companion.get() : nullptr);
     evaluations += r.evaluations;
+    coarse_evaluations += seed_is_coarse ? r.evaluations : r.coarse_evaluations;
   }
   r.evaluations = evaluations;
+  r.coarse_evaluations = coarse_evaluations;
   return {std::move(r), std::move(c)};
 }
 

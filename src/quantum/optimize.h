@@ -19,14 +19,18 @@ Optimizer parse_optimizer(std::string_view name);  // "lbfgs" | "cobyla" | "boby
 struct OptimizeResult {
   std::vector<double> theta;
   double value = 0;     // ⟨H_C⟩ at theta
-  int evaluations = 0;  // circuit evaluations, all depths together
+  int evaluations = 0;         // circuit evaluations, all depths together
+  int coarse_evaluations = 0;  // of which on a complex<float> circuit (seeds, mixed precision)
 };
 
 // Minimises c.expectation over θ from theta0. The optimiser works on x_i = θ_i / scales[i]
 // (scales[i] is θ_i's typical size), within |x_i| <= bounds[i] when bounds is not empty; it stops
-// when ⟨H_C⟩ changes by less than ftol_rel.
+// when ⟨H_C⟩ changes by less than ftol_rel, or (L-BFGS) after five evaluations in a row that do
+// not better the best value by that much. With `coarse` (the same circuit in complex<float>),
+// L-BFGS evaluates that one while each improvement is one float resolves (1e-5 relative), then c
+// to the end, in one run; the result is c's.
 OptimizeResult minimize(Circuit& c, std::vector<double> theta0, std::span<const double> scales, Optimizer opt, int max_evals,
-                        double ftol_rel = 1e-7, std::span<const double> bounds = {});
+                        double ftol_rel = 1e-7, std::span<const double> bounds = {}, Circuit* coarse = nullptr);
 
 // Linear ramp at depth p for a Hamiltonian of scale s: γ_l = t_l·Δ/s, β_l = −(1 − t_l)·Δ, t_l = (l + ½)/p.
 std::vector<double> qaoa_ramp(int p, double scale);
@@ -41,7 +45,9 @@ struct QaoaRun {
   OptimizeResult result;
   std::unique_ptr<Circuit> circuit;
 };
+// coarse(d), when given, builds the depth-d circuit in complex<float> (nullptr when it does not
+// fit beside make(d)'s): the depths below p run on it, and depth p starts on it (see minimize).
 QaoaRun optimize_qaoa(const std::function<std::unique_ptr<Circuit>(int)>& make, int p, Optimizer opt, int max_evals,
-                      bool interp = true);
+                      bool interp = true, const std::function<std::unique_ptr<Circuit>(int)>& coarse = {});
 
 }  // namespace gng::quantum

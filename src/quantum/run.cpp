@@ -32,14 +32,20 @@ RunOutcome finish(const Qubo& q, Circuit& c, const OptimizeResult& r, const RunS
 RunOutcome run_qaoa(const Qubo& q, const RunSettings& s) {
   Stopwatch clock;
   // Depths below s.depth only seed INTERP with a rough optimum (ftol 1e-4), which complex<float>
-  // resolves as well as double does, at about half the cost; the final depth runs in the
-  // precision asked for.
-  const auto make = [&](int d) {
+  // resolves as well as double does, at about half the cost; the final depth starts in float too
+  // while its steps are ones float resolves (optimize.h, minimize), when both circuits fit the
+  // memory budget, and ends in the precision asked for.
+  const auto make = [&](int d) { return make_qaoa(q, d, s.circuit); };
+  const auto coarse = [&](int d) -> std::unique_ptr<Circuit> {
     CircuitOptions o = s.circuit;
-    if (d < s.depth) o.precision = Precision::f32;
+    o.precision = Precision::f32;
+    const int n = static_cast<int>(q.size());
+    const double both = circuit_bytes(n, Precision::f32) + circuit_bytes(n, Precision::f64) + std::ldexp(24.0 * d, n);
+    if (d == s.depth && (s.circuit.mixer != Mixer::x || both > s.circuit.memory_budget_bytes)) return nullptr;
     return make_qaoa(q, d, o);
   };
-  QaoaRun run = optimize_qaoa(make, s.depth, s.optimizer, s.max_evals, s.interp);
+  QaoaRun run = s.circuit.precision == Precision::f64 ? optimize_qaoa(make, s.depth, s.optimizer, s.max_evals, s.interp, coarse)
+                                                      : optimize_qaoa(make, s.depth, s.optimizer, s.max_evals, s.interp);
   return finish(q, *run.circuit, run.result, s, clock);
 }
 

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <complex>
+#include <functional>
 #include <numbers>
 
 #include "core/error.h"
@@ -375,6 +376,26 @@ TEST(Optimize, DeeperCircuitsDoBetterAndInterpIsTheZhouFormula) {
   }
 }
 
+TEST(Optimize, MixedPrecisionStartsInFloatAndEndsAtTheDoubleOptimum) {
+  const Qubo q = random_qubo(15, 9);
+  CircuitOptions f;
+  f.precision = Precision::f32;
+  const auto run = [&](bool mixed) {
+    return optimize_qaoa([&](int d) { return make_qaoa(q, d, {}); }, 3, Optimizer::lbfgs, 300, true,
+                         mixed ? std::function<std::unique_ptr<Circuit>(int)>([&](int d) { return make_qaoa(q, d, f); })
+                               : std::function<std::unique_ptr<Circuit>(int)>());
+  };
+  const QaoaRun plain = run(false), mixed = run(true);
+  EXPECT_EQ(plain.result.coarse_evaluations, 0);
+  EXPECT_EQ(mixed.circuit->precision(), Precision::f64);
+  // The seeds and the first steps at depth 3 in float, the last ones in double.
+  const OptimizeResult& r = mixed.result;
+  EXPECT_GT(r.coarse_evaluations, r.evaluations / 2);
+  EXPECT_GE(r.evaluations - r.coarse_evaluations, 2);
+  EXPECT_NEAR(r.value, plain.result.value, 1e-6 * std::abs(plain.result.value));
+  EXPECT_NEAR(r.value, mixed.circuit->expectation(r.theta), 1e-12);
+}
+
 // A circuit whose evaluation fails: the error must come out of minimize() as a gng::Error, not
 // unwind through NLopt's C code.
 class FailingCircuit final : public Circuit {
@@ -425,7 +446,7 @@ class JitteryValley final : public Circuit {
       f += w * (1 - std::cos(t[i] - centre(i)));
       if (!g.empty()) g[i] = w * std::sin(t[i] - centre(i));
     }
-    const double h = std::sin(t[0] * 12.9898 + t[1] * 78.233 + t[2] * 3.1) * 43758.5453;
+    const double h = std::sin(t[0] * 12.9898 + t[1] * 78.233 + (t.size() > 2 ? t[2] : 0.0) * 3.1) * 43758.5453;
     return f + 1e-4 * (h - std::floor(h) - 0.5);
   }
 };
