@@ -134,6 +134,7 @@ int qaoa(const std::vector<std::string>& argv) {
     j["gammas"] = gammas;
     j["betas"] = betas;
     j["evaluations"] = r.evaluations;
+    j["float_evaluations"] = r.float_evaluations;
     j["shots"] = s.shots;
     j["time_s"] = r.samples.stats.time_s;
     std::printf("%s\n", j.dump().c_str());
@@ -143,8 +144,9 @@ int qaoa(const std::vector<std::string>& argv) {
   const bool subspace = s.circuit.mixer == quantum::Mixer::xy;
   std::printf("circuit    QAOA p = %d, mixer %s, %s — simulated on a classical state-vector simulator over %zu states%s\n", d,
               mixer.c_str(), precision.c_str(), r.states, subspace ? " (the one-hot subspace)" : "");
-  std::printf("expected   %s = %.8g (optimum %.8g%s, approximation ratio %.4f), %d evaluations\n", p.objective_name.c_str(),
-              expected, best_obj, subspace ? " in the subspace" : "", ratio, r.evaluations);
+  std::printf("expected   %s = %.8g (optimum %.8g%s, approximation ratio %.4f), %d evaluations (%d in float)\n",
+              p.objective_name.c_str(), expected, best_obj, subspace ? " in the subspace" : "", ratio, r.evaluations,
+              r.float_evaluations);
   std::printf("best shot  %s = %.10g  x = %s  (of %zu shots)\n", p.objective_name.c_str(), p.objective(best.energy), bitstring(best.x).c_str(), s.shots);
   for (int l = 0; l < d; ++l) std::printf("layer %-3d  gamma = %+.6f  beta = %+.6f\n", l + 1, gammas[l], betas[l]);
   std::printf("time       %.3f s\n", r.samples.stats.time_s);

@@ -15,6 +15,7 @@ RunOutcome finish(const Qubo& q, Circuit& c, const OptimizeResult& r, const RunS
   out.theta = r.theta;
   out.expectation = r.value;
   out.evaluations = r.evaluations;
+  out.float_evaluations = r.coarse_evaluations;
   const auto [lo, hi] = std::minmax_element(c.diagonal().begin(), c.diagonal().end());
   out.min_energy = *lo;
   out.max_energy = *hi;

@@ -30,6 +30,7 @@ struct RunOutcome {
   double max_energy = 0;      // exact maximum of H_C on them
   std::size_t states = 0;     // basis states simulated: 2^n, or the one-hot subspace's (xy mixer)
   int evaluations = 0;
+  int float_evaluations = 0;  // of which on complex<float> states (seeds, mixed precision)
   SampleSet samples;          // exact energies; stats.time_s, stats.reads = shots, stats.steps = evaluations
 };
 

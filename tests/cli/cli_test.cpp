@@ -88,6 +88,9 @@ TEST(Cli, QaoaReportsExpectationRatioAnglesAndWritesQasm) {
   EXPECT_NEAR(j["approximation_ratio"].get<double>(), j["expected_objective"].get<double>() / 31, 1e-12);
   EXPECT_EQ(j["gammas"].size(), 1u);
   EXPECT_EQ(j["betas"].size(), 1u);
+  // Mixed precision: L-BFGS starts on complex<float> states and ends on complex<double> ones.
+  EXPECT_GT(j["float_evaluations"].get<int>(), 0);
+  EXPECT_LT(j["float_evaluations"].get<int>(), j["evaluations"].get<int>());
   EXPECT_LE(j["best"]["objective"].get<double>(), 31);
   EXPECT_NE(j["simulated"].get<std::string>().find("classical"), std::string::npos);
   std::ifstream f(qasm);
