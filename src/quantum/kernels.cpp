@@ -241,10 +241,9 @@ double even_minus_odd(typename Simd<T>::V acc) {
   return out;
 }
 
-// Σ of vectors whose even minus odd lanes are wanted (the Im⟨λ|·|ψ⟩ terms), in double. Summed
-// in float over a whole block, complex<float> terms came out about 1e-5 off, enough to make
-// L-BFGS's line searches fail near an optimum; so float partial sums are folded into the double
-// every 16 vectors.
+// Σ of vectors whose even minus odd lanes are wanted (the Im⟨λ|·|ψ⟩ terms), in double: with
+// complex<float> states, partial sums of 16 vectors are folded into it, so that the rounding of a
+// gradient term does not grow with the 2^14 amplitudes of a block.
 template <class T>
 class ImSum {
  public:
@@ -348,7 +347,6 @@ inline void save_run(Cx<T>* __restrict dst, const Cx<T>* __restrict src, std::si
   copy_run(dst, src, run);
 #endif
 }
-
 
 // Σ over the pairs of qubit q in [0, len) of Im(conj(λ_x) ψ_y + conj(λ_y) ψ_x); Im(conj(a) b) =
 // a_r b_i − a_i b_r, i.e. the even minus the odd lanes of a · swap(b).

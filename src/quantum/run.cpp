@@ -42,6 +42,8 @@ RunOutcome run_qaoa(const Qubo& q, const RunSettings& s) {
     o.precision = Precision::f32;
     const int n = static_cast<int>(q.size());
     const double both = circuit_bytes(n, Precision::f32) + circuit_bytes(n, Precision::f64) + std::ldexp(24.0 * d, n);
+    // At the final depth both circuits live at once (the X mixer's: the count above is for all
+    // 2^n states; the XY mixer's subspace runs are small enough not to need this).
     if (d == s.depth && (s.circuit.mixer != Mixer::x || both > s.circuit.memory_budget_bytes)) return nullptr;
     return make_qaoa(q, d, o);
   };
