@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
     args.parse({argv + 1, argv + argc});
     const int lo = static_cast<int>(args.integer("min-n", 16)), hi = static_cast<int>(args.integer("max-n", 26));
     const int reps = static_cast<int>(args.integer("reps", 5));
+    if (reps < 1) throw Error("--reps must be at least 1");
     const bool f32 = args.str("precision", "double") == "float";
     quantum::CircuitOptions o;
     o.precision = f32 ? quantum::Precision::f32 : quantum::Precision::f64;

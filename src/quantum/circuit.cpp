@@ -222,9 +222,9 @@ class PhaseTables final : public detail::PhaseFill<T> {
     phi_.resize(highs * nhi);
 #pragma omp parallel
     {
-      // e^{−iγ(base + Σ_{j∈m} c_j)} as products of the k factors e^{−iγ c_j}: k sin/cos pairs per
-      // high state instead of 2^lo + 2^hi; each entry is a product of at most 9 factors, so within
-      // a few ulps of its exact value.
+      // e^{−iγ(base + Σ_{j∈m} c_j)} as products of e^{−iγ base} and the k factors e^{−iγ c_j}:
+      // k + 1 sin/cos pairs per high state instead of 2^lo + 2^hi; each entry is a product of at
+      // most 9 factors, so within a few ulps of its exact value.
       std::vector<std::complex<double>> e(k_), lo(nlo), hi(nhi);
 #pragma omp for schedule(static)
       for (std::ptrdiff_t h = 0; h < static_cast<std::ptrdiff_t>(highs); ++h) {
@@ -280,9 +280,10 @@ class Qaoa final : public StateCircuit<T> {
   using B::psi_;
 
  public:
-  // k low bits for the phase tables: each layer costs 2^k + 2^(n−k)·(2^lo + 2^hi) sin/cos pairs,
-  // so small n wants k well below 16 (n = 16: 5·10^3 instead of 6.6·10^4). Above n = 20, k = 16
-  // (k = 15 measured twice as slow at n = 21).
+  // k low bits for the phase tables: each layer costs 2^k + 2^(n−k)·(k + 1) sin/cos pairs and
+  // 2^(n−k)·(2^lo + 2^hi) complex products, so small n wants k well below 16. Above n = 20, k = 16
+  // (k = 15 measured twice as slow at n = 21, when the tables still cost 2^lo + 2^hi sin/cos pairs
+  // per high state; not measured again since).
   Qaoa(const Qubo& q, int p, const CircuitOptions& o)
       : B(q, o, std::size_t{1} << q.size(), false), p_(p),
         split_(q, q.size() > 20 ? 16 : std::max(1, static_cast<int>(q.size()) - 6)), phase_(split_, base_, c_) {

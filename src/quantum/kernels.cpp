@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <bit>
+#include <cassert>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <type_traits>
 
@@ -178,14 +180,15 @@ void x_passes(T* r, std::size_t len, int from, int to, T a, T d) {
 // In place, up to three per pass, while there are at most kInPlaceQubits of them: a pass over
 // qubits q .. q + K − 1 streams the state once, 2^K rows at strides 2^q at a time, in chunks of
 // kChunk amplitudes per row, each chunk's 2^K vectors at a position held in registers through
-// all K butterfly levels. Small states sit in the last-level cache, where a pass is cheap.
+// all K butterfly levels. A state of a few tens of MiB sits in the last-level cache, where a pass
+// costs little.
 //
 // Through tiles beyond that: gather rows into an L2-sized tile, work on it there, scatter back,
 // in two passes for any number of high qubits. For states in main memory the fewer passes win.
 //
-// Measured on the 2-core Zen 4 (mixer layer, medians): in place took n = 20 from 2.8–3.0 ms to
-// 1.5 ms and n = 22–24 from 17–95 ms to 13–78 ms; at n = 25 the two tied and at n = 26 tiles
-// were faster (0.26–0.32 s against 0.35–0.45 s).
+// Measured on the 2-core Zen 4 (mixer layer, medians, in place at every n for the comparison):
+// in place took n = 20 from 2.8–3.0 ms to 1.5 ms; from n = 22 to 25 the two were within the
+// noise of each other, and at n = 26 tiles were faster (0.26–0.32 s against 0.35–0.45 s).
 constexpr int kInPlaceQubits = 9;
 constexpr std::size_t kChunk = std::size_t{1} << 10;
 
@@ -332,16 +335,19 @@ inline void copy_run(Cx<T>* __restrict dst, const Cx<T>* __restrict src, std::si
 }
 
 // A copy that only the backward sweep reads again: streaming stores write it without reading the
-// lines in first or evicting the working set (7 % off a p = 3 gradient at n = 20). dst is 32-byte
-// aligned (a state buffer at a block boundary); an sfence orders the stores before the pass ends.
+// lines in first or evicting the working set (7 % off a p = 3 gradient at n = 20). dst must be
+// 32-byte aligned (a state buffer at a block boundary); an sfence orders the stores before the
+// pass ends.
 template <class T>
 inline void save_run(Cx<T>* __restrict dst, const Cx<T>* __restrict src, std::size_t run) {
 #ifdef __AVX__
-  const double* s = reinterpret_cast<const double*>(src);
-  double* d = reinterpret_cast<double*>(dst);
-  const std::size_t doubles = run * sizeof(Cx<T>) / sizeof(double), whole = doubles / 4 * 4;
-  for (std::size_t i = 0; i < whole; i += 4) _mm256_stream_pd(d + i, _mm256_loadu_pd(s + i));
-  for (std::size_t i = whole; i < doubles; ++i) d[i] = s[i];
+  assert(reinterpret_cast<std::uintptr_t>(dst) % 32 == 0);
+  const std::size_t bytes = run * sizeof(Cx<T>), whole = bytes / 32 * 32;
+  const char* s = reinterpret_cast<const char*>(src);
+  char* d = reinterpret_cast<char*>(dst);
+  for (std::size_t i = 0; i < whole; i += 32)
+    _mm256_stream_pd(reinterpret_cast<double*>(d + i), _mm256_loadu_pd(reinterpret_cast<const double*>(s + i)));
+  std::memcpy(d + whole, s + whole, bytes - whole);
   _mm_sfence();
 #else
   copy_run(dst, src, run);

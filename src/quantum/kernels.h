@@ -47,8 +47,9 @@ struct PhaseFill {
 };
 
 // Applies  Π_{q<n} (α I − i δ X_q) · diag(phase)  to psi, or  Π_{q<n} (α I − i δ X_q) · scale  when
-// phase is null. Low qubits inside cache blocks, high qubits through tiles. With `save`, the state
-// between the phase and the mixer is also written there (no extra read).
+// phase is null. Low qubits inside cache blocks, high qubits in place or through tiles. With `save`
+// (32-byte aligned: it is written with streaming stores), the state between the phase and the
+// mixer is also written there (no extra read).
 template <class T>
 void apply_phase_and_x_mixer(Cx<T>* psi, int n, const PhaseFill<T>* phase, Cx<T> scale, T alpha, T delta,
                              Cx<T>* save = nullptr);

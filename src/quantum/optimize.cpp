@@ -46,7 +46,7 @@ struct Problem {
   // or a stall, they go to c for good, in the same NLopt run, so L-BFGS keeps its curvature pairs.
   static constexpr double kCoarseTol = 1e-5;
   Circuit* coarse = nullptr;
-  int coarse_evaluations = 0;
+  int coarse_evaluations = 0;  // on complex<float> states, coarse or not
   std::exception_ptr error;  // an exception must not unwind through NLopt's C frames
 };
 
@@ -65,6 +65,7 @@ double objective(unsigned n, const double* x, double* g, void* data) {
     for (unsigned i = 0; i < n; ++i) p.theta[i] = x[i] * p.scales[i];
     ++p.evaluations;
     Circuit& c = p.coarse ? *p.coarse : p.c;
+    if (c.precision() == Precision::f32) ++p.coarse_evaluations;
     double e;
     if (!g) {
       e = c.expectation(p.theta);
@@ -75,7 +76,6 @@ double objective(unsigned n, const double* x, double* g, void* data) {
     // Better than the best by more than tol relative (any value betters none).
     const auto betters = [&](double tol) { return p.best == INFINITY || e < p.best - tol * std::abs(p.best); };
     if (p.coarse) {
-      ++p.coarse_evaluations;
       const bool better = e < p.best, resolved = betters(Problem::kCoarseTol);
       p.stalled = resolved ? 0 : p.stalled + 1;
       if (better) p.best = e, p.best_x.assign(x, x + n);
@@ -144,9 +144,16 @@ OptimizeResult minimize(Circuit& c, std::vector<double> theta0, std::span<const 
   OptimizeResult out;
   out.theta.resize(n);
   for (unsigned i = 0; i < n; ++i) out.theta[i] = x[i] * scales[i];
+  if (p.coarse && p.evaluations < max_evals) {
+    // NLopt stopped before float stopped resolving the steps: finish on c from there.
+    out = minimize(c, out.theta, scales, opt, max_evals - p.evaluations, ftol_rel, bounds);
+    out.evaluations += p.evaluations;
+    out.coarse_evaluations = p.coarse_evaluations;
+    return out;
+  }
   out.value = c.expectation(out.theta);  // leaves the optimal state prepared
   out.evaluations = p.evaluations + 1;
-  out.coarse_evaluations = p.coarse_evaluations;
+  out.coarse_evaluations = p.coarse_evaluations + (c.precision() == Precision::f32 ? 1 : 0);
   return out;
 }
 
@@ -186,18 +193,17 @@ QaoaRun optimize_qaoa(const std::function<std::unique_ptr<Circuit>(int)>& make, 
   OptimizeResult r;
   std::unique_ptr<Circuit> c, companion;
   for (int d = interp ? 1 : p; d <= p; ++d) {
-    c.reset();  // one state vector pair at a time
+    c.reset();  // one circuit at a time, and a float companion at depth p
     // Depths below p only seed INTERP: a rough optimum is enough there, from the coarse circuit.
     c = d < p && coarse ? coarse(d) : nullptr;
-    const bool seed_is_coarse = c != nullptr;
     if (!c) c = make(d);
-    if (d == p && coarse) companion = coarse(d);
+    if (d == p && coarse && opt == Optimizer::lbfgs) companion = coarse(d);
     std::vector<double> scales(2 * d, 1.0), bounds(2 * d, std::numbers::pi / 2);
     for (int l = 0; l < d; ++l) scales[l] = 1.0 / c->scale(), bounds[l] = std::numbers::pi;
     const std::vector<double> start = d == (interp ? 1 : p) ? qaoa_ramp(d, c->scale()) : qaoa_interp(r.theta);
     r = minimize(*c, start, scales, opt, max_evals, d < p ? 1e-4 : 1e-7, bounds, d == p ? companion.get() : nullptr);
     evaluations += r.evaluations;
-    coarse_evaluations += seed_is_coarse ? r.evaluations : r.coarse_evaluations;
+    coarse_evaluations += r.coarse_evaluations;
   }
   r.evaluations = evaluations;
   r.coarse_evaluations = coarse_evaluations;

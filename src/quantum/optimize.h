@@ -20,15 +20,16 @@ struct OptimizeResult {
   std::vector<double> theta;
   double value = 0;     // ⟨H_C⟩ at theta
   int evaluations = 0;         // circuit evaluations, all depths together
-  int coarse_evaluations = 0;  // of which on a complex<float> circuit (seeds, mixed precision)
+  int coarse_evaluations = 0;  // of which on complex<float> states (seeds, mixed precision, float runs)
 };
 
 // Minimises c.expectation over θ from theta0. The optimiser works on x_i = θ_i / scales[i]
 // (scales[i] is θ_i's typical size), within |x_i| <= bounds[i] when bounds is not empty; it stops
 // when ⟨H_C⟩ changes by less than ftol_rel, or (L-BFGS) after five evaluations in a row that do
-// not better the best value by that much. With `coarse` (the same circuit in complex<float>),
-// L-BFGS evaluates that one while each improvement is one float resolves (1e-5 relative), then c
-// to the end, in one run; the result is c's.
+// not better the best value by that much. With `coarse` (the same circuit in complex<float>;
+// L-BFGS only), the run evaluates that one while each improvement is one float resolves (1e-5
+// relative), then c to the end, in one NLopt run; if NLopt stops first, a second run on c alone
+// finishes from there. The result is always c's.
 OptimizeResult minimize(Circuit& c, std::vector<double> theta0, std::span<const double> scales, Optimizer opt, int max_evals,
                         double ftol_rel = 1e-7, std::span<const double> bounds = {}, Circuit* coarse = nullptr);
 
@@ -46,7 +47,8 @@ struct QaoaRun {
   std::unique_ptr<Circuit> circuit;
 };
 // coarse(d), when given, builds the depth-d circuit in complex<float> (nullptr when it does not
-// fit beside make(d)'s): the depths below p run on it, and depth p starts on it (see minimize).
+// fit beside make(d)'s): the depths below p run on it, and with L-BFGS depth p starts on it (see
+// minimize).
 QaoaRun optimize_qaoa(const std::function<std::unique_ptr<Circuit>(int)>& make, int p, Optimizer opt, int max_evals,
                       bool interp = true, const std::function<std::unique_ptr<Circuit>(int)>& coarse = {});
 

@@ -1,6 +1,7 @@
 #include "quantum/run.h"
 
 #include <algorithm>
+#include <functional>
 #include <numbers>
 
 #include "core/rng.h"
@@ -33,22 +34,23 @@ RunOutcome finish(const Qubo& q, Circuit& c, const OptimizeResult& r, const RunS
 RunOutcome run_qaoa(const Qubo& q, const RunSettings& s) {
   Stopwatch clock;
   // Depths below s.depth only seed INTERP with a rough optimum (ftol 1e-4), which complex<float>
-  // resolves as well as double does, at about half the cost; the final depth starts in float too
-  // while its steps are ones float resolves (optimize.h, minimize), when both circuits fit the
-  // memory budget, and ends in the precision asked for.
+  // resolves as well as double does, at about half the cost; with L-BFGS the final depth starts
+  // in float too while its steps are ones float resolves (optimize.h, minimize), when both
+  // circuits fit the memory budget, and ends in the precision asked for.
   const auto make = [&](int d) { return make_qaoa(q, d, s.circuit); };
-  const auto coarse = [&](int d) -> std::unique_ptr<Circuit> {
-    CircuitOptions o = s.circuit;
-    o.precision = Precision::f32;
-    const int n = static_cast<int>(q.size());
-    const double both = circuit_bytes(n, Precision::f32) + circuit_bytes(n, Precision::f64) + std::ldexp(24.0 * d, n);
-    // At the final depth both circuits live at once (the X mixer's: the count above is for all
-    // 2^n states; the XY mixer's subspace runs are small enough not to need this).
-    if (d == s.depth && (s.circuit.mixer != Mixer::x || both > s.circuit.memory_budget_bytes)) return nullptr;
-    return make_qaoa(q, d, o);
-  };
-  QaoaRun run = s.circuit.precision == Precision::f64 ? optimize_qaoa(make, s.depth, s.optimizer, s.max_evals, s.interp, coarse)
-                                                      : optimize_qaoa(make, s.depth, s.optimizer, s.max_evals, s.interp);
+  std::function<std::unique_ptr<Circuit>(int)> coarse;
+  if (s.circuit.precision == Precision::f64)
+    coarse = [&](int d) -> std::unique_ptr<Circuit> {
+      CircuitOptions o = s.circuit;
+      o.precision = Precision::f32;
+      const int n = static_cast<int>(q.size());
+      const double both = circuit_bytes(n, Precision::f32) + circuit_bytes(n, Precision::f64) + std::ldexp(24.0 * d, n);
+      // At the final depth both circuits live at once (the X mixer's: the count above is for all
+      // 2^n states; the XY mixer's subspace runs are small enough not to need this).
+      if (d == s.depth && (s.circuit.mixer != Mixer::x || both > s.circuit.memory_budget_bytes)) return nullptr;
+      return make_qaoa(q, d, o);
+    };
+  QaoaRun run = optimize_qaoa(make, s.depth, s.optimizer, s.max_evals, s.interp, coarse);
   return finish(q, *run.circuit, run.result, s, clock);
 }
 

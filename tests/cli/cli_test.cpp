@@ -90,7 +90,7 @@ TEST(Cli, QaoaReportsExpectationRatioAnglesAndWritesQasm) {
   EXPECT_EQ(j["betas"].size(), 1u);
   // Mixed precision: L-BFGS starts on complex<float> states and ends on complex<double> ones.
   EXPECT_GT(j["float_evaluations"].get<int>(), 0);
-  EXPECT_LT(j["float_evaluations"].get<int>(), j["evaluations"].get<int>());
+  EXPECT_LT(j["float_evaluations"].get<int>(), j["evaluations"].get<int>() - 1);  // the last one re-prepares
   EXPECT_LE(j["best"]["objective"].get<double>(), 31);
   EXPECT_NE(j["simulated"].get<std::string>().find("classical"), std::string::npos);
   std::ifstream f(qasm);

@@ -158,7 +158,7 @@ TEST(Qaoa, XyMixerKeepsALargerStateInTheOneHotSubspace) {
 }
 
 TEST(Qaoa, NormIsPreservedInDoubleAndFloat) {
-  const Qubo q = random_qubo(17, 4);  // above the 2^14 block: exercises the high-qubit tiles
+  const Qubo q = random_qubo(17, 4);  // above the 2^14 block: exercises the in-place high qubits
   for (Precision pr : {Precision::f64, Precision::f32}) {
     CircuitOptions o;
     o.precision = pr;
@@ -171,8 +171,7 @@ TEST(Qaoa, NormIsPreservedInDoubleAndFloat) {
 }
 
 TEST(Qaoa, LargeStatesSplitTheHighQubitsAndStayExact) {
-  // n = 24: ten qubits beyond the 2^14 block go through two tile passes (kernels.cpp); at n = 19
-  // five go in place, a pass of three and a pass of two.
+  // n = 24: ten qubits beyond the 2^14 block go through two tile passes (kernels.cpp).
   const Qubo q = random_qubo(24, 14);
   CircuitOptions f;
   f.precision = Precision::f32;
@@ -242,11 +241,11 @@ std::vector<C> gate_by_gate(const Circuit& c, const std::vector<double>& theta) 
 }
 
 TEST(Qaoa, LargeStatesMatchAGateByGateReference) {
-  // n = 17: three high qubits in one pass in place; n = 19: a pass of three and one of two;
-  // n = 24: two tile passes. β = 1.4 takes the α ≠ 1 form of the mixer (|cos β| < 0.3), β = −0.5
-  // the α = 1 form.
+  // Qubits beyond the 2^14 block in place: n = 17, one pass of three; n = 18, three and one;
+  // n = 19, three and two. n = 24: two tile passes. β = 1.4 takes the α ≠ 1 form of the mixer
+  // (|cos β| < 0.3), β = −0.5 the α = 1 form.
   const std::vector<double> theta = {0.35, -0.6, 1.4, -0.5};
-  for (const int n : {17, 19, 24}) {
+  for (const int n : {17, 18, 19, 24}) {
     const Qubo q = random_qubo(n, 20 + n);
     const int p = n < 20 ? 2 : 1;  // one layer at n = 24 keeps the reference quick
     const std::vector<double> t = p == 2 ? theta : std::vector<double>{0.35, 1.4};
@@ -256,9 +255,11 @@ TEST(Qaoa, LargeStatesMatchAGateByGateReference) {
   }
   CircuitOptions f;
   f.precision = Precision::f32;
-  auto c = make_qaoa(random_qubo(17, 37), 2, f);
-  c->expectation(theta);
-  EXPECT_LT(max_diff(c->amplitudes(), gate_by_gate(*c, theta)), 2e-6);
+  for (const int n : {17, 18}) {
+    auto c = make_qaoa(random_qubo(n, 37), 2, f);
+    c->expectation(theta);
+    EXPECT_LT(max_diff(c->amplitudes(), gate_by_gate(*c, theta)), 2e-6) << "n = " << n;
+  }
 }
 
 TEST(Qaoa, FloatAgreesWithDouble) {
@@ -380,20 +381,24 @@ TEST(Optimize, MixedPrecisionStartsInFloatAndEndsAtTheDoubleOptimum) {
   const Qubo q = random_qubo(15, 9);
   CircuitOptions f;
   f.precision = Precision::f32;
-  const auto run = [&](bool mixed) {
-    return optimize_qaoa([&](int d) { return make_qaoa(q, d, {}); }, 3, Optimizer::lbfgs, 300, true,
-                         mixed ? std::function<std::unique_ptr<Circuit>(int)>([&](int d) { return make_qaoa(q, d, f); })
-                               : std::function<std::unique_ptr<Circuit>(int)>());
-  };
-  const QaoaRun plain = run(false), mixed = run(true);
-  EXPECT_EQ(plain.result.coarse_evaluations, 0);
-  EXPECT_EQ(mixed.circuit->precision(), Precision::f64);
-  // The seeds and the first steps at depth 3 in float, the last ones in double.
-  const OptimizeResult& r = mixed.result;
-  EXPECT_GT(r.coarse_evaluations, r.evaluations / 2);
-  EXPECT_GE(r.evaluations - r.coarse_evaluations, 2);
-  EXPECT_NEAR(r.value, plain.result.value, 1e-6 * std::abs(plain.result.value));
-  EXPECT_NEAR(r.value, mixed.circuit->expectation(r.theta), 1e-12);
+  auto fine = make_qaoa(q, 3, {}), coarse = make_qaoa(q, 3, f);
+  std::vector<double> scales(6, 1.0), bounds(6, std::numbers::pi / 2);
+  for (int l = 0; l < 3; ++l) scales[l] = 1 / fine->scale(), bounds[l] = std::numbers::pi;
+  const std::vector<double> start = qaoa_ramp(3, fine->scale());
+  const OptimizeResult plain = minimize(*fine, start, scales, Optimizer::lbfgs, 300, 1e-7, bounds);
+  const OptimizeResult r = minimize(*fine, start, scales, Optimizer::lbfgs, 300, 1e-7, bounds, coarse.get());
+  EXPECT_EQ(plain.coarse_evaluations, 0);
+  // The first steps in float, the last ones (and the final re-preparation) in double.
+  EXPECT_GT(r.coarse_evaluations, 0);
+  EXPECT_LT(r.coarse_evaluations, r.evaluations - 2);
+  EXPECT_NEAR(r.value, plain.value, 1e-6 * std::abs(plain.value));
+  EXPECT_NEAR(r.value, fine->expectation(r.theta), 1e-12);
+  // Through optimize_qaoa the seeds run on the coarse circuits too.
+  const QaoaRun run = optimize_qaoa([&](int d) { return make_qaoa(q, d, {}); }, 2, Optimizer::lbfgs, 300, true,
+                                    [&](int d) { return make_qaoa(q, d, f); });
+  EXPECT_EQ(run.circuit->precision(), Precision::f64);
+  EXPECT_GT(run.result.coarse_evaluations, 0);
+  EXPECT_LT(run.result.coarse_evaluations, run.result.evaluations - 2);
 }
 
 // A circuit whose evaluation fails: the error must come out of minimize() as a gng::Error, not
@@ -441,7 +446,7 @@ class JitteryValley final : public Circuit {
   double value(std::span<const double> t, std::span<double> g) {
     ++calls;
     double f = -3;
-    for (std::size_t i = 0; i < 6; ++i) {
+    for (std::size_t i = 0; i < t.size(); ++i) {  // six (num_params)
       const double w = 1.0 + static_cast<double>(i);
       f += w * (1 - std::cos(t[i] - centre(i)));
       if (!g.empty()) g[i] = w * std::sin(t[i] - centre(i));
