@@ -30,9 +30,11 @@ std::vector<std::pair<int, int>> xy_ring_edges(const std::vector<std::vector<uin
   return edges;
 }
 
-double circuit_bytes(int n, Precision p) {
+double circuit_bytes(int n, Precision p) { return circuit_bytes(n, p, 0); }
+
+double circuit_bytes(int n, Precision p, int layers) {
   const double amp = p == Precision::f64 ? 16 : 8;
-  return std::ldexp(2 * amp + 8, n);
+  return std::ldexp((2 + layers) * amp + 8, n);
 }
 
 Circuit::Circuit(const Qubo& q, const CircuitOptions& o) : o_(o), n_(static_cast<int>(q.size())) {
@@ -307,8 +309,7 @@ class Qaoa final : public StateCircuit<T> {
     // Keep each layer's state between its phase and its mixer when the memory budget allows: the
     // backward sweep then only runs λ back. Both gradients of layer l are taken there, in one
     // sweep: e^{−iβΣX} commutes with ΣX, so Im⟨λ|ΣX|ψ⟩ is the same before and after the mixer.
-    const double ckpt_bytes = std::ldexp(static_cast<double>(sizeof(Cx<T>)), n_) * p_;
-    const bool keep = circuit_bytes(n_, o_.precision) + ckpt_bytes <= o_.memory_budget_bytes;
+    const bool keep = circuit_bytes(n_, o_.precision, p_) <= o_.memory_budget_bytes;
     forward(theta, keep);
     const double e = detail::mul_diag(lam_.data(), psi_.data(), diag_.data(), diag_.size());
     for (int l = p_ - 1; l >= 0; --l) {

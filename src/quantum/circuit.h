@@ -50,8 +50,10 @@ struct CircuitOptions {
 // has one edge, a group of one none. The simulator and the OpenQASM export both use this.
 std::vector<std::pair<int, int>> xy_ring_edges(const std::vector<std::vector<uint32_t>>& groups);
 
-// Bytes a circuit over all 2^n states needs (two state vectors and the diagonal).
+// Bytes a circuit over all 2^n states needs (two state vectors and the diagonal), and an X-mixer
+// QAOA circuit of depth `layers` with each layer's state kept for the gradient (when they fit).
 double circuit_bytes(int n, Precision p);
+double circuit_bytes(int n, Precision p, int layers);
 
 class Circuit {
  public:

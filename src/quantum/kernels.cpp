@@ -94,55 +94,43 @@ void x_pass_small(T* r, std::size_t len, int q, T a, T d) {
   }
 }
 
-// One qubit q with 2^q >= C: x and y runs are whole vectors.
-template <class T>
-void x_pass(T* r, std::size_t len, int q, T a, T d) {
+// Π (α − iδX_q) for the K qubits q .. q + K − 1 (2^q = s >= C) on `count` amplitudes of each of
+// the 2^K rows v0 + k·s: each position's 2^K vectors stay in registers through all K levels.
+template <class T, bool Unit, int K>
+void x_rows(T* v0, std::size_t s, std::size_t count, T a, T d) {
   using S = Simd<T>;
   using V = typename S::V;
-  const std::size_t s = std::size_t{1} << q;
-  if (s < static_cast<std::size_t>(S::C)) return x_pass_small(r, len, q, a, d);
+  constexpr int R = 1 << K;
   const V av = S::splat(a), dv = S::alt(d);
-  for (std::size_t base = 0; base < len; base += 2 * s) {
-    T* x = r + 2 * base;
-    T* y = r + 2 * (base + s);
-    for (std::size_t i = 0; i < 2 * s; i += 2 * S::C) {
-      V a0 = vload<V>(x + i), a1 = vload<V>(y + i);
-      x_pair<T>(a0, a1, av, dv, a == T(1));
-      vstore(x + i, a0);
-      vstore(y + i, a1);
-    }
+  for (std::size_t i = 0; i < 2 * count; i += 2 * S::C) {
+    V x[R];
+    for (int k = 0; k < R; ++k) x[k] = vload<V>(v0 + 2 * s * k + i);
+    for (int j = 0; j < K; ++j)
+      for (int k = 0; k < R; ++k)
+        if (!(k & (1 << j))) x_pair<T>(x[k], x[k | (1 << j)], av, dv, Unit);
+    for (int k = 0; k < R; ++k) vstore(v0 + 2 * s * k + i, x[k]);
   }
 }
 
-// Qubits q and q + 1 (2^q >= C) in one pass: four vectors loaded and stored once.
-template <class T, bool Unit>
-void x_pass2_impl(T* r, std::size_t len, int q, T a, T d) {
-  using S = Simd<T>;
-  using V = typename S::V;
-  const std::size_t s = std::size_t{1} << q;
-  const V av = S::splat(a), dv = S::alt(d);
-  for (std::size_t base = 0; base < len; base += 4 * s) {
-    T* v0 = r + 2 * base;
-    T* v1 = v0 + 2 * s;
-    T* v2 = v1 + 2 * s;
-    T* v3 = v2 + 2 * s;
-    for (std::size_t i = 0; i < 2 * s; i += 2 * S::C) {
-      V a0 = vload<V>(v0 + i), a1 = vload<V>(v1 + i), a2 = vload<V>(v2 + i), a3 = vload<V>(v3 + i);
-      x_pair<T>(a0, a1, av, dv, Unit);
-      x_pair<T>(a2, a3, av, dv, Unit);
-      x_pair<T>(a0, a2, av, dv, Unit);
-      x_pair<T>(a1, a3, av, dv, Unit);
-      vstore(v0 + i, a0), vstore(v1 + i, a1), vstore(v2 + i, a2), vstore(v3 + i, a3);
-    }
-  }
-}
-
-template <class T>
-void x_pass2(T* r, std::size_t len, int q, T a, T d) {
+template <class T, int K>
+void x_rows(T* v0, std::size_t s, std::size_t count, T a, T d) {
   if (a == T(1))
-    x_pass2_impl<T, true>(r, len, q, a, d);
+    x_rows<T, true, K>(v0, s, count, a, d);
   else
-    x_pass2_impl<T, false>(r, len, q, a, d);
+    x_rows<T, false, K>(v0, s, count, a, d);
+}
+
+// Qubits q .. q + K − 1 (2^q >= C) of v[0 .. len), every block of 2^K rows in turn.
+template <class T, int K>
+void x_radix(T* r, std::size_t len, int q, T a, T d) {
+  const std::size_t s = std::size_t{1} << q;
+  const auto blocks = [&]<bool Unit>() {
+    for (std::size_t base = 0; base < len; base += s << K) x_rows<T, Unit, K>(r + 2 * base, s, s, a, d);
+  };
+  if (a == T(1))
+    blocks.template operator()<true>();
+  else
+    blocks.template operator()<false>();
 }
 
 // double only: qubits 0 and 1 in one pass — qubit 0 inside each vector, qubit 1 across a pair.
@@ -170,9 +158,9 @@ void x_passes(T* r, std::size_t len, int from, int to, T a, T d) {
       q = 2;
     }
   }
-  for (; q < to && (std::size_t{1} << q) < static_cast<std::size_t>(Simd<T>::C); ++q) x_pass(r, len, q, a, d);
-  for (; q + 1 < to; q += 2) x_pass2(r, len, q, a, d);
-  if (q < to) x_pass(r, len, q, a, d);
+  for (; q < to && (std::size_t{1} << q) < static_cast<std::size_t>(Simd<T>::C); ++q) x_pass_small(r, len, q, a, d);
+  for (; q + 1 < to; q += 2) x_radix<T, 2>(r, len, q, a, d);
+  if (q < to) x_radix<T, 1>(r, len, q, a, d);
 }
 
 // The high qubits [bb, n) (2^q beyond a cache block) take one of two routes.
@@ -210,32 +198,6 @@ void high_passes(int n, int bb, F&& f) {
   }
 }
 
-// Π (α − iδX_q) for the K qubits q .. q + K − 1 on kChunk amplitudes of each of the 2^K rows
-// v0 + k·2^q.
-template <class T, bool Unit, int K>
-void x_rows(T* v0, std::size_t s, T a, T d) {
-  using S = Simd<T>;
-  using V = typename S::V;
-  constexpr int R = 1 << K;
-  const V av = S::splat(a), dv = S::alt(d);
-  for (std::size_t i = 0; i < 2 * kChunk; i += 2 * S::C) {
-    V x[R];
-    for (int k = 0; k < R; ++k) x[k] = vload<V>(v0 + 2 * s * k + i);
-    for (int j = 0; j < K; ++j)
-      for (int k = 0; k < R; ++k)
-        if (!(k & (1 << j))) x_pair<T>(x[k], x[k | (1 << j)], av, dv, Unit);
-    for (int k = 0; k < R; ++k) vstore(v0 + 2 * s * k + i, x[k]);
-  }
-}
-
-template <class T, int K>
-void x_rows(T* v0, std::size_t s, T a, T d) {
-  if (a == T(1))
-    x_rows<T, true, K>(v0, s, a, d);
-  else
-    x_rows<T, false, K>(v0, s, a, d);
-}
-
 // Σ of the even lanes minus Σ of the odd lanes (the real minus the imaginary slots).
 template <class T>
 double even_minus_odd(typename Simd<T>::V acc) {
@@ -271,25 +233,6 @@ class ImSum {
   double total_ = 0;
   int k_ = 0;
 };
-
-// Σ over those rows of Im⟨λ|X_q|ψ⟩ for the K qubits: row k meets rows k ^ 2^j, j < K.
-template <class T, int K>
-double im_x_rows(const T* l0, const T* p0, std::size_t s) {
-  using S = Simd<T>;
-  using V = typename S::V;
-  constexpr int R = 1 << K;
-  ImSum<T> acc;
-  for (std::size_t i = 0; i < 2 * kChunk; i += 2 * S::C) {
-    V y[R];
-    for (int k = 0; k < R; ++k) y[k] = vload<V>(p0 + 2 * s * k + i);
-    for (int k = 0; k < R; ++k) {
-      V nb = y[k ^ 1];
-      for (int j = 1; j < K; ++j) nb += y[k ^ (1 << j)];
-      acc.add(vload<V>(l0 + 2 * s * k + i) * S::swap(nb));
-    }
-  }
-  return acc.value();
-}
 
 // A tile pass over qubits [a, b) (all >= the block bits): for each setting of the other index
 // bits, gather the 2^(b−a) rows — runs of 2^w contiguous amplitudes — into a compact tile, work on
@@ -354,65 +297,71 @@ inline void save_run(Cx<T>* __restrict dst, const Cx<T>* __restrict src, std::si
 #endif
 }
 
-// Σ over the pairs of qubit q in [0, len) of Im(conj(λ_x) ψ_y + conj(λ_y) ψ_x); Im(conj(a) b) =
-// a_r b_i − a_i b_r, i.e. the even minus the odd lanes of a · swap(b).
+// Im⟨λ|X_q|ψ⟩ summed over the pairs (x, y) of qubit q is Σ Im(conj(λ_x) ψ_y) + Im(conj(λ_y) ψ_x),
+// and Im(conj(a) b) = a_r b_i − a_i b_r: the even minus the odd lanes of a · swap(b).
+
+// One qubit q whose pairs lie inside one vector (2^q < C), over [0, len).
 template <class T>
-double im_x_pass(const T* l, const T* p, std::size_t len, int q) {
+void im_x_small(const T* l, const T* p, std::size_t len, int q, ImSum<T>& acc) {
   using S = Simd<T>;
   using V = typename S::V;
-  const std::size_t s = std::size_t{1} << q;
-  ImSum<T> acc;
-  if (s < static_cast<std::size_t>(S::C)) {
-    for (std::size_t k = 0; k < len; k += S::C) {
-      const V lv = vload<V>(l + 2 * k), pv = vload<V>(p + 2 * k);
-      if constexpr (std::is_same_v<T, float>)
-        acc.add(lv * (q == 0 ? S::reverse(pv) : S::cross(pv)));
-      else
-        acc.add(lv * S::reverse(pv));
-    }
-  } else {
-    for (std::size_t base = 0; base < len; base += 2 * s) {
-      const T* lx = l + 2 * base;
-      const T* ly = l + 2 * (base + s);
-      const T* px = p + 2 * base;
-      const T* py = p + 2 * (base + s);
-      for (std::size_t i = 0; i < 2 * s; i += 2 * S::C)
-        acc.add(vload<V>(lx + i) * S::swap(vload<V>(py + i)) + vload<V>(ly + i) * S::swap(vload<V>(px + i)));
-    }
+  for (std::size_t k = 0; k < len; k += S::C) {
+    const V lv = vload<V>(l + 2 * k), pv = vload<V>(p + 2 * k);
+    if constexpr (std::is_same_v<T, float>)
+      acc.add(lv * (q == 0 ? S::reverse(pv) : S::cross(pv)));
+    else
+      acc.add(lv * S::reverse(pv));
   }
-  return acc.value();
 }
 
-// Qubits q and q + 1 (2^q >= C) in one pass over four vectors of λ and ψ.
-template <class T>
-double im_x_pass2(const T* l, const T* p, std::size_t len, int q) {
+// The K qubits q .. q + K − 1 (2^q = s >= C) on `count` amplitudes of each of the 2^K rows l0 + k·s
+// and p0 + k·s: λ's row k meets ψ's rows k ^ 2^j, j < K.
+template <class T, int K>
+[[gnu::always_inline]] inline void im_x_rows(const T* l0, const T* p0, std::size_t s, std::size_t count, ImSum<T>& acc) {
   using S = Simd<T>;
   using V = typename S::V;
-  const std::size_t s = std::size_t{1} << q;
-  ImSum<T> acc;
-  for (std::size_t base = 0; base < len; base += 4 * s) {
-    const T* l0 = l + 2 * base;
-    const T* p0 = p + 2 * base;
-    for (std::size_t i = 0; i < 2 * s; i += 2 * S::C) {
-      // Qubit q pairs rows (0, 1) and (2, 3), qubit q + 1 pairs (0, 2) and (1, 3): λ rows 0 and 3
-      // meet ψ rows 1 and 2, λ rows 1 and 2 meet ψ rows 0 and 3.
-      const V a0 = vload<V>(l0 + i), a1 = vload<V>(l0 + 2 * s + i), a2 = vload<V>(l0 + 4 * s + i), a3 = vload<V>(l0 + 6 * s + i);
-      const V b0 = vload<V>(p0 + i), b1 = vload<V>(p0 + 2 * s + i), b2 = vload<V>(p0 + 4 * s + i), b3 = vload<V>(p0 + 6 * s + i);
-      acc.add((a0 + a3) * S::swap(b1 + b2) + (a1 + a2) * S::swap(b0 + b3));
+  constexpr int R = 1 << K;
+  for (std::size_t i = 0; i < 2 * count; i += 2 * S::C) {
+    V y[R];
+    for (int k = 0; k < R; ++k) y[k] = vload<V>(p0 + 2 * s * k + i);
+    if constexpr (K == 2) {
+      // λ's rows 0 and 3 both meet ψ's rows 1 and 2, λ's rows 1 and 2 both meet ψ's 0 and 3.
+      const auto l = [&](int k) { return vload<V>(l0 + 2 * s * k + i); };
+      acc.add((l(0) + l(3)) * S::swap(y[1] + y[2]) + (l(1) + l(2)) * S::swap(y[0] + y[3]));
+    } else {
+      for (int k = 0; k < R; ++k) {
+        V nb = y[k ^ 1];
+        for (int j = 1; j < K; ++j) nb += y[k ^ (1 << j)];
+        acc.add(vload<V>(l0 + 2 * s * k + i) * S::swap(nb));
+      }
     }
   }
-  return acc.value();
 }
 
-// Σ_{q ∈ [from, to)} of im_x_pass, two qubits at a time where the vectors allow it.
+// Σ_{q ∈ [from, to)} of Im⟨λ|X_q|ψ⟩ over [0, len), two qubits at a time where the vectors allow it.
 template <class T>
 double im_x_passes(const T* l, const T* p, std::size_t len, int from, int to) {
-  double acc = 0;
+  ImSum<T> acc;
+  const auto radix = [&]<int K>(int q) {
+    const std::size_t s = std::size_t{1} << q;
+    for (std::size_t base = 0; base < len; base += s << K) im_x_rows<T, K>(l + 2 * base, p + 2 * base, s, s, acc);
+  };
   int q = from;
-  for (; q < to && (std::size_t{1} << q) < static_cast<std::size_t>(Simd<T>::C); ++q) acc += im_x_pass(l, p, len, q);
-  for (; q + 1 < to; q += 2) acc += im_x_pass2(l, p, len, q);
-  if (q < to) acc += im_x_pass(l, p, len, q);
-  return acc;
+  for (; q < to && (std::size_t{1} << q) < static_cast<std::size_t>(Simd<T>::C); ++q) im_x_small(l, p, len, q, acc);
+  for (; q + 1 < to; q += 2) radix.template operator()<2>(q);
+  if (q < to) radix.template operator()<1>(q);
+  return acc.value();
+}
+
+// Calls f.template operator()<K>() for K = 1, 2 or 3 (the passes of high_passes).
+template <class F>
+void with_radix(int K, F&& f) {
+  if (K == 3)
+    f.template operator()<3>();
+  else if (K == 2)
+    f.template operator()<2>();
+  else
+    f.template operator()<1>();
 }
 
 template <class T>
@@ -481,14 +430,7 @@ void apply_phase_and_x_mixer(Cx<T>* psi, int n, const PhaseFill<T>* phase, Cx<T>
     T* r = reinterpret_cast<T*>(psi);
 #pragma omp parallel
     high_passes(n, bb, [&](int K, int q, std::size_t row0) {
-      T* v0 = r + 2 * row0;
-      const std::size_t s = std::size_t{1} << q;
-      if (K == 3)
-        x_rows<T, 3>(v0, s, alpha, delta);
-      else if (K == 2)
-        x_rows<T, 2>(v0, s, alpha, delta);
-      else
-        x_rows<T, 1>(v0, s, alpha, delta);
+      with_radix(K, [&]<int R>() { x_rows<T, R>(r + 2 * row0, std::size_t{1} << q, kChunk, alpha, delta); });
     });
     return;
   }
@@ -530,12 +472,13 @@ ImTerms im_terms(const Cx<T>* lambda, const Cx<T>* psi, const double* d, int n) 
     const T* l = reinterpret_cast<const T*>(lambda);
     const T* p = reinterpret_cast<const T*>(psi);
 #pragma omp parallel reduction(+ : acc)
-    high_passes(n, bb, [&](int K, int q, std::size_t row0) {
-      const std::size_t s = std::size_t{1} << q;
-      acc += K == 3   ? im_x_rows<T, 3>(l + 2 * row0, p + 2 * row0, s)
-             : K == 2 ? im_x_rows<T, 2>(l + 2 * row0, p + 2 * row0, s)
-                      : im_x_rows<T, 1>(l + 2 * row0, p + 2 * row0, s);
-    });
+    {
+      ImSum<T> sum;
+      high_passes(n, bb, [&](int K, int q, std::size_t row0) {
+        with_radix(K, [&]<int R>() { im_x_rows<T, R>(l + 2 * row0, p + 2 * row0, std::size_t{1} << q, kChunk, sum); });
+      });
+      acc += sum.value();
+    }
     return {acc, diag};
   }
   for (const auto& [a, b] : high_groups(n, bb)) {

@@ -46,7 +46,7 @@ struct Problem {
   // or a stall, they go to c for good, in the same NLopt run, so L-BFGS keeps its curvature pairs.
   static constexpr double kCoarseTol = 1e-5;
   Circuit* coarse = nullptr;
-  int coarse_evaluations = 0;  // on complex<float> states, coarse or not
+  int float_evaluations = 0;  // on complex<float> states, coarse or not
   std::exception_ptr error;  // an exception must not unwind through NLopt's C frames
 };
 
@@ -65,7 +65,7 @@ double objective(unsigned n, const double* x, double* g, void* data) {
     for (unsigned i = 0; i < n; ++i) p.theta[i] = x[i] * p.scales[i];
     ++p.evaluations;
     Circuit& c = p.coarse ? *p.coarse : p.c;
-    if (c.precision() == Precision::f32) ++p.coarse_evaluations;
+    if (c.precision() == Precision::f32) ++p.float_evaluations;
     double e;
     if (!g) {
       e = c.expectation(p.theta);
@@ -148,12 +148,12 @@ OptimizeResult minimize(Circuit& c, std::vector<double> theta0, std::span<const 
     // NLopt stopped before float stopped resolving the steps: finish on c from there.
     out = minimize(c, out.theta, scales, opt, max_evals - p.evaluations, ftol_rel, bounds);
     out.evaluations += p.evaluations;
-    out.coarse_evaluations = p.coarse_evaluations;
+    out.float_evaluations = p.float_evaluations;
     return out;
   }
   out.value = c.expectation(out.theta);  // leaves the optimal state prepared
   out.evaluations = p.evaluations + 1;
-  out.coarse_evaluations = p.coarse_evaluations + (c.precision() == Precision::f32 ? 1 : 0);
+  out.float_evaluations = p.float_evaluations + (c.precision() == Precision::f32 ? 1 : 0);
   return out;
 }
 
@@ -189,7 +189,7 @@ std::vector<double> qaoa_interp(std::span<const double> theta) {
 QaoaRun optimize_qaoa(const std::function<std::unique_ptr<Circuit>(int)>& make, int p, Optimizer opt, int max_evals,
                       bool interp, const std::function<std::unique_ptr<Circuit>(int)>& coarse) {
   if (p < 1) throw Error("qaoa: depth p must be >= 1");
-  int evaluations = 0, coarse_evaluations = 0;
+  int evaluations = 0, float_evaluations = 0;
   OptimizeResult r;
   std::unique_ptr<Circuit> c, companion;
   for (int d = interp ? 1 : p; d <= p; ++d) {
@@ -203,10 +203,10 @@ QaoaRun optimize_qaoa(const std::function<std::unique_ptr<Circuit>(int)>& make, 
     const std::vector<double> start = d == (interp ? 1 : p) ? qaoa_ramp(d, c->scale()) : qaoa_interp(r.theta);
     r = minimize(*c, start, scales, opt, max_evals, d < p ? 1e-4 : 1e-7, bounds, d == p ? companion.get() : nullptr);
     evaluations += r.evaluations;
-    coarse_evaluations += r.coarse_evaluations;
+    float_evaluations += r.float_evaluations;
   }
   r.evaluations = evaluations;
-  r.coarse_evaluations = coarse_evaluations;
+  r.float_evaluations = float_evaluations;
   return {std::move(r), std::move(c)};
 }
 

@@ -20,7 +20,7 @@ struct OptimizeResult {
   std::vector<double> theta;
   double value = 0;     // ⟨H_C⟩ at theta
   int evaluations = 0;         // circuit evaluations, all depths together
-  int coarse_evaluations = 0;  // of which on complex<float> states (seeds, mixed precision, float runs)
+  int float_evaluations = 0;  // of which on complex<float> states (seeds, mixed precision, float runs)
 };
 
 // Minimises c.expectation over θ from theta0. The optimiser works on x_i = θ_i / scales[i]

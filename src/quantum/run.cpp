@@ -16,7 +16,7 @@ RunOutcome finish(const Qubo& q, Circuit& c, const OptimizeResult& r, const RunS
   out.theta = r.theta;
   out.expectation = r.value;
   out.evaluations = r.evaluations;
-  out.float_evaluations = r.coarse_evaluations;
+  out.float_evaluations = r.float_evaluations;
   const auto [lo, hi] = std::minmax_element(c.diagonal().begin(), c.diagonal().end());
   out.min_energy = *lo;
   out.max_energy = *hi;
@@ -44,7 +44,7 @@ RunOutcome run_qaoa(const Qubo& q, const RunSettings& s) {
       CircuitOptions o = s.circuit;
       o.precision = Precision::f32;
       const int n = static_cast<int>(q.size());
-      const double both = circuit_bytes(n, Precision::f32) + circuit_bytes(n, Precision::f64) + std::ldexp(24.0 * d, n);
+      const double both = circuit_bytes(n, Precision::f32, d) + circuit_bytes(n, Precision::f64, d);
       // At the final depth both circuits live at once (the X mixer's: the count above is for all
       // 2^n states; the XY mixer's subspace runs are small enough not to need this).
       if (d == s.depth && (s.circuit.mixer != Mixer::x || both > s.circuit.memory_budget_bytes)) return nullptr;

@@ -355,8 +355,6 @@ TEST(Run, BadConfigFailsBeforeCreatingAnything) {
 namespace gng {
 namespace {
 
-// The loop on two local nodes: each holds half of the training images; a node killed mid-run is
-// noticed, its candidate reassigned, and it rejoins; every model comes back sealed and audited.
 // The score of every promotion, in order, as the "promote" decisions record it.
 std::vector<double> promotion_scores(const Registry& reg) {
   std::vector<double> scores;
@@ -400,6 +398,8 @@ TEST(Run, AChallengerIsFederatedBeforeItIsComparedAndOnlyOnce) {
   if (!challenger_federations.empty()) EXPECT_TRUE(reg.meta("refused_challengers").has_value());
 }
 
+// The loop on two local nodes: each holds half of the training images; a node killed mid-run is
+// noticed, its candidate reassigned, and it rejoins; every model comes back sealed and audited.
 TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
   Sandbox box;
   std::ofstream(box.config(), std::ios::app) << "nodes: {count: 2, partition: iid}\nfederation: {rounds: 2, epochs: 1}\n";

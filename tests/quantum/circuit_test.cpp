@@ -387,18 +387,18 @@ TEST(Optimize, MixedPrecisionStartsInFloatAndEndsAtTheDoubleOptimum) {
   const std::vector<double> start = qaoa_ramp(3, fine->scale());
   const OptimizeResult plain = minimize(*fine, start, scales, Optimizer::lbfgs, 300, 1e-7, bounds);
   const OptimizeResult r = minimize(*fine, start, scales, Optimizer::lbfgs, 300, 1e-7, bounds, coarse.get());
-  EXPECT_EQ(plain.coarse_evaluations, 0);
+  EXPECT_EQ(plain.float_evaluations, 0);
   // The first steps in float, the last ones (and the final re-preparation) in double.
-  EXPECT_GT(r.coarse_evaluations, 0);
-  EXPECT_LT(r.coarse_evaluations, r.evaluations - 2);
+  EXPECT_GT(r.float_evaluations, 0);
+  EXPECT_LT(r.float_evaluations, r.evaluations - 2);
   EXPECT_NEAR(r.value, plain.value, 1e-6 * std::abs(plain.value));
   EXPECT_NEAR(r.value, fine->expectation(r.theta), 1e-12);
   // Through optimize_qaoa the seeds run on the coarse circuits too.
   const QaoaRun run = optimize_qaoa([&](int d) { return make_qaoa(q, d, {}); }, 2, Optimizer::lbfgs, 300, true,
                                     [&](int d) { return make_qaoa(q, d, f); });
   EXPECT_EQ(run.circuit->precision(), Precision::f64);
-  EXPECT_GT(run.result.coarse_evaluations, 0);
-  EXPECT_LT(run.result.coarse_evaluations, run.result.evaluations - 2);
+  EXPECT_GT(run.result.float_evaluations, 0);
+  EXPECT_LT(run.result.float_evaluations, run.result.evaluations - 2);
 }
 
 // A circuit whose evaluation fails: the error must come out of minimize() as a gng::Error, not
