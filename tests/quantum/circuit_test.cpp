@@ -96,18 +96,49 @@ double max_diff(const std::vector<C>& a, const std::vector<C>& b) {
   return d;
 }
 
+// The X-mixer QAOA state ψ(θ) on n qubits by dense matrix exponentials, H_C from c's diagonal.
+std::vector<C> dense_qaoa(const Circuit& c, int n, const std::vector<double>& theta) {
+  const std::size_t d = std::size_t{1} << n, p = theta.size() / 2;
+  std::vector<C> ref(d, C(1.0 / std::sqrt(static_cast<double>(d))));
+  Matrix hc = zeros(d);
+  for (std::size_t z = 0; z < d; ++z) hc[z][z] = c.diagonal()[z];
+  const Matrix hb = sum_x(n);
+  for (std::size_t l = 0; l < p; ++l) ref = matvec(expm_minus_i(hb, theta[p + l]), matvec(expm_minus_i(hc, theta[l]), ref));
+  return ref;
+}
+
 TEST(Qaoa, XMixerMatchesDenseMatrixExponentials) {
   const Qubo q = random_qubo(5, 1);
-  const int n = 5, p = 3;
   const std::vector<double> theta = {0.3, -0.7, 1.1, 0.4, 0.9, -0.2};
-  auto c = make_qaoa(q, p, {});
+  auto c = make_qaoa(q, 3, {});
   c->expectation(theta);
-  std::vector<C> ref(32, C(1.0 / std::sqrt(32.0)));
-  Matrix hc = zeros(32);
-  for (std::size_t z = 0; z < 32; ++z) hc[z][z] = c->diagonal()[z];
-  const Matrix hb = sum_x(n);
-  for (int l = 0; l < p; ++l) ref = matvec(expm_minus_i(hb, theta[p + l]), matvec(expm_minus_i(hc, theta[l]), ref));
-  EXPECT_LT(max_diff(c->amplitudes(), ref), 1e-10);
+  EXPECT_LT(max_diff(c->amplitudes(), dense_qaoa(*c, 5, theta)), 1e-10);
+}
+
+void expect_gradient_matches_finite_differences(Circuit& c, std::vector<double> theta);
+
+TEST(Qaoa, EveryWidthFromOneQubitMatchesTheDenseReference) {
+  // n = 1 … 8: states narrower than one vector (the lowest 1–3 qubits pair amplitudes inside a
+  // vector, by the vector width), then the first sizes of the in-register kernel for the lowest
+  // qubits and of the passes above it. β = 1.45 takes the α ≠ 1 form of the mixer.
+  const std::vector<double> theta = {0.4, -0.3, 1.45, 0.6};
+  CircuitOptions f;
+  f.precision = Precision::f32;
+  for (int n = 1; n <= 8; ++n) {
+    SCOPED_TRACE("n = " + std::to_string(n));
+    const Qubo q = random_qubo(n, 40 + n);
+    auto a = make_qaoa(q, 2, {}), b = make_qaoa(q, 2, f);
+    a->expectation(theta);
+    b->expectation(theta);
+    const std::vector<C> ref = dense_qaoa(*a, n, theta);
+    EXPECT_LT(max_diff(a->amplitudes(), ref), 1e-10);
+    EXPECT_LT(max_diff(b->amplitudes(), ref), 1e-5);
+    expect_gradient_matches_finite_differences(*a, theta);
+    std::vector<double> ga(4), gb(4);
+    a->expectation_and_gradient(theta, ga);
+    b->expectation_and_gradient(theta, gb);
+    for (int i = 0; i < 4; ++i) EXPECT_NEAR(ga[i], gb[i], 1e-4) << "parameter " << i;
+  }
 }
 
 TEST(Qaoa, XyMixerMatchesDenseProductOfEdgeAndFreeQubitExponentialsAndStaysOneHot) {
