@@ -76,7 +76,7 @@ void with_inside(int q, F&& f) {
   }
 }
 
-// Unaligned vector load/store (tile buffers are only 16-byte aligned).
+// Vector load/store with no alignment assumed.
 template <class V, class T>
 inline V vload(const T* p) {
   V v;
@@ -200,21 +200,18 @@ void x_passes(T* r, std::size_t len, int from, int to, T a, T d) {
   else if (q < to) x_radix<T, 1>(r, len, q, a, d);
 }
 
-// The high qubits [bb, n) (2^q beyond a cache block) take one of two routes.
+// The high qubits [bb, n) (2^q beyond a cache block) are done in place, three per pass: a pass
+// over qubits q .. q + K − 1 streams the state once, 2^K rows at strides 2^q at a time, in chunks
+// of kChunk amplitudes per row, each chunk's 2^K vectors at a position held in registers through
+// all K butterfly levels. Each pass is a sequential stream per row, which the hardware prefetchers
+// follow.
 //
-// In place, up to three per pass, while there are at most kInPlaceQubits of them: a pass over
-// qubits q .. q + K − 1 streams the state once, 2^K rows at strides 2^q at a time, in chunks of
-// kChunk amplitudes per row, each chunk's 2^K vectors at a position held in registers through
-// all K butterfly levels. A state of a few tens of MiB sits in the last-level cache, where a pass
-// costs little.
-//
-// Through tiles beyond that: gather rows into an L2-sized tile, work on it there, scatter back,
-// in two passes for any number of high qubits. For states in main memory the fewer passes win.
-//
-// Measured on the 2-core Zen 4 (mixer layer, medians, in place at every n for the comparison):
-// in place took n = 20 from 2.8–3.0 ms to 1.5 ms; from n = 22 to 25 the two were within the
-// noise of each other, and at n = 26 tiles were faster (0.26–0.32 s against 0.35–0.45 s).
-constexpr int kInPlaceQubits = 9;
+// Gathering the rows of more qubits into L2-sized tiles instead (two passes for any number of
+// high qubits, plus the copies) was faster at n = 26 while the butterflies were radix 4 on 256-bit
+// vectors; with radix 8 and the widest vectors, in place won at every size measured on the 2-core
+// Zen 4: mixer layer at n = 26 0.26–0.29 s against 0.33–0.34 s, a p = 1 gradient at n = 24
+// 0.23–0.31 s against 0.30–0.33 s, at n = 27 2.6 s against 2.9 s. Strided gathers of many short
+// rows cost more than the extra sequential passes.
 constexpr std::size_t kChunk = std::size_t{1} << 10;
 
 // Calls f(K, q, row0) for every chunk of every pass, inside an OpenMP parallel region, one pass
@@ -271,49 +268,6 @@ class ImSum {
   int k_ = 0;
 };
 
-// A tile pass over qubits [a, b) (all >= the block bits): for each setting of the other index
-// bits, gather the 2^(b−a) rows — runs of 2^w contiguous amplitudes — into a compact tile, work on
-// it in cache, scatter back. w makes a tile about one cache block (2^kBlockBits amplitudes).
-struct TileGeometry {
-  int a, b, w;
-  std::size_t run, rows;
-  std::ptrdiff_t count;  // tiles
-  TileGeometry(int n, int a_, int b_) : a(a_), b(b_), w(std::clamp(kBlockBits - (b_ - a_), std::min(2, a_), a_)) {
-    run = std::size_t{1} << w;
-    rows = std::size_t{1} << (b - a);
-    count = std::ptrdiff_t{1} << (n - (b - a) - w);
-  }
-  // Index of row 0 of tile t: bits [w, a) from t's low part, bits [b, n) from its high part.
-  std::size_t base(std::ptrdiff_t t) const {
-    const std::size_t o = static_cast<std::size_t>(t);
-    const std::size_t mid = o & ((std::size_t{1} << (a - w)) - 1), up = o >> (a - w);
-    return (up << b) | (mid << w);
-  }
-  std::size_t row(std::size_t h) const { return h << a; }
-};
-
-// The high qubits [bb, n) in one tile pass, or in two when one would leave runs shorter than
-// 32 amplitudes (then each gather touches mostly a different page).
-inline std::vector<std::pair<int, int>> high_groups(int n, int bb) {
-  const int hq = n - bb;
-  if (hq <= kBlockBits - 5) return {{bb, n}};
-  return {{bb, bb + hq / 2}, {bb + hq / 2, n}};
-}
-
-// Per-thread tile buffers that live across calls: fresh 256 KiB buffers would be mmap-ed and
-// page-faulted in (and zeroed by the kernel) on every layer.
-template <class T>
-std::vector<Cx<T>>& scratch(int which, std::size_t size) {
-  thread_local std::vector<Cx<T>> buffers[2];
-  if (buffers[which].size() < size) buffers[which].resize(size);
-  return buffers[which];
-}
-
-template <class T>
-inline void copy_run(Cx<T>* __restrict dst, const Cx<T>* __restrict src, std::size_t run) {
-  for (std::size_t i = 0; i < run; ++i) dst[i] = src[i];
-}
-
 // A copy that only the backward sweep reads again: streaming stores write it without reading the
 // lines in first or evicting the working set (7 % off a p = 3 gradient at n = 20). dst must be
 // 32-byte aligned (a state buffer at a block boundary); an sfence orders the stores before the
@@ -330,7 +284,7 @@ inline void save_run(Cx<T>* __restrict dst, const Cx<T>* __restrict src, std::si
   std::memcpy(d + whole, s + whole, bytes - whole);
   _mm_sfence();
 #else
-  copy_run(dst, src, run);
+  std::memcpy(dst, src, run * sizeof(Cx<T>));
 #endif
 }
 
@@ -463,28 +417,11 @@ void apply_phase_and_x_mixer(Cx<T>* psi, int n, const PhaseFill<T>* phase, Cx<T>
     x_passes(reinterpret_cast<T*>(v), block, 0, bb, alpha, delta);
   }
   if (n == bb) return;
-  if (n - bb <= kInPlaceQubits) {
-    T* r = reinterpret_cast<T*>(psi);
+  T* r = reinterpret_cast<T*>(psi);
 #pragma omp parallel
-    high_passes(n, bb, [&](int K, int q, std::size_t row0) {
-      with_radix(K, [&]<int R>() { x_rows<T, R>(r + 2 * row0, std::size_t{1} << q, kChunk, alpha, delta); });
-    });
-    return;
-  }
-  for (const auto& [a, b] : high_groups(n, bb)) {
-    const TileGeometry g(n, a, b);
-#pragma omp parallel
-    {
-      std::vector<Cx<T>>& tile = scratch<T>(0, g.rows * g.run);
-#pragma omp for schedule(static)
-      for (std::ptrdiff_t t = 0; t < g.count; ++t) {
-        const std::size_t base = g.base(t);
-        for (std::size_t h = 0; h < g.rows; ++h) copy_run(&tile[h * g.run], psi + (base | g.row(h)), g.run);
-        x_passes(reinterpret_cast<T*>(tile.data()), g.rows * g.run, g.w, g.w + (b - a), alpha, delta);
-        for (std::size_t h = 0; h < g.rows; ++h) copy_run(psi + (base | g.row(h)), &tile[h * g.run], g.run);
-      }
-    }
-  }
+  high_passes(n, bb, [&](int K, int q, std::size_t row0) {
+    with_radix(K, [&]<int R>() { x_rows<T, R>(r + 2 * row0, std::size_t{1} << q, kChunk, alpha, delta); });
+  });
 }
 
 template <class T>
@@ -505,36 +442,15 @@ ImTerms im_terms(const Cx<T>* lambda, const Cx<T>* psi, const double* d, int n) 
     diag += dg;
   }
   if (n == bb) return {acc, diag};
-  if (n - bb <= kInPlaceQubits) {
-    const T* l = reinterpret_cast<const T*>(lambda);
-    const T* p = reinterpret_cast<const T*>(psi);
+  const T* l = reinterpret_cast<const T*>(lambda);
+  const T* p = reinterpret_cast<const T*>(psi);
 #pragma omp parallel reduction(+ : acc)
-    {
-      ImSum<T> sum;
-      high_passes(n, bb, [&](int K, int q, std::size_t row0) {
-        with_radix(K, [&]<int R>() { im_x_rows<T, R>(l + 2 * row0, p + 2 * row0, std::size_t{1} << q, kChunk, sum); });
-      });
-      acc += sum.value();
-    }
-    return {acc, diag};
-  }
-  for (const auto& [a, b] : high_groups(n, bb)) {
-    const TileGeometry g(n, a, b);
-#pragma omp parallel reduction(+ : acc)
-    {
-      std::vector<Cx<T>>& tl = scratch<T>(0, g.rows * g.run);
-      std::vector<Cx<T>>& tp = scratch<T>(1, g.rows * g.run);
-#pragma omp for schedule(static)
-      for (std::ptrdiff_t t = 0; t < g.count; ++t) {
-        const std::size_t base = g.base(t);
-        for (std::size_t h = 0; h < g.rows; ++h) {
-          copy_run(&tl[h * g.run], lambda + (base | g.row(h)), g.run);
-          copy_run(&tp[h * g.run], psi + (base | g.row(h)), g.run);
-        }
-        acc += im_x_passes(reinterpret_cast<const T*>(tl.data()), reinterpret_cast<const T*>(tp.data()), g.rows * g.run, g.w,
-                           g.w + (b - a));
-      }
-    }
+  {
+    ImSum<T> sum;
+    high_passes(n, bb, [&](int K, int q, std::size_t row0) {
+      with_radix(K, [&]<int R>() { im_x_rows<T, R>(l + 2 * row0, p + 2 * row0, std::size_t{1} << q, kChunk, sum); });
+    });
+    acc += sum.value();
   }
   return {acc, diag};
 }

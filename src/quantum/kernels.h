@@ -47,7 +47,7 @@ struct PhaseFill {
 };
 
 // Applies  Π_{q<n} (α I − i δ X_q) · diag(phase)  to psi, or  Π_{q<n} (α I − i δ X_q) · scale  when
-// phase is null. Low qubits inside cache blocks, high qubits in place or through tiles. With `save`
+// phase is null. Low qubits inside cache blocks, high qubits three per pass in place. With `save`
 // (32-byte aligned: it is written with streaming stores), the state between the phase and the
 // mixer is also written there (no extra read).
 template <class T>

@@ -202,7 +202,8 @@ TEST(Qaoa, NormIsPreservedInDoubleAndFloat) {
 }
 
 TEST(Qaoa, LargeStatesSplitTheHighQubitsAndStayExact) {
-  // n = 24: ten qubits beyond the 2^14 block go through two tile passes (kernels.cpp).
+  // n = 24: ten qubits beyond the 2^14 block, in place in passes of three, three, three and one
+  // (kernels.cpp).
   const Qubo q = random_qubo(24, 14);
   CircuitOptions f;
   f.precision = Precision::f32;
@@ -245,8 +246,8 @@ TEST(Gradient, InPlaceHighQubitsMatchFiniteDifferencesAndFloatAgrees) {
 }
 
 // The state gate by gate in plain complex arithmetic: e^{−iγ f(z)} on every amplitude, then
-// e^{−iβX_q} = cos β − i sin β X_q qubit by qubit. Independent of the kernels' blocking, tiles,
-// rotated basis and tan β factorisation.
+// e^{−iβX_q} = cos β − i sin β X_q qubit by qubit. Independent of the kernels' blocking, passes and
+// tan β factorisation.
 std::vector<C> gate_by_gate(const Circuit& c, const std::vector<double>& theta) {
   const int n = c.qubits(), p = static_cast<int>(theta.size() / 2);
   const std::size_t size = std::size_t{1} << n;
@@ -273,7 +274,7 @@ std::vector<C> gate_by_gate(const Circuit& c, const std::vector<double>& theta) 
 
 TEST(Qaoa, LargeStatesMatchAGateByGateReference) {
   // Qubits beyond the 2^14 block in place: n = 17, one pass of three; n = 18, three and one;
-  // n = 19, three and two. n = 24: two tile passes. β = 1.4 takes the α ≠ 1 form of the mixer
+  // n = 19, three and two; n = 24, three, three, three and one. β = 1.4 takes the α ≠ 1 form of the mixer
   // (|cos β| < 0.3), β = −0.5 the α = 1 form.
   const std::vector<double> theta = {0.35, -0.6, 1.4, -0.5};
   for (const int n : {17, 18, 19, 24}) {
