@@ -42,7 +42,11 @@ struct Simd {
   static constexpr int C = kVectorBytes / (2 * sizeof(T));
   static constexpr int Q = std::countr_zero(static_cast<unsigned>(C));
   static V swap(V v) { return permute<1>(v); }  // (r, i) → (i, r)
-  // Qubit q < Q: each amplitude's partner in its vector, with re and im swapped.
+  // Qubit q < Q: each amplitude's partner in its vector, as it is and with re and im swapped.
+  template <int q>
+  static V partner(V v) {
+    return permute<2 << q>(v);
+  }
   template <int q>
   static V partner_swapped(V v) {
     return permute<1 | (2 << q)>(v);
@@ -181,23 +185,24 @@ void x_low(T* r, std::size_t len, T a, T d) {
   }
 }
 
-// Qubits [from, to) of v[0 .. len): the lowest ones in registers (x_low) when the range starts at
-// 0, the rest three at a time. Radix 8 instead of 4 took a block's 14 qubits from 0.18 to
-// 0.13–0.14 ns per amplitude and qubit (one core, block in L2).
+// Qubits [0, bits) of v[0 .. 2^bits): the lowest ones in registers (x_low), the rest three at a
+// time. Radix 8 instead of 4 took a block's 14 qubits from 0.18 to 0.13–0.14 ns per amplitude and
+// qubit (one core, block in L2, 256-bit vectors).
 template <class T>
-void x_passes(T* r, std::size_t len, int from, int to, T a, T d) {
-  int q = from;
-  if (q == 0 && to >= kLowQubits<T>) {
+void x_block(T* r, int bits, T a, T d) {
+  const std::size_t len = std::size_t{1} << bits;
+  int q = 0;
+  if (bits >= kLowQubits<T>) {
     if (a == T(1))
       x_low<T, true>(r, len, a, d);
     else
       x_low<T, false>(r, len, a, d);
     q = kLowQubits<T>;
   }
-  for (; q < to && (std::size_t{1} << q) < static_cast<std::size_t>(Simd<T>::C); ++q) x_pass_small(r, len, q, a, d);
-  for (; q + 2 < to; q += 3) x_radix<T, 3>(r, len, q, a, d);
-  if (q + 1 < to) x_radix<T, 2>(r, len, q, a, d);
-  else if (q < to) x_radix<T, 1>(r, len, q, a, d);
+  for (; q < bits && q < Simd<T>::Q; ++q) x_pass_small(r, len, q, a, d);
+  for (; q + 2 < bits; q += 3) x_radix<T, 3>(r, len, q, a, d);
+  if (q + 1 < bits) x_radix<T, 2>(r, len, q, a, d);
+  else if (q < bits) x_radix<T, 1>(r, len, q, a, d);
 }
 
 // The high qubits [bb, n) (2^q beyond a cache block) are done in place, three per pass: a pass
@@ -325,19 +330,42 @@ template <class T, int K>
   }
 }
 
-// Σ_{q ∈ [from, to)} of Im⟨λ|X_q|ψ⟩ over [0, len), three qubits at a time where the vectors allow it.
+// The lowest kLowQubits<T> qubits' terms over [0, len), 8 consecutive vectors at a time: λ's
+// vector k meets ψ's in-vector partners of vector k and ψ's vectors k ^ 1, k ^ 2, k ^ 4.
 template <class T>
-double im_x_passes(const T* l, const T* p, std::size_t len, int from, int to) {
+void im_low(const T* l, const T* p, std::size_t len, ImSum<T>& acc) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  for (std::size_t k = 0; k < len; k += 8 * S::C) {
+    V y[8];
+    for (int j = 0; j < 8; ++j) y[j] = vload<V>(p + 2 * (k + j * S::C));
+    for (int j = 0; j < 8; ++j) {
+      V nb = y[j ^ 1] + y[j ^ 2] + y[j ^ 4];
+      [&]<int... Q>(std::integer_sequence<int, Q...>) { ((nb += S::template partner<Q>(y[j])), ...); }(std::make_integer_sequence<int, S::Q>());
+      acc.add(vload<V>(l + 2 * (k + j * S::C)) * S::swap(nb));
+    }
+  }
+}
+
+// Σ_{q < bits} of Im⟨λ|X_q|ψ⟩ over [0, 2^bits): the lowest qubits together (im_low), the rest
+// three at a time.
+template <class T>
+double im_x_block(const T* l, const T* p, int bits) {
+  const std::size_t len = std::size_t{1} << bits;
   ImSum<T> acc;
   const auto radix = [&]<int K>(int q) {
     const std::size_t s = std::size_t{1} << q;
     for (std::size_t base = 0; base < len; base += s << K) im_x_rows<T, K>(l + 2 * base, p + 2 * base, s, s, acc);
   };
-  int q = from;
-  for (; q < to && (std::size_t{1} << q) < static_cast<std::size_t>(Simd<T>::C); ++q) im_x_small(l, p, len, q, acc);
-  for (; q + 2 < to; q += 3) radix.template operator()<3>(q);
-  if (q + 1 < to) radix.template operator()<2>(q);
-  else if (q < to) radix.template operator()<1>(q);
+  int q = 0;
+  if (bits >= kLowQubits<T>) {
+    im_low(l, p, len, acc);
+    q = kLowQubits<T>;
+  }
+  for (; q < bits && q < Simd<T>::Q; ++q) im_x_small(l, p, len, q, acc);
+  for (; q + 2 < bits; q += 3) radix.template operator()<3>(q);
+  if (q + 1 < bits) radix.template operator()<2>(q);
+  else if (q < bits) radix.template operator()<1>(q);
   return acc.value();
 }
 
@@ -414,7 +442,7 @@ void apply_phase_and_x_mixer(Cx<T>* psi, int n, const PhaseFill<T>* phase, Cx<T>
     else if (rescale)
       for (std::size_t i = 0; i < block; ++i) v[i] = cmul(v[i], scale);
     if (save) save_run(save + static_cast<std::size_t>(b) * block, v, block);
-    x_passes(reinterpret_cast<T*>(v), block, 0, bb, alpha, delta);
+    x_block(reinterpret_cast<T*>(v), bb, alpha, delta);
   }
   if (n == bb) return;
   T* r = reinterpret_cast<T*>(psi);
@@ -435,7 +463,7 @@ ImTerms im_terms(const Cx<T>* lambda, const Cx<T>* psi, const double* d, int n) 
     const std::size_t at = static_cast<std::size_t>(b) * block;
     const T* l = reinterpret_cast<const T*>(lambda + at);
     const T* p = reinterpret_cast<const T*>(psi + at);
-    acc += im_x_passes(l, p, block, 0, bb);
+    acc += im_x_block(l, p, bb);
     double dg = 0;
 #pragma omp simd reduction(+ : dg)
     for (std::size_t i = 0; i < block; ++i) dg += d[at + i] * static_cast<double>(l[2 * i] * p[2 * i + 1] - l[2 * i + 1] * p[2 * i]);
