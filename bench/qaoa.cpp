@@ -5,8 +5,9 @@
 // For each n: a random Max-Cut graph with 3n/2 edges; one QAOA layer (diagonal phase + X mixer on
 // every qubit) timed as (T(p = 5) − T(p = 1)) / 4 of full expectation() calls, so state
 // preparation and the final ⟨H_C⟩ cancel; next to it, one read-modify-write sweep of the same
-// state (ψ_i ← c·ψ_i, the memory-bandwidth floor), measured in the same run with the same threads.
-// Medians over --reps. Then a full p = 3 optimisation (L-BFGS, INTERP) at n = 20, --reps times.
+// state (ψ_i ← c·ψ_i, the memory-bandwidth floor), measured in the same run with the same threads,
+// and the layer's own traversals of the state with that scale in place of the butterflies (the
+// floor of this layout). Medians over --reps. Then a full p = 3 optimisation (L-BFGS, INTERP) at n = 20, --reps times.
 #include <omp.h>
 
 #include <algorithm>
@@ -65,6 +66,52 @@ double sweep_seconds(int n, int reps) {
   return median(t);
 }
 
+// The layer's traversals with a complex scale in place of the butterflies: one pass over blocks of
+// 2^kBlockBits amplitudes, then the high qubits in place three per pass, 8 rows at stride 2^q,
+// 1,024 amplitudes per row per step, as src/quantum/kernels.cpp walks the state (which interleaves
+// the rows of a step; here they go one after the other, the same lines either way). What this
+// layout's memory traffic alone costs.
+template <class T>
+double traversal_seconds(int n, int reps) {
+  quantum::detail::StateBuffer<T> s(std::size_t{1} << n);
+  auto* r = reinterpret_cast<T*>(s.data());
+  const int bb = std::min(n, quantum::detail::kBlockBits);
+  const std::ptrdiff_t len = static_cast<std::ptrdiff_t>(s.size());
+  constexpr std::size_t chunk = 1024;
+  const T cr = T(0.6), ci = T(0.8);
+  const auto scale = [&](std::size_t z) {
+    const T x = r[2 * z], y = r[2 * z + 1];
+    r[2 * z] = x * cr - y * ci;
+    r[2 * z + 1] = x * ci + y * cr;
+  };
+  std::vector<double> t;
+  for (int k = 0; k < reps + 1; ++k) {
+    Stopwatch w;
+#pragma omp parallel
+    {
+#pragma omp for simd schedule(static)
+      for (std::ptrdiff_t i = 0; i < len; ++i) scale(static_cast<std::size_t>(i));
+      for (int q = bb; q < n; q += 3) {
+        const int rows = 1 << std::min(3, n - q);
+        const std::size_t stride = std::size_t{1} << q, span = stride * rows, per = std::max<std::size_t>(1, stride / chunk);
+        const std::size_t run = std::min(chunk, stride);
+        const std::ptrdiff_t items = static_cast<std::ptrdiff_t>((s.size() / span) * per);
+#pragma omp for schedule(static)
+        for (std::ptrdiff_t it = 0; it < items; ++it) {
+          const std::size_t row0 = (static_cast<std::size_t>(it) / per) * span + (static_cast<std::size_t>(it) % per) * run;
+          for (int h = 0; h < rows; ++h) {
+            const std::size_t at = row0 + h * stride;
+#pragma omp simd
+            for (std::size_t i = 0; i < run; ++i) scale(at + i);
+          }
+        }
+      }
+    }
+    if (k > 0) t.push_back(w.seconds());  // the first pass also faults the pages in
+  }
+  return median(t);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -84,8 +131,8 @@ int main(int argc, char** argv) {
     o.precision = f32 ? quantum::Precision::f32 : quantum::Precision::f64;
     o.memory_budget_bytes = 20.0 * (1ull << 30);
     nlohmann::json out = nlohmann::json::array();
-    std::printf("threads %d, %s\n%4s %12s %12s %8s %12s\n", omp_get_max_threads(), f32 ? "complex<float>" : "complex<double>", "n",
-                "layer_s", "sweep_s", "ratio", "layer_GB/s");
+    std::printf("threads %d, %s\n%4s %12s %12s %8s %12s %8s %12s\n", omp_get_max_threads(), f32 ? "complex<float>" : "complex<double>",
+                "n", "layer_s", "sweep_s", "ratio", "traverse_s", "ratio", "layer_GB/s");
     for (int n = lo; n <= hi; ++n) {
       const Qubo q = random_maxcut(n, static_cast<uint64_t>(n));
       auto c1 = quantum::make_qaoa(q, 1, o);
@@ -107,10 +154,13 @@ int main(int argc, char** argv) {
       c5.reset();
       const double layer = (median(b) - median(a)) / 4;
       const double sweep = f32 ? sweep_seconds<float>(n, reps) : sweep_seconds<double>(n, reps);
+      const double traverse = f32 ? traversal_seconds<float>(n, reps) : traversal_seconds<double>(n, reps);
       const double bytes = 2.0 * std::ldexp(f32 ? 8 : 16, n);  // read + write of the state
-      std::printf("%4d %12.5f %12.5f %8.2f %12.1f\n", n, layer, sweep, layer / sweep, bytes / layer / 1e9);
+      std::printf("%4d %12.5f %12.5f %8.2f %12.5f %8.2f %12.1f\n", n, layer, sweep, layer / sweep, traverse, traverse / sweep,
+                  bytes / layer / 1e9);
       std::fflush(stdout);
-      out.push_back({{"n", n}, {"layer_s", layer}, {"sweep_s", sweep}, {"ratio", layer / sweep}, {"layer_GBps", bytes / layer / 1e9}});
+      out.push_back({{"n", n}, {"layer_s", layer}, {"sweep_s", sweep}, {"ratio", layer / sweep}, {"traverse_s", traverse},
+                     {"traverse_ratio", traverse / sweep}, {"layer_GBps", bytes / layer / 1e9}});
     }
     // Full optimisation at n = 20, p = 3.
     const Qubo q20 = random_maxcut(20, 20);

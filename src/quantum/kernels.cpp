@@ -213,10 +213,11 @@ void x_block(T* r, int bits, T a, T d) {
 //
 // Gathering the rows of more qubits into L2-sized tiles instead (two passes for any number of
 // high qubits, plus the copies) was faster at n = 26 while the butterflies were radix 4 on 256-bit
-// vectors; with radix 8 and the widest vectors, in place won at every size measured on the 2-core
-// Zen 4: mixer layer at n = 26 0.26–0.29 s against 0.33–0.34 s, a p = 1 gradient at n = 24
-// 0.23–0.31 s against 0.30–0.33 s, at n = 27 2.6 s against 2.9 s. Strided gathers of many short
-// rows cost more than the extra sequential passes.
+// vectors. With radix 8 and 512-bit vectors in place won at every size measured on the 2-core
+// Zen 4: mixer layer at n = 26 0.22–0.28 s against 0.27–0.30 s, a p = 1 gradient at n = 24
+// 0.23–0.31 s against 0.30–0.33 s, at n = 27 2.6 s against 2.9 s. Built with 256-bit vectors
+// (-mno-avx512f) a layer at n = 26 takes 0.37–0.45 s, against 0.30–0.37 s with the old tiles;
+// from n = 24 to 25 the two are alike. Passes of four qubits (16 rows) were slower than of three.
 constexpr std::size_t kChunk = std::size_t{1} << 10;
 
 // Calls f(K, q, row0) for every chunk of every pass, inside an OpenMP parallel region, one pass
