@@ -63,13 +63,16 @@ struct Simd {
   }
   template <class F>
   static V lanes(F f) {
-    return [f]<std::size_t... L>(std::index_sequence<L...>) { return V{f(static_cast<int>(L))...}; }(std::make_index_sequence<2 * C>());
+    return [f]<std::size_t... L>(std::index_sequence<L...>) {
+      return V{f(static_cast<int>(L))...};
+    }(std::make_index_sequence<2 * C>());
   }
 };
 
 // Calls f.template operator()<q>() for the in-vector qubit q < Simd<T>::Q.
 template <class T, class F>
 void with_inside(int q, F&& f) {
+  static_assert(Simd<T>::Q <= 3, "at most 8 complex numbers per vector");
   if (q == 0)
     f.template operator()<0>();
   else if constexpr (Simd<T>::Q > 1) {
@@ -161,8 +164,8 @@ void x_radix(T* r, std::size_t len, int q, T a, T d) {
     blocks.template operator()<false>();
 }
 
-// The lowest kLowQubits<T> qubits (2^L = 8 C amplitudes: the Q qubits inside a vector and three
-// across vectors) of every run of 8 consecutive vectors, all held in registers.
+// The lowest kLowQubits<T> qubits (the Q inside a vector and three across vectors: 8 C
+// amplitudes) of every run of 8 consecutive vectors, all held in registers.
 template <class T>
 constexpr int kLowQubits = Simd<T>::Q + 3;
 
@@ -303,7 +306,8 @@ void im_x_small(const T* l, const T* p, std::size_t len, int q, ImSum<T>& acc) {
   using S = Simd<T>;
   using V = typename S::V;
   with_inside<T>(q, [&]<int Q>() {
-    for (std::size_t k = 0; k < len; k += S::C) acc.add(vload<V>(l + 2 * k) * S::template partner_swapped<Q>(vload<V>(p + 2 * k)));
+    for (std::size_t k = 0; k < len; k += S::C)
+      acc.add(vload<V>(l + 2 * k) * S::template partner_swapped<Q>(vload<V>(p + 2 * k)));
   });
 }
 
@@ -342,7 +346,9 @@ void im_low(const T* l, const T* p, std::size_t len, ImSum<T>& acc) {
     for (int j = 0; j < 8; ++j) y[j] = vload<V>(p + 2 * (k + j * S::C));
     for (int j = 0; j < 8; ++j) {
       V nb = y[j ^ 1] + y[j ^ 2] + y[j ^ 4];
-      [&]<int... Q>(std::integer_sequence<int, Q...>) { ((nb += S::template partner<Q>(y[j])), ...); }(std::make_integer_sequence<int, S::Q>());
+      [&]<int... Q>(std::integer_sequence<int, Q...>) {
+        ((nb += S::template partner<Q>(y[j])), ...);
+      }(std::make_integer_sequence<int, S::Q>());
       acc.add(vload<V>(l + 2 * (k + j * S::C)) * S::swap(nb));
     }
   }

@@ -274,8 +274,8 @@ std::vector<C> gate_by_gate(const Circuit& c, const std::vector<double>& theta) 
 
 TEST(Qaoa, LargeStatesMatchAGateByGateReference) {
   // Qubits beyond the 2^14 block in place: n = 17, one pass of three; n = 18, three and one;
-  // n = 19, three and two; n = 24, three, three, three and one. β = 1.4 takes the α ≠ 1 form of the mixer
-  // (|cos β| < 0.3), β = −0.5 the α = 1 form.
+  // n = 19, three and two; n = 24, three, three, three and one. β = 1.4 takes the α ≠ 1 form of
+  // the mixer (|cos β| < 0.3), β = −0.5 the α = 1 form.
   const std::vector<double> theta = {0.35, -0.6, 1.4, -0.5};
   for (const int n : {17, 18, 19, 24}) {
     const Qubo q = random_qubo(n, 20 + n);
