@@ -7,7 +7,8 @@
 // preparation and the final ⟨H_C⟩ cancel; next to it, one read-modify-write sweep of the same
 // state (ψ_i ← c·ψ_i, the memory-bandwidth floor), measured in the same run with the same threads,
 // and the layer's own traversals of the state with that scale in place of the butterflies (the
-// floor of this layout). Medians over --reps. Then a full p = 3 optimisation (L-BFGS, INTERP) at n = 20, --reps times.
+// floor of this layout). Medians over --reps. Then a full p = 3 optimisation (L-BFGS, INTERP) at
+// n = 20, --reps times.
 #include <omp.h>
 
 #include <algorithm>
@@ -46,40 +47,18 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// Median seconds of ψ_z ← c·ψ_z (|c| = 1) over the whole state. Alone: one read-modify-write
+// sweep, the memory-bandwidth floor. With `layer_walk`: that sweep (the low pass over cache
+// blocks touches the same lines in the same order), then the high qubits' passes in place as
+// high_passes (kernels.h) walks them, the scale in place of the butterflies: what the layer's
+// memory traffic alone costs in this layout.
 template <class T>
-double sweep_seconds(int n, int reps) {
+double scale_seconds(int n, int reps, bool layer_walk) {
   quantum::detail::StateBuffer<T> s(std::size_t{1} << n);
   auto* r = reinterpret_cast<T*>(s.data());
   const std::ptrdiff_t len = static_cast<std::ptrdiff_t>(s.size());
   const T cr = T(0.6), ci = T(0.8);
-  std::vector<double> t;
-  for (int k = 0; k < reps + 1; ++k) {
-    Stopwatch w;
-#pragma omp parallel for simd schedule(static)
-    for (std::ptrdiff_t i = 0; i < len; ++i) {
-      const T x = r[2 * i], y = r[2 * i + 1];
-      r[2 * i] = x * cr - y * ci;
-      r[2 * i + 1] = x * ci + y * cr;
-    }
-    if (k > 0) t.push_back(w.seconds());  // the first sweep also faults the pages in
-  }
-  return median(t);
-}
-
-// The layer's traversals with a complex scale in place of the butterflies: one pass over blocks of
-// 2^kBlockBits amplitudes, then the high qubits in place three per pass, 8 rows at stride 2^q,
-// 1,024 amplitudes per row per step, as src/quantum/kernels.cpp walks the state (which interleaves
-// the rows of a step; here they go one after the other, the same lines either way). What this
-// layout's memory traffic alone costs.
-template <class T>
-double traversal_seconds(int n, int reps) {
-  quantum::detail::StateBuffer<T> s(std::size_t{1} << n);
-  auto* r = reinterpret_cast<T*>(s.data());
-  const int bb = std::min(n, quantum::detail::kBlockBits);
-  const std::ptrdiff_t len = static_cast<std::ptrdiff_t>(s.size());
-  constexpr std::size_t chunk = 1024;
-  const T cr = T(0.6), ci = T(0.8);
-  const auto scale = [&](std::size_t z) {
+  const auto scale = [r, cr, ci](std::size_t z) {
     const T x = r[2 * z], y = r[2 * z + 1];
     r[2 * z] = x * cr - y * ci;
     r[2 * z + 1] = x * ci + y * cr;
@@ -91,23 +70,16 @@ double traversal_seconds(int n, int reps) {
     {
 #pragma omp for simd schedule(static)
       for (std::ptrdiff_t i = 0; i < len; ++i) scale(static_cast<std::size_t>(i));
-      for (int q = bb; q < n; q += 3) {
-        const int rows = 1 << std::min(3, n - q);
-        const std::size_t stride = std::size_t{1} << q, span = stride * rows, per = std::max<std::size_t>(1, stride / chunk);
-        const std::size_t run = std::min(chunk, stride);
-        const std::ptrdiff_t items = static_cast<std::ptrdiff_t>((s.size() / span) * per);
-#pragma omp for schedule(static)
-        for (std::ptrdiff_t it = 0; it < items; ++it) {
-          const std::size_t row0 = (static_cast<std::size_t>(it) / per) * span + (static_cast<std::size_t>(it) % per) * run;
-          for (int h = 0; h < rows; ++h) {
-            const std::size_t at = row0 + h * stride;
+      if (layer_walk)
+        quantum::detail::high_passes(n, std::min(n, quantum::detail::kBlockBits), [&](int K, int q, std::size_t row0) {
+          for (std::size_t h = 0; h < (std::size_t{1} << K); ++h) {
+            const std::size_t at = row0 + (h << q);
 #pragma omp simd
-            for (std::size_t i = 0; i < run; ++i) scale(at + i);
+            for (std::size_t i = 0; i < quantum::detail::kChunk; ++i) scale(at + i);
           }
-        }
-      }
+        });
     }
-    if (k > 0) t.push_back(w.seconds());  // the first pass also faults the pages in
+    if (k > 0) t.push_back(w.seconds());  // the first sweep also faults the pages in
   }
   return median(t);
 }
@@ -124,9 +96,12 @@ int main(int argc, char** argv) {
         .option("json", "also write results as JSON to this file");
     args.parse({argv + 1, argv + argc});
     const int lo = static_cast<int>(args.integer("min-n", 16)), hi = static_cast<int>(args.integer("max-n", 26));
+    if (lo < 1 || hi < lo || hi > 30) throw Error("--min-n and --max-n must satisfy 1 <= min-n <= max-n <= 30");
     const int reps = static_cast<int>(args.integer("reps", 5));
     if (reps < 1) throw Error("--reps must be at least 1");
-    const bool f32 = args.str("precision", "double") == "float";
+    const std::string precision = args.str("precision", "double");
+    if (precision != "double" && precision != "float") throw Error("--precision must be double or float, not " + precision);
+    const bool f32 = precision == "float";
     quantum::CircuitOptions o;
     o.precision = f32 ? quantum::Precision::f32 : quantum::Precision::f64;
     o.memory_budget_bytes = 20.0 * (1ull << 30);
@@ -153,8 +128,8 @@ int main(int argc, char** argv) {
       }
       c5.reset();
       const double layer = (median(b) - median(a)) / 4;
-      const double sweep = f32 ? sweep_seconds<float>(n, reps) : sweep_seconds<double>(n, reps);
-      const double traverse = f32 ? traversal_seconds<float>(n, reps) : traversal_seconds<double>(n, reps);
+      const double sweep = f32 ? scale_seconds<float>(n, reps, false) : scale_seconds<double>(n, reps, false);
+      const double traverse = f32 ? scale_seconds<float>(n, reps, true) : scale_seconds<double>(n, reps, true);
       const double bytes = 2.0 * std::ldexp(f32 ? 8 : 16, n);  // read + write of the state
       std::printf("%4d %12.5f %12.5f %8.2f %12.5f %8.2f %12.1f\n", n, layer, sweep, layer / sweep, traverse, traverse / sweep,
                   bytes / layer / 1e9);

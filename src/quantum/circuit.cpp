@@ -30,8 +30,6 @@ std::vector<std::pair<int, int>> xy_ring_edges(const std::vector<std::vector<uin
   return edges;
 }
 
-double circuit_bytes(int n, Precision p) { return circuit_bytes(n, p, 0); }
-
 double circuit_bytes(int n, Precision p, int layers) {
   const double amp = p == Precision::f64 ? 16 : 8;
   return std::ldexp((2 + layers) * amp + 8, n);

@@ -52,8 +52,7 @@ std::vector<std::pair<int, int>> xy_ring_edges(const std::vector<std::vector<uin
 
 // Bytes a circuit over all 2^n states needs (two state vectors and the diagonal), and an X-mixer
 // QAOA circuit of depth `layers` with each layer's state kept for the gradient (when they fit).
-double circuit_bytes(int n, Precision p);
-double circuit_bytes(int n, Precision p, int layers);
+double circuit_bytes(int n, Precision p, int layers = 0);
 
 class Circuit {
  public:

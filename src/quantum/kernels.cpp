@@ -155,19 +155,43 @@ void x_rows(T* v0, std::size_t s, std::size_t count, T a, T d) {
 template <class T, int K>
 void x_radix(T* r, std::size_t len, int q, T a, T d) {
   const std::size_t s = std::size_t{1} << q;
-  const auto blocks = [&]<bool Unit>() {
-    for (std::size_t base = 0; base < len; base += s << K) x_rows<T, Unit, K>(r + 2 * base, s, s, a, d);
-  };
-  if (a == T(1))
-    blocks.template operator()<true>();
+  for (std::size_t base = 0; base < len; base += s << K) x_rows<T, K>(r + 2 * base, s, s, a, d);
+}
+
+// Calls f.template operator()<K>() for K = 1, 2 or 3 .
+template <class F>
+void with_radix(int K, F&& f) {
+  if (K == 3)
+    f.template operator()<3>();
+  else if (K == 2)
+    f.template operator()<2>();
   else
-    blocks.template operator()<false>();
+    f.template operator()<1>();
 }
 
 // The lowest kLowQubits<T> qubits (the Q inside a vector and three across vectors: 8 C
 // amplitudes) of every run of 8 consecutive vectors, all held in registers.
 template <class T>
 constexpr int kLowQubits = Simd<T>::Q + 3;
+
+// The passes over a block's qubits [0, bits), for the mixer and the gradient's reductions alike:
+// the lowest kLowQubits<T> together (low()), or, in a block narrower than that, the in-vector
+// qubits one by one (small(q)); then three at a time (radix.template operator()<K>(q)). Radix 8
+// instead of 4 took a block's 14 qubits from 0.18 to 0.13–0.14 ns per amplitude and qubit (one
+// core, block in L2, 256-bit vectors).
+template <class T, class Low, class Small, class Radix>
+void block_passes(int bits, Low&& low, Small&& small, Radix&& radix) {
+  int q = 0;
+  if (bits >= kLowQubits<T>) {
+    low();
+    q = kLowQubits<T>;
+  }
+  for (; q < bits && q < Simd<T>::Q; ++q) small(q);
+  for (int K; q < bits; q += K) {
+    K = std::min(3, bits - q);
+    with_radix(K, [&]<int R>() { radix.template operator()<R>(q); });
+  }
+}
 
 template <class T, bool Unit>
 void x_low(T* r, std::size_t len, T a, T d) {
@@ -188,57 +212,13 @@ void x_low(T* r, std::size_t len, T a, T d) {
   }
 }
 
-// Qubits [0, bits) of v[0 .. 2^bits): the lowest ones in registers (x_low), the rest three at a
-// time. Radix 8 instead of 4 took a block's 14 qubits from 0.18 to 0.13–0.14 ns per amplitude and
-// qubit (one core, block in L2, 256-bit vectors).
+// Qubits [0, bits) of v[0 .. 2^bits).
 template <class T>
 void x_block(T* r, int bits, T a, T d) {
   const std::size_t len = std::size_t{1} << bits;
-  int q = 0;
-  if (bits >= kLowQubits<T>) {
-    if (a == T(1))
-      x_low<T, true>(r, len, a, d);
-    else
-      x_low<T, false>(r, len, a, d);
-    q = kLowQubits<T>;
-  }
-  for (; q < bits && q < Simd<T>::Q; ++q) x_pass_small(r, len, q, a, d);
-  for (; q + 2 < bits; q += 3) x_radix<T, 3>(r, len, q, a, d);
-  if (q + 1 < bits) x_radix<T, 2>(r, len, q, a, d);
-  else if (q < bits) x_radix<T, 1>(r, len, q, a, d);
-}
-
-// The high qubits [bb, n) (2^q beyond a cache block) are done in place, three per pass: a pass
-// over qubits q .. q + K − 1 streams the state once, 2^K rows at strides 2^q at a time, in chunks
-// of kChunk amplitudes per row, each chunk's 2^K vectors at a position held in registers through
-// all K butterfly levels. Each pass is a sequential stream per row, which the hardware prefetchers
-// follow.
-//
-// Gathering the rows of more qubits into L2-sized tiles instead (two passes for any number of
-// high qubits, plus the copies) was faster at n = 26 while the butterflies were radix 4 on 256-bit
-// vectors. With radix 8 and 512-bit vectors in place won at every size measured on the 2-core
-// Zen 4: mixer layer at n = 26 0.22–0.28 s against 0.27–0.30 s, a p = 1 gradient at n = 24
-// 0.23–0.31 s against 0.30–0.33 s, at n = 27 2.6 s against 2.9 s. Built with 256-bit vectors
-// (-mno-avx512f) a layer at n = 26 takes 0.37–0.45 s, against 0.30–0.37 s with the old tiles;
-// from n = 24 to 25 the two are alike. Passes of four qubits (16 rows) were slower than of three.
-constexpr std::size_t kChunk = std::size_t{1} << 10;
-
-// Calls f(K, q, row0) for every chunk of every pass, inside an OpenMP parallel region, one pass
-// after the other (each `omp for` ends with a barrier); row0 is the index of the chunk's first
-// amplitude in row 0 and the rows are row0 + k·2^q.
-template <class F>
-void high_passes(int n, int bb, F&& f) {
-  for (int q = bb; q < n;) {
-    const int K = std::min(3, n - q);
-    const std::size_t s = std::size_t{1} << q, span = s << K, per = s / kChunk;
-    const std::ptrdiff_t items = static_cast<std::ptrdiff_t>(((std::size_t{1} << n) / span) * per);
-#pragma omp for schedule(static)
-    for (std::ptrdiff_t it = 0; it < items; ++it) {
-      const std::size_t i = static_cast<std::size_t>(it);
-      f(K, q, (i / per) * span + (i % per) * kChunk);
-    }
-    q += K;
-  }
+  block_passes<T>(
+      bits, [&] { a == T(1) ? x_low<T, true>(r, len, a, d) : x_low<T, false>(r, len, a, d); },
+      [&](int q) { x_pass_small(r, len, q, a, d); }, [&]<int K>(int q) { x_radix<T, K>(r, len, q, a, d); });
 }
 
 // Σ of the even lanes minus Σ of the odd lanes (the real minus the imaginary slots).
@@ -354,37 +334,18 @@ void im_low(const T* l, const T* p, std::size_t len, ImSum<T>& acc) {
   }
 }
 
-// Σ_{q < bits} of Im⟨λ|X_q|ψ⟩ over [0, 2^bits): the lowest qubits together (im_low), the rest
-// three at a time.
+// Σ_{q < bits} of Im⟨λ|X_q|ψ⟩ over [0, 2^bits).
 template <class T>
 double im_x_block(const T* l, const T* p, int bits) {
   const std::size_t len = std::size_t{1} << bits;
   ImSum<T> acc;
-  const auto radix = [&]<int K>(int q) {
-    const std::size_t s = std::size_t{1} << q;
-    for (std::size_t base = 0; base < len; base += s << K) im_x_rows<T, K>(l + 2 * base, p + 2 * base, s, s, acc);
-  };
-  int q = 0;
-  if (bits >= kLowQubits<T>) {
-    im_low(l, p, len, acc);
-    q = kLowQubits<T>;
-  }
-  for (; q < bits && q < Simd<T>::Q; ++q) im_x_small(l, p, len, q, acc);
-  for (; q + 2 < bits; q += 3) radix.template operator()<3>(q);
-  if (q + 1 < bits) radix.template operator()<2>(q);
-  else if (q < bits) radix.template operator()<1>(q);
+  block_passes<T>(
+      bits, [&] { im_low(l, p, len, acc); }, [&](int q) { im_x_small(l, p, len, q, acc); },
+      [&]<int K>(int q) {
+        const std::size_t s = std::size_t{1} << q;
+        for (std::size_t base = 0; base < len; base += s << K) im_x_rows<T, K>(l + 2 * base, p + 2 * base, s, s, acc);
+      });
   return acc.value();
-}
-
-// Calls f.template operator()<K>() for K = 1, 2 or 3 (the passes of high_passes).
-template <class F>
-void with_radix(int K, F&& f) {
-  if (K == 3)
-    f.template operator()<3>();
-  else if (K == 2)
-    f.template operator()<2>();
-  else
-    f.template operator()<1>();
 }
 
 template <class T>
@@ -434,6 +395,14 @@ XFactors x_factors(double beta) {
   return {c / s, 1.0, s};
 }
 
+// The high qubits go through high_passes (kernels.h), in place. Gathering the rows of more
+// qubits into L2-sized tiles instead (two passes for any number of high qubits, plus the copies)
+// was faster at n = 26 while the butterflies were radix 4 on 256-bit vectors. With radix 8 and
+// 512-bit vectors in place won at every size measured on the 2-core Zen 4: mixer layer at n = 26
+// 0.22–0.28 s against 0.27–0.30 s, a p = 1 gradient at n = 24 0.23–0.31 s against 0.30–0.33 s, at
+// n = 27 2.6 s against 2.9 s. Built with 256-bit vectors (-mno-avx512f) a layer at n = 26 takes
+// 0.37–0.45 s, against 0.30–0.37 s with the old tiles; from n = 24 to 25 the two are alike.
+// Passes of four qubits (16 rows) were slower than of three.
 template <class T>
 void apply_phase_and_x_mixer(Cx<T>* psi, int n, const PhaseFill<T>* phase, Cx<T> scale, T alpha, T delta,
                              Cx<T>* save) {

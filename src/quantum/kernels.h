@@ -2,6 +2,7 @@
 // Internal to src/quantum: state-vector kernels, templated on the real type (float or double).
 // Amplitude z has bit q = qubit q = QUBO variable x_q. Loops are written over interleaved re/im
 // arrays so that GCC vectorises them; OpenMP splits the outer loops over threads.
+#include <algorithm>
 #include <complex>
 #include <cstddef>
 #include <cstdint>
@@ -37,6 +38,31 @@ class StateBuffer {
 
 // Block size (in qubits) of the cache-blocked passes: 2^14 amplitudes = 256 KiB in double.
 inline constexpr int kBlockBits = 14;
+
+// The high qubits [bb, n) (2^q beyond a cache block) are done in place, three per pass: a pass
+// over qubits q .. q + K − 1 streams the state once, 2^K rows at strides 2^q at a time, in chunks
+// of kChunk amplitudes per row, each chunk's 2^K vectors at a position held in registers through
+// all K butterfly levels. Each pass is a sequential stream per row, which the hardware prefetchers
+// follow.
+inline constexpr std::size_t kChunk = std::size_t{1} << 10;
+
+// Calls f(K, q, row0) for every chunk of every pass, inside an OpenMP parallel region, one pass
+// after the other (each `omp for` ends with a barrier); row0 is the index of the chunk's first
+// amplitude in row 0 and the rows are row0 + k·2^q.
+template <class F>
+void high_passes(int n, int bb, F&& f) {
+  for (int q = bb; q < n;) {
+    const int K = std::min(3, n - q);
+    const std::size_t s = std::size_t{1} << q, span = s << K, per = s / kChunk;
+    const std::ptrdiff_t items = static_cast<std::ptrdiff_t>(((std::size_t{1} << n) / span) * per);
+#pragma omp for schedule(static)
+    for (std::ptrdiff_t it = 0; it < items; ++it) {
+      const std::size_t i = static_cast<std::size_t>(it);
+      f(K, q, (i / per) * span + (i % per) * kChunk);
+    }
+    q += K;
+  }
+}
 
 // A diagonal phase applied during the low pass, one cache block at a time.
 template <class T>

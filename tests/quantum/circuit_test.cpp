@@ -115,7 +115,19 @@ TEST(Qaoa, XMixerMatchesDenseMatrixExponentials) {
   EXPECT_LT(max_diff(c->amplitudes(), dense_qaoa(*c, 5, theta)), 1e-10);
 }
 
-void expect_gradient_matches_finite_differences(Circuit& c, std::vector<double> theta);
+void expect_gradient_matches_finite_differences(Circuit& c, std::vector<double> theta) {
+  std::vector<double> g(theta.size());
+  const double e = c.expectation_and_gradient(theta, g);
+  EXPECT_NEAR(e, c.expectation(theta), 1e-10);
+  for (std::size_t i = 0; i < theta.size(); ++i) {
+    const double h = 1e-5;
+    auto tp = theta, tm = theta;
+    tp[i] += h;
+    tm[i] -= h;
+    const double fd = (c.expectation(tp) - c.expectation(tm)) / (2 * h);
+    EXPECT_NEAR(g[i], fd, 1e-6 * std::max(1.0, std::abs(fd))) << "parameter " << i;
+  }
+}
 
 TEST(Qaoa, EveryWidthFromOneQubitMatchesTheDenseReference) {
   // n = 1 … 8: states narrower than one vector (the lowest 1–3 qubits pair amplitudes inside a
@@ -304,19 +316,6 @@ TEST(Qaoa, FloatAgreesWithDouble) {
   EXPECT_LT(max_diff(a->amplitudes(), b->amplitudes()), 1e-5);
 }
 
-void expect_gradient_matches_finite_differences(Circuit& c, std::vector<double> theta) {
-  std::vector<double> g(theta.size());
-  const double e = c.expectation_and_gradient(theta, g);
-  EXPECT_NEAR(e, c.expectation(theta), 1e-10);
-  for (std::size_t i = 0; i < theta.size(); ++i) {
-    const double h = 1e-5;
-    auto tp = theta, tm = theta;
-    tp[i] += h;
-    tm[i] -= h;
-    const double fd = (c.expectation(tp) - c.expectation(tm)) / (2 * h);
-    EXPECT_NEAR(g[i], fd, 1e-6 * std::max(1.0, std::abs(fd))) << "parameter " << i;
-  }
-}
 
 TEST(Qaoa, XyMixerSimulatesThirtyQubitsOnTheirOneHotSubspace) {
   // NAS-Bench-201's shape: six one-hot groups of five. All 2^30 states would need 40 GiB; the
