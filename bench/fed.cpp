@@ -39,6 +39,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <numeric>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -48,6 +49,7 @@
 #include "core/error.h"
 #include "data/dataset.h"
 #include "fed/fed.h"
+#include "fed/strategy.h"
 #include "nn/nn.h"
 #include "secure/envelope.h"
 #include "secure/pki.h"
@@ -195,16 +197,18 @@ NodeResult train_node(const Setup& s, const fed::Update& global, int node, int r
   return r;
 }
 
-std::string rule_name(const fed::Rule& r) {
+std::string rule_name(const fed::StrategyConfig& r) {
   char b[64];
-  switch (r.kind) {
-    case fed::Rule::fedavg: return "FedAvg";
-    case fed::Rule::trimmed_mean: std::snprintf(b, sizeof b, "trimmed mean (%.2g)", r.trim); return b;
-    case fed::Rule::median: return "coordinate median";
-    case fed::Rule::krum:
-      if (r.multi > 1) std::snprintf(b, sizeof b, "Multi-Krum (f=%d, m=%d)", r.byzantine, r.multi);
-      else std::snprintf(b, sizeof b, "Krum (f=%d)", r.byzantine);
-      return b;
+  if (r.rule == "fedavg") return "FedAvg";
+  if (r.rule == "trimmed_mean") {
+    std::snprintf(b, sizeof b, "trimmed mean (%.2g)", r.trim);
+    return b;
+  }
+  if (r.rule == "median") return "coordinate median";
+  if (r.rule == "krum") {
+    if (r.multi > 1) std::snprintf(b, sizeof b, "Multi-Krum (f=%d, m=%d)", r.byzantine, r.multi);
+    else std::snprintf(b, sizeof b, "Krum (f=%d)", r.byzantine);
+    return b;
   }
   return "?";
 }
@@ -412,6 +416,7 @@ int main(int argc, char** argv) try {
   if (run_section('a')) progress("   test accuracy %.4f (%.0f s CPU, load %.2f)\n", central_acc, central_t.cpu, load1());
 
   // --- b) FedAvg (+ e: the secure path of every update) ---------------------------------------------
+  const std::unique_ptr<fed::Strategy> fedavg = fed::make_strategy({.mu = mu});  // FedProx with --mu > 0
   Secure sec(scratch.dir + "/pki", nodes);
   std::vector<double> fedavg_acc;
   std::vector<fed::Update> round1;  // the nodes' first-round states: every run from `start` shares them
@@ -423,7 +428,7 @@ int main(int argc, char** argv) try {
   for (int r = 1; r <= rounds; ++r) {
     std::vector<fed::Update> updates;
     for (int i = 0; i < nodes; ++i) {
-      NodeResult nr = train_node(s, global, i, r, decay, local_epochs, mu);
+      NodeResult nr = train_node(s, global, i, r, decay, local_epochs, fedavg->configure_round(r).mu);
       const SecureCost c = sec.send(nr.state, i, static_cast<uint64_t>(r));
       train_cpu.push_back(nr.time.cpu);
       train_wall.push_back(nr.time.wall);
@@ -433,7 +438,7 @@ int main(int argc, char** argv) try {
       updates.push_back(std::move(nr.state));
     }
     if (r == 1) round1 = updates;
-    agg_cpu += timed([&] { global = fed::aggregate(updates, {}); }).cpu;
+    agg_cpu += timed([&] { global = fedavg->aggregate(updates); }).cpu;
     double acc = 0;
     eval_cpu += timed([&] { acc = accuracy(global); }).cpu;
     fedavg_acc.push_back(acc);
@@ -464,12 +469,12 @@ int main(int argc, char** argv) try {
     for (int r = 1; r <= sgd_cap; ++r) {
       std::vector<fed::Update> updates;
       for (int i = 0; i < nodes; ++i) {
-        NodeResult nr = train_node(s, g, i, r, 0, 1, mu, static_cast<std::size_t>(s.batch));
+        NodeResult nr = train_node(s, g, i, r, 0, 1, fedavg->configure_round(r).mu, static_cast<std::size_t>(s.batch));
         sgd_step_cpu.push_back(nr.time.cpu);
         nr.state.samples = static_cast<double>(s.shards[i].count);  // FedSGD weighs nodes by their data
         updates.push_back(std::move(nr.state));
       }
-      g = fed::aggregate(updates, {});
+      g = fedavg->aggregate(updates);
       sgd_done = r;
       const bool out_of_time = wall_now() - t0 > sgd_seconds;
       if (r == next_eval || r == sgd_cap || out_of_time) {
@@ -492,12 +497,10 @@ int main(int argc, char** argv) try {
   }
 
   // --- d) poisoning ---------------------------------------------------------------------------------
-  std::vector<fed::Rule> rules(4);
-  rules[1].kind = fed::Rule::trimmed_mean;
-  rules[1].trim = 0.2;
-  rules[2].kind = fed::Rule::median;
-  rules[3].kind = fed::Rule::krum;
-  rules[3].byzantine = 1;
+  std::vector<fed::StrategyConfig> rules = {{.rule = "fedavg", .mu = mu},
+                                            {.rule = "trimmed_mean", .mu = mu, .trim = 0.2},
+                                            {.rule = "median", .mu = mu},
+                                            {.rule = "krum", .mu = mu, .byzantine = 1}};
   if (nodes >= 5) {  // Multi-Krum averages the n − f best-scored updates (needs n ≥ 2f + 3)
     rules.push_back(rules[3]);
     rules.back().multi = nodes - 1;
@@ -508,17 +511,18 @@ int main(int argc, char** argv) try {
     std::vector<double> acc;
   };
   std::vector<Attacked> attacked;
-  const auto federate = [&](const fed::Rule& rule, bool attack) {
+  const auto federate = [&](const fed::StrategyConfig& rule, bool attack) {
     Attacked a{rule_name(rule), attack, {}};
+    const std::unique_ptr<fed::Strategy> strategy = fed::make_strategy(rule);
     fed::Update g = start;
     for (int r = 1; r <= attack_rounds; ++r) {
       std::vector<fed::Update> updates;
       for (int i = 0; i < nodes; ++i) {
-        fed::Update u = r == 1 ? round1[i] : train_node(s, g, i, r, decay, local_epochs, mu).state;
+        fed::Update u = r == 1 ? round1[i] : train_node(s, g, i, r, decay, local_epochs, strategy->configure_round(r).mu).state;
         if (attack && i == attacker) u = fed::scaled_from(u, g, attack_scale);
         updates.push_back(std::move(u));
       }
-      g = fed::aggregate(updates, rule);
+      g = strategy->aggregate(updates);
       a.acc.push_back(accuracy(g));
       std::size_t negative_var = 0;
       for (const auto& t : g.tensors)

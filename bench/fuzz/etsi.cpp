@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "net/rpc.h"
 #include "secure/crypto.h"
-#include "secure/qkd/kme.h"
+#include "qkd/kme.h"
 
 using namespace gng::secure;
 

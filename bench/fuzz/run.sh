@@ -3,7 +3,7 @@
 #   readers      the problem readers (bqp, rudy, JSON)                      readers.cpp
 #   qasm         the OpenQASM subset simulator                              qasm.cpp
 #   envelope     sealed envelopes: parse_envelope and open (real PKI)       envelope.cpp
-#   push_update  the PushUpdate RPC body (protobuf) and its envelope        push_update.cpp
+#   node_receive a node's receive path: RPC body, envelope, QKD key, payload node_receive.cpp
 #   etsi         ETSI GS QKD 014 JSON bodies (KME and client) and base64    etsi.cpp
 #
 #   bash bench/fuzz/run.sh [SECONDS_PER_TARGET [TARGET...]]     (default 120, all targets)
@@ -19,7 +19,7 @@ shopt -s inherit_errexit
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 secs=${1:-120}
 shift || true
-all=(readers qasm envelope push_update etsi)
+all=(readers qasm envelope node_receive etsi)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 for t in "${targets[@]}"; do
@@ -45,7 +45,7 @@ san=address,undefined
 cflags=(-std=c++20 -O1 -g -fno-sanitize-recover=undefined -I"$here/src" -I"$out/proto" "${ssl_cflags[@]}"
         -DCPPHTTPLIB_OPENSSL_SUPPORT -DCPPHTTPLIB_ZLIB_SUPPORT -DCPPHTTPLIB_BROTLI_SUPPORT)
 
-# gng.pb.{h,cc} from proto/gng.proto (push_update only).
+# gng.pb.{h,cc} from proto/gng.proto (node_receive only).
 gen_proto() {
   if [ ! -f "$out/proto/gng.pb.cc" ] || [ "$here/proto/gng.proto" -nt "$out/proto/gng.pb.cc" ]; then
     command -v protoc >/dev/null || { echo "protoc missing: apt-get install protobuf-compiler" >&2; exit 1; }
@@ -94,7 +94,7 @@ link() {
 
 # Named, not globbed: core/ grows files (e.g. sqlite.cpp) that need libraries these targets do not link.
 core=(src/core/args.cpp src/core/rng.cpp)
-secure=(src/secure/crypto.cpp src/secure/pki.cpp src/secure/envelope.cpp)
+secure=(src/secure/crypto.cpp src/secure/pki.cpp src/secure/envelope.cpp src/core/file.cpp)
 
 build() {
   echo "building fuzz-$1" >&2
@@ -102,11 +102,13 @@ build() {
     readers) link readers bench/fuzz/readers.cpp "${core[@]}" src/qubo/qubo.cpp src/qubo/io.cpp ;;
     qasm) link qasm bench/fuzz/qasm.cpp "${core[@]}" src/qubo/qubo.cpp src/quantum/qasm.cpp ;;
     envelope) link envelope bench/fuzz/envelope.cpp "${secure[@]}" -- -lcrypto ;;
-    push_update)
+    node_receive)
       gen_proto
-      link push_update bench/fuzz/push_update.cpp "$out/proto/gng.pb.cc" "${secure[@]}" -- -lprotobuf -lcrypto -pthread ;;
+      link node_receive bench/fuzz/node_receive.cpp "$out/proto/gng.pb.cc" src/node/exchange.cpp src/qkd/keys.cpp \
+        src/fed/fed.cpp src/audit/log.cpp src/audit/merkle.cpp src/core/sqlite.cpp "${secure[@]}" "${core[@]}" \
+        -- -lprotobuf -lsqlite3 -lssl -lcrypto -pthread ;;
     etsi)
-      link etsi bench/fuzz/etsi.cpp src/secure/qkd/kme.cpp src/secure/qkd/bb84.cpp src/secure/qkd/postprocess.cpp \
+      link etsi bench/fuzz/etsi.cpp src/qkd/kme.cpp src/qkd/keys.cpp src/qkd/bb84.cpp src/qkd/postprocess.cpp \
         src/net/rpc.cpp "${secure[@]}" "${core[@]}" -- -lcpp-httplib -lssl -lcrypto -pthread ;;
   esac
 }
@@ -128,7 +130,7 @@ seed() {
       printf 'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[3] q;\nbit[3] c;\nh q[0];\ncx q[0], q[1];\nrz(0.5) q[1];\ncry(1.2) q[1], q[2];\ngphase(-0.3);\nc = measure q;\n' \
         > "$s/seed" ;;
     envelope) ;;  # written by the fuzzer itself (GNG_FUZZ_SEEDS, see envelope.cpp)
-    push_update) ;;  # envelope seeds wrapped by the fuzzer itself (GNG_FUZZ_ENVELOPES)
+    node_receive) ;;  # written by the fuzzer itself (GNG_FUZZ_SEEDS, see node_receive.cpp)
     etsi)
       local id1=0f8fad5b-d9cb-469f-a165-70867728950e id2=7c9e6679-7425-40de-944b-e07fc1f90ae7
       printf '\x00{"number":2,"size":256}' > "$s/request"
@@ -156,7 +158,7 @@ for t in "${targets[@]}"; do
     readers) opts+=(-max_len=8192) ;;
     qasm) opts+=(-max_len=4096) ;;
     envelope) opts+=(-max_len=32768); env=(GNG_FUZZ_PKI="$out/pki" GNG_FUZZ_SEEDS="$out/seeds-$t") ;;
-    push_update) opts+=(-max_len=32768); env=(GNG_FUZZ_ENVELOPES="$out/seeds-envelope" GNG_FUZZ_SEEDS="$out/seeds-$t") ;;
+    node_receive) opts+=(-max_len=32768); env=(GNG_FUZZ_PKI="$out/pki-node" GNG_FUZZ_SEEDS="$out/seeds-$t") ;;
     etsi) opts+=(-max_len=4096) ;;
   esac
   echo "fuzzing $t for ${secs}s (log: build-fuzz/$t.log)" >&2

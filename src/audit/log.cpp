@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "core/bytes.h"
 #include "core/error.h"
 #include "core/sqlite.h"
 
@@ -58,17 +59,9 @@ int64_t now_us() {
       .count();
 }
 
-void put_u32(secure::Bytes& out, uint32_t v) {
-  for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<uint8_t>(v >> s));
-}
-void put_u64(secure::Bytes& out, uint64_t v) {
-  for (int s = 56; s >= 0; s -= 8) out.push_back(static_cast<uint8_t>(v >> s));
-}
-void put_field(secure::Bytes& out, const std::string& s) {
-  if (s.size() > UINT32_MAX) throw Error("audit entry field too long (" + std::to_string(s.size()) + " bytes)");
-  put_u32(out, static_cast<uint32_t>(s.size()));
-  out.insert(out.end(), s.begin(), s.end());
-}
+using Writer = bytes::Writer<secure::Bytes>;
+
+void put_field(secure::Bytes& out, const std::string& s) { Writer(out).field(s, 4, UINT32_MAX, "audit entry field"); }
 
 void check_label(const char* what, const std::string& s) {
   bool ok = !s.empty() && s.size() <= 256;
@@ -107,8 +100,7 @@ secure::Bytes encode_entry(uint64_t seq, int64_t time_us, const std::string& kin
   secure::Bytes out;
   out.reserve(1 + 8 + 8 + 12 + kind.size() + actor.size() + detail.size());
   out.push_back(1);
-  put_u64(out, seq);
-  put_u64(out, static_cast<uint64_t>(time_us));
+  Writer(out).uint(seq, 8).uint(static_cast<uint64_t>(time_us), 8);
   put_field(out, kind);
   put_field(out, actor);
   put_field(out, detail);
@@ -118,9 +110,7 @@ secure::Bytes encode_entry(uint64_t seq, int64_t time_us, const std::string& kin
 secure::Bytes encode_head(uint64_t size, int64_t time_us, const Hash& root) {
   static constexpr char kContext[] = "gng audit tree head v1";  // signed with its terminating 0x00
   secure::Bytes out(kContext, kContext + sizeof kContext);
-  put_u64(out, size);
-  put_u64(out, static_cast<uint64_t>(time_us));
-  out.insert(out.end(), root.begin(), root.end());
+  Writer(out).uint(size, 8).uint(static_cast<uint64_t>(time_us), 8).raw(root.data(), root.size());
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/file.h"
 #include "audit/log.h"
 #include "cli/commands.h"
 #include "core/args.h"
@@ -43,7 +44,7 @@ int verify(const Args& args, const std::string& dir, const audit::AuditLog& log)
     if (!std::filesystem::exists(key_path))
       throw Error("no key to verify the signed tree heads: pass --key PUBKEY.pem or put the log's public key in " + key_path);
   }
-  const auto key = secure::PublicKey::from_pem(secure::read_file(key_path));
+  const auto key = secure::PublicKey::from_pem(read_file(key_path));
   const audit::VerifyReport report = log.verify(key);
   std::printf("%s\n", report.line().c_str());
   return report.ok ? 0 : 1;

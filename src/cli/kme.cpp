@@ -8,7 +8,7 @@
 #include "core/args.h"
 #include "core/error.h"
 #include "net/rpc.h"
-#include "secure/qkd/kme.h"
+#include "qkd/kme.h"
 
 namespace gng::cli {
 
@@ -38,11 +38,11 @@ int kme(const std::vector<std::string>& argv) {
 
   const secure::Identity me = secure::load_identity(args.str("pki"), args.str("id"));
   if (me.role() != "kme") throw Error("'" + me.id() + "' has a " + me.role() + " certificate, not a kme one");
-  secure::qkd::KmeConfig config;
+  qkd::KmeConfig config;
   config.link.km = args.real("km", 25);
   config.link.eve_fraction = args.real("eve", 0);
   if (args.has("seed")) config.seed = static_cast<uint64_t>(args.integer("seed", 0));
-  secure::qkd::Kme kme(me.id(), config);
+  qkd::Kme kme(me.id(), config);
 
   // Block the stop signals before any thread starts, then wait for one.
   sigset_t stop;

@@ -8,9 +8,9 @@
 #include "core/args.h"
 #include "core/error.h"
 #include "core/yaml.h"
-#include "net/node.h"
+#include "node/node.h"
 #include "secure/pki.h"
-#include "secure/qkd/kme.h"
+#include "qkd/kme.h"
 
 namespace gng::cli {
 
@@ -41,21 +41,21 @@ int node(const std::vector<std::string>& argv) {
     return args.has("help") ? 0 : 2;
   }
   const std::string path = args.str("config");
-  net::NodeConfig config = net::NodeConfig::from_yaml(yaml::slurp(path), path);
+  node::NodeConfig config = node::NodeConfig::from_yaml(yaml::slurp(path), path);
   init_training_runtime();
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGINT);
   sigaddset(&stop, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  net::Qkd qkd;
+  qkd::Keys qkd;
   if (config.qkd != "off") {
     auto kme = config.kme_tls ? std::make_unique<net::Client>(*config.kme_tls, config.kme.host, config.kme.port)
                               : std::make_unique<net::Client>(secure::load_identity(config.pki, config.id),
                                                               secure::TrustStore::load(config.pki), config.kme.host, config.kme.port);
-    qkd = secure::qkd::kme_access(std::move(kme), config.qkd == "required", config.sae_ids);
+    qkd = qkd::kme_access(std::move(kme), config.qkd == "required", config.sae_ids);
   }
-  net::Node node(config, std::move(qkd));
+  node::Node node(config, std::move(qkd));
   const int port = node.listen();
   std::printf("gng node '%s' serving on %s (shard %d of %d, %zu training images; QKD %s%s)\n", config.id.c_str(),
               Address{config.listen.host, port}.text().c_str(), config.shard, config.shards,

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <string>
 
+#include "core/file.h"
 #include "cli/commands.h"
 #include "core/args.h"
 #include "core/error.h"
@@ -96,7 +97,7 @@ int pki(const std::vector<std::string>& argv) {
     for (const auto& e : std::filesystem::directory_iterator(dir + "/issued")) {
       const std::string name = e.path().filename().string();
       if (name.size() < 5 || name.ends_with(".key.pem") || !name.ends_with(".pem")) continue;
-      const auto cert = secure::Certificate::from_pem(secure::read_file(e.path().string()));
+      const auto cert = secure::Certificate::from_pem(read_file(e.path().string()));
       std::string state = "valid";
       try {
         trust.check(cert);

@@ -9,6 +9,7 @@
 #include "cli/common.h"
 #include "core/args.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "quantum/qasm.h"
 #include "quantum/run.h"
 
@@ -111,10 +112,7 @@ int qaoa(const std::vector<std::string>& argv) {
                        : r.max_energy > r.min_energy ? (r.max_energy - r.expectation) / (r.max_energy - r.min_energy)
                                                      : 1.0;
   if (args.has("qasm")) {
-    std::ofstream f(args.str("qasm"));
-    if (!f) throw Error(args.str("qasm") + ": cannot write");
-    f << quantum::qaoa_qasm(p.qubo, r.theta, s.circuit);
-    if (!f.flush()) throw Error(args.str("qasm") + ": write failed");
+    write_file_atomic(args.str("qasm"), quantum::qaoa_qasm(p.qubo, r.theta, s.circuit));
   }
   const Sample& best = r.samples.best();
   if (args.has("json")) {

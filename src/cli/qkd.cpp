@@ -9,7 +9,7 @@
 #include "core/args.h"
 #include "core/error.h"
 #include "core/timer.h"
-#include "secure/qkd/bb84.h"
+#include "qkd/bb84.h"
 
 namespace gng::cli {
 
@@ -35,7 +35,7 @@ std::vector<double> parse_km(const std::string& text) {
   return out;
 }
 
-nlohmann::json row_json(double km, const secure::qkd::BlockStats& s, const secure::qkd::Prediction& pr, double pulse_rate, double time_s) {
+nlohmann::json row_json(double km, const qkd::BlockStats& s, const qkd::Prediction& pr, double pulse_rate, double time_s) {
   nlohmann::json j;
   j["km"] = km;
   j["pulses"] = s.pulses;
@@ -85,7 +85,7 @@ int simulate(const std::vector<std::string>& argv) {
     return 0;
   }
   if (!args.positional().empty()) throw Error("unexpected argument '" + args.positional()[0] + "'");
-  secure::qkd::Params base;
+  qkd::Params base;
   base.eve_fraction = args.real("eve", base.eve_fraction);
   base.loss_db_per_km = args.real("loss", base.loss_db_per_km);
   base.detector_efficiency = args.real("efficiency", base.detector_efficiency);
@@ -101,11 +101,11 @@ int simulate(const std::vector<std::string>& argv) {
     seed = static_cast<uint64_t>(s);
   }
   const std::vector<double> kms = parse_km(args.str("km", "10,25,50,100"));
-  std::vector<secure::qkd::Params> params;
+  std::vector<qkd::Params> params;
   for (double km : kms) {
-    secure::qkd::Params p = base;
+    qkd::Params p = base;
     p.km = km;
-    secure::qkd::validate(p);
+    qkd::validate(p);
     params.push_back(p);
   }
   const bool json = args.has("json");
@@ -121,11 +121,11 @@ int simulate(const std::vector<std::string>& argv) {
   }
   nlohmann::json rows = nlohmann::json::array();
   for (std::size_t i = 0; i < params.size(); ++i) {
-    const secure::qkd::Params& p = params[i];
+    const qkd::Params& p = params[i];
     const Stopwatch sw;
-    const secure::qkd::Block b = secure::qkd::run_block(p, seed, i);  // row i: block i of the seed
+    const qkd::Block b = qkd::run_block(p, seed, i);  // row i: block i of the seed
     const double t = sw.seconds();
-    const secure::qkd::Prediction pr = secure::qkd::predict(p);
+    const qkd::Prediction pr = qkd::predict(p);
     const auto& s = b.stats;
     if (json) {
       rows.push_back(row_json(p.km, s, pr, p.pulse_rate_hz, t));

@@ -24,9 +24,19 @@ CREATE TABLE IF NOT EXISTS decisions(seq INTEGER PRIMARY KEY, time_s REAL NOT NU
 CREATE TABLE IF NOT EXISTS approvals(candidate INTEGER PRIMARY KEY REFERENCES candidates(id), by TEXT NOT NULL,
   at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
 CREATE TABLE IF NOT EXISTS promotions(seq INTEGER PRIMARY KEY, candidate INTEGER NOT NULL REFERENCES candidates(id),
-  cycle INTEGER NOT NULL, approved_by TEXT NOT NULL, model TEXT NOT NULL);
+  cycle INTEGER NOT NULL, approved_by TEXT NOT NULL, model TEXT NOT NULL, federated INTEGER NOT NULL DEFAULT 0,
+  metrics TEXT NOT NULL DEFAULT '{}');
+CREATE TABLE IF NOT EXISTS refused(candidate INTEGER PRIMARY KEY REFERENCES candidates(id));
 CREATE TABLE IF NOT EXISTS sessions(id INTEGER PRIMARY KEY, started TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
   seconds REAL NOT NULL DEFAULT 0);
+)";
+
+// "format" names the kind of file (its text has kept "v1"); "schema_version" its layout, written
+// only into a new file (an existing version-1 file has none until it is migrated).
+constexpr const char* kFormat = "gng registry v1";
+constexpr const char* kMarkNew = R"(
+INSERT INTO meta(key, value) SELECT 'schema_version', '2' WHERE NOT EXISTS (SELECT 1 FROM meta WHERE key = 'format');
+INSERT OR IGNORE INTO meta(key, value) VALUES('format', 'gng registry v1');
 )";
 
 using sql::Stmt;
@@ -56,18 +66,29 @@ Registry::Registry(const std::string& path, bool create) : path_(path) {
   if (!create && !std::filesystem::exists(path)) throw Error(path + ": no registry here (is this a runs/<id> folder?)");
   const int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_FULLMUTEX;
   db_ = sql::open_db(path, flags, "registry");  // `gng approve` and `gng status` share the file with a run
+  std::string version;
   try {
     exec("PRAGMA foreign_keys=ON;");
-    if (create) {
-      exec(std::string("BEGIN;") + kSchema + "COMMIT;");
-      if (!meta("format")) set_meta("format", "gng registry v1");
-    }
-    if (meta("format") != "gng registry v1") throw Error(path + ": not a gng registry (format mismatch)");
+    if (create) exec(std::string("BEGIN IMMEDIATE;") + kSchema + kMarkNew + "COMMIT;");
+    if (meta("format") != kFormat) throw Error(path + ": not a gng registry (format mismatch)");
+    version = meta("schema_version").value_or("1");
+    if (version != "1" && version != std::to_string(kSchemaVersion))
+      throw Error(path + ": not a gng registry this build can read (schema version " + version + "; it reads 1 to " +
+                  std::to_string(kSchemaVersion) + ")");
   } catch (const Error& e) {
     sqlite3_close(db_);
     db_ = nullptr;
     const std::string m = e.what();
     throw Error(m.find("not a gng registry") != std::string::npos ? m : path + ": not a gng registry (" + m + ")");
+  }
+  if (version == "1") {
+    try {
+      migrate_from_v1();  // its errors name what is damaged
+    } catch (const Error&) {
+      sqlite3_close(db_);
+      db_ = nullptr;
+      throw;
+    }
   }
 }
 
@@ -77,6 +98,60 @@ void Registry::exec(const std::string& text) const {
   try {
     sql::exec(db_, text, path_);
   } catch (const Error&) {
+    sqlite3_exec(db_, "ROLLBACK;", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+// Version 1 kept three facts in strings: a promotion of a federated model as approved_by "X; federated",
+// the refused challengers as a JSON list in meta, and the last federated promotion's metrics as JSON
+// in meta. They become columns of promotions and the table refused, in one transaction.
+void Registry::migrate_from_v1() {
+  exec("BEGIN IMMEDIATE;");
+  try {
+    if (meta("schema_version").value_or("1") != "1") {  // another process migrated it meanwhile
+      exec("COMMIT;");
+      return;
+    }
+    bool has_federated = false;
+    for (Stmt s(db_, "SELECT name FROM pragma_table_info('promotions')", path_); s.step();) has_federated |= s.text(0) == "federated";
+    if (!has_federated)
+      exec("ALTER TABLE promotions ADD COLUMN federated INTEGER NOT NULL DEFAULT 0;"
+           "ALTER TABLE promotions ADD COLUMN metrics TEXT NOT NULL DEFAULT '{}';");
+    exec("CREATE TABLE IF NOT EXISTS refused(candidate INTEGER PRIMARY KEY REFERENCES candidates(id));"
+         "UPDATE promotions SET federated = 1, approved_by = substr(approved_by, 1, length(approved_by) - 11)"
+         " WHERE approved_by LIKE '%; federated';");
+    if (const auto r = meta("refused_challengers")) {
+      std::set<int> ids;
+      try {
+        ids = nlohmann::json::parse(*r).get<std::set<int>>();
+      } catch (const nlohmann::json::exception& e) {
+        throw Error(path_ + ": the refused challengers are damaged (" + e.what() + ")");
+      }
+      for (int id : ids) refuse(id);
+    }
+    if (const auto f = meta("federated_metrics")) {
+      int candidate = 0, cycle = 0;
+      std::string metrics;
+      try {
+        const auto j = nlohmann::json::parse(*f);
+        candidate = j.at("candidate").get<int>();
+        cycle = j.at("cycle").get<int>();
+        metrics = j.at("metrics").dump();
+      } catch (const nlohmann::json::exception& e) {
+        throw Error(path_ + ": the federated model's metrics are damaged (" + e.what() + ")");
+      }
+      parse_metrics(metrics, path_);
+      Stmt(db_, "UPDATE promotions SET metrics = ? WHERE seq = (SELECT MAX(seq) FROM promotions WHERE candidate = ? AND cycle = ? AND federated = 1)", path_)
+          .bind(1, metrics)
+          .bind(2, int64_t{candidate})
+          .bind(3, int64_t{cycle})
+          .step();
+    }
+    exec("DELETE FROM meta WHERE key IN ('refused_challengers', 'federated_metrics');");
+    set_meta("schema_version", std::to_string(kSchemaVersion));
+    exec("COMMIT;");
+  } catch (...) {
     sqlite3_exec(db_, "ROLLBACK;", nullptr, nullptr, nullptr);
     throw;
   }
@@ -160,18 +235,31 @@ bool Registry::approved(int candidate) const {
 }
 
 void Registry::promote(const PromotionRow& p) {
-  Stmt(db_, "INSERT INTO promotions(candidate, cycle, approved_by, model) VALUES(?, ?, ?, ?)", path_)
+  Stmt(db_, "INSERT INTO promotions(candidate, cycle, approved_by, model, federated, metrics) VALUES(?, ?, ?, ?, ?, ?)", path_)
       .bind(1, int64_t{p.candidate})
       .bind(2, int64_t{p.cycle})
       .bind(3, p.approved_by)
       .bind(4, p.model)
+      .bind(5, int64_t{p.federated})
+      .bind(6, metrics_json(p.metrics))
       .step();
 }
 
 std::vector<PromotionRow> Registry::promotions() const {
   std::vector<PromotionRow> out;
-  Stmt s(db_, "SELECT candidate, cycle, approved_by, model FROM promotions ORDER BY seq", path_);
-  while (s.step()) out.push_back({int_column(s, 0), int_column(s, 1), s.text(2), s.text(3)});
+  Stmt s(db_, "SELECT candidate, cycle, approved_by, model, federated, metrics FROM promotions ORDER BY seq", path_);
+  while (s.step())
+    out.push_back({int_column(s, 0), int_column(s, 1), s.text(2), s.text(3), s.integer(4) != 0, parse_metrics(s.text(5), path_)});
+  return out;
+}
+
+void Registry::refuse(int candidate) {
+  Stmt(db_, "INSERT OR IGNORE INTO refused(candidate) VALUES(?)", path_).bind(1, int64_t{candidate}).step();
+}
+
+std::set<int> Registry::refused() const {
+  std::set<int> out;
+  for (Stmt s(db_, "SELECT candidate FROM refused", path_); s.step();) out.insert(int_column(s, 0));
   return out;
 }
 

@@ -6,6 +6,7 @@
 // `gng status`) may open the same file while a run holds it.
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,14 +39,21 @@ struct DecisionRow {
 struct PromotionRow {
   int candidate = 0;
   int cycle = 0;
-  std::string approved_by;
-  std::string model;
+  std::string approved_by;  // "policy (auto)", "operator", or who approved it
+  std::string model;        // promoted.pt
+  bool federated = false;   // the weights are the candidate's federated model (c<id>-fed<cycle>.pt)
+  std::map<std::string, double> metrics;  // that federated model's metrics; empty when not federated
 };
 
 class Registry {
  public:
+  // Schema versions: 1 (gng 0.1 up to this change: facts kept as strings — a "; federated" suffix in
+  // approved_by, JSON in meta for the refused challengers and the federated model's metrics), 2 (they
+  // have columns and a table). Opening a version-1 registry migrates it in one transaction.
+  static constexpr int kSchemaVersion = 2;
+
   // Opens (creating when `create`) the registry; throws gng::Error naming the file when it is not a
-  // gng registry or cannot be opened.
+  // gng registry, is of a newer schema than this build knows, or cannot be opened.
   Registry(const std::string& path, bool create);
   ~Registry();
   Registry(const Registry&) = delete;
@@ -71,6 +79,10 @@ class Registry {
   void promote(const PromotionRow& p);
   std::vector<PromotionRow> promotions() const;
 
+  // Challengers that were federated and still lost to the promoted model: never considered again.
+  void refuse(int candidate);
+  std::set<int> refused() const;
+
   // Seconds the run has used, over every session (each session adds its own).
   int begin_session();
   void set_session_seconds(int session, double seconds);
@@ -78,6 +90,7 @@ class Registry {
 
  private:
   void exec(const std::string& sql) const;
+  void migrate_from_v1();
   sqlite3* db_ = nullptr;
   std::string path_;
 };

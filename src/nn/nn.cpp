@@ -13,6 +13,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "core/rng.h"
 #include "nn/arch.h"
 #include "nn/nn.h"
@@ -305,23 +306,12 @@ Named tensors_of(const fed::Update& u, const std::string& where) {
   return out;
 }
 
-void write_atomically(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    f.flush();
-    if (!f) throw Error(path + ": cannot write");
-  }
-  std::filesystem::rename(tmp, path);
-}
-
 // The weights file: a pickled {name: tensor} dict in state() order, which torch.load reads.
 void save_weights(Net& net, const std::string& path) {
   c10::Dict<std::string, at::Tensor> dict;
   for (const auto& [k, v] : state(net)) dict.insert(k, v.detach().contiguous());
   const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
-  write_atomically(path, std::string(bytes.begin(), bytes.end()));
+  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
 }
 
 void save(Net& net, const std::string& family, const Design& d, const InputShape& in, const std::string& path) {
@@ -331,7 +321,7 @@ void save(Net& net, const std::string& family, const Design& d, const InputShape
   j["family"] = family;
   j["design"] = nlohmann::ordered_json::parse(d.to_json());
   j["input"] = {{"channels", in.channels}, {"height", in.height}, {"width", in.width}, {"classes", in.classes}};
-  write_atomically(path + ".json", j.dump(2) + "\n");
+  write_file_atomic(path + ".json", j.dump(2) + "\n");
 }
 
 using Clock = std::chrono::steady_clock;
@@ -623,7 +613,7 @@ void save_state(const fed::Update& state, const std::string& like, const std::st
   const Loaded m = describe(like);
   assign(*m.net, tensors_of(state, "save_state " + path), "save_state " + path);
   save_weights(*m.net, path);
-  write_atomically(path + ".json", m.description);
+  write_file_atomic(path + ".json", m.description);
 }
 
 fed::Update initial_state(const std::string& family, const Design& d, const InputShape& in, uint64_t seed) {

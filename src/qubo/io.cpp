@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/file.h"
 
 namespace gng {
 
@@ -316,15 +317,6 @@ std::string qubo_to_json(const Qubo& q) {
   return j.dump() + "\n";
 }
 
-void write_qubo_json(const std::string& path, const Qubo& q) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw Error(path + ": cannot write (" + std::strerror(errno) + ")");
-    f << qubo_to_json(q);
-    if (!f.flush()) throw Error(path + ": write failed");
-  }
-  std::filesystem::rename(tmp, path);
-}
+void write_qubo_json(const std::string& path, const Qubo& q) { write_file_atomic(path, qubo_to_json(q)); }
 
 }  // namespace gng

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/file.h"
 
 namespace gng {
 
@@ -630,27 +631,6 @@ std::string render_text(const ReportData& r) {
   return o;
 }
 
-void write_report(const std::string& path, const ReportData& r) {
-  const std::string html = render_html(r);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw Error(path + ": cannot write the report: " + std::strerror(errno));
-    f.write(html.data(), static_cast<std::streamsize>(html.size()));
-    f.flush();
-    if (!f) {
-      const int err = errno;
-      f.close();
-      std::remove(tmp.c_str());
-      throw Error(path + ": cannot write the report: " + std::strerror(err));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    throw Error(path + ": cannot write the report: " + ec.message());
-  }
-}
+void write_report(const std::string& path, const ReportData& r) { write_file_atomic(path, render_html(r)); }
 
 }  // namespace gng

@@ -333,35 +333,4 @@ Bytes kem_decapsulate(const KemKeyPair& pair, View ciphertext) {
   return out;
 }
 
-// --- files ----------------------------------------------------------------------------------------------
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path + ": " + std::strerror(errno));
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void write_file_atomic(const std::string& path, std::string_view content, bool secret) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, secret ? 0600 : 0644);
-  if (fd < 0) throw Error("cannot write " + tmp + ": " + std::strerror(errno));
-  std::size_t done = 0;
-  while (done < content.size()) {
-    const ssize_t k = ::write(fd, content.data() + done, content.size() - done);
-    if (k < 0 && errno == EINTR) continue;
-    if (k < 0) {
-      const int e = errno;
-      ::close(fd);
-      throw Error("cannot write " + tmp + ": " + std::strerror(e));
-    }
-    done += static_cast<std::size_t>(k);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) throw Error("cannot write " + tmp + ": " + std::strerror(errno));
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) throw Error("cannot rename " + tmp + " to " + path + ": " + ec.message());
-}
-
 }  // namespace gng::secure

@@ -83,9 +83,4 @@ struct Encapsulated {
 Encapsulated kem_encapsulate(View public_key);
 Bytes kem_decapsulate(const KemKeyPair& pair, View ciphertext);
 
-// Whole files, read and written with clear errors; write_file_atomic writes a temporary file,
-// fsyncs it and renames it over `path` (mode 0600 when `secret`).
-std::string read_file(const std::string& path);
-void write_file_atomic(const std::string& path, std::string_view content, bool secret = false);
-
 }  // namespace gng::secure

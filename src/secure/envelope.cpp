@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "core/bytes.h"
 #include "core/error.h"
 
 namespace gng::secure {
@@ -11,61 +12,17 @@ namespace {
 constexpr char kInfo[] = "gng envelope v1";
 constexpr std::size_t kMaxField = 1024;  // ids, digests, key ids: short strings
 
-void put_u16(Bytes& b, std::size_t v) {
-  b.push_back(static_cast<uint8_t>(v >> 8));
-  b.push_back(static_cast<uint8_t>(v));
-}
-void put_u32(Bytes& b, std::size_t v) {
-  for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<uint8_t>(v >> s));
-}
-void put_u64(Bytes& b, uint64_t v) {
-  for (int s = 56; s >= 0; s -= 8) b.push_back(static_cast<uint8_t>(v >> s));
-}
-void put_str(Bytes& b, const std::string& s) {
-  if (s.size() > kMaxField) throw Error("envelope header field longer than " + std::to_string(kMaxField) + " bytes");
-  put_u16(b, s.size());
-  b.insert(b.end(), s.begin(), s.end());
-}
-void put_blob32(Bytes& b, View v) {
-  put_u32(b, v.size());
-  b.insert(b.end(), v.begin(), v.end());
-}
+using Writer = bytes::Writer<Bytes>;
 
-// Reads from a byte range; every read names what it was reading when the bytes ran out.
-struct Reader {
-  View in;
-  std::size_t at = 0;
-  View take(std::size_t n, const char* what) {
-    if (n > in.size() - at)
-      throw Error(std::string("truncated envelope: ") + what + " needs " + std::to_string(n) + " bytes, " +
-                  std::to_string(in.size() - at) + " left");
-    View v = in.subspan(at, n);
-    at += n;
-    return v;
-  }
-  uint64_t uint(int bytes, const char* what) {
-    uint64_t v = 0;
-    for (uint8_t c : take(static_cast<std::size_t>(bytes), what)) v = (v << 8) | c;
-    return v;
-  }
-  std::string str(const char* what) {
-    const View v = take(uint(2, what), what);
-    return {v.begin(), v.end()};
-  }
-  void magic(const char* m, const char* what) {
-    const View v = take(5, what);
-    if (std::memcmp(v.data(), m, 4) != 0) throw Error(std::string("not a gng ") + what + " (bad magic)");
-    if (v[4] != 1) throw Error(std::string("unsupported ") + what + " version " + std::to_string(v[4]));
-  }
-};
+void put_str(Bytes& b, const std::string& s) { Writer(b).field(s, 2, kMaxField, "envelope header field"); }
+void put_blob32(Bytes& b, View v) { Writer(b).uint(v.size(), 4).raw(v.data(), v.size()); }
 
 Bytes encode_header(const EnvelopeHeader& h) {
   Bytes b = {'G', 'N', 'G', 'H', 1};
   put_str(b, h.sender);
   put_str(b, h.recipient);
   put_str(b, h.run);
-  put_u64(b, h.round);
-  put_u64(b, h.seq);
+  Writer(b).uint(h.round, 8).uint(h.seq, 8);
   put_str(b, h.model_digest);
   put_str(b, h.qkd_key_id);
   put_str(b, h.mode);
@@ -73,18 +30,18 @@ Bytes encode_header(const EnvelopeHeader& h) {
 }
 
 EnvelopeHeader decode_header(View bytes) {
-  Reader r{bytes};
-  r.magic("GNGH", "envelope header");
+  bytes::Reader r(bytes, "envelope");
+  r.magic("GNGH", 1, "envelope header");
   EnvelopeHeader h;
-  h.sender = r.str("sender");
-  h.recipient = r.str("recipient");
-  h.run = r.str("run");
+  h.sender = r.field(2, "sender");
+  h.recipient = r.field(2, "recipient");
+  h.run = r.field(2, "run");
   h.round = r.uint(8, "round");
   h.seq = r.uint(8, "seq");
-  h.model_digest = r.str("model digest");
-  h.qkd_key_id = r.str("QKD key_ID");
-  h.mode = r.str("mode");
-  if (r.at != bytes.size()) throw Error("envelope header has " + std::to_string(bytes.size() - r.at) + " trailing bytes");
+  h.model_digest = r.field(2, "model digest");
+  h.qkd_key_id = r.field(2, "QKD key_ID");
+  h.mode = r.field(2, "mode");
+  r.done("envelope header");
   if (h.mode != "qkd+pqc" && h.mode != "pqc-only") throw Error("envelope mode '" + h.mode + "' is unknown");
   if ((h.mode == "qkd+pqc") == h.qkd_key_id.empty())
     throw Error("envelope mode " + h.mode + (h.qkd_key_id.empty() ? " without" : " with") + " a QKD key_ID");
@@ -129,7 +86,7 @@ Bytes seal(EnvelopeHeader h, View update, View tls_exporter, View qkd_key, const
   out.reserve(out.size() + 4 + header.size() + 4 + cert.size() + 8 + update.size() + 16 + 4 + 8192);  // ML-DSA signatures fit in 8 KiB
   put_blob32(out, header);
   put_blob32(out, cert);
-  put_u64(out, update.size() + 16);
+  Writer(out).uint(update.size() + 16, 8);
   const std::size_t at = out.size();
   out.resize(at + update.size() + 16);  // within the reservation: no reallocation, no copy
   aes256gcm_seal_to(key, iv, header, update, out.data() + at);
@@ -139,17 +96,17 @@ Bytes seal(EnvelopeHeader h, View update, View tls_exporter, View qkd_key, const
 }
 
 ParsedEnvelope parse_envelope(View wire) {
-  Reader r{wire};
-  r.magic("GNGE", "envelope");
+  bytes::Reader r(wire, "envelope");
+  r.magic("GNGE", 1, "envelope");
   ParsedEnvelope p;
-  const View header = r.take(r.uint(4, "header length"), "header");
+  const View header = r.blob(4, "header");
   p.header = decode_header(header);
   p.header_bytes = header;
-  p.sender_cert_der = r.take(r.uint(4, "certificate length"), "sender certificate");
-  p.body = r.take(r.uint(8, "body length"), "body");
+  p.sender_cert_der = r.blob(4, "sender certificate");
+  p.body = r.blob(8, "body");
   if (p.body.size() < 16) throw Error("envelope body shorter than its 16-byte tag");
-  p.signature = r.take(r.uint(4, "signature length"), "signature");
-  if (r.at != wire.size()) throw Error("envelope has " + std::to_string(wire.size() - r.at) + " trailing bytes");
+  p.signature = r.blob(4, "signature");
+  r.done("envelope");
   return p;
 }
 

@@ -1,3 +1,4 @@
+#include "core/file.h"
 #include "secure/pki.h"
 
 #include <arpa/inet.h>

@@ -1,5 +1,6 @@
 // The inference endpoint: cpp-httplib's thread-per-connection server around a gng::Predictor, with
 // admission control, Prometheus metrics, a telemetry snapshot and input drift.
+#include "core/file.h"
 #include "serve/serve.h"
 
 #include <httplib.h>
@@ -238,7 +239,7 @@ struct Server::Impl {
         model(path),
         in(model.shape()),
         features(static_cast<std::size_t>(in.channels) * in.height * in.width),
-        sha256(secure::hex(secure::sha256(secure::view(secure::read_file(path))))),
+        sha256(secure::hex(secure::sha256(secure::view(read_file(path))))),
         drift(checked_reference(reference), o.drift_window),
         compute(std::clamp<int>(o.compute_slots > 0 ? o.compute_slots : static_cast<int>(std::thread::hardware_concurrency()), 1, 1024)) {}
 

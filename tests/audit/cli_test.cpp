@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "core/file.h"
 #include "audit/log.h"
 #include "support/paths.h"
 
@@ -31,7 +32,7 @@ Fixture make_log(const std::string& name) {
     if (i == 11 || i == 24) log.sign_head(f.key);
   }
   f.root = log.root();
-  secure::write_file_atomic(f.dir + "/audit-key.pub.pem", f.key.public_key().pem());
+  write_file_atomic(f.dir + "/audit-key.pub.pem", f.key.public_key().pem());
   return f;
 }
 
@@ -73,7 +74,7 @@ TEST(AuditCli, VerifyWithAnotherKeyFailsAndWithoutAKeyIsAnError) {
   const Fixture f = make_log("keys");
   const auto other = secure::SigningKey::generate("ML-DSA-65");
   const std::string other_pem = f.dir + "/other.pub.pem";
-  secure::write_file_atomic(other_pem, other.public_key().pem());
+  write_file_atomic(other_pem, other.public_key().pem());
   auto r = test::run(gng + " audit verify " + f.dir + " --key " + other_pem);
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find("not by the verifying key " + other.public_key().fingerprint()), std::string::npos) << r.out;

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/file.h"
 #include "audit/log.h"
 #include "support/error_of.h"
 
@@ -367,7 +368,7 @@ TEST(AuditLog, BadEntriesAreRefusedAndNothingIsAppended) {
 TEST(AuditLog, OpeningWhatIsNotALogIsAnError) {
   const std::string dir = fresh_dir();
   EXPECT_EQ(test::error_of([&] { AuditLog(dir + "/none.db", false); }), dir + "/none.db: no audit log here");
-  secure::write_file_atomic(dir + "/text.db", "hello, this is not SQLite, just some text that is long enough to be a header\n");
+  write_file_atomic(dir + "/text.db", "hello, this is not SQLite, just some text that is long enough to be a header\n");
   EXPECT_PRED2(contains, test::error_of([&] { AuditLog(dir + "/text.db", false); }), dir + "/text.db: not a gng audit log (");
   sqlite3* db = nullptr;
   sqlite3_open((dir + "/other.db").c_str(), &db);

@@ -1,10 +1,14 @@
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <set>
 
 #include "core/address.h"
 #include "core/args.h"
+#include "core/bytes.h"
 #include "core/error.h"
+#include "core/file.h"
+#include "support/error_of.h"
 #include "core/rng.h"
 
 namespace gng {
@@ -94,6 +98,95 @@ TEST(Rng, UniformAndBelowStayInRangeAndCoverIt) {
   }
   EXPECT_EQ(seen.size(), 10u);
   EXPECT_NEAR(sum / 100000, 0.5, 0.01);
+}
+
+}  // namespace
+}  // namespace gng
+
+namespace gng {
+namespace {
+
+std::string temp_dir(const std::string& name) {
+  const std::string dir = testing::TempDir() + name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+TEST(File, AtomicWriteReplacesWholeAndKeepsSecretsPrivate) {
+  const std::string dir = temp_dir("gng-atomic");
+  write_file_atomic(dir + "/k.pem", "secret", true);
+  EXPECT_EQ(read_file(dir + "/k.pem"), "secret");
+  EXPECT_EQ(std::filesystem::status(dir + "/k.pem").permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/k.pem.tmp"));
+  write_file_atomic(dir + "/k.pem", "longer secret");
+  EXPECT_EQ(read_file(dir + "/k.pem"), "longer secret");
+  copy_file_atomic(dir + "/k.pem", dir + "/copy");
+  EXPECT_EQ(read_file(dir + "/copy"), "longer secret");
+  std::filesystem::remove_all(dir);
+}
+
+TEST(File, FailuresNameThePathAndLeaveTheOldFile) {
+  const std::string dir = temp_dir("gng-atomic-fail");
+  EXPECT_NE(test::error_of([&] { read_file(dir + "/missing"); }).find("cannot read " + dir + "/missing"), std::string::npos);
+  EXPECT_EQ(test::error_of([&] { read_file(dir); }), "cannot read " + dir + ": it is a directory");
+  write_file_atomic(dir + "/big", std::string(100, 'x'));
+  EXPECT_EQ(test::error_of([&] { read_file(dir + "/big", 99); }), dir + "/big: larger than 99 bytes, refused");
+  EXPECT_EQ(read_file(dir + "/big", 100).size(), 100u);
+  // The rename target is a non-empty directory: the write fails, names the path, and leaves no
+  // temporary file behind.
+  std::filesystem::create_directories(dir + "/taken/inside");
+  const std::string e = test::error_of([&] { write_file_atomic(dir + "/taken", "new"); });
+  EXPECT_EQ(e.rfind("cannot write " + dir + "/taken: rename", 0), 0u) << e;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/taken.tmp"));
+  EXPECT_TRUE(std::filesystem::is_directory(dir + "/taken/inside"));
+  EXPECT_NE(test::error_of([&] { write_file_atomic(dir + "/no/such/dir/f", "x"); }).find("cannot write " + dir + "/no/such/dir/f"),
+            std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace gng
+
+namespace gng {
+namespace {
+
+TEST(Bytes, WriterAndReaderRoundTripBigEndianFields) {
+  std::string b;
+  bytes::Writer<std::string>(b).raw("GNGX\x02", 5).uint(0x0102, 2).uint(0x0a0b0c0d0e0f1011, 8).field("hello", 2, 16, "name");
+  EXPECT_EQ(b.substr(5, 2), std::string("\x01\x02", 2));
+  EXPECT_EQ(b.substr(7, 8), std::string("\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11", 8));
+  bytes::Reader r(b, "thing");
+  r.magic("GNGX", 2, "thing");
+  EXPECT_EQ(r.uint(2, "a"), 0x0102u);
+  EXPECT_EQ(r.uint(8, "b"), 0x0a0b0c0d0e0f1011u);
+  EXPECT_EQ(r.field(2, "name"), "hello");
+  EXPECT_EQ(r.left(), 0u);
+  r.done("thing");
+  std::vector<uint8_t> v;
+  bytes::Writer<std::vector<uint8_t>>(v).uint(7, 4);
+  EXPECT_EQ(v, (std::vector<uint8_t>{0, 0, 0, 7}));
+}
+
+TEST(Bytes, EveryReadIsCheckedAndNamesTheFormatAndField) {
+  const std::string b("\x00\x09hi", 4);
+  bytes::Reader r(b, "update");
+  EXPECT_EQ(test::error_of([&] { r.field(2, "sender"); }), "truncated update: sender needs 9 bytes, 2 left");
+  bytes::Reader r2(std::string_view("GNGY\x01"), "thing");
+  EXPECT_EQ(test::error_of([&] { r2.magic("GNGX", 1, "thing"); }), "not a gng thing (bad magic)");
+  bytes::Reader r3(std::string_view("GNGX\x03"), "thing");
+  EXPECT_EQ(test::error_of([&] { r3.magic("GNGX", 1, "thing"); }), "unsupported thing version 3");
+  bytes::Reader r4(std::string_view("abc"), "thing");
+  r4.take(1, "first");
+  EXPECT_EQ(test::error_of([&] { r4.done("thing"); }), "thing has 2 trailing bytes");
+  EXPECT_EQ(test::error_of([&] { r4.uint(8, "count"); }), "truncated thing: count needs 8 bytes, 2 left");
+  std::string out;
+  EXPECT_EQ(test::error_of([&] { bytes::Writer<std::string>(out).field(std::string(300, 'x'), 1, 1000, "name"); }),
+            "name longer than 255 bytes");
+  EXPECT_EQ(test::error_of([&] { bytes::Writer<std::string>(out).field(std::string(30, 'x'), 2, 16, "name"); }),
+            "name longer than 16 bytes");
+  EXPECT_TRUE(out.empty());
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,12 +15,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/file.h"
 #include "audit/log.h"
 #include "core/error.h"
 #include "lifecycle/config.h"
 #include "lifecycle/registry.h"
 #include "net/fixture.h"
-#include "net/node.h"
+#include "node/node.h"
 #include "secure/crypto.h"
 #include "support/error_of.h"
 #include "support/paths.h"
@@ -187,7 +189,7 @@ TEST(Run, CompletesWritesReportModelAndStatus) {
   // It ends with the audit trail's verdict and the promoted model; no nodes, so no QKD in the notes.
   EXPECT_NE(r.out.find("\naudit log: OK: "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("promoted model: " + dir + "/promoted.pt (serve it: gng serve "), std::string::npos) << r.out;
-  EXPECT_EQ(secure::read_file(dir + "/report.html").find("BB84"), std::string::npos);
+  EXPECT_EQ(read_file(dir + "/report.html").find("BB84"), std::string::npos);
   Registry reg(dir + "/registry.db", false);
   EXPECT_EQ(reg.meta("state"), "finished");
   EXPECT_EQ(reg.candidates().size(), 8u);
@@ -373,10 +375,10 @@ std::vector<double> promotion_scores(const Registry& reg) {
 TEST(Run, AChallengerIsFederatedBeforeItIsComparedAndOnlyOnce) {
   Sandbox box("objectives: {accuracy: 1.0, latency_ms: -0.001}\nbudgets: {cycles: 3, candidates: 12, wall_clock_s: 900}\n"
               "safety: {min_accuracy: 0.2}\napproval: auto\n");
-  std::string config = secure::read_file(box.config());
+  std::string config = read_file(box.config());
   config.replace(config.find("search: {seed: 3,"), 17, "search: {seed: 11,");
   config += "nodes: {count: 2, partition: iid}\nfederation: {rounds: 2, epochs: 1}\n";
-  secure::write_file_atomic(box.config(), config);
+  write_file_atomic(box.config(), config);
   const auto r = test::run(gng("run " + box.config() + " --runs " + box.runs()));
   ASSERT_EQ(r.status, 0) << r.out;
   Registry reg(box.run_dir() + "/registry.db", false);
@@ -395,7 +397,7 @@ TEST(Run, AChallengerIsFederatedBeforeItIsComparedAndOnlyOnce) {
   ASSERT_GE(scores.size(), 2u) << r.out;
   for (std::size_t i = 1; i < scores.size(); ++i) EXPECT_GT(scores[i], scores[i - 1] - 0.001) << "promotion " << i << "\n" << r.out;
   // A refused challenger is on record, so that a resumed run does not federate it again.
-  if (!challenger_federations.empty()) EXPECT_TRUE(reg.meta("refused_challengers").has_value());
+  for (const auto& [c, n] : challenger_federations) EXPECT_TRUE(reg.refused().count(std::stoi(c.substr(1)))) << c;
 }
 
 // The loop on two local nodes: each holds half of the training images; a node killed mid-run is
@@ -447,7 +449,7 @@ TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
     const auto promos = reg.promotions();
     ASSERT_FALSE(promos.empty());
     std::string expected;
-    if (promos.back().approved_by.ends_with("; federated")) {
+    if (promos.back().federated) {
       for (const auto& d : reg.decisions()) {
         std::smatch m;
         if (d.kind == "federate" && d.cycle == promos.back().cycle && std::regex_search(d.text, m, std::regex("accuracy (0\\.\\d{4})")))
@@ -500,19 +502,23 @@ TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
   for (const auto& d : reg.decisions()) kme += d.kind == "kme" && d.text.find("QKD required: KME on 127.0.0.1:") == 0;
   EXPECT_EQ(kme, 1);
   // The report says which parts were simulated.
-  EXPECT_NE(secure::read_file(box.run_dir() + "/report.html").find("QKD keys from a simulated BB84 link"), std::string::npos);
+  EXPECT_NE(read_file(box.run_dir() + "/report.html").find("QKD keys from a simulated BB84 link"), std::string::npos);
   // n1 came back, and no node outlives the run.
   EXPECT_EQ(node_pids("n1").size(), 2u);
   for (const char* n : {"n1", "n2"})
     for (pid_t p : node_pids(n)) EXPECT_NE(kill(p, 0), 0) << n << " (pid " << p << ") still runs";
   // Damaged federated metrics in the registry: status names them and fails, rather than crash.
-  ASSERT_TRUE(reg.promotions().back().approved_by.ends_with("; federated"));
-  reg.begin();
-  reg.set_meta("federated_metrics", "{\"candidate\": ");
-  reg.commit();
+  ASSERT_TRUE(reg.promotions().back().federated);
+  EXPECT_FALSE(reg.promotions().back().metrics.empty());
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((box.run_dir() + "/registry.db").c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db, "UPDATE promotions SET metrics = '{\"accuracy\": ' WHERE federated = 1", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
   const auto damaged = test::run(gng("status " + box.run_dir()));
   EXPECT_EQ(damaged.status, 1) << damaged.out;
-  EXPECT_NE(damaged.out.find("registry.db: the federated model's metrics are damaged"), std::string::npos) << damaged.out;
+  EXPECT_NE(damaged.out.find("registry.db: corrupt metrics in the registry"), std::string::npos) << damaged.out;
 }
 
 // Five nodes federate on a quorum of three: one killed in the middle of the federation leaves its
@@ -602,23 +608,23 @@ namespace {
 TEST(Observe, AShiftedInputStreamRaisesTheRobustnessWeight) {
   const std::string dir = testing::TempDir() + "gng-observe-" + std::to_string(getpid());
   fs::remove_all(dir);
-  net::NodeConfig nc;
+  node::NodeConfig nc;
   nc.id = "n1";
   nc.pki = test::pki().dir;
   nc.dir = dir;
   nc.data = kFashionMnistDir;
   nc.train_limit = 1000;
   nc.validation = 200;
-  net::Node node(nc, net::Qkd{});
-  net::NodeClient c(test::pki().orch, test::pki().trust(), "127.0.0.1", node.listen());
-  net::TrainJob job;
+  node::Node node(nc, qkd::Keys{});
+  node::NodeClient c(test::pki().orch, test::pki().trust(), "127.0.0.1", node.listen());
+  node::TrainJob job;
   job.run = "obs";
   job.family = "cnn";
   job.design_json = Design{{{"width", "4"}}}.to_json();
   job.return_model = true;
-  const net::Trained t = c.train(job);
-  secure::write_file_atomic(dir + "/m.pt.json", t.model_json);
-  secure::write_file_atomic(dir + "/m.pt", t.weights);
+  const node::Trained t = c.train(job);
+  write_file_atomic(dir + "/m.pt.json", t.model_json);
+  write_file_atomic(dir + "/m.pt", t.weights);
   const int port = c.deploy("obs", dir + "/m.pt");
   // 150 over-bright images (every pixel 0.9: far from Fashion-MNIST's mostly dark pixels).
   const auto r = test::run("/usr/bin/python3 -c \"import json, urllib.request as u; print(u.urlopen(u.Request('http://127.0.0.1:" +

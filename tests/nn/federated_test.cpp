@@ -8,8 +8,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 
 #include "fed/fed.h"
+#include "fed/strategy.h"
 #include "nn/nn.h"
 #include "nn/small_data.h"
 #include "support/error_of.h"
@@ -177,13 +179,14 @@ TEST(Federated, FedAvgOfTwoNodesLearns) {
     updates.back().from = "node" + std::to_string(node);
     EXPECT_EQ(updates.back().samples, 1000);
   }
-  const fed::Update avg = fed::aggregate(updates);
+  const std::unique_ptr<fed::Strategy> fedavg = fed::make_strategy({});
+  const fed::Update avg = fedavg->aggregate(updates);
   EXPECT_EQ(avg.samples, 2000);
   EXPECT_GT(evaluate_state("cnn", d, avg, val500(), EvalSettings{}).at("accuracy"), 0.55);  // chance is 0.10
 
   // The mean of one state with itself is that state, value for value.
   const std::vector<fed::Update> twins{updates[0], updates[0]};
-  EXPECT_TRUE(same_tensors(fed::aggregate(twins), updates[0]));
+  EXPECT_TRUE(same_tensors(fedavg->aggregate(twins), updates[0]));
 }
 
 TEST(Federated, StateOfAnotherDesignIsRefusedNamingTheTensor) {

@@ -13,10 +13,12 @@
 // clean FedAvg run and above 55 %, while attacked FedAvg ends below 20 %.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "fed/fed.h"
+#include "fed/strategy.h"
 #include "nn/nn.h"
 #include "nn/small_data.h"
 
@@ -30,12 +32,9 @@ using test::small;
 const InputShape kFashion{1, 28, 28, 10};
 constexpr int kNodes = 5, kRounds = 3, kAttacker = 4;
 
-fed::Rule rule(fed::Rule::Kind kind) {
-  fed::Rule r;
-  r.kind = kind;
-  r.trim = 0.2;  // with 5 nodes: drops the largest and the smallest value of every coordinate
-  r.byzantine = 1;
-  return r;
+std::unique_ptr<fed::Strategy> strategy(const std::string& rule) {
+  // trim 0.2 with 5 nodes: drops the largest and the smallest value of every coordinate
+  return fed::make_strategy({.rule = rule, .trim = 0.2, .byzantine = 1});
 }
 
 struct Federation {
@@ -49,9 +48,9 @@ struct Federation {
     for (const auto& part : partition_iid(train, kNodes, 3)) shards.push_back(subset(train, part));
   }
 
-  // Validation accuracy after kRounds rounds (2 local epochs of batches of 25) under `r`, with or
+  // Validation accuracy after kRounds rounds (2 local epochs of batches of 25) under `s`, with or
   // without the attacker. Seeds depend on round and node only, so runs differ only by the rule.
-  double run(const fed::Rule& r, bool attack) const {
+  double run(const fed::Strategy& s, bool attack) const {
     fed::Update global = start;
     for (int round = 0; round < kRounds; ++round) {
       std::vector<fed::Update> updates;
@@ -66,7 +65,7 @@ struct Federation {
         u.from += std::to_string(node);
         updates.push_back(std::move(u));
       }
-      global = fed::aggregate(updates, r);
+      global = s.aggregate(updates);
     }
     return evaluate_state("cnn", d, global, val, EvalSettings{}).at("accuracy");
   }
@@ -74,13 +73,12 @@ struct Federation {
 
 TEST(Poisoning, SignFlipX10DragsFedAvgToChanceWhileTrimmedMeanMedianKrumEndWithin12PointsOfClean) {
   const Federation f;
-  const double clean = f.run(rule(fed::Rule::fedavg), false);
-  const double attacked = f.run(rule(fed::Rule::fedavg), true);
+  const double clean = f.run(*strategy("fedavg"), false);
+  const double attacked = f.run(*strategy("fedavg"), true);
   EXPECT_GT(clean, 0.65);     // chance is 0.10
   EXPECT_LT(attacked, 0.20);  // near chance
-  for (const auto kind : {fed::Rule::trimmed_mean, fed::Rule::median, fed::Rule::krum}) {
-    const double robust = f.run(rule(kind), true);
-    const std::string name = kind == fed::Rule::trimmed_mean ? "trimmed_mean" : kind == fed::Rule::median ? "median" : "krum";
+  for (const std::string name : {"trimmed_mean", "median", "krum"}) {
+    const double robust = f.run(*strategy(name), true);
     RecordProperty(name, std::to_string(robust));
     EXPECT_GT(robust, clean - 0.12) << name << ": clean FedAvg " << clean << ", attacked FedAvg " << attacked;
     EXPECT_GT(robust, 0.55) << name;

@@ -4,10 +4,10 @@
 
 #include <cmath>
 
-#include "secure/qkd/bb84.h"
+#include "qkd/bb84.h"
 #include "support/error_of.h"
 
-namespace gng::secure::qkd {
+namespace gng::qkd {
 namespace {
 
 Params at(double km, uint64_t sifted_bits = uint64_t{1} << 17, double eve = 0) {
@@ -215,4 +215,4 @@ TEST(KeyPool, RefusesKeyWhenEveryBlockAborts) {
 }
 
 }  // namespace
-}  // namespace gng::secure::qkd
+}  // namespace gng::qkd

@@ -4,10 +4,10 @@
 #include <cmath>
 
 #include "core/rng.h"
-#include "secure/qkd/postprocess.h"
+#include "qkd/postprocess.h"
 #include "support/error_of.h"
 
-namespace gng::secure::qkd {
+namespace gng::qkd {
 namespace {
 
 Bits random_bits(std::size_t n, Rng& r) {
@@ -137,4 +137,4 @@ TEST(Toeplitz, RejectsASeedOfTheWrongLength) {
 }
 
 }  // namespace
-}  // namespace gng::secure::qkd
+}  // namespace gng::qkd

@@ -132,17 +132,6 @@ TEST(Primitives, MlKem768RoundTrip) {
   EXPECT_NE(kem_decapsulate(pair, bad), e.secret);
 }
 
-TEST(Primitives, AtomicFileWrite) {
-  const std::string dir = testing::TempDir() + "gng-atomic";
-  std::filesystem::create_directories(dir);
-  write_file_atomic(dir + "/k.pem", "secret", true);
-  EXPECT_EQ(read_file(dir + "/k.pem"), "secret");
-  EXPECT_EQ(std::filesystem::status(dir + "/k.pem").permissions() & std::filesystem::perms::all,
-            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-  EXPECT_FALSE(std::filesystem::exists(dir + "/k.pem.tmp"));
-  EXPECT_NE(test::error_of([&] { read_file(dir + "/missing"); }).find("cannot read " + dir + "/missing"), std::string::npos);
-}
-
 }  // namespace
 }  // namespace gng::secure
 

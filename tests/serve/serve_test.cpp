@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/file.h"
 #include "core/error.h"
 #include "data/dataset.h"
 #include "nn/nn.h"
@@ -173,7 +174,7 @@ TEST(Serve, JsonPredictionsAreThePredictors) {
     for (std::size_t c = 0; c < 10; ++c) EXPECT_NEAR(p[c], q[c], 1e-12);
     EXPECT_NEAR(std::accumulate(p.begin(), p.end(), 0.0), 1.0, 1e-9);
   }
-  const std::string sha = secure::hex(secure::sha256(secure::view(secure::read_file(f.model))));
+  const std::string sha = secure::hex(secure::sha256(secure::view(read_file(f.model))));
   EXPECT_EQ(j["model"], sha);
   EXPECT_EQ(s.server.model_sha256(), sha);
 }

@@ -37,9 +37,12 @@
 #include <vector>
 
 #include "secure/crypto.h"
-#include "secure/qkd/postprocess.h"
+#include "qkd/postprocess.h"
 
-namespace gng::secure::qkd {
+namespace gng::qkd {
+
+using secure::Bytes;
+using secure::View;
 
 struct Params {
   // The link. Defaults: standard single-mode fibre at 1550 nm (0.2 dB/km) and gated InGaAs/InP
@@ -141,4 +144,4 @@ class Link {
   std::vector<BlockStats> blocks_;
 };
 
-}  // namespace gng::secure::qkd
+}  // namespace gng::qkd

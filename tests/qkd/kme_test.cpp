@@ -3,13 +3,14 @@
 #include <nlohmann/json.hpp>
 
 #include "net/fixture.h"
-#include "secure/qkd/kme.h"
+#include "qkd/kme.h"
 #include "support/error_of.h"
 
-namespace gng::secure::qkd {
+namespace gng::qkd {
 namespace {
 
 using test::pki;
+using secure::Identity;
 
 // A KME on loopback with small, seeded link blocks so that tests stay fast.
 struct KmeRunning {
@@ -70,7 +71,7 @@ TEST(Kme, GetVariantsOfTheApi) {
   const auto j = nlohmann::json::parse(r.body);
   ASSERT_EQ(j["keys"].size(), 2u);
   const std::string id = j["keys"][1]["key_ID"];
-  EXPECT_EQ(from_base64(j["keys"][1]["key"].get<std::string>()).size(), 16u);
+  EXPECT_EQ(secure::from_base64(j["keys"][1]["key"].get<std::string>()).size(), 16u);
   const net::Response d = c2.call("GET", "/api/v1/keys/n1/dec_keys?key_ID=" + id);
   ASSERT_EQ(d.status, 200) << d.body;
   EXPECT_EQ(nlohmann::json::parse(d.body)["keys"][0]["key"], j["keys"][1]["key"]);
@@ -110,4 +111,4 @@ TEST(Kme, AnEavesdroppedLinkDeliversNoKey) {
 }
 
 }  // namespace
-}  // namespace gng::secure::qkd
+}  // namespace gng::qkd

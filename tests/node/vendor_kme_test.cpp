@@ -1,4 +1,4 @@
-// gng's KME client against a KME it did not write: tests/net/vendor_kme.py, the ETSI GS QKD 014 API
+// gng's KME client against a KME it did not write: tests/node/vendor_kme.py, the ETSI GS QKD 014 API
 // on Python's TLS stack with classical (ECDSA P-256) certificates from a CA outside gng's PKI — the
 // test double for a vendor's key manager, at the seam of the ETSI REST API.
 #include <signal.h>
@@ -11,13 +11,14 @@
 
 #include <gtest/gtest.h>
 
-#include "net/node.h"
+#include "core/file.h"
+#include "node/node.h"
 #include "secure/crypto.h"
-#include "secure/qkd/kme.h"
+#include "qkd/kme.h"
 #include "support/error_of.h"
 #include "support/paths.h"
 
-namespace gng::secure::qkd {
+namespace gng::qkd {
 namespace {
 
 // A vendor's PKI made with the system's openssl tool: a CA, the KME's server certificate for
@@ -68,7 +69,7 @@ struct VendorKme {
   int port = 0;
   explicit VendorKme(const std::string& server = "kme", const std::string& extra = "") {
     const std::string log = vendor().dir + "/kme-" + std::to_string(getpid()) + "-" + std::to_string(counter()++) + ".log";
-    const std::string cmd = "exec /usr/bin/python3 " + std::string(GNG_SOURCE_DIR) + "/tests/net/vendor_kme.py --cert " +
+    const std::string cmd = "exec /usr/bin/python3 " + std::string(GNG_SOURCE_DIR) + "/tests/node/vendor_kme.py --cert " +
                             vendor().dir + "/" + server + ".pem --key " + vendor().dir + "/" + server + ".key --ca " +
                             vendor().dir + "/ca.pem " + extra + " > " + log + " 2>&1";
     pid = fork();
@@ -79,10 +80,10 @@ struct VendorKme {
     for (int i = 0; i < 200 && port == 0; ++i) {
       usleep(50000);
       std::smatch m;
-      const std::string out = std::filesystem::exists(log) ? secure::read_file(log) : "";
+      const std::string out = std::filesystem::exists(log) ? read_file(log) : "";
       if (std::regex_search(out, m, std::regex("listening (\\d+)"))) port = std::stoi(m[1]);
     }
-    EXPECT_GT(port, 0) << "the vendor KME did not start: " << (std::filesystem::exists(log) ? secure::read_file(log) : "");
+    EXPECT_GT(port, 0) << "the vendor KME did not start: " << (std::filesystem::exists(log) ? read_file(log) : "");
   }
   ~VendorKme() {
     kill(pid, SIGTERM);
@@ -100,9 +101,9 @@ struct VendorKme {
 TEST(VendorKme, KeysFlowBetweenTwoSaesOverClassicalTls12UnderTheVendorsOwnIds) {
   VendorKme kme;
   // gng's nodes n1 and n2 are SAE_A and SAE_B to the vendor.
-  net::Qkd n1 = kme_access(kme.client("SAE_A"), true, {{"n2", "SAE_B"}});
-  net::Qkd n2 = kme_access(kme.client("SAE_B"), true, {{"n1", "SAE_A"}});
-  const net::QkdKeyForSend k = n1.for_sending("n2");
+  qkd::Keys n1 = kme_access(kme.client("SAE_A"), true, {{"n2", "SAE_B"}});
+  qkd::Keys n2 = kme_access(kme.client("SAE_B"), true, {{"n1", "SAE_A"}});
+  const qkd::KeyForSend k = n1.for_sending("n2");
   EXPECT_EQ(k.key.size(), 32u);
   EXPECT_TRUE(std::regex_match(k.key_id, std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"))) << k.key_id;
   EXPECT_EQ(n2.for_opening("n1", k.key_id), k.key);
@@ -110,8 +111,8 @@ TEST(VendorKme, KeysFlowBetweenTwoSaesOverClassicalTls12UnderTheVendorsOwnIds) {
   EXPECT_EQ(test::error_of([&] { n2.for_opening("n1", k.key_id); }),
             "KME refused dec_keys from SAE_A (HTTP 400): key_ID " + k.key_id + " unknown");
   // Without a mapping the gng id is used as the SAE ID, which this KME does not know as the master.
-  const net::QkdKeyForSend k2 = n1.for_sending("n2");
-  net::Qkd unmapped = kme_access(kme.client("SAE_B"), true);
+  const qkd::KeyForSend k2 = n1.for_sending("n2");
+  qkd::Keys unmapped = kme_access(kme.client("SAE_B"), true);
   EXPECT_NE(test::error_of([&] { unmapped.for_opening("n1", k2.key_id); }).find("HTTP 400"), std::string::npos);
   // The status route and the ids of both ends, as the vendor's KME names them.
   auto c = kme.client("SAE_A");
@@ -125,8 +126,8 @@ TEST(VendorKme, KeysFlowBetweenTwoSaesOverClassicalTls12UnderTheVendorsOwnIds) {
 
 TEST(VendorKme, WorksOverTls13Too) {
   VendorKme kme("kme", "--tls 1.3");
-  net::Qkd a = kme_access(kme.client("SAE_A"), true, {{"n2", "SAE_B"}});
-  net::Qkd b = kme_access(kme.client("SAE_B"), true, {{"n1", "SAE_A"}});
+  qkd::Keys a = kme_access(kme.client("SAE_A"), true, {{"n2", "SAE_B"}});
+  qkd::Keys b = kme_access(kme.client("SAE_B"), true, {{"n1", "SAE_A"}});
   const auto k = a.for_sending("n2");
   EXPECT_EQ(b.for_opening("n1", k.key_id), k.key);
 }
@@ -134,19 +135,19 @@ TEST(VendorKme, WorksOverTls13Too) {
 TEST(VendorKme, AServerOutsideTheConfiguredCaOrNamedForAnotherHostIsRefused) {
   VendorKme kme;
   // Our CA file names another CA: the vendor's server certificate does not chain to it.
-  net::Qkd foreign = kme_access(kme.client("SAE_A", "other-ca.pem"), true);
+  qkd::Keys foreign = kme_access(kme.client("SAE_A", "other-ca.pem"), true);
   const std::string e1 = test::error_of([&] { foreign.for_sending("SAE_B"); });
   EXPECT_NE(e1.find("server certificate: self-signed certificate in certificate chain"), std::string::npos) << e1;
   // A certificate from the right CA for another host name.
   VendorKme elsewhere("kme-elsewhere");
-  net::Qkd misnamed = kme_access(elsewhere.client("SAE_A"), true);
+  qkd::Keys misnamed = kme_access(elsewhere.client("SAE_A"), true);
   const std::string e2 = test::error_of([&] { misnamed.for_sending("SAE_B"); });
   EXPECT_NE(e2.find("server certificate does not name the host 127.0.0.1"), std::string::npos) << e2;
 }
 
 TEST(VendorKme, AKeyOfTheWrongSizeIsRefused) {
   VendorKme kme("kme", "--key-bits 128");
-  net::Qkd a = kme_access(kme.client("SAE_A"), true);
+  qkd::Keys a = kme_access(kme.client("SAE_A"), true);
   const std::string e = test::error_of([&] { a.for_sending("SAE_B"); });
   EXPECT_NE(e.find("with 128 bits, not 256"), std::string::npos) << e;
 }
@@ -162,7 +163,7 @@ TEST(VendorKme, MissingOrMismatchedFilesAreNamed) {
 }
 
 TEST(VendorKme, TheNodeConfigDescribesAVendorsKme) {
-  const auto c = net::NodeConfig::from_yaml(
+  const auto c = node::NodeConfig::from_yaml(
       "id: n1\npki: p\ndir: d\nkme: {address: kme-a.example:443, ca: ca.pem, cert: a.pem, key: a.key, sae_ids: {n2: SAE_B}}\n",
       "node.yaml");
   EXPECT_EQ(c.kme.host, "kme-a.example");
@@ -172,18 +173,18 @@ TEST(VendorKme, TheNodeConfigDescribesAVendorsKme) {
   EXPECT_EQ(c.kme_tls->groups, "X25519MLKEM768:X25519:P-256:P-384");
   EXPECT_EQ(c.sae_ids.at("n2"), "SAE_B");
   EXPECT_EQ(c.qkd, "required");
-  EXPECT_EQ(test::error_of([] { net::NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: {address: h:1, ca: ca.pem}\n", "node.yaml"); }),
+  EXPECT_EQ(test::error_of([] { node::NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: {address: h:1, ca: ca.pem}\n", "node.yaml"); }),
             "node.yaml:4: kme: a vendor's KME needs 'cert' (address, ca, cert and key)");
   EXPECT_EQ(test::error_of([] {
-              net::NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: {address: h:1, ca: c, cert: c, key: k, sae_ids: {[a, b]: B}}\n",
+              node::NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: {address: h:1, ca: c, cert: c, key: k, sae_ids: {[a, b]: B}}\n",
                                          "node.yaml");
             }),
             "node.yaml:4: 'kme.sae_ids' has the wrong type (got 'a collection')");
-  EXPECT_NE(test::error_of([] { net::NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: {address: h:1, ca: c, cert: c, key: k, "
+  EXPECT_NE(test::error_of([] { node::NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: {address: h:1, ca: c, cert: c, key: k, "
                                                           "port: 3}\n", "node.yaml"); })
                 .find("port"),
             std::string::npos);
 }
 
 }  // namespace
-}  // namespace gng::secure::qkd
+}  // namespace gng::qkd

@@ -22,11 +22,11 @@
 #include <string>
 #include <vector>
 
-#include "net/exchange.h"
+#include "qkd/keys.h"
 #include "net/rpc.h"
-#include "secure/qkd/bb84.h"
+#include "qkd/bb84.h"
 
-namespace gng::secure::qkd {
+namespace gng::qkd {
 
 struct KmeConfig {
   Params link;                        // every SAE pair gets its own simulated link with these parameters
@@ -88,9 +88,9 @@ class KmeClient {
 };
 
 // An SAE's keys from its KME over `client` (gng's PQ-TLS to a `gng kme`, or net::ExternalTls to a
-// vendor's KME) for the envelopes it seals and opens (net::Qkd: 256-bit keys; `required` is the
+// vendor's KME) for the envelopes it seals and opens (qkd::Keys: 256-bit keys; `required` is the
 // policy's word). sae_ids maps a gng peer id to the SAE ID the KME knows that peer by (absent: the
 // same). Thread-safe: one kept-alive connection, one call at a time. Connects on first use.
-net::Qkd kme_access(std::unique_ptr<net::Client> client, bool required, std::map<std::string, std::string> sae_ids = {});
+qkd::Keys kme_access(std::unique_ptr<net::Client> client, bool required, std::map<std::string, std::string> sae_ids = {});
 
-}  // namespace gng::secure::qkd
+}  // namespace gng::qkd

@@ -1,4 +1,4 @@
-#include "secure/qkd/postprocess.h"
+#include "qkd/postprocess.h"
 
 #include <algorithm>
 #include <bit>
@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 
-namespace gng::secure::qkd {
+namespace gng::qkd {
 
 double binary_entropy(double p) {
   if (p <= 0 || p >= 1) return 0;
@@ -155,4 +155,4 @@ Bits toeplitz_hash(std::span<const uint8_t> x, std::span<const uint8_t> seed, st
   return y;
 }
 
-}  // namespace gng::secure::qkd
+}  // namespace gng::qkd

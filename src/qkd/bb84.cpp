@@ -1,4 +1,4 @@
-#include "secure/qkd/bb84.h"
+#include "qkd/bb84.h"
 
 #include <cmath>
 #include <cstdio>
@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 
-namespace gng::secure::qkd {
+namespace gng::qkd {
 
 namespace {
 
@@ -28,7 +28,7 @@ void require(bool ok, const std::string& what, double v) {
 }
 
 uint64_t drbg_u64() {
-  const Bytes b = random_bytes(8);
+  const Bytes b = secure::random_bytes(8);
   uint64_t v = 0;
   std::memcpy(&v, b.data(), 8);
   return v;
@@ -40,7 +40,7 @@ std::vector<uint64_t> random_words(std::optional<Rng>& rng, std::size_t count) {
   if (rng) {
     for (auto& v : w) v = rng->next();
   } else if (count > 0) {
-    const Bytes b = random_bytes(8 * count);
+    const Bytes b = secure::random_bytes(8 * count);
     std::memcpy(w.data(), b.data(), b.size());
   }
   return w;
@@ -89,7 +89,7 @@ Bytes pack(const Bits& bits, bool whole_bytes = false) {
 }
 
 bool same_hash(const Bits& a, const Bits& b) {
-  const Bytes ha = sha256(pack(a)), hb = sha256(pack(b));
+  const Bytes ha = secure::sha256(pack(a)), hb = secure::sha256(pack(b));
   return std::memcmp(ha.data(), hb.data(), kVerifyBits / 8) == 0;
 }
 
@@ -270,4 +270,4 @@ KeyPair Link::take(std::size_t bytes) {
   return k;
 }
 
-}  // namespace gng::secure::qkd
+}  // namespace gng::qkd

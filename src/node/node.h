@@ -21,7 +21,7 @@
 //                               # it does), never part of any shard
 //   workers: 1                  # trainings at once
 //   kme: 127.0.0.1:8443         # its ETSI GS QKD 014 KME (HOST:PORT or "[IPV6]:PORT", a gng kme); none: no QKD keys
-//   # or a vendor's KME, over TLS with the vendor's certificates (rpc.h: ExternalTls):
+//   # or a vendor's KME, over TLS with the vendor's certificates (rpc.h: net::ExternalTls):
 //   # kme: {address: kme-a.example:443, ca: vendor-ca.pem, cert: sae-n1.pem, key: sae-n1.key,
 //   #       groups: X25519MLKEM768:X25519, sae_ids: {n2: SAE_B, n3: SAE_C}}   # gng id → the KME's SAE ID
 //   qkd: required               # required | optional | off (default: required with a kme, else off)
@@ -36,12 +36,12 @@
 #include <string>
 
 #include "audit/log.h"
-#include "net/exchange.h"
+#include "node/exchange.h"
 #include "net/rpc.h"
 #include "nn/nn.h"
 #include "secure/envelope.h"
 
-namespace gng::net {
+namespace gng::node {
 
 struct NodeConfig {
   std::string id, pki, dir, data;
@@ -53,7 +53,7 @@ struct NodeConfig {
   std::size_t validation = 2000, train_limit = 0, holdout = 0;
   int workers = 1;
   Address kme;                   // its KME (kme: HOST:PORT); port 0: none
-  std::optional<ExternalTls> kme_tls;            // a vendor's KME: how to reach it
+  std::optional<net::ExternalTls> kme_tls;            // a vendor's KME: how to reach it
   std::map<std::string, std::string> sae_ids;    // gng id → the SAE ID the KME knows it by
   std::string qkd = "off";       // required | optional | off
 
@@ -65,7 +65,7 @@ class Node {
  public:
   // Loads the identity and the shard; gng::Error when it cannot. `qkd`: the node's KME (see
   // secure/qkd/kme.h: kme_access), as config.kme and config.qkd describe it.
-  Node(NodeConfig config, Qkd qkd);
+  Node(NodeConfig config, qkd::Keys qkd);
   ~Node();
   int listen();                      // starts serving; returns the port
   void stop();
@@ -122,7 +122,7 @@ struct RoundResult {
 class NodeClient {
  public:
   NodeClient(const secure::Identity& me, const secure::TrustStore& trust, const std::string& host, int port,
-             Limits limits = {}, Qkd qkd = {}, audit::AuditLog* audit = nullptr);
+             net::Limits limits = {}, qkd::Keys qkd = {}, audit::AuditLog* audit = nullptr);
   NodeHealth health();
   // Trains on the node; a returned model is opened here (signature, session, digest) before use.
   Trained train(const TrainJob& job);
@@ -142,17 +142,17 @@ class NodeClient {
                           const nlohmann::json& detail,
                           const std::function<std::string(const secure::Bytes& envelope, uint64_t seq)>& request);
   // An envelope the node sealed for this client over `session`: opened, its sender checked, audited.
-  secure::Opened open_from(const Peer& session, const std::string& envelope, const std::string& what,
+  secure::Opened open_from(const net::Peer& session, const std::string& envelope, const std::string& what,
                            const nlohmann::json& detail);
 
   secure::Identity identity_;
   secure::TrustStore trust_;
   std::string me_, where_;
-  Client client_;
-  Qkd qkd_;
+  net::Client client_;
+  qkd::Keys qkd_;
   audit::AuditLog* audit_;
   secure::ReplayGuard replay_;
   uint64_t seq_ = 0;
 };
 
-}  // namespace gng::net
+}  // namespace gng::node

@@ -1,4 +1,5 @@
-#include "net/node.h"
+#include "core/file.h"
+#include "node/node.h"
 
 #include <chrono>
 #include <condition_variable>
@@ -17,72 +18,9 @@
 
 namespace fs = std::filesystem;
 
-namespace gng::net {
+namespace gng::node {
 
 namespace {
-
-// The model a node sends: u32 n ‖ description (JSON) ‖ weights, one payload under one digest.
-std::string pack_model(const std::string& json, const std::string& weights) {
-  std::string out(4, '\0');
-  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((json.size() >> (24 - 8 * i)) & 0xff);
-  return out + json + weights;
-}
-
-std::pair<std::string, std::string> unpack_model(const secure::Bytes& payload) {
-  if (payload.size() < 4) throw Error("model payload shorter than its header");
-  std::size_t n = 0;
-  for (int i = 0; i < 4; ++i) n = (n << 8) | payload[i];
-  if (n > payload.size() - 4) throw Error("model payload: description length " + std::to_string(n) + " exceeds the payload");
-  return {std::string(payload.begin() + 4, payload.begin() + 4 + n), std::string(payload.begin() + 4 + n, payload.end())};
-}
-
-// What an audit entry says of an envelope, on either side: `detail` (the request's context) with
-// the header's parties, run, seq, model digest and keying, the envelope's size and the TLS group.
-nlohmann::json exchange_detail(nlohmann::json detail, const secure::EnvelopeHeader& h, std::size_t bytes,
-                               const std::string& tls_group, const std::string& qkd_fallback = "") {
-  detail.update({{"from", h.sender}, {"to", h.recipient}, {"run", h.run}, {"seq", h.seq}, {"model_digest", h.model_digest},
-                 {"mode", h.qkd_key_id.empty() ? "pqc-only" : "qkd+pqc"}, {"qkd_key_id", h.qkd_key_id}, {"bytes", bytes},
-                 {"tls_group", tls_group}});
-  if (!qkd_fallback.empty()) detail["qkd_fallback"] = qkd_fallback;
-  return detail;
-}
-
-// `payload` sealed by `me` for the peer of `session`, keyed also by `key` (none: pqc-only): the
-// header (for the audit entry) and the wire form.
-struct Sealed {
-  secure::EnvelopeHeader header;
-  secure::Bytes wire;
-};
-Sealed seal_for(const secure::Identity& me, const Peer& session, const std::string& run, uint64_t seq,
-                const std::string& payload, const QkdKeyForSend& key) {
-  Sealed s;
-  s.header.sender = me.id();
-  s.header.recipient = session.id;
-  s.header.run = run;
-  s.header.seq = seq;
-  s.header.model_digest = secure::model_digest(secure::view(payload));
-  s.header.qkd_key_id = key.key_id;
-  s.wire = secure::seal(s.header, secure::view(payload), session.exporter, key.key, me);
-  return s;
-}
-
-// An envelope that the peer of `session` sealed for this party: opened under `o` (trust,
-// signature, session, replay, QKD key, digest), its sender checked against the peer, and entered in
-// `log` either way (when there is one). Throws gng::Error with the reason.
-secure::Opened open_from_peer(const std::string& envelope, const secure::OpenOptions& o, const Peer& session,
-                              const std::string& what, const nlohmann::json& detail, audit::AuditLog* log) {
-  const secure::View wire(reinterpret_cast<const uint8_t*>(envelope.data()), envelope.size());
-  try {
-    secure::Opened opened = secure::open(wire, o);
-    if (opened.header.sender != session.id)
-      throw Error("the " + what + " is signed by '" + opened.header.sender + "', not by the peer '" + session.id + "'");
-    if (log) log->append("exchange", session.id, exchange_detail(detail, opened.header, envelope.size(), session.tls_group));
-    return opened;
-  } catch (const Error& e) {
-    if (log) log->append("rejection", session.id, {{"from", session.id}, {"reason", e.what()}, {"bytes", envelope.size()}});
-    throw;
-  }
-}
 
 }  // namespace
 
@@ -123,7 +61,7 @@ NodeConfig NodeConfig::from_yaml(const std::string& text, const std::string& sou
       for (const char* required : {"address", "ca", "cert", "key"})
         if (!k[required]) throw Error(what + ": a vendor's KME needs '" + required + "' (address, ca, cert and key)");
       address = get<std::string>(k["address"], source, "kme.address");
-      ExternalTls tls;
+      net::ExternalTls tls;
       tls.ca_file = get<std::string>(k["ca"], source, "kme.ca");
       tls.cert_file = get<std::string>(k["cert"], source, "kme.cert");
       tls.key_file = get<std::string>(k["key"], source, "kme.key");
@@ -154,7 +92,7 @@ NodeConfig NodeConfig::from_yaml(const std::string& text, const std::string& sou
 
 struct Node::Impl {
   NodeConfig c;
-  Qkd qkd;
+  qkd::Keys qkd;
   secure::Identity me;
   secure::TrustStore trust;
   Dataset train, val;   // the shard split: candidates train on `train`, are measured on `val`
@@ -162,7 +100,7 @@ struct Node::Impl {
                         // held-out images judge the aggregate; the node's own `val` has no use there)
   std::vector<std::size_t> label_counts;
   std::unique_ptr<audit::AuditLog> log;
-  std::unique_ptr<Server> server;
+  std::unique_ptr<net::Server> server;
   std::mutex mu, deploy_mu;
   std::condition_variable free_slot;
   int busy = 0;
@@ -197,37 +135,30 @@ struct Node::Impl {
   // The QKD key for what this node will send the caller, taken before the work that produces it:
   // a node that must have one and cannot get it refuses (503) instead of training for nothing.
   struct SendKey {
-    QkdKeyForSend key;
+    qkd::KeyForSend key;
     std::string fallback;  // why there is none, when QKD is optional and the KME failed
   };
-  SendKey send_key(const Peer& peer) {
+  SendKey send_key(const net::Peer& peer) {
     SendKey k;
     try {
       k.key = qkd.key_for(peer.id, &k.fallback);
     } catch (const Error& e) {
-      throw Failure(503, e.what());
+      throw net::Failure(503, e.what());
     }
     return k;
   }
 
   // `payload` sealed for the caller over this session with `key`, and audited. The header's round
   // stays 0: the caller's seq orders everything it sends (see federated_round).
-  secure::Bytes send(const Peer& peer, const std::string& payload, const std::string& run, uint64_t seq,
+  secure::Bytes send(const net::Peer& peer, const std::string& payload, const std::string& run, uint64_t seq,
                      const nlohmann::json& detail, const SendKey& key) {
     Sealed s = seal_for(me, peer, run, seq, payload, key.key);
     log->append("exchange", c.id, exchange_detail(detail, s.header, s.wire.size(), peer.tls_group, key.fallback));
     return std::move(s.wire);
   }
 
-  // An envelope the caller sealed for this node over this session: opened (trust, signature,
-  // session, replay, QKD key, digest), its sender checked against the caller, and audited either way.
-  secure::Opened receive(const Peer& peer, const std::string& env, const std::string& what, const nlohmann::json& detail) {
-    try {
-      return open_from_peer(env, qkd.opening(trust, c.id, peer.exporter, replay), peer, what, detail, log.get());
-    } catch (const Error& e) {
-      throw Failure(400, what + " rejected: " + e.what());
-    }
-  }
+  // What the orchestrator sends this node is opened through the one exchange path (exchange.h).
+  Inbox inbox() { return {&trust, c.id, &qkd, &replay, log.get()}; }
 
   // One of the node's `workers` training slots, held for a scope (waits for a free one).
   struct Slot {
@@ -244,43 +175,29 @@ struct Node::Impl {
     }
   };
 
-  std::string federated_round(const Peer& peer, const std::string& body) {
-    if (peer.role != "orchestrator") throw Failure(401, "'" + peer.id + "' (" + peer.role + ") may not start a federated round");
-    rpc::FederatedRoundRequest req;
-    if (!req.ParseFromString(body)) throw Failure(400, "FederatedRound: not a FederatedRoundRequest message");
-    if (req.rounds() > 0 && (req.round() < 1 || req.round() > req.rounds()))
-      throw Failure(400, "FederatedRound: round " + std::to_string(req.round()) + " of " + std::to_string(req.rounds()) + " is not a round");
-    const Design d = Design::from_json(req.design_json());
-    fed::Update global;
-    {
-      const secure::Opened opened = receive(peer, req.global_envelope(), "global state",
-                                            {{"run", req.run()}, {"round", req.round()}, {"seq", req.seq()}});
-      try {
-        global = fed::decode(std::string_view(reinterpret_cast<const char*>(opened.update.data()), opened.update.size()));
-      } catch (const Error& e) {
-        throw Failure(400, std::string("global state rejected: ") + e.what());
-      }
-    }
+  std::string federated_round(const net::Peer& peer, const std::string& body) {
+    const RoundRequest req = receive_round(peer, body, inbox());
+    const Design d = Design::from_json(req.design_json);
     TrainBudget b;
-    b.epochs = req.epochs();
-    b.samples = req.samples();
-    b.batch = req.batch() > 0 ? req.batch() : 128;
-    b.seed = req.seed();
-    b.augment = req.augment();
+    b.epochs = req.epochs;
+    b.samples = req.samples;
+    b.batch = req.batch > 0 ? req.batch : 128;
+    b.seed = req.seed;
+    b.augment = req.augment;
     const SendKey key = send_key(peer);
     LocalResult r;
     {
       const Slot slot(*this);
       const auto started = std::chrono::steady_clock::now();
-      r = train_from(req.family(), d, global, whole, Dataset{}, b, EvalSettings{}, req.mu(), static_cast<int>(req.round()),
-                     static_cast<int>(req.rounds()));
+      r = train_from(req.family, d, req.global, whole, Dataset{}, b, EvalSettings{}, req.mu, static_cast<int>(req.round),
+                     static_cast<int>(req.rounds));
       // Training: what the caller subtracts from its wall time to see the cost of the exchange
       // itself (TLS, envelopes, QKD keys, encoding).
       r.metrics["compute_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     }
     r.state.from = c.id;
-    const secure::Bytes wire = send(peer, fed::encode(r.state), req.run(), req.seq(),
-                                    {{"round", req.round()}, {"samples", r.state.samples}}, key);
+    const secure::Bytes wire = send(peer, fed::encode(r.state), req.run, req.seq,
+                                    {{"round", req.round}, {"samples", r.state.samples}}, key);
     rpc::FederatedRoundReply reply;
     reply.set_update_envelope(wire.data(), wire.size());
     for (const auto& [k, v] : r.metrics) (*reply.mutable_metrics())[k] = v;
@@ -289,26 +206,14 @@ struct Node::Impl {
 
   std::unique_ptr<serve::Server> serving;  // the deployed model, when there is one
 
-  std::string deploy(const Peer& peer, const std::string& body) {
-    if (peer.role != "orchestrator") throw Failure(401, "'" + peer.id + "' (" + peer.role + ") may not deploy models");
-    rpc::DeployRequest req;
-    if (!req.ParseFromString(body)) throw Failure(400, "Deploy: not a DeployRequest message");
-    std::pair<std::string, std::string> model;
-    {
-      const secure::Opened opened =
-          receive(peer, req.model_envelope(), "model", {{"run", req.run()}, {"seq", req.seq()}, {"deploy", true}});
-      try {
-        model = unpack_model(opened.update);
-      } catch (const Error& e) {
-        throw Failure(400, std::string("model rejected: ") + e.what());
-      }
-    }
+  std::string deploy(const net::Peer& peer, const std::string& body) {
+    const DeployRequest req = receive_deploy(peer, body, inbox());
     const std::string path = (fs::path(c.dir) / "deployed.pt").string();
     std::lock_guard lock(deploy_mu);
     if (serving) serving->stop();
     serving.reset();
-    secure::write_file_atomic(path + ".json", model.first);
-    secure::write_file_atomic(path, model.second);
+    write_file_atomic(path + ".json", req.model_json);
+    write_file_atomic(path, req.weights);
     serve::Options so;
     so.port = 0;
     so.max_inflight = 16;
@@ -317,7 +222,7 @@ struct Node::Impl {
     rpc::DeployReply reply;
     reply.set_port(static_cast<uint32_t>(serving->start()));
     reply.set_model_sha256(serving->model_sha256());
-    log->append("deploy", c.id, {{"run", req.run()}, {"model_sha256", serving->model_sha256()}, {"port", reply.port()}});
+    log->append("deploy", c.id, {{"run", req.run}, {"model_sha256", serving->model_sha256()}, {"port", reply.port()}});
     return reply.SerializeAsString();
   }
 
@@ -339,13 +244,13 @@ struct Node::Impl {
     return h.SerializeAsString();
   }
 
-  std::string train_rpc(const Peer& peer, const std::string& body) {
-    if (peer.role != "orchestrator") throw Failure(401, "'" + peer.id + "' (" + peer.role + ") may not ask a node to train");
+  std::string train_rpc(const net::Peer& peer, const std::string& body) {
+    if (peer.role != "orchestrator") throw net::Failure(401, "'" + peer.id + "' (" + peer.role + ") may not ask a node to train");
     rpc::TrainRequest req;
-    if (!req.ParseFromString(body)) throw Failure(400, "Train: not a TrainRequest message");
-    if (req.family() != "cnn" && req.family() != "vit") throw Failure(400, "Train: unknown family '" + req.family() + "'");
+    if (!req.ParseFromString(body)) throw net::Failure(400, "Train: not a TrainRequest message");
+    if (req.family() != "cnn" && req.family() != "vit") throw net::Failure(400, "Train: unknown family '" + req.family() + "'");
     static const std::regex kRun("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
-    if (!std::regex_match(req.run(), kRun)) throw Failure(400, "Train: run name '" + req.run().substr(0, 64) + "' is not a plain name");
+    if (!std::regex_match(req.run(), kRun)) throw net::Failure(400, "Train: run name '" + req.run().substr(0, 64) + "' is not a plain name");
     const Design d = Design::from_json(req.design_json());
     TrainBudget b;
     b.epochs = req.epochs();
@@ -370,7 +275,7 @@ struct Node::Impl {
     rpc::TrainReply reply;
     for (const auto& [k, v] : m) (*reply.mutable_metrics())[k] = v;
     if (req.return_model()) {
-      const secure::Bytes wire = send(peer, pack_model(secure::read_file(model + ".json"), secure::read_file(model)),
+      const secure::Bytes wire = send(peer, pack_model(read_file(model + ".json"), read_file(model)),
                                       req.run(), req.seq(), {{"candidate", req.candidate()}}, key);
       reply.set_model_envelope(wire.data(), wire.size());
     }
@@ -378,7 +283,7 @@ struct Node::Impl {
   }
 };
 
-Node::Node(NodeConfig config, Qkd qkd) : impl_(new Impl) {
+Node::Node(NodeConfig config, qkd::Keys qkd) : impl_(new Impl) {
   impl_->c = std::move(config);
   impl_->qkd = std::move(qkd);
   auto& s = *impl_;
@@ -388,13 +293,13 @@ Node::Node(NodeConfig config, Qkd qkd) : impl_(new Impl) {
   fs::create_directories(fs::path(s.c.dir) / "models");
   s.log = std::make_unique<audit::AuditLog>((fs::path(s.c.dir) / audit::kLogFile).string(), true);
   s.load_shard();
-  s.server = std::make_unique<Server>(s.me, s.trust);
-  s.server->rpc("Health", [this](const Peer&, const std::string&) { return impl_->health(); });
-  s.server->rpc("Train", [this](const Peer& p, const std::string& body) { return impl_->train_rpc(p, body); });
-  s.server->rpc("Deploy", [this](const Peer& p, const std::string& body) { return impl_->deploy(p, body); });
-  s.server->rpc("Telemetry", [this](const Peer&, const std::string&) { return impl_->telemetry(); });
+  s.server = std::make_unique<net::Server>(s.me, s.trust);
+  s.server->rpc("Health", [this](const net::Peer&, const std::string&) { return impl_->health(); });
+  s.server->rpc("Train", [this](const net::Peer& p, const std::string& body) { return impl_->train_rpc(p, body); });
+  s.server->rpc("Deploy", [this](const net::Peer& p, const std::string& body) { return impl_->deploy(p, body); });
+  s.server->rpc("Telemetry", [this](const net::Peer&, const std::string&) { return impl_->telemetry(); });
   s.server->rpc("FederatedRound",
-                [this](const Peer& p, const std::string& body) { return impl_->federated_round(p, body); });
+                [this](const net::Peer& p, const std::string& body) { return impl_->federated_round(p, body); });
 }
 
 Node::~Node() { stop(); }
@@ -412,7 +317,7 @@ std::size_t Node::train_samples() const { return impl_->train.count; }
 // --- the client ----------------------------------------------------------------------------------------
 
 NodeClient::NodeClient(const secure::Identity& me, const secure::TrustStore& trust, const std::string& host, int port,
-                       Limits limits, Qkd qkd, audit::AuditLog* audit)
+                       net::Limits limits, qkd::Keys qkd, audit::AuditLog* audit)
     : identity_(me), trust_(trust), me_(me.id()), where_(Address{host, port}.text()),
       client_(me, trust, host, port, limits), qkd_(std::move(qkd)), audit_(audit) {}
 
@@ -420,9 +325,9 @@ std::string NodeClient::send_sealed(const std::string& name, const std::string& 
                                     const nlohmann::json& detail,
                                     const std::function<std::string(const secure::Bytes&, uint64_t)>& request) {
   for (int attempt = 0;; ++attempt) {
-    const Peer session = client_.session();
+    const net::Peer session = client_.session();
     std::string fallback;
-    const QkdKeyForSend key = qkd_.key_for(session.id, &fallback);
+    const qkd::KeyForSend key = qkd_.key_for(session.id, &fallback);
     // The header's round stays 0 and seq counts every request this client sends (trainings and
     // rounds of every cycle alike), so the replay guards see one increasing sequence per sender.
     const Sealed s = seal_for(identity_, session, run, ++seq_, payload, key);
@@ -439,10 +344,10 @@ std::string NodeClient::send_sealed(const std::string& name, const std::string& 
   }
 }
 
-secure::Opened NodeClient::open_from(const Peer& session, const std::string& envelope, const std::string& what,
+secure::Opened NodeClient::open_from(const net::Peer& session, const std::string& envelope, const std::string& what,
                                      const nlohmann::json& detail) {
   try {
-    return open_from_peer(envelope, qkd_.opening(trust_, me_, session.exporter, replay_), session, what, detail, audit_);
+    return open_from_peer(envelope, {&trust_, me_, &qkd_, &replay_, audit_}, session, what, detail);
   } catch (const Error& e) {
     throw Error(where_ + ": the " + what + " is rejected: " + e.what());
   }
@@ -490,7 +395,7 @@ Trained NodeClient::train(const TrainJob& job) {
 }
 
 int NodeClient::deploy(const std::string& run, const std::string& model_path) {
-  const std::string payload = pack_model(secure::read_file(model_path + ".json"), secure::read_file(model_path));
+  const std::string payload = pack_model(read_file(model_path + ".json"), read_file(model_path));
   const std::string answer = send_sealed("Deploy", run, payload, {{"deploy", true}}, [&](const secure::Bytes& wire, uint64_t seq) {
     rpc::DeployRequest req;
     req.set_model_envelope(wire.data(), wire.size());
@@ -534,7 +439,7 @@ RoundResult NodeClient::federated_round(const RoundJob& job) {
   rpc::FederatedRoundReply reply;
   if (!reply.ParseFromString(answer))
     throw Error(where_ + ": the answer to FederatedRound is not a FederatedRoundReply");
-  const Peer now = client_.last_session();
+  const net::Peer now = client_.last_session();
   const secure::Opened opened = open_from(now, reply.update_envelope(), "update", {{"round", job.round}});
   RoundResult out;
   out.state = fed::decode(std::string_view(reinterpret_cast<const char*>(opened.update.data()), opened.update.size()));
@@ -543,4 +448,4 @@ RoundResult NodeClient::federated_round(const RoundJob& job) {
   return out;
 }
 
-}  // namespace gng::net
+}  // namespace gng::node

@@ -1,4 +1,4 @@
-#include "secure/qkd/kme.h"
+#include "qkd/kme.h"
 
 #include <nlohmann/json.hpp>
 
@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 
-namespace gng::secure::qkd {
+namespace gng::qkd {
 
 namespace {
 
@@ -31,7 +31,7 @@ void check_caller(const net::Peer& p) {
 
 json container(const std::vector<QkdKey>& keys) {
   json out = {{"keys", json::array()}};
-  for (const auto& k : keys) out["keys"].push_back({{"key_ID", k.id}, {"key", base64(k.key)}});
+  for (const auto& k : keys) out["keys"].push_back({{"key_ID", k.id}, {"key", secure::base64(k.key)}});
   return out;
 }
 
@@ -92,7 +92,7 @@ std::vector<QkdKey> parse_key_container(const std::string& body) {
   std::vector<QkdKey> out;
   try {
     const json j = json::parse(body);
-    for (const auto& k : j.at("keys")) out.push_back({k.at("key_ID").get<std::string>(), from_base64(k.at("key").get<std::string>())});
+    for (const auto& k : j.at("keys")) out.push_back({k.at("key_ID").get<std::string>(), secure::from_base64(k.at("key").get<std::string>())});
   } catch (const json::exception& e) {
     throw Error(std::string("not a key container: ") + e.what());
   }
@@ -144,7 +144,7 @@ std::vector<QkdKey> Kme::enc_keys(const std::string& master, const std::string& 
   std::vector<QkdKey> out;
   const std::size_t bytes = static_cast<std::size_t>(size / 8);
   for (int i = 0; i < number; ++i) {
-    QkdKey k{uuid4(), Bytes(material.alice.begin() + i * bytes, material.alice.begin() + (i + 1) * bytes)};
+    QkdKey k{secure::uuid4(), Bytes(material.alice.begin() + i * bytes, material.alice.begin() + (i + 1) * bytes)};
     held_[k.id] = {master, slave, Bytes(material.bob.begin() + i * bytes, material.bob.begin() + (i + 1) * bytes)};
     out.push_back(std::move(k));
   }
@@ -264,7 +264,7 @@ std::vector<QkdKey> KmeClient::dec_keys(const std::string& master, const std::ve
   return keys_of(kme_.call("POST", "/api/v1/keys/" + path_segment(master) + "/dec_keys", req.dump()), "dec_keys from " + master);
 }
 
-net::Qkd kme_access(std::unique_ptr<net::Client> client, bool required, std::map<std::string, std::string> sae_ids) {
+qkd::Keys kme_access(std::unique_ptr<net::Client> client, bool required, std::map<std::string, std::string> sae_ids) {
   struct Line {
     std::mutex mu;
     std::unique_ptr<net::Client> client;
@@ -282,13 +282,13 @@ net::Qkd kme_access(std::unique_ptr<net::Client> client, bool required, std::map
     if (k.key.size() != 32)
       throw Error("KME gave key " + k.id + " for " + what + " with " + std::to_string(8 * k.key.size()) + " bits, not 256");
   };
-  net::Qkd q;
+  qkd::Keys q;
   q.required = required;
   q.for_sending = [line, check](const std::string& recipient) {
     std::lock_guard lock(line->mu);
     QkdKey k = KmeClient(*line->client).enc_keys(line->sae(recipient), 1).at(0);
     check(k, recipient);
-    return net::QkdKeyForSend{std::move(k.id), std::move(k.key)};
+    return qkd::KeyForSend{std::move(k.id), std::move(k.key)};
   };
   q.for_opening = [line, check](const std::string& sender, const std::string& key_id) {
     std::lock_guard lock(line->mu);
@@ -300,4 +300,4 @@ net::Qkd kme_access(std::unique_ptr<net::Client> client, bool required, std::map
   return q;
 }
 
-}  // namespace gng::secure::qkd
+}  // namespace gng::qkd

@@ -8,8 +8,9 @@
 #include <filesystem>
 #include <regex>
 
+#include "core/file.h"
 #include "net/rpc.h"
-#include "secure/qkd/kme.h"
+#include "qkd/kme.h"
 #include "support/paths.h"
 
 namespace gng {
@@ -43,9 +44,9 @@ TEST(PkiCli, InitIssueDenyShowAndRefusals) {
   EXPECT_EQ(std::filesystem::status(dir + "/issued/n1.key.pem").permissions() & std::filesystem::perms::all,
             std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   // A deny list altered by anyone but the CA is refused.
-  std::string crl = secure::read_file(dir + "/crl.pem");
+  std::string crl = read_file(dir + "/crl.pem");
   crl[crl.size() / 2] = crl[crl.size() / 2] == 'A' ? 'B' : 'A';
-  secure::write_file_atomic(dir + "/crl.pem", crl);
+  write_file_atomic(dir + "/crl.pem", crl);
   r = test::run(kGng + " pki show " + dir);
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.out.find("crl.pem"), std::string::npos) << r.out;
@@ -70,14 +71,14 @@ TEST(KmeCli, ServesKeysOverIpv6UntilSigterm) {
   for (int i = 0; i < 200 && port == 0; ++i) {
     usleep(50000);
     std::smatch m;
-    const std::string out = std::filesystem::exists(log) ? secure::read_file(log) : "";
+    const std::string out = std::filesystem::exists(log) ? read_file(log) : "";
     if (std::regex_search(out, m, std::regex("https://\\[::1\\]:(\\d+)/"))) port = std::stoi(m[1]);
   }
   ASSERT_GT(port, 0) << "gng kme did not start";
   {
     net::Client c1(n1, secure::TrustStore::load(dir), "::1", port);  // over IPv6, as it was told to listen
     net::Client c2(n2, secure::TrustStore::load(dir), "::1", port);
-    secure::qkd::KmeClient a(c1), b(c2);
+    qkd::KmeClient a(c1), b(c2);
     const auto k = a.enc_keys("n2", 1);
     EXPECT_EQ(b.dec_keys("n1", {k[0].id})[0].key, k[0].key);
   }
@@ -85,7 +86,7 @@ TEST(KmeCli, ServesKeysOverIpv6UntilSigterm) {
   int st = 0;
   waitpid(pid, &st, 0);
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-  EXPECT_NE(secure::read_file(log).find("gng kme: stopped (SIGTERM)"), std::string::npos);
+  EXPECT_NE(read_file(log).find("gng kme: stopped (SIGTERM)"), std::string::npos);
 }
 
 }  // namespace

@@ -7,7 +7,7 @@
 #include <span>
 #include <vector>
 
-namespace gng::secure::qkd {
+namespace gng::qkd {
 
 using Bits = std::vector<uint8_t>;  // one 0/1 byte per bit
 
@@ -36,4 +36,4 @@ CascadeResult cascade(std::span<const uint8_t> alice, std::span<uint8_t> bob, do
 // n + m − 1 bits. Computed 64 bits at a time (AND, XOR, popcount): O(n·m/64).
 Bits toeplitz_hash(std::span<const uint8_t> x, std::span<const uint8_t> seed, std::size_t m);
 
-}  // namespace gng::secure::qkd
+}  // namespace gng::qkd

@@ -1,8 +1,9 @@
 #pragma once
-// The cycle engine: generate → train (successive halving over the policy's fidelity rungs) →
-// evaluate → select (surrogate refit, promotion through the approval gate), each step committed to
-// the run's registry before the next starts. A run killed at any moment resumes from its folder and
-// loses at most the trainings that were in flight.
+// A run of the loop: generate → train (successive halving over the policy's fidelity rungs) →
+// evaluate → select (surrogate refit, promotion through the approval gate) → federate → deploy &
+// observe, each step committed to the run's registry before the next starts. A run killed at any
+// moment resumes from its folder and loses at most the trainings that were in flight.
+// (docs/architecture.md: the parts and their seams.)
 #include <iosfwd>
 #include <string>
 

@@ -6,14 +6,15 @@
 #include <set>
 #include <nlohmann/json.hpp>
 
+#include "core/file.h"
 #include "audit/log.h"
 #include "net/fixture.h"
-#include "net/node.h"
-#include "secure/qkd/kme.h"
+#include "node/node.h"
+#include "qkd/kme.h"
 #include "support/error_of.h"
 #include "support/paths.h"
 
-namespace gng::net {
+namespace gng::node {
 namespace {
 
 using test::pki;
@@ -77,7 +78,7 @@ TEST(NodeConfig, ReadsAllSettingsAndRejectsBadOnes) {
 TEST(Node, TrainsOnItsShardAndSendsTheModelSealed) {
   const std::string dir = testing::TempDir() + "gng-node-" + std::to_string(getpid());
   std::filesystem::remove_all(dir);
-  Node node(tiny_node("n1", 0, dir), Qkd{});
+  Node node(tiny_node("n1", 0, dir), qkd::Keys{});
   // Half of 1200, about 200 of them held out for validation (a stratified split rounds per class).
   EXPECT_NEAR(static_cast<double>(node.train_samples()), 400, 10);
   const int port = node.listen();
@@ -102,7 +103,7 @@ TEST(Node, TrainsOnItsShardAndSendsTheModelSealed) {
   EXPECT_GT(t.metrics.at("epochs"), 0.9);  // whole batches of the shard
   EXPECT_EQ(nlohmann::json::parse(t.model_json)["family"], "cnn");
   // What arrived is what the node saved, byte for byte, and the node audited sending it.
-  EXPECT_EQ(t.weights, secure::read_file(dir + "/models/r1-c3.pt"));
+  EXPECT_EQ(t.weights, read_file(dir + "/models/r1-c3.pt"));
   audit::AuditLog log(dir + "/audit.db", false);
   ASSERT_EQ(log.size(), 1u);
   EXPECT_NE(log.entries(0, 1)[0].detail.find(t.model_digest), std::string::npos);
@@ -121,15 +122,15 @@ TEST(Node, TrainsOnItsShardAndSendsTheModelSealed) {
 }
 
 }  // namespace
-}  // namespace gng::net
+}  // namespace gng::node
 
-namespace gng::net {
+namespace gng::node {
 namespace {
 
 TEST(Node, ServesADeployedModelAndReportsItsTelemetry) {
   const std::string dir = testing::TempDir() + "gng-node-deploy-" + std::to_string(getpid());
   std::filesystem::remove_all(dir);
-  Node node(tiny_node("n1", 1, dir), Qkd{});
+  Node node(tiny_node("n1", 1, dir), qkd::Keys{});
   const int port = node.listen();
   NodeClient c(pki().orch, pki().trust(), "127.0.0.1", port);
   EXPECT_EQ(c.telemetry(), "");  // nothing deployed yet
@@ -141,8 +142,8 @@ TEST(Node, ServesADeployedModelAndReportsItsTelemetry) {
   job.return_model = true;
   const Trained t = c.train(job);
   const std::string model = dir + "/orchestrator-copy.pt";
-  secure::write_file_atomic(model + ".json", t.model_json);
-  secure::write_file_atomic(model, t.weights);
+  write_file_atomic(model + ".json", t.model_json);
+  write_file_atomic(model, t.weights);
   const int serve_port = c.deploy("r2", model);
   ASSERT_GT(serve_port, 0);
   // Its inference endpoint answers, and the telemetry the orchestrator pulls counts the request.
@@ -164,9 +165,9 @@ TEST(Node, ServesADeployedModelAndReportsItsTelemetry) {
 }
 
 }  // namespace
-}  // namespace gng::net
+}  // namespace gng::node
 
-namespace gng::net {
+namespace gng::node {
 namespace {
 
 TEST(Node, TheOrchestratorsHoldoutIsInNoShard) {
@@ -175,38 +176,38 @@ TEST(Node, TheOrchestratorsHoldoutIsInNoShard) {
   NodeConfig c = tiny_node("n1", 0, dir);
   c.holdout = 400;
   c.validation = 100;
-  Node node(c, Qkd{});
+  Node node(c, qkd::Keys{});
   NodeClient client(pki().orch, pki().trust(), "127.0.0.1", node.listen());
   const NodeHealth h = client.health();
   EXPECT_EQ(h.train_samples + h.validation_samples, 400u);  // (1200 − 400) / 2
   c.holdout = 1200;
-  EXPECT_EQ(test::error_of([&] { Node again(c, Qkd{}); }), "node 'n1': holdout 1200 leaves no training images");
+  EXPECT_EQ(test::error_of([&] { Node again(c, qkd::Keys{}); }), "node 'n1': holdout 1200 leaves no training images");
 }
 
 }  // namespace
-}  // namespace gng::net
+}  // namespace gng::node
 
-namespace gng::net {
+namespace gng::node {
 namespace {
 
 // A KME for the tests below: simulated BB84 links (small blocks), with or without an eavesdropper.
 struct TestKme {
-  secure::qkd::Kme kme;
-  Server server{pki().kme, pki().trust()};
+  qkd::Kme kme;
+  net::Server server{pki().kme, pki().trust()};
   int port = 0;
   explicit TestKme(double eve = 0) : kme("kme-a", config(eve)) {
     kme.mount(server);
     port = server.listen("127.0.0.1", 0);
   }
-  static secure::qkd::KmeConfig config(double eve) {
-    secure::qkd::KmeConfig c;
+  static qkd::KmeConfig config(double eve) {
+    qkd::KmeConfig c;
     c.link.eve_fraction = eve;
-    c.link.pulses = secure::qkd::pulses_for_sifted(c.link, 1 << 15);
+    c.link.pulses = qkd::pulses_for_sifted(c.link, 1 << 15);
     c.seed = 5;
     return c;
   }
-  Qkd access(const secure::Identity& who, bool required) const {
-    return secure::qkd::kme_access(std::make_unique<net::Client>(who, pki().trust(), "127.0.0.1", port), required);
+  qkd::Keys access(const secure::Identity& who, bool required) const {
+    return qkd::kme_access(std::make_unique<net::Client>(who, pki().trust(), "127.0.0.1", port), required);
   }
 };
 
@@ -234,8 +235,8 @@ TEST(Node, EveryEnvelopeBothWaysCarriesAQkdKeyAndBothEndsAuditIt) {
   job.return_model = true;
   const Trained t = c.train(job);  // node → orchestrator
   const std::string model = dir + "/copy.pt";
-  secure::write_file_atomic(model + ".json", t.model_json);
-  secure::write_file_atomic(model, t.weights);
+  write_file_atomic(model + ".json", t.model_json);
+  write_file_atomic(model, t.weights);
   ASSERT_GT(c.deploy("r3", model), 0);  // orchestrator → node
   RoundJob round{"r3", 1, 0, "cnn", job.design_json, load_state(model), TrainBudget{}, 0, 2};
   const RoundResult r = c.federated_round(round);  // both ways
@@ -326,4 +327,4 @@ TEST(Node, AnEavesdroppedLinkStopsRequiredExchangesAndOptionalOnesFallBackToPqcO
 }
 
 }  // namespace
-}  // namespace gng::net
+}  // namespace gng::node

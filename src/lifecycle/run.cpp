@@ -1,0 +1,123 @@
+#include "lifecycle/run.h"
+
+#include <ctime>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <ostream>
+
+#include "audit/log.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "lifecycle/config.h"
+#include "lifecycle/cycle.h"
+#include "lifecycle/generate.h"
+#include "lifecycle/registry.h"
+#include "lifecycle/run_state.h"
+#include "secure/crypto.h"
+#include "secure/pki.h"
+
+namespace gng {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string sha256_hex(std::string_view bytes) { return secure::hex(secure::sha256(secure::view(bytes))); }
+
+std::string utc_stamp() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
+  return buf;
+}
+
+}  // namespace
+
+std::string start_run(const std::string& config_path, const std::string& runs_dir, std::ostream& out) {
+  RunConfig c = RunConfig::from_file(config_path);
+  // Check the policy and the space before anything is created.
+  const Policy p = Policy::from_yaml(c.policy_text, c.policy_source);
+  load_space(c, p, InputShape{});
+  std::string dir = (fs::path(runs_dir) / (c.name + "-" + utc_stamp())).string();
+  for (int k = 2; fs::exists(dir); ++k) dir = (fs::path(runs_dir) / (c.name + "-" + utc_stamp() + "-" + std::to_string(k))).string();
+  fs::create_directories(dir);
+  {
+    Registry reg((fs::path(dir) / "registry.db").string(), true);
+    reg.begin();
+    reg.set_meta("config", c.text);
+    reg.set_meta("config_source", config_path);
+    reg.set_meta("space", c.space_text);
+    reg.set_meta("space_source", c.space_source);
+    reg.set_meta("policy", c.policy_text);
+    reg.set_meta("policy_source", c.policy_source);
+    reg.set_meta("state", "running");
+    reg.commit();
+    const secure::SigningKey key = secure::SigningKey::generate("ML-DSA-65");
+    write_file_atomic((fs::path(dir) / kAuditKey).string(), key.pem(), true);
+    write_file_atomic((fs::path(dir) / audit::kKeyFile).string(), key.public_key().pem());
+    audit::AuditLog log((fs::path(dir) / audit::kLogFile).string(), true);
+    log.append("policy", "operator",
+               {{"policy", c.policy_text}, {"policy_source", c.policy_source},
+                {"policy_sha256", sha256_hex(c.policy_text)},
+                {"config_sha256", sha256_hex(c.text)},
+                {"space_sha256", sha256_hex(c.space_text)}});
+    log.sign_head(key);
+  }
+  if (c.nodes > 0) {  // the run's own PKI: an ML-DSA-87 CA, the orchestrator and one identity per node
+    const std::string pki = (fs::path(dir) / "pki").string();
+    secure::pki_init(pki);
+    secure::pki_issue(pki, {"orchestrator", "orchestrator"});
+    for (int k = 1; k <= c.nodes; ++k) secure::pki_issue(pki, {"node", "n" + std::to_string(k)});
+  }
+  out << "run " << dir << "\n" << std::flush;
+  run_cycles(dir, std::move(c), out);
+  return dir;
+}
+
+void resume_run(const std::string& run_dir, std::ostream& out) {
+  RunConfig c;
+  {
+    Registry reg((fs::path(run_dir) / "registry.db").string(), false);
+    auto get = [&](const char* k) {
+      auto v = reg.meta(k);
+      if (!v) throw Error(run_dir + ": the registry lacks '" + k + "': not a complete gng run");
+      return *v;
+    };
+    c = RunConfig::from_yaml(get("config"), get("config_source"), get("space"), get("policy"));
+    c.space_source = get("space_source");
+    c.policy_source = get("policy_source");
+    reg.set_meta("state", "running");
+    audit::AuditLog((fs::path(run_dir) / audit::kLogFile).string(), true)
+        .append("decision", "orchestrator", {{"cycle", -1}, {"kind", "resume"}, {"text", "resumed from " + run_dir}});
+    reg.add_decision(reg.used_seconds(), -1, "resume", "resumed from " + run_dir);
+  }
+  out << "resuming " << run_dir << "\n" << std::flush;
+  run_cycles(run_dir, std::move(c), out);
+}
+
+void approve_candidate(const std::string& run_dir, int candidate, const std::string& by) {
+  Registry reg((fs::path(run_dir) / "registry.db").string(), false);
+  const auto policy_text = reg.meta("policy");
+  const Policy p = Policy::from_yaml(policy_text.value_or(""), "<stored policy>");
+  bool exists = false;
+  for (const auto& c : reg.candidates()) exists |= c.id == candidate;
+  if (!exists) throw Error(run_dir + ": no candidate " + std::to_string(candidate));
+  const RunConfig c = RunConfig::from_yaml(*reg.meta("config"), "<stored config>", "", "");
+  const int top = static_cast<int>(c.rungs.size()) - 1;
+  for (const auto& e : reg.evaluations())
+    if (e.candidate == candidate && e.rung == top) {
+      if (const auto why = p.safety_violation(e.metrics); !why.empty())
+        throw Error("c" + std::to_string(candidate) + " breaks the policy's safety constraints (" + why + "): not approved");
+      audit::AuditLog log((fs::path(run_dir) / audit::kLogFile).string(), true);
+      log.append("approval", by, {{"candidate", candidate}, {"metrics", e.metrics}});
+      sign_audit_head(log, run_dir);
+      reg.approve(candidate, by);
+      reg.add_decision(reg.used_seconds(), -1, "approve", "c" + std::to_string(candidate) + " approved by " + by);
+      return;
+    }
+  throw Error("c" + std::to_string(candidate) + " has not been evaluated at the highest fidelity: nothing to approve yet");
+}
+
+}  // namespace gng
