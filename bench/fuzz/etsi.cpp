@@ -1,5 +1,5 @@
 // libFuzzer target: the ETSI GS QKD 014 JSON bodies a KME and its clients read from the network
-// (src/secure/qkd/kme.h) and the base64 of their keys (src/secure/crypto.h). The first byte picks
+// (src/qkd/kme.h) and the base64 of their keys (src/secure/crypto.h). The first byte picks
 // the parser — 0 parse_key_request, 1 parse_key_ids, 2 parse_key_container, 3 from_base64 — and the
 // rest is the body. Each must return or throw gng::Error / gng::net::Failure; what they return is
 // checked too (a request's numbers in range, base64 decoding what it encodes).

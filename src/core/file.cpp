@@ -47,7 +47,25 @@ std::string read_file(const std::string& path, std::size_t max_bytes) {
   return out;
 }
 
+namespace {
+
+// A device or a pipe (e.g. /dev/stdout) cannot be replaced by a rename: it is written to directly.
+void write_through(const std::string& path, std::string_view content) {
+  Fd f{::open(path.c_str(), O_WRONLY | O_CLOEXEC)};
+  if (f.fd < 0) throw Error("cannot write " + path + ": " + why(errno));
+  for (std::size_t done = 0; done < content.size();) {
+    const ssize_t k = ::write(f.fd, content.data() + done, content.size() - done);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) throw Error("cannot write " + path + ": " + why(errno));
+    done += static_cast<std::size_t>(k);
+  }
+}
+
+}  // namespace
+
 void write_file_atomic(const std::string& path, std::string_view content, bool secret) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))) return write_through(path, content);
   const std::string tmp = path + ".tmp";
   auto fail = [&](const std::string& what, int err) {
     ::unlink(tmp.c_str());

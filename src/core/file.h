@@ -14,8 +14,10 @@ namespace gng {
 std::string read_file(const std::string& path, std::size_t max_bytes = 0);
 
 // Writes `content` to `path` atomically and durably (see above); mode 0600 when `secret`, else 0644.
-// On failure nothing at `path` has changed, the temporary file is removed, and gng::Error names the
-// path and the cause.
+// On a failure up to the rename nothing at `path` has changed and the temporary file is removed; a
+// failed fsync of the directory after it is reported too (the new file is in place, but a power cut
+// may still lose the rename). gng::Error names the path and the cause. A `path` that is a device or
+// a pipe (/dev/stdout) is written to directly.
 void write_file_atomic(const std::string& path, std::string_view content, bool secret = false);
 
 // Copies `from` to `to` with write_file_atomic (the copy keeps `from`'s 0600 mode if it has it).

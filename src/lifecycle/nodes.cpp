@@ -26,6 +26,10 @@ NodePool::NodePool(RunState& run, int count) : run_(run) {
 
 NodePool::~NodePool() { stop(); }
 
+void NodePool::adopt(std::string id, std::unique_ptr<node::NodeClient> client) {
+  nodes_.push_back({std::move(id), -1, std::move(client), true});
+}
+
 void NodePool::start_kme(const std::string& pki, const secure::Identity& me, const secure::TrustStore& trust) {
   if (run_.policy.qkd == "off" || kme_server_) return;
   if (!fs::exists(fs::path(pki) / "issued" / "kme.pem")) secure::pki_issue(pki, {"kme", "kme"});  // once per run
@@ -65,7 +69,7 @@ void NodePool::start() {
   start_kme(pki, me, trust);
   for (std::size_t k = 0; k < nodes_.size(); ++k) {
     Proc& n = nodes_[k];
-    if (n.client) continue;
+    if (n.client || n.adopted) continue;
     const fs::path home = fs::path(run_.dir) / "nodes" / n.id;
     fs::create_directories(home);
     const std::string config = (home / "node.yaml").string(), log = (home / "node.log").string();

@@ -27,6 +27,9 @@ class NodePool {
   NodePool& operator=(const NodePool&) = delete;
 
   void start();          // the KME (once) and every node that is not running
+  // Adds a node this pool did not start, reached through `client` (e.g. one in this process): it
+  // takes part like the others, but restart_down() cannot bring it back once it is down.
+  void adopt(std::string id, std::unique_ptr<node::NodeClient> client);
   void restart_down();   // kills what is left of the nodes marked down and starts them again
   void stop();
 
@@ -43,6 +46,7 @@ class NodePool {
     std::string id;
     pid_t pid = -1;
     std::unique_ptr<node::NodeClient> client;  // null while the node is down
+    bool adopted = false;                       // not started here (adopt)
   };
   void start_kme(const std::string& pki, const secure::Identity& me, const secure::TrustStore& trust);
   std::string node_yaml(std::size_t k, const std::string& pki, const std::string& home) const;

@@ -31,12 +31,14 @@ CREATE TABLE IF NOT EXISTS sessions(id INTEGER PRIMARY KEY, started TEXT NOT NUL
   seconds REAL NOT NULL DEFAULT 0);
 )";
 
-// "format" names the kind of file (its text has kept "v1"); "schema_version" its layout, written
-// only into a new file (an existing version-1 file has none until it is migrated).
-constexpr const char* kFormat = "gng registry v1";
+// meta "format" names the kind of file and its schema version: "gng registry v<N>". A build refuses
+// a version it does not know, so gng 0.1 (which reads only v1) refuses a v2 file instead of misreading
+// it. A new file gets the current version; a file whose schema was created but whose format was not
+// yet written (a kill in between) gets the version its promotions table shows.
+constexpr const char* kFormatPrefix = "gng registry v";
 constexpr const char* kMarkNew = R"(
-INSERT INTO meta(key, value) SELECT 'schema_version', '2' WHERE NOT EXISTS (SELECT 1 FROM meta WHERE key = 'format');
-INSERT OR IGNORE INTO meta(key, value) VALUES('format', 'gng registry v1');
+INSERT OR IGNORE INTO meta(key, value) SELECT 'format', CASE WHEN EXISTS
+  (SELECT 1 FROM pragma_table_info('promotions') WHERE name = 'federated') THEN 'gng registry v2' ELSE 'gng registry v1' END;
 )";
 
 using sql::Stmt;
@@ -70,8 +72,9 @@ Registry::Registry(const std::string& path, bool create) : path_(path) {
   try {
     exec("PRAGMA foreign_keys=ON;");
     if (create) exec(std::string("BEGIN IMMEDIATE;") + kSchema + kMarkNew + "COMMIT;");
-    if (meta("format") != kFormat) throw Error(path + ": not a gng registry (format mismatch)");
-    version = meta("schema_version").value_or("1");
+    const std::string format = meta("format").value_or("");
+    if (!format.starts_with(kFormatPrefix)) throw Error(path + ": not a gng registry (format mismatch)");
+    version = format.substr(std::string(kFormatPrefix).size());
     if (version != "1" && version != std::to_string(kSchemaVersion))
       throw Error(path + ": not a gng registry this build can read (schema version " + version + "; it reads 1 to " +
                   std::to_string(kSchemaVersion) + ")");
@@ -109,7 +112,7 @@ void Registry::exec(const std::string& text) const {
 void Registry::migrate_from_v1() {
   exec("BEGIN IMMEDIATE;");
   try {
-    if (meta("schema_version").value_or("1") != "1") {  // another process migrated it meanwhile
+    if (meta("format") != std::string(kFormatPrefix) + "1") {  // another process migrated it meanwhile
       exec("COMMIT;");
       return;
     }
@@ -128,7 +131,8 @@ void Registry::migrate_from_v1() {
       } catch (const nlohmann::json::exception& e) {
         throw Error(path_ + ": the refused challengers are damaged (" + e.what() + ")");
       }
-      for (int id : ids) refuse(id);
+      for (int id : ids)  // a refusal of a candidate the registry does not hold is dropped, as v1 ignored it
+        Stmt(db_, "INSERT OR IGNORE INTO refused(candidate) SELECT id FROM candidates WHERE id = ?", path_).bind(1, int64_t{id}).step();
     }
     if (const auto f = meta("federated_metrics")) {
       int candidate = 0, cycle = 0;
@@ -149,7 +153,7 @@ void Registry::migrate_from_v1() {
           .step();
     }
     exec("DELETE FROM meta WHERE key IN ('refused_challengers', 'federated_metrics');");
-    set_meta("schema_version", std::to_string(kSchemaVersion));
+    set_meta("format", kFormatPrefix + std::to_string(kSchemaVersion));
     exec("COMMIT;");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK;", nullptr, nullptr, nullptr);

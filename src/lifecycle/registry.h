@@ -47,9 +47,11 @@ struct PromotionRow {
 
 class Registry {
  public:
-  // Schema versions: 1 (gng 0.1 up to this change: facts kept as strings — a "; federated" suffix in
-  // approved_by, JSON in meta for the refused challengers and the federated model's metrics), 2 (they
-  // have columns and a table). Opening a version-1 registry migrates it in one transaction.
+  // Schema versions, in meta "format" ("gng registry v2"): 1 (gng up to 72f8c39: facts kept as
+  // strings — a "; federated" suffix in approved_by, JSON in meta for the refused challengers and the
+  // federated model's metrics), 2 (they have columns and a table). Opening a version-1 registry
+  // migrates it in one transaction (so it needs write access); builds that know only version 1 refuse
+  // a version-2 file. Upgrade gng between runs, not while one runs.
   static constexpr int kSchemaVersion = 2;
 
   // Opens (creating when `create`) the registry; throws gng::Error naming the file when it is not a

@@ -99,9 +99,9 @@ RoundRequest receive_round(const net::Peer& peer, const std::string& body, const
     throw net::Failure(400, "FederatedRound: round " + std::to_string(req.round()) + " of " + std::to_string(req.rounds()) +
                                 " is not a round");
   RoundRequest r;
+  r.design = Design::from_json(req.design_json());  // a design it cannot read is refused before the envelope is opened
   r.run = req.run();
   r.family = req.family();
-  r.design_json = req.design_json();
   r.round = req.round();
   r.rounds = req.rounds();
   r.candidate = req.candidate();

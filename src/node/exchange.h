@@ -15,6 +15,7 @@
 #include "net/rpc.h"
 #include "qkd/keys.h"
 #include "secure/envelope.h"
+#include "space/space.h"
 
 namespace gng::node {
 
@@ -57,7 +58,8 @@ secure::Opened open_from_peer(const std::string& envelope, const Inbox& in, cons
 // orchestrator); the refused envelope is audited.
 
 struct RoundRequest {
-  std::string run, family, design_json;
+  std::string run, family;
+  Design design;
   uint32_t round = 0, rounds = 0;
   int32_t candidate = 0;
   double epochs = 0, mu = 0;

@@ -177,7 +177,6 @@ struct Node::Impl {
 
   std::string federated_round(const net::Peer& peer, const std::string& body) {
     const RoundRequest req = receive_round(peer, body, inbox());
-    const Design d = Design::from_json(req.design_json);
     TrainBudget b;
     b.epochs = req.epochs;
     b.samples = req.samples;
@@ -189,7 +188,7 @@ struct Node::Impl {
     {
       const Slot slot(*this);
       const auto started = std::chrono::steady_clock::now();
-      r = train_from(req.family, d, req.global, whole, Dataset{}, b, EvalSettings{}, req.mu, static_cast<int>(req.round),
+      r = train_from(req.family, req.design, req.global, whole, Dataset{}, b, EvalSettings{}, req.mu, static_cast<int>(req.round),
                      static_cast<int>(req.rounds));
       // Training: what the caller subtracts from its wall time to see the cost of the exchange
       // itself (TLS, envelopes, QKD keys, encoding).

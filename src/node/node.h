@@ -64,7 +64,7 @@ struct NodeConfig {
 class Node {
  public:
   // Loads the identity and the shard; gng::Error when it cannot. `qkd`: the node's KME (see
-  // secure/qkd/kme.h: kme_access), as config.kme and config.qkd describe it.
+  // qkd/kme.h: kme_access), as config.kme and config.qkd describe it.
   Node(NodeConfig config, qkd::Keys qkd);
   ~Node();
   int listen();                      // starts serving; returns the port

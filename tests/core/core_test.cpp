@@ -124,6 +124,17 @@ TEST(File, AtomicWriteReplacesWholeAndKeepsSecretsPrivate) {
   EXPECT_EQ(read_file(dir + "/k.pem"), "longer secret");
   copy_file_atomic(dir + "/k.pem", dir + "/copy");
   EXPECT_EQ(read_file(dir + "/copy"), "longer secret");
+  EXPECT_EQ(std::filesystem::status(dir + "/copy").permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write | std::filesystem::perms::group_read |
+                std::filesystem::perms::others_read);
+  write_file_atomic(dir + "/s.pem", "secret", true);
+  copy_file_atomic(dir + "/s.pem", dir + "/s-copy");
+  EXPECT_EQ(std::filesystem::status(dir + "/s-copy").permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);  // a secret stays one
+  // A device is written to, not replaced.
+  write_file_atomic("/dev/null", "discarded");
+  EXPECT_TRUE(std::filesystem::is_character_file("/dev/null"));
+  EXPECT_FALSE(std::filesystem::exists("/dev/null.tmp"));
   std::filesystem::remove_all(dir);
 }
 

@@ -313,7 +313,7 @@ TEST(RegistrySchema, ANewRegistryIsTheCurrentVersion) {
   fs::remove(path);
   {
     Registry reg(path, true);
-    EXPECT_EQ(reg.meta("schema_version"), std::to_string(Registry::kSchemaVersion));
+    EXPECT_EQ(reg.meta("format"), "gng registry v" + std::to_string(Registry::kSchemaVersion));
     const int c = reg.add_candidate(0, "01", "{}", "test");
     reg.promote({c, 0, "policy (auto)", "promoted.pt", true, {{"accuracy", 0.9}}});
     reg.refuse(c);
@@ -324,7 +324,7 @@ TEST(RegistrySchema, ANewRegistryIsTheCurrentVersion) {
   EXPECT_EQ(again.promotions()[0].metrics, (Metrics{{"accuracy", 0.9}}));
   EXPECT_EQ(again.refused(), std::set<int>{1});
   // A registry of a newer schema is refused, not misread.
-  sql(path, "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
+  sql(path, "UPDATE meta SET value = 'gng registry v3' WHERE key = 'format'");
   EXPECT_EQ(error_of([&] { Registry r(path, false); }),
             path + ": not a gng registry this build can read (schema version 3; it reads 1 to 2)");
   fs::remove(path);
@@ -349,7 +349,7 @@ TEST(RegistrySchema, MigratesARegistryTheLastReleaseWrote) {
   ASSERT_FALSE(approved.empty());
   ASSERT_TRUE(approved.back().ends_with("; federated")) << approved.back();
   Registry reg(path, false);
-  EXPECT_EQ(reg.meta("schema_version"), "2");
+  EXPECT_EQ(reg.meta("format"), "gng registry v2");
   EXPECT_FALSE(reg.meta("federated_metrics").has_value());
   EXPECT_FALSE(reg.meta("refused_challengers").has_value());
   const auto promos = reg.promotions();
@@ -371,8 +371,8 @@ TEST(RegistrySchema, MigratesARegistryTheLastReleaseWrote) {
 
 TEST(RegistrySchema, MigrationMovesRefusedChallengersAndRefusesDamage) {
   const std::string path = copy_fixture("registry-v1.db", "refused.db");
-  sql(path, "INSERT OR REPLACE INTO meta(key, value) VALUES('refused_challengers', '[2, 5]')");
-  EXPECT_EQ(Registry(path, false).refused(), (std::set<int>{2, 5}));
+  sql(path, "INSERT OR REPLACE INTO meta(key, value) VALUES('refused_challengers', '[2, 5, 999]')");
+  EXPECT_EQ(Registry(path, false).refused(), (std::set<int>{2, 5}));  // no candidate 999: dropped, as v1 ignored it
   const std::string damaged = copy_fixture("registry-v1.db", "damaged.db");
   sql(damaged, "INSERT OR REPLACE INTO meta(key, value) VALUES('refused_challengers', '[2, ')");
   EXPECT_EQ(error_of([&] { Registry r(damaged, false); }).rfind(damaged + ": the refused challengers are damaged (", 0), 0u);
@@ -380,11 +380,27 @@ TEST(RegistrySchema, MigrationMovesRefusedChallengersAndRefusesDamage) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(damaged.c_str(), &db), SQLITE_OK);
   sqlite3_stmt* s = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM meta WHERE key = 'schema_version'", -1, &s, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'format'", -1, &s, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "gng registry v1");
+  sqlite3_finalize(s);
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM pragma_table_info('promotions') WHERE name = 'federated'", -1, &s, nullptr),
+            SQLITE_OK);
   ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
   EXPECT_EQ(sqlite3_column_int(s, 0), 0);
   sqlite3_finalize(s);
   sqlite3_close(db);
+}
+
+// A version-1 file killed after its tables were made but before its format was written: opened to
+// resume, it is recognised as version 1 by its promotions table and migrated, not stamped version 2.
+TEST(RegistrySchema, AFileWithoutItsFormatIsReadByItsTables) {
+  const std::string path = copy_fixture("registry-v1.db", "no-format.db");
+  sql(path, "DELETE FROM meta WHERE key = 'format'");
+  EXPECT_EQ(error_of([&] { Registry r(path, false); }), path + ": not a gng registry (format mismatch)");
+  Registry reg(path, true);
+  EXPECT_EQ(reg.meta("format"), "gng registry v2");
+  EXPECT_TRUE(reg.promotions().back().federated);
 }
 
 }  // namespace

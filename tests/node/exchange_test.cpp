@@ -85,6 +85,7 @@ struct Sites {
     req.set_run("run-7");
     req.set_round(1);
     req.set_rounds(2);
+    req.set_design_json("{\"width\": \"4\"}");
     req.set_global_envelope(envelope.data(), envelope.size());
     req.set_seq(seq);
     return req.SerializeAsString();
@@ -173,6 +174,14 @@ TEST(Exchange, TamperedReplayedMisaddressedOrMalformedMessagesAreRefusedAndAudit
     req.set_rounds(2);
     refused(req.SerializeAsString(), "FederatedRound: round 3 of 2 is not a round", false);
   }
+  {  // a design the node cannot read is refused before the envelope is opened (or audited)
+    rpc::FederatedRoundRequest req;
+    req.ParseFromString(s.round_body(s.sealed(payload, 7), 7));
+    req.set_design_json("{\"width\": ");
+    const uint64_t entries = s.log->size();
+    EXPECT_EQ(s.call("FederatedRound", req.SerializeAsString()).status, 400);
+    EXPECT_EQ(s.log->size(), entries);
+  }
   EXPECT_EQ(s.received.size(), 1u);
   // A node's certificate may not start a round.
   const net::Response r = s.call("FederatedRound", good, s.n1_to_n2.get());
@@ -180,7 +189,7 @@ TEST(Exchange, TamperedReplayedMisaddressedOrMalformedMessagesAreRefusedAndAudit
   EXPECT_NE(r.body.find("'n1' (node) may not start a federated round"), std::string::npos) << r.body;
   // A model payload shorter than its own header.
   rpc::DeployRequest d;
-  const secure::Bytes env = s.sealed(std::string("\0\0\0\x09{}", 6), 7);
+  const secure::Bytes env = s.sealed(std::string("\0\0\0\x09{}", 6), 8);
   d.set_model_envelope(env.data(), env.size());
   const net::Response dr = s.call("Deploy", d.SerializeAsString());
   EXPECT_EQ(dr.status, 400);

@@ -1,0 +1,159 @@
+// Federation's round loop (lifecycle/federation.h) without a run: three real nodes in this process,
+// reached over PQ-TLS by the orchestrator's clients, refine a model through a fed::Strategy; a node
+// that stops mid-federation leaves its rounds to the quorum of the others.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <regex>
+
+#include "core/file.h"
+#include "data/dataset.h"
+#include "lifecycle/federation.h"
+#include "net/fixture.h"
+
+namespace gng {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ThreeNodes {
+  std::string dir = testing::TempDir() + "gng-federation-" + std::to_string(getpid()) + "-" +
+                    testing::UnitTest::GetInstance()->current_test_info()->name();
+  std::vector<std::unique_ptr<node::Node>> nodes;
+  std::vector<int> ports;
+  Dataset val;
+
+  ThreeNodes() {
+    fs::remove_all(dir);
+    fs::create_directories(dir + "/run");
+    for (int k = 0; k < 3; ++k) {
+      node::NodeConfig nc;
+      nc.id = "n" + std::to_string(k + 1);
+      nc.pki = test::pki().dir;
+      nc.dir = dir + "/" + nc.id;
+      nc.data = kFashionMnistDir;
+      nc.shard = k;
+      nc.shards = 3;
+      nc.train_limit = 900;
+      nc.validation = 60;
+      nodes.push_back(std::make_unique<node::Node>(nc, qkd::Keys{}));
+      ports.push_back(nodes.back()->listen());
+    }
+    std::vector<std::size_t> first(300);
+    for (std::size_t i = 0; i < first.size(); ++i) first[i] = i;
+    val = subset(read_mnist_dir(kFashionMnistDir, false), first);
+  }
+  ~ThreeNodes() {
+    nodes.clear();
+    fs::remove_all(dir);
+  }
+  std::unique_ptr<node::NodeClient> client(int k, audit::AuditLog* log) {
+    net::Limits limits;
+    limits.retries = 0;
+    return std::make_unique<node::NodeClient>(test::pki().orch, test::pki().trust(), "127.0.0.1", ports[k], limits,
+                                              qkd::Keys{}, log);
+  }
+};
+
+RunConfig federating(int rounds, double quorum) {
+  RunConfig c;
+  c.policy_text = "objectives: {accuracy: 1.0}\nqkd: off\n";
+  c.federation.rounds = rounds;
+  c.federation.epochs = 1;
+  c.federation.samples = 128;
+  c.federation.quorum = quorum;
+  c.batch = 64;
+  return c;
+}
+
+std::vector<std::string> decisions(const RunState& run, const std::string& kind) {
+  std::vector<std::string> out;
+  for (const auto& d : run.reg.decisions())
+    if (d.kind == kind) out.push_back(d.text);
+  return out;
+}
+
+TEST(Federation, RoundsAggregateEveryNodesStateThroughTheStrategy) {
+  ThreeNodes three;
+  std::ostringstream log;
+  RunState run(three.dir + "/run", federating(2, 0.6), log);
+  run.begin_session();
+  NodePool pool(run, 0);
+  for (int k = 0; k < 3; ++k) pool.adopt("n" + std::to_string(k + 1), three.client(k, &run.audit));
+  // The model to refine: trained on n1, sealed back.
+  const std::string design = Design{{{"width", "4"}}}.to_json();
+  node::TrainJob job{"fed", 1, "cnn", design, {}, {}, true};
+  job.budget.samples = 128;
+  const node::Trained t = pool.client(0).train(job);
+  const std::string base = three.dir + "/run/models/c1.pt";
+  write_file_atomic(base + ".json", t.model_json);
+  write_file_atomic(base, t.weights);
+
+  const auto strategy = strategy_of(run.c.federation);
+  const MeasureState measure = [&](const std::string& d, const fed::Update& s) {
+    return evaluate_state("cnn", Design::from_json(d), s, three.val, EvalSettings{});
+  };
+  const auto f = federate(run, pool, *strategy, measure, "cnn", 0, 1, design, base);
+  ASSERT_TRUE(f.has_value()) << log.str();
+  EXPECT_EQ(f->path, run.federated_path(1, 0));
+  EXPECT_TRUE(fs::exists(f->path) && fs::exists(f->path + ".json"));
+  EXPECT_DOUBLE_EQ(f->score, f->metrics.at("accuracy"));
+  EXPECT_GT(f->before, 0);
+  const auto rounds = decisions(run, "federate");
+  ASSERT_EQ(rounds.size(), 2u) << log.str();
+  for (const auto& r : rounds) {
+    EXPECT_TRUE(std::regex_search(r, std::regex("^round [12] \\(fedavg of n[123], n[123], n[123]\\): accuracy 0\\.\\d{4}")))
+        << r;
+    EXPECT_NE(r.find("exchange "), std::string::npos) << r;  // the cost of moving the states, per node
+  }
+  // Every state went out sealed and came back sealed: two entries per node and round, audited here.
+  int exchanges = 0;
+  for (const auto& e : run.audit.entries(0, run.audit.size())) exchanges += e.kind == "exchange";
+  EXPECT_EQ(exchanges, 2 * 3 * 2 + 1);  // and the trained model
+}
+
+TEST(Federation, ANodeThatStopsLeavesItsRoundsToTheQuorum) {
+  ThreeNodes three;
+  std::ostringstream log;
+  RunState run(three.dir + "/run", federating(2, 0.6), log);  // quorum: 2 of 3
+  run.begin_session();
+  NodePool pool(run, 0);
+  for (int k = 0; k < 3; ++k) pool.adopt("n" + std::to_string(k + 1), three.client(k, &run.audit));
+  const std::string design = Design{{{"width", "4"}}}.to_json();
+  node::TrainJob job{"fed", 1, "cnn", design, {}, {}, true};
+  job.budget.samples = 128;
+  const node::Trained t = pool.client(0).train(job);
+  const std::string base = three.dir + "/run/models/c1.pt";
+  write_file_atomic(base + ".json", t.model_json);
+  write_file_atomic(base, t.weights);
+  three.nodes[2]->stop();  // n3 is gone before the first round
+  const auto strategy = strategy_of(run.c.federation);
+  const MeasureState measure = [&](const std::string& d, const fed::Update& s) {
+    return evaluate_state("cnn", Design::from_json(d), s, three.val, EvalSettings{});
+  };
+  const auto f = federate(run, pool, *strategy, measure, "cnn", 0, 1, design, base);
+  ASSERT_TRUE(f.has_value()) << log.str();
+  const auto down = decisions(run, "node");
+  ASSERT_EQ(down.size(), 1u) << log.str();
+  EXPECT_EQ(down[0].rfind("n3 is down (", 0), 0u) << down[0];
+  EXPECT_FALSE(pool.up(2));
+  const auto rounds = decisions(run, "federate");
+  ASSERT_EQ(rounds.size(), 2u) << log.str();
+  for (const auto& r : rounds) EXPECT_TRUE(std::regex_search(r, std::regex("\\(fedavg of n[12], n[12]\\)"))) << r;
+  // With every node gone no round reaches its quorum: four tries, then a precise error. (The
+  // clients go first: a node's server waits for the connections kept alive to it.)
+  pool.mark_down(0);
+  pool.mark_down(1);
+  const std::string e = [&] {
+    try {
+      federate(run, pool, *strategy, measure, "cnn", 1, 1, design, base);
+    } catch (const Error& err) {
+      return std::string(err.what());
+    }
+    return std::string("no error");
+  }();
+  EXPECT_EQ(e, "federation: round 1 failed four times (below the quorum of 2)") << log.str();
+}
+
+}  // namespace
+}  // namespace gng
