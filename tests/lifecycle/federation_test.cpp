@@ -73,26 +73,33 @@ std::vector<std::string> decisions(const RunState& run, const std::string& kind)
   return out;
 }
 
-TEST(Federation, RoundsAggregateEveryNodesStateThroughTheStrategy) {
+// Three nodes adopted by a run's pool, a model trained on n1 to start from, FedAvg and a measure on
+// 300 test images: what both tests federate with.
+struct Federating {
   ThreeNodes three;
   std::ostringstream log;
-  RunState run(three.dir + "/run", federating(2, 0.6), log);
-  run.begin_session();
-  NodePool pool(run, 0);
-  for (int k = 0; k < 3; ++k) pool.adopt("n" + std::to_string(k + 1), three.client(k, &run.audit));
-  // The model to refine: trained on n1, sealed back.
-  const std::string design = Design{{{"width", "4"}}}.to_json();
-  node::TrainJob job{"fed", 1, "cnn", design, {}, {}, true};
-  job.budget.samples = 128;
-  const node::Trained t = pool.client(0).train(job);
-  const std::string base = three.dir + "/run/models/c1.pt";
-  write_file_atomic(base + ".json", t.model_json);
-  write_file_atomic(base, t.weights);
-
-  const auto strategy = strategy_of(run.c.federation);
-  const MeasureState measure = [&](const std::string& d, const fed::Update& s) {
+  RunState run{three.dir + "/run", federating(2, 0.6), log};
+  NodePool pool{run, 0};
+  std::string design = Design{{{"width", "4"}}}.to_json();
+  std::string base = three.dir + "/run/models/c1.pt";
+  std::unique_ptr<fed::Strategy> strategy = strategy_of(run.c.federation);
+  MeasureState measure = [this](const std::string& d, const fed::Update& s) {
     return evaluate_state("cnn", Design::from_json(d), s, three.val, EvalSettings{});
   };
+  Federating() {
+    run.begin_session();
+    for (int k = 0; k < 3; ++k) pool.adopt("n" + std::to_string(k + 1), three.client(k, &run.audit));
+    node::TrainJob job{"fed", 1, "cnn", design, {}, {}, true};
+    job.budget.samples = 128;
+    const node::Trained t = pool.client(0).train(job);
+    write_file_atomic(base + ".json", t.model_json);
+    write_file_atomic(base, t.weights);
+  }
+};
+
+TEST(Federation, RoundsAggregateEveryNodesStateThroughTheStrategy) {
+  Federating x;
+  auto& [three, log, run, pool, design, base, strategy, measure] = x;
   const auto f = federate(run, pool, *strategy, measure, "cnn", 0, 1, design, base);
   ASSERT_TRUE(f.has_value()) << log.str();
   EXPECT_EQ(f->path, run.federated_path(1, 0));
@@ -113,24 +120,9 @@ TEST(Federation, RoundsAggregateEveryNodesStateThroughTheStrategy) {
 }
 
 TEST(Federation, ANodeThatStopsLeavesItsRoundsToTheQuorum) {
-  ThreeNodes three;
-  std::ostringstream log;
-  RunState run(three.dir + "/run", federating(2, 0.6), log);  // quorum: 2 of 3
-  run.begin_session();
-  NodePool pool(run, 0);
-  for (int k = 0; k < 3; ++k) pool.adopt("n" + std::to_string(k + 1), three.client(k, &run.audit));
-  const std::string design = Design{{{"width", "4"}}}.to_json();
-  node::TrainJob job{"fed", 1, "cnn", design, {}, {}, true};
-  job.budget.samples = 128;
-  const node::Trained t = pool.client(0).train(job);
-  const std::string base = three.dir + "/run/models/c1.pt";
-  write_file_atomic(base + ".json", t.model_json);
-  write_file_atomic(base, t.weights);
+  Federating x;  // quorum: 2 of 3
+  auto& [three, log, run, pool, design, base, strategy, measure] = x;
   three.nodes[2]->stop();  // n3 is gone before the first round
-  const auto strategy = strategy_of(run.c.federation);
-  const MeasureState measure = [&](const std::string& d, const fed::Update& s) {
-    return evaluate_state("cnn", Design::from_json(d), s, three.val, EvalSettings{});
-  };
   const auto f = federate(run, pool, *strategy, measure, "cnn", 0, 1, design, base);
   ASSERT_TRUE(f.has_value()) << log.str();
   const auto down = decisions(run, "node");
