@@ -7,11 +7,11 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "core/file.h"
 #include "audit/log.h"
 #include "cli/commands.h"
 #include "core/args.h"
 #include "core/error.h"
+#include "core/file.h"
 
 namespace gng::cli {
 

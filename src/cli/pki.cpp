@@ -5,10 +5,10 @@
 #include <sstream>
 #include <string>
 
-#include "core/file.h"
 #include "cli/commands.h"
 #include "core/args.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "secure/pki.h"
 
 namespace gng::cli {

@@ -6,11 +6,11 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "core/file.h"
 #include "audit/log.h"
 #include "cli/commands.h"
 #include "core/args.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "lifecycle/run.h"
 #include "lifecycle/summary.h"
 #include "report/report.h"

@@ -1,4 +1,3 @@
-#include "core/file.h"
 #include "node/node.h"
 
 #include <chrono>
@@ -10,6 +9,7 @@
 
 #include "audit/log.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "core/yaml.h"
 #include "data/dataset.h"
 #include "gng.pb.h"
@@ -19,10 +19,6 @@
 namespace fs = std::filesystem;
 
 namespace gng::node {
-
-namespace {
-
-}  // namespace
 
 NodeConfig NodeConfig::from_yaml(const std::string& text, const std::string& source) {
   using namespace yaml;

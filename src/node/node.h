@@ -21,7 +21,7 @@
 //                               # it does), never part of any shard
 //   workers: 1                  # trainings at once
 //   kme: 127.0.0.1:8443         # its ETSI GS QKD 014 KME (HOST:PORT or "[IPV6]:PORT", a gng kme); none: no QKD keys
-//   # or a vendor's KME, over TLS with the vendor's certificates (rpc.h: net::ExternalTls):
+//   # or a vendor's KME, over TLS with the vendor's certificates (net/rpc.h: ExternalTls):
 //   # kme: {address: kme-a.example:443, ca: vendor-ca.pem, cert: sae-n1.pem, key: sae-n1.key,
 //   #       groups: X25519MLKEM768:X25519, sae_ids: {n2: SAE_B, n3: SAE_C}}   # gng id → the KME's SAE ID
 //   qkd: required               # required | optional | off (default: required with a kme, else off)

@@ -1,4 +1,3 @@
-#include "core/file.h"
 #include "secure/pki.h"
 
 #include <arpa/inet.h>
@@ -16,6 +15,7 @@
 #include <regex>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "secure/openssl_error.h"
 
 namespace fs = std::filesystem;

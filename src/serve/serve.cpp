@@ -1,6 +1,5 @@
 // The inference endpoint: cpp-httplib's thread-per-connection server around a gng::Predictor, with
 // admission control, Prometheus metrics, a telemetry snapshot and input drift.
-#include "core/file.h"
 #include "serve/serve.h"
 
 #include <httplib.h>
@@ -24,6 +23,7 @@
 
 #include "core/address.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "nn/nn.h"
 #include "secure/crypto.h"
 

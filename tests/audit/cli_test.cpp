@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "core/file.h"
 #include "audit/log.h"
+#include "core/file.h"
 #include "support/paths.h"
 
 namespace gng::audit {

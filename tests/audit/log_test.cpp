@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "core/file.h"
 #include "audit/log.h"
+#include "core/file.h"
 #include "support/error_of.h"
 
 namespace gng::audit {

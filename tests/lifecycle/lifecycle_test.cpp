@@ -15,9 +15,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/file.h"
 #include "audit/log.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "lifecycle/config.h"
 #include "lifecycle/registry.h"
 #include "net/fixture.h"

@@ -6,8 +6,8 @@
 #include <set>
 #include <nlohmann/json.hpp>
 
-#include "core/file.h"
 #include "audit/log.h"
+#include "core/file.h"
 #include "net/fixture.h"
 #include "node/node.h"
 #include "qkd/kme.h"

@@ -17,8 +17,8 @@
 #include <sstream>
 #include <thread>
 
-#include "core/file.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "data/dataset.h"
 #include "nn/nn.h"
 #include "secure/crypto.h"
