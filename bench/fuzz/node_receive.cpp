@@ -84,9 +84,13 @@ std::string deploy_body(const secure::Bytes& envelope, uint64_t seq) {
 void make_seeds(const fs::path& out) {
   fs::create_directories(out);
   const secure::Identity orch = secure::load_identity(state->dir.string(), "orch");
+  net::Peer to_n2 = state->orchestrator;  // the orchestrator's view of its session: the peer is n2
+  to_n2.id = "n2";
+  to_n2.role = "node";
   auto seal = [&](const std::string& payload, uint64_t seq, const std::string& key_id, const secure::Bytes& key) {
-    return node::seal_for(orch, state->orchestrator, "fuzz", seq, payload, {key_id, key}).wire;
+    return node::seal_for(orch, to_n2, "fuzz", seq, payload, {key_id, key}).wire;
   };
+  const std::string round(1, '\0'), deploy(1, '\1');  // the selector byte
   fed::Update u;
   u.from = "orch";
   u.samples = 3;
@@ -94,17 +98,17 @@ void make_seeds(const fs::path& out) {
   u.tensors.push_back({"b", {2}, {0.1f, 0.2f}});
   const std::string state_bytes = fed::encode(u);
   const secure::Bytes good = seal(state_bytes, 1, kKeyId, state->qkd_key);
-  write_seed(out, "round", "\x00" + round_body(good, 1));
-  write_seed(out, "round-pqc-only", "\x00" + round_body(seal(state_bytes, 2, "", {}), 2));
-  write_seed(out, "round-unknown-key", "\x00" + round_body(seal(state_bytes, 3, "7c9e6679-7425-40de-944b-e07fc1f90ae7", state->qkd_key), 3));
-  write_seed(out, "round-not-a-state", "\x00" + round_body(seal("not a state", 4, kKeyId, state->qkd_key), 4));
-  write_seed(out, "round-truncated", "\x00" + round_body(secure::Bytes(good.begin(), good.begin() + good.size() / 2), 5));
+  write_seed(out, "round", round + round_body(good, 1));
+  write_seed(out, "round-pqc-only", round + round_body(seal(state_bytes, 2, "", {}), 2));
+  write_seed(out, "round-unknown-key", round + round_body(seal(state_bytes, 3, "7c9e6679-7425-40de-944b-e07fc1f90ae7", state->qkd_key), 3));
+  write_seed(out, "round-not-a-state", round + round_body(seal("not a state", 4, kKeyId, state->qkd_key), 4));
+  write_seed(out, "round-truncated", round + round_body(secure::Bytes(good.begin(), good.begin() + good.size() / 2), 5));
   secure::Bytes altered = good;
   altered[altered.size() - 100] ^= 0x01;
-  write_seed(out, "round-altered", "\x00" + round_body(altered, 6));
+  write_seed(out, "round-altered", round + round_body(altered, 6));
   const std::string model = node::pack_model("{\"family\": \"cnn\", \"design\": {}}", std::string(64, '\x07'));
-  write_seed(out, "deploy", "\x01" + deploy_body(seal(model, 7, kKeyId, state->qkd_key), 7));
-  write_seed(out, "deploy-short-model", "\x01" + deploy_body(seal(std::string("\0\0\0\x09{}", 6), 8, kKeyId, state->qkd_key), 8));
+  write_seed(out, "deploy", deploy + deploy_body(seal(model, 7, kKeyId, state->qkd_key), 7));
+  write_seed(out, "deploy-short-model", deploy + deploy_body(seal(std::string("\0\0\0\x09{}", 6), 8, kKeyId, state->qkd_key), 8));
 }
 
 }  // namespace

@@ -105,8 +105,8 @@ build() {
     node_receive)
       gen_proto
       link node_receive bench/fuzz/node_receive.cpp "$out/proto/gng.pb.cc" src/node/exchange.cpp src/qkd/keys.cpp \
-        src/fed/fed.cpp src/audit/log.cpp src/audit/merkle.cpp src/core/sqlite.cpp "${secure[@]}" "${core[@]}" \
-        -- -lprotobuf -lsqlite3 -lssl -lcrypto -pthread ;;
+        src/fed/fed.cpp src/space/space.cpp src/qubo/qubo.cpp src/core/yaml.cpp src/audit/log.cpp src/audit/merkle.cpp \
+        src/core/sqlite.cpp "${secure[@]}" "${core[@]}" -- -lprotobuf -lyaml-cpp -lsqlite3 -lssl -lcrypto -pthread ;;
     etsi)
       link etsi bench/fuzz/etsi.cpp src/qkd/kme.cpp src/qkd/keys.cpp src/qkd/bb84.cpp src/qkd/postprocess.cpp \
         src/net/rpc.cpp "${secure[@]}" "${core[@]}" -- -lcpp-httplib -lssl -lcrypto -pthread ;;

@@ -579,9 +579,11 @@ std::optional<Design> SearchSpace::decode(const Bits& x, std::string* why) const
 }
 
 Bits SearchSpace::encode(const Design& design) const {
-  for (const auto& [name, _] : design.values)
+  for (const auto& value : design.values) {
+    const std::string& name = value.first;  // (clang 14, which the fuzzers use, cannot capture a structured binding)
     if (std::none_of(decisions_.begin(), decisions_.end(), [&](const Decision& d) { return d.name == name; }))
       throw Error("design: unknown decision '" + name + "'");
+  }
   Bits x(bits_, 0);
   const Layout lay(decisions_);
   for (std::size_t d = 0; d < decisions_.size(); ++d) {
