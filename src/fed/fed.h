@@ -9,7 +9,6 @@
 // same shapes, as many values as each shape holds, only finite values, and samples finite and
 // ≥ 0. Anything else is a gng::Error that names the sender (see check_update).
 #include <cstdint>
-#include <span>
 #include <string>
 #include <string_view>
 #include <vector>

@@ -153,8 +153,7 @@ class Cycle {
       EvaluationRow e{r.candidate, rung, r.metrics, -1e9, top ? run_.model_path(r.candidate) : ""};
       if (!r.error.empty()) {  // a design that fails to train scores worst
         e.model.clear();
-        const std::string node = r.where.starts_with(" on ") ? r.where.substr(4) + ": " : "";
-        run_.note(cycle, "error", "c" + std::to_string(r.candidate) + ": " + node + r.error);
+        run_.note(cycle, "error", "c" + std::to_string(r.candidate) + ": " + (r.where.empty() ? "" : r.where + ": ") + r.error);
       } else {
         e.score = run_.policy.score(e.metrics);
       }
@@ -166,10 +165,10 @@ class Cycle {
       run_.print("cycle " + std::to_string(cycle + 1) + "/" + std::to_string(run_.policy.cycles) + "  c" +
                  std::to_string(e.candidate) + "  rung " + std::to_string(rung) + " (" + fixed(metric("epochs"), 2) +
                  " ep)  acc " + fixed(metric("accuracy"), 4) + "  score " + fixed(e.score, 4) + "  in " +
-                 fixed(r.seconds, 1) + " s" + r.where + "  | best " + fixed(best_, 4) + "  | " +
+                 fixed(r.seconds, 1) + " s" + (r.where.empty() ? "" : " on " + r.where) + "  | best " + fixed(best_, 4) + "  | " +
                  clock_text(std::max(0.0, run_.left())) + " left");
     };
-    work.lost = [&](const std::string& where, int id, const std::string& why) {
+    work.lost = [&](int id, const std::string& why) {
       run_.note(cycle, "node", why + "; c" + std::to_string(id) + " goes back to the queue");
     };
     if (nodes_.empty()) {
@@ -205,23 +204,24 @@ class Cycle {
       return;
     }
     std::optional<FederatedModel> f;
-    Offer offer = challenger_offer(best, f, run_.policy);
-    if (!promoted.empty() && federates()) {
+    double now = 0;  // the promoted model's score as it is now, when the challenger is federated first
+    const bool federate_first = !promoted.empty() && federates();
+    if (federate_first) {
       const PromotionRow& champion = promoted.back();
       const std::string source = promoted_source(champion, run_, top_model(champion.candidate));
-      const double now = run_.policy.score(measure_model(source, design_of(champion.candidate)));
+      now = run_.policy.score(measure_model(source, design_of(champion.candidate)));
       f = federate(cycle, best.candidate, best.model);
-      offer = challenger_offer(best, f, run_.policy);
-      if (offer.score <= now) {
-        // Not considered again: its federation would repeat, and the promoted model would no
-        // longer be refined in later cycles.
-        run_.reg.refuse(best.candidate);
-        note_federated(run_, cycle, best.candidate, f, "not promoted");
-        run_.note(cycle, "select", "c" + std::to_string(champion.candidate) + " stays promoted (score " + fixed(now, 4) +
-                                       "): c" + std::to_string(best.candidate) + " scored " + fixed(offer.score, 4) +
-                                       (f ? " at best after federation" : ""));
-        return;
-      }
+    }
+    const Offer offer = challenger_offer(best, f, run_.policy);
+    if (federate_first && offer.score <= now) {
+      // Not considered again: its federation would repeat, and the promoted model would no longer be
+      // refined in later cycles.
+      run_.reg.refuse(best.candidate);
+      note_federated(run_, cycle, best.candidate, f, "not promoted");
+      run_.note(cycle, "select", "c" + std::to_string(promoted.back().candidate) + " stays promoted (score " + fixed(now, 4) +
+                                     "): c" + std::to_string(best.candidate) + " scored " + fixed(offer.score, 4) +
+                                     (f ? " at best after federation" : ""));
+      return;
     }
     promote(run_, cycle, best.candidate, offer);
     note_federated(run_, cycle, best.candidate, f, offer.federated ? "promoted" : "promoted without its federation");

@@ -68,7 +68,7 @@ void deploy(RunState& run, NodePool& nodes, int cycle, std::string& deployed) {
 
 void observe(RunState& run, NodePool& nodes, int cycle, const std::string& deployed) {
   if (nodes.empty() || deployed.empty()) return;
-  Policy::Telemetry worst;
+  std::vector<std::string> snapshots;  // the nodes' that parsed
   std::string seen;
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     if (!nodes.up(i)) continue;
@@ -76,7 +76,7 @@ void observe(RunState& run, NodePool& nodes, int cycle, const std::string& deplo
       const std::string text = nodes.client(i).telemetry();
       if (text.empty()) continue;
       const Snapshot s = parse_snapshot(text);
-      merge(worst, s);
+      snapshots.push_back(text);
       seen += (seen.empty() ? "" : "; ") + nodes.id(i) + ": " + std::to_string(s.requests) + " requests, drift " + s.drift;
     } catch (const std::exception& e) {
       seen += (seen.empty() ? "" : "; ") + nodes.id(i) + ": no telemetry (" + e.what() + ")";
@@ -84,7 +84,7 @@ void observe(RunState& run, NodePool& nodes, int cycle, const std::string& deplo
   }
   if (seen.empty()) return;
   run.note(cycle, "telemetry", seen);
-  const std::string change = run.policy.react(worst, run.base);
+  const std::string change = run.policy.react(worst_telemetry(snapshots), run.base);
   if (change.empty()) return;
   nlohmann::json weights(run.policy.objectives);
   {

@@ -49,7 +49,7 @@ bool train_rung(Trainer& trainer, RungWork work, int rung) {
           std::lock_guard lock(queue_mutex);
           work.queue.push_front(id);
         }
-        work.lost(trainer.where(k), id, e.what());
+        work.lost(id, e.what());
         return;
       } catch (const std::exception& e) {  // a design that fails to train scores worst
         r.metrics = {{"failed", 1}};

@@ -43,7 +43,7 @@ class Trainer {
   // Trains on slot `slot` (0 ≤ slot < slots()); called from one thread per slot. Returns the
   // metrics as the rung's scores should compare them.
   virtual Metrics train(int slot, const TrainTask& task) = 0;
-  // Where slot `slot` runs, for progress lines ("" in this process, " on n2" on a node).
+  // Where slot `slot` runs, for progress lines and errors ("" in this process, the node's id).
   virtual std::string where(int slot) const { return ""; }
   // Brings lost slots back (between a rung's attempts, and after each rung). False: nothing can.
   virtual bool recover() { return false; }
@@ -61,7 +61,7 @@ struct TrainResult {
   Metrics metrics;       // {{"failed", 1}} when the design failed to train
   std::string error;     // why it failed, else empty
   double seconds = 0;
-  std::string where;
+  std::string where;      // Trainer::where of its slot
 };
 
 struct RungWork {
@@ -69,7 +69,7 @@ struct RungWork {
   std::function<TrainTask(int candidate)> task;        // built when a slot takes it (its time cap follows the clock)
   std::function<bool()> time_left;                     // false: take no more tasks
   std::function<void(const TrainResult&)> done;        // each result, from the slot's thread
-  std::function<void(const std::string& where, int candidate, const std::string& why)> lost;  // a slot went away
+  std::function<void(int candidate, const std::string& why)> lost;  // a slot went away (why: SlotLost's message)
 };
 
 // Trains the queue on the trainer's slots, retrying on recovered slots (three attempts) when every

@@ -25,7 +25,7 @@ int NodeTrainer::slots(std::size_t) {
   return static_cast<int>(active_.size());
 }
 
-std::string NodeTrainer::where(int slot) const { return " on " + nodes_.id(active_.at(slot)); }
+std::string NodeTrainer::where(int slot) const { return nodes_.id(active_.at(slot)); }
 
 Metrics NodeTrainer::train(int slot, const TrainTask& t) {
   const std::size_t i = active_.at(slot);
