@@ -21,15 +21,17 @@ int node(const std::vector<std::string>& argv) {
   if (args.has("help") || !args.has("config")) {
     std::printf(
         "usage: gng node --config node.yaml\n\n"
-        "Serves the Node RPCs (Health, Train, FederatedRound, Deploy, Telemetry) over TLS 1.3 with\n"
-        "X25519MLKEM768 and mutual ML-DSA certificates; trains on its own shard of the data, which\n"
-        "never leaves it, and exchanges models only as sealed envelopes, keyed also by QKD keys from\n"
-        "its ETSI GS QKD 014 KME when it has one. Stops on SIGINT or SIGTERM.\n\n"
+        "Dials in to the orchestrator (TLS 1.3 with X25519MLKEM768 and mutual ML-DSA certificates)\n"
+        "and does the work it collects there: Train, FederatedRound, Deploy, Telemetry. Nothing\n"
+        "connects in to it: a site behind a firewall needs no open port. It trains on its own data,\n"
+        "which never leaves it, and exchanges models only as sealed envelopes, keyed also by QKD keys\n"
+        "from its ETSI GS QKD 014 KME when it has one. An orchestrator that is down or restarting is\n"
+        "dialled again until it answers. Stops on SIGINT or SIGTERM.\n\n"
         "node.yaml:\n"
         "  id: n1                     # its certificate (gng pki issue DIR --role node --id n1)\n"
         "  pki: DIR                   # ca.pem, crl.pem, issued/n1.{pem,key.pem}\n"
         "  dir: DIR                   # the node's folder: models, audit.db\n"
-        "  listen: 127.0.0.1:0        # port 0: any free one\n"
+        "  orchestrator: HOST:PORT    # where it dials in (the run's nodes.listen)\n"
         "  data: /usr/share/datasets/fashion-mnist\n"
         "  shard: {index: 0, of: 3, partition: iid, alpha: 0.5, seed: 1}   # or partition: dirichlet\n"
         "  validation: 2000\n"
@@ -56,9 +58,9 @@ int node(const std::vector<std::string>& argv) {
     qkd = qkd::kme_access(std::move(kme), config.qkd == "required", config.sae_ids);
   }
   node::Node node(config, std::move(qkd));
-  const int port = node.listen();
-  std::printf("gng node '%s' serving on %s (shard %d of %d, %zu training images; QKD %s%s)\n", config.id.c_str(),
-              Address{config.listen.host, port}.text().c_str(), config.shard, config.shards,
+  node.start();
+  std::printf("gng node '%s' dialling in to %s (shard %d of %d, %zu training images; QKD %s%s)\n", config.id.c_str(),
+              config.orchestrator.text().c_str(), config.shard, config.shards,
               node.train_samples(), config.qkd.c_str(),
               config.kme.port ? (" via KME " + config.kme.text()).c_str() : "");
   std::fflush(stdout);

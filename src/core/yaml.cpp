@@ -43,6 +43,32 @@ double number(const YAML::Node& n, const std::string& source, const std::string&
   return v;
 }
 
+double seconds(const YAML::Node& n, const std::string& source, const std::string& name, double lo, double hi) {
+  const std::string text = n.IsScalar() ? n.Scalar() : "";
+  double scale = 1;
+  std::string digits = text;
+  if (!text.empty() && std::string("smh").find(text.back()) != std::string::npos) {
+    scale = text.back() == 's' ? 1 : text.back() == 'm' ? 60 : 3600;
+    digits.pop_back();
+  }
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(digits, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (digits.empty() || used != digits.size() || !std::isfinite(v))
+    throw Error(where(source, n) + ": '" + name + "' must be a duration such as 90, 30s, 10m or 2h, got '" + text + "'");
+  v *= scale;
+  if (v < lo || v > hi) {
+    std::ostringstream s;
+    s << where(source, n) << ": '" << name << "' must be between " << lo << " and " << hi << " seconds, got " << text;
+    throw Error(s.str());
+  }
+  return v;
+}
+
 std::string slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error(path + ": cannot open");

@@ -26,6 +26,8 @@ T get(const YAML::Node& n, const std::string& source, const std::string& name) {
 }
 // A number in [lo, hi], or gng::Error naming the setting.
 double number(const YAML::Node& n, const std::string& source, const std::string& name, double lo, double hi);
+// A duration in seconds within [lo, hi]: a number of seconds, or one with a unit (30s, 10m, 2h).
+double seconds(const YAML::Node& n, const std::string& source, const std::string& name, double lo, double hi);
 std::string slurp(const std::string& path);  // a whole file; gng::Error "PATH: cannot open"
 
 }  // namespace gng::yaml

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/address.h"
 #include "core/error.h"
 #include "core/yaml.h"
 #include "data/dataset.h"
@@ -184,8 +185,15 @@ RunConfig RunConfig::from_yaml(const std::string& text, const std::string& sourc
   }
   if (root["workers"]) c.workers = static_cast<int>(number(root["workers"], source, "workers", 1, 256));
   if (const auto n = root["nodes"]) {
-    check_keys(n, source, "nodes", {"count", "partition", "alpha", "link_km", "eavesdropper"});
-    if (n["count"]) c.nodes = static_cast<int>(number(n["count"], source, "nodes.count", 0, 64));
+    if (!n.IsMap()) throw Error(where(source, n) + ": nodes must be a mapping, e.g. {local: 3} or {min: 2, wait: 10m}");
+    if (n["count"]) throw Error(where(source, n["count"]) + ": nodes.count is now nodes.local (local node processes)");
+    check_keys(n, source, "nodes", {"local", "min", "wait", "listen", "partition", "alpha", "link_km", "eavesdropper"});
+    if (n["local"]) c.nodes = static_cast<int>(number(n["local"], source, "nodes.local", 0, 64));
+    c.min_nodes = n["min"] ? static_cast<int>(number(n["min"], source, "nodes.min", 1, 10000)) : c.nodes;
+    if (n["wait"]) c.wait_s = yaml::seconds(n["wait"], source, "nodes.wait", 1, 7 * 86400);
+    if (n["listen"]) {
+      c.listen = parse_address(get<std::string>(n["listen"], source, "nodes.listen"), where(source, n["listen"]) + ": nodes.listen");
+    }
     if (n["partition"]) {
       c.partition = get<std::string>(n["partition"], source, "nodes.partition");
       if (c.partition != "iid" && c.partition != "dirichlet")
@@ -211,14 +219,14 @@ RunConfig RunConfig::from_yaml(const std::string& text, const std::string& sourc
     if (f["trim"]) F.trim = number(f["trim"], source, "federation.trim", 0, 0.49);
     if (f["byzantine"]) F.byzantine = static_cast<int>(number(f["byzantine"], source, "federation.byzantine", 0, 100));
     if (f["multi"]) F.multi = static_cast<int>(number(f["multi"], source, "federation.multi", 1, 100));
-    if (F.rounds > 0 && c.nodes == 0) throw Error(where(source, f) + ": federation needs nodes (nodes: {count: N})");
+    if (F.rounds > 0 && c.sites() == 0) throw Error(where(source, f) + ": federation needs nodes (nodes: {local: N} or {min: N})");
     if (F.rule == "krum" && F.rounds > 0) {
-      if (c.nodes < 2 * F.byzantine + 3)
+      if (c.sites() < 2 * F.byzantine + 3)
         throw Error(where(source, f) + ": Krum tolerating " + std::to_string(F.byzantine) + " attacker(s) needs at least " +
-                    std::to_string(2 * F.byzantine + 3) + " nodes, the run has " + std::to_string(c.nodes));
-      if (F.multi > c.nodes - F.byzantine)
+                    std::to_string(2 * F.byzantine + 3) + " nodes, the run has " + std::to_string(c.sites()));
+      if (F.multi > c.sites() - F.byzantine)
         throw Error(where(source, f) + ": federation.multi (" + std::to_string(F.multi) + ") must be at most nodes − byzantine (" +
-                    std::to_string(c.nodes - F.byzantine) + ")");
+                    std::to_string(c.sites() - F.byzantine) + ")");
     }
   }
   if (const auto e = root["evaluation"]) {

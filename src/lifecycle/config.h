@@ -2,10 +2,13 @@
 // What humans set: the run configuration (data, space, search, fidelity) and the policy
 // (objectives, budgets, safety constraints, approval gate), both YAML. The loop never acts outside
 // them. Every unknown key, wrong type or impossible value is a gng::Error naming file and line.
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
+
+#include "core/address.h"
 
 namespace gng {
 
@@ -69,9 +72,17 @@ struct RunConfig {
   int workers = 2;                         // trainings at once (one thread each)
   double noise_sigma = 0.1;                // robustness: input noise
   double watts = 5.0;                      // energy estimate: latency × this power per core
-  // nodes: N local `gng node` processes on loopback (0: train in this process), each holding one
-  // shard of the training images (partition iid, or dirichlet with alpha), reached over PQ-TLS.
-  int nodes = 0;
+  // nodes: the sites that train, all dialling in to the run's hub (node/hub.h) on `listen` over
+  // PQ-TLS. `local`: N `gng node` processes this run starts on loopback, each holding one shard of
+  // the training images (partition iid, or dirichlet with alpha). `min`: sites needed before the
+  // first cycle (default: local), waited for up to `wait`; sites beyond the local ones are remote:
+  // enrolled with the run's CA (gng node init, gng pki sign) and bringing their own data.
+  // No nodes at all: training in this process.
+  int nodes = 0;                 // local
+  int min_nodes = 0;
+  double wait_s = 600;
+  Address listen{"127.0.0.1", 0};
+  int sites() const { return std::max(nodes, min_nodes); }
   std::string partition = "iid";
   double alpha = 0.5;
   // The simulated BB84 links behind the run's local KME (when the policy wants QKD): fibre length

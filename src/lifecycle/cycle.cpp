@@ -33,7 +33,7 @@ std::map<std::pair<int, int>, EvaluationRow> by_candidate_and_rung(const std::ve
 class Cycle {
  public:
   Cycle(const std::string& dir, RunConfig config, std::ostream& out)
-      : run_(dir, std::move(config), out), nodes_(run_, run_.c.nodes), top_(static_cast<int>(run_.c.rungs.size()) - 1) {}
+      : run_(dir, std::move(config), out), nodes_(run_), top_(static_cast<int>(run_.c.rungs.size()) - 1) {}
 
   void run() {
     run_.begin_session();
@@ -45,7 +45,7 @@ class Cycle {
                                " validation / " + std::to_string(test_.count) + " test images; " +
                                std::to_string(space_->bits()) + " design bits (" + space_->family() + "); BLAS: " + runtime);
     if (runtime.find("slow") != std::string::npos) run_.out << "warning: " << runtime << "\n";
-    nodes_.start();
+    nodes_.start({{train_.channels, train_.height, train_.width}, train_.classes});
     std::string stop;
     for (int cycle = 0; cycle < run_.policy.cycles && stop.empty(); ++cycle) {
       if (cycle_done(cycle)) continue;
@@ -171,7 +171,7 @@ class Cycle {
     work.lost = [&](int id, const std::string& why) {
       run_.note(cycle, "node", why + "; c" + std::to_string(id) + " goes back to the queue");
     };
-    if (nodes_.empty()) {
+    if (!nodes_.enabled()) {
       LocalTrainer local(train_, val_, run_.c.workers);
       return train_rung(local, std::move(work), rung);
     }
@@ -179,7 +179,7 @@ class Cycle {
     return train_rung(remote, std::move(work), rung);
   }
 
-  bool federates() const { return run_.c.federation.rounds > 0 && !nodes_.empty(); }
+  bool federates() const { return run_.c.federation.rounds > 0 && nodes_.enabled(); }
 
   std::optional<FederatedModel> federate(int cycle, int candidate, const std::string& base) {
     const auto strategy = strategy_of(run_.c.federation);

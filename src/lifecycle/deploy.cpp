@@ -45,20 +45,21 @@ Policy::Telemetry worst_telemetry(const std::vector<std::string>& snapshots) {
 }
 
 void deploy(RunState& run, NodePool& nodes, int cycle, std::string& deployed) {
-  if (nodes.empty()) return;
+  if (!nodes.enabled()) return;
   const auto promotions = run.reg.promotions();
   if (promotions.empty()) return;
   const std::string model = promotions.back().model;
   const std::string digest = secure::hex(secure::sha256(secure::view(read_file(model))));
   if (digest == deployed) return;
   int accepted = 0;
+  nodes.refresh();
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     if (!nodes.up(i)) continue;
     try {
       const int port = nodes.client(i).deploy(run.id(), model);
       ++accepted;
-      run.note(cycle, "deploy", nodes.id(i) + " serves model " + digest.substr(0, 12) + " on http://127.0.0.1:" +
-                                    std::to_string(port) + "/v1/predict");
+      run.note(cycle, "deploy", nodes.id(i) + " serves model " + digest.substr(0, 12) + " on its port " + std::to_string(port) +
+                                    " (/v1/predict)");
     } catch (const std::exception& e) {
       run.note(cycle, "deploy", nodes.id(i) + ": not deployed: " + e.what());
     }
@@ -67,7 +68,7 @@ void deploy(RunState& run, NodePool& nodes, int cycle, std::string& deployed) {
 }
 
 void observe(RunState& run, NodePool& nodes, int cycle, const std::string& deployed) {
-  if (nodes.empty() || deployed.empty()) return;
+  if (!nodes.enabled() || deployed.empty()) return;
   std::vector<std::string> snapshots;  // the nodes' that parsed
   std::string seen;
   for (std::size_t i = 0; i < nodes.size(); ++i) {

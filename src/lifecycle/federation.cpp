@@ -31,7 +31,6 @@ std::optional<FederatedModel> federate(RunState& run, NodePool& nodes, const fed
   const auto& F = run.c.federation;
   fed::Update global = load_state(base);
   const double before = run.policy.score(measure(design_json, global));
-  const std::size_t quorum = static_cast<std::size_t>(std::ceil(F.quorum * static_cast<double>(nodes.size())));
   Metrics last;  // of the latest aggregate
   int missed = 0;
   for (int round = 1; round <= F.rounds;) {
@@ -39,6 +38,8 @@ std::optional<FederatedModel> federate(RunState& run, NodePool& nodes, const fed
       run.note(cycle, "federate", "round " + std::to_string(round) + " not started: wall-clock budget spent");
       break;
     }
+    nodes.refresh();  // a site that joined since takes part from this round
+    const std::size_t quorum = static_cast<std::size_t>(std::ceil(F.quorum * static_cast<double>(nodes.size())));
     const fed::RoundConfig rc = strategy.configure_round(round);
     std::vector<fed::Update> states;
     std::vector<double> overhead, compute;  // per answering node: seconds of exchange, of training

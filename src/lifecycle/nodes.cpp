@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -20,15 +19,9 @@ namespace gng {
 
 namespace fs = std::filesystem;
 
-NodePool::NodePool(RunState& run, int count) : run_(run) {
-  for (int k = 0; k < count; ++k) nodes_.push_back({"n" + std::to_string(k + 1)});
-}
+NodePool::NodePool(RunState& run) : run_(run) {}
 
 NodePool::~NodePool() { stop(); }
-
-void NodePool::adopt(std::string id, std::unique_ptr<node::NodeClient> client) {
-  nodes_.push_back({std::move(id), -1, std::move(client), true});
-}
 
 void NodePool::start_kme(const std::string& pki, const secure::Identity& me, const secure::TrustStore& trust) {
   if (run_.policy.qkd == "off" || kme_server_) return;
@@ -50,81 +43,220 @@ void NodePool::start_kme(const std::string& pki, const secure::Identity& me, con
                            (run_.c.eavesdropper > 0 ? ", eavesdropper on " + fixed(run_.c.eavesdropper, 2) : "") + ")");
 }
 
-std::string NodePool::node_yaml(std::size_t k, const std::string& pki, const std::string& home) const {
+namespace {
+
+std::string shape_text(const std::vector<std::size_t>& shape, int classes) {
+  std::string out;
+  for (std::size_t d : shape) out += (out.empty() ? "" : "×") + std::to_string(d);
+  return (out.empty() ? "no data" : out) + " with " + std::to_string(classes) + " classes";
+}
+
+}  // namespace
+
+std::string NodePool::node_yaml(int k, const std::string& pki, const std::string& home) const {
   const RunConfig& c = run_.c;
+  const std::string host = c.listen.host == "0.0.0.0" || c.listen.host == "::" ? "127.0.0.1" : c.listen.host;
   std::ostringstream y;
-  y << "id: " << nodes_[k].id << "\npki: " << pki << "\ndir: " << home << "\nlisten: 127.0.0.1:0\ndata: " << c.data_dir
-    << "\nshard: {index: " << k << ", of: " << nodes_.size() << ", partition: " << c.partition << ", alpha: " << c.alpha
-    << ", seed: " << c.seed << "}\nvalidation: " << std::max<std::size_t>(1, c.validation / nodes_.size())
+  y << "id: " << sites_[static_cast<std::size_t>(k)].id << "\npki: " << pki << "\ndir: " << home
+    << "\norchestrator: \"" << Address{host, hub_port_}.text() << "\""  // quoted: an IPv6 address is in brackets
+    << "\ndata: " << c.data_dir << "\nshard: {index: " << k << ", of: " << c.nodes << ", partition: " << c.partition
+    << ", alpha: " << c.alpha << ", seed: " << c.seed << "}\nvalidation: " << std::max<std::size_t>(1, c.validation / c.nodes)
     << "\ntrain_limit: " << c.train_limit << "\nholdout: " << c.validation << "\n";  // the orchestrator's validation images are in no shard
   if (kme_server_) y << "kme: 127.0.0.1:" << kme_port_ << "\nqkd: " << run_.policy.qkd << "\n";
   return y.str();
 }
 
-void NodePool::start() {
-  if (nodes_.empty()) return;
-  const std::string pki = (fs::path(run_.dir) / "pki").string();
-  const secure::Identity me = secure::load_identity(pki, "orchestrator");
-  const secure::TrustStore trust = secure::TrustStore::load(pki);
-  start_kme(pki, me, trust);
-  for (std::size_t k = 0; k < nodes_.size(); ++k) {
-    Proc& n = nodes_[k];
-    if (n.client || n.adopted) continue;
-    const fs::path home = fs::path(run_.dir) / "nodes" / n.id;
-    fs::create_directories(home);
-    const std::string config = (home / "node.yaml").string(), log = (home / "node.log").string();
-    write_file_atomic(config, node_yaml(k, pki, home.string()));
-    fs::remove(log);
-    const pid_t pid = fork();
-    if (pid == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (!freopen(log.c_str(), "w", stdout) || !freopen(log.c_str(), "a", stderr)) _exit(126);
-      execl("/proc/self/exe", "gng", "node", "--config", config.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    if (pid < 0) throw Error("cannot start node " + n.id + ": fork failed");
-    n.pid = pid;
-    int port = 0;
-    for (int i = 0; i < 1200 && port == 0; ++i) {  // up to two minutes to load its shard
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      std::smatch m;
-      const std::string out = fs::exists(log) ? read_file(log) : "";
-      if (std::regex_search(out, m, std::regex("serving on 127\\.0\\.0\\.1:(\\d+)"))) port = std::stoi(m[1]);
-      if (waitpid(pid, nullptr, WNOHANG) == pid) throw Error("node " + n.id + " did not start: " + out);
-    }
-    if (port == 0) throw Error("node " + n.id + " did not start within two minutes (see " + log + ")");
-    net::Limits limits;
-    limits.timeout = std::chrono::hours(12);  // trainings are long; a dead node shows as a broken connection
-    limits.retries = 0;
-    n.client = std::make_unique<node::NodeClient>(me, trust, "127.0.0.1", port, limits, orchestrator_qkd_, &run_.audit);
-    const node::NodeHealth h = n.client->health();
-    run_.note(-1, "node", n.id + " up on 127.0.0.1:" + std::to_string(port) + " (pid " + std::to_string(pid) + "): " +
-                              std::to_string(h.train_samples) + " training / " + std::to_string(h.validation_samples) +
-                              " validation images of its own");
+std::string NodePool::admit(const node::SiteInfo& s) const {
+  if (s.input_shape != task_.input_shape || s.classes != task_.classes)
+    return "site '" + s.id + "' holds data of " + shape_text(s.input_shape, s.classes) + "; the run's task is " +
+           shape_text(task_.input_shape, task_.classes);
+  if (s.train_samples == 0) return "site '" + s.id + "' holds no training data";
+  if (run_.policy.qkd == "required" && s.qkd == "off")
+    return "the run's policy requires QKD keys and site '" + s.id + "' has no KME (qkd: off)";
+  return "";
+}
+
+void NodePool::changed(const node::SiteInfo& s) {
+  nlohmann::json data = {{"input_shape", s.input_shape}, {"classes", s.classes}, {"train_samples", s.train_samples},
+                         {"validation_samples", s.validation_samples}, {"label_counts", s.label_counts},
+                         {"qkd", s.qkd}, {"incarnation", s.incarnation}, {"busy", s.busy}};
+  std::string before;
+  {
+    std::lock_guard lock(states_mu_);
+    auto& last = states_[s.id + "\n" + s.incarnation];
+    before = last;
+    last = s.state;
   }
+  {
+    std::lock_guard lock(run_.mutex);
+    run_.reg.put_site({s.id, s.fingerprint, s.address, data.dump(), s.first_seen, s.last_seen, s.state, s.why});
+  }
+  if (before == s.state) return;
+  std::string local;
+  {
+    std::lock_guard lock(procs_mu_);
+    for (const auto& [pid, id] : procs_)
+      if (id == s.id) local = "local node, pid " + std::to_string(pid) + "; ";
+  }
+  if (s.state == "up")
+    run_.note(-1, "site", s.id + " joined from " + s.address + " (" + local + "certificate " + s.fingerprint.substr(0, 16) + "…): " +
+                              std::to_string(s.train_samples) + " training / " + std::to_string(s.validation_samples) +
+                              " validation samples of its own, " + shape_text(s.input_shape, s.classes) + ", QKD " + s.qkd);
+  else
+    run_.note(-1, "site", s.id + " " + s.state + ": " + s.why);
+}
+
+int NodePool::listen(const Task& task) {
+  if (hub_) return hub_port_;
+  task_ = task;
+  const std::string pki = (fs::path(run_.dir) / "pki").string();
+  me_ = secure::load_identity(pki, "orchestrator");
+  trust_ = secure::TrustStore::load(pki);
+  start_kme(pki, me_, trust_);
+  node::Hub::Options o;
+  o.listen = run_.c.listen;
+  auto hub = std::make_unique<node::Hub>(me_, trust_, o);
+  hub->admit([this](const node::SiteInfo& s) { return admit(s); });
+  hub->on_change([this](const node::SiteInfo& s) { changed(s); });
+  hub_port_ = hub->start();
+  hub_ = std::move(hub);
+  run_.note(-1, "hub", "sites dial in to " + Address{o.listen.host, hub_port_}.text() +
+                           " (TLS 1.3, X25519MLKEM768, ML-DSA certificates of the run's CA in " + pki + ")");
+  return hub_port_;
+}
+
+void NodePool::spawn(Site& n, int k) {
+  const std::string pki = (fs::path(run_.dir) / "pki").string();
+  const fs::path home = fs::path(run_.dir) / "nodes" / n.id;
+  fs::create_directories(home);
+  const std::string config = (home / "node.yaml").string(), log = (home / "node.log").string();
+  write_file_atomic(config, node_yaml(k, pki, home.string()));
+  const pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (!freopen(log.c_str(), "a", stdout) || !freopen(log.c_str(), "a", stderr)) _exit(126);
+    execl("/proc/self/exe", "gng", "node", "--config", config.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  if (pid < 0) throw Error("cannot start node " + n.id + ": fork failed");
+  n.pid = pid;
+  std::lock_guard lock(procs_mu_);
+  procs_[pid] = n.id;
+  if (!watcher_.joinable()) watcher_ = std::thread([this] { watch(); });
+}
+
+// A local node whose process ended is lost at once: the calls waiting on it need not wait for
+// the hub to miss its polls.
+void NodePool::watch() {
+  std::unique_lock lock(procs_mu_);
+  while (!stopping_) {
+    for (auto it = procs_.begin(); it != procs_.end();) {
+      int status = 0;
+      if (waitpid(it->first, &status, WNOHANG) != it->first) {
+        ++it;
+        continue;
+      }
+      const std::string why = "node " + it->second + "'s process ended (" +
+                              (WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
+                                                   : "exit " + std::to_string(WEXITSTATUS(status))) + ")";
+      if (hub_) hub_->drop(it->second, why);
+      it = procs_.erase(it);
+    }
+    watch_cv_.wait_for(lock, std::chrono::milliseconds(100));
+  }
+}
+
+bool NodePool::alive(pid_t pid) {
+  std::lock_guard lock(procs_mu_);
+  return procs_.count(pid) > 0;
+}
+
+void NodePool::end(Site& n, int sig) {
+  if (n.pid <= 0) return;
+  {
+    std::lock_guard lock(procs_mu_);
+    if (procs_.erase(n.pid)) {
+      kill(n.pid, sig);
+      waitpid(n.pid, nullptr, 0);
+    }
+  }
+  n.pid = -1;
+}
+
+void NodePool::start(const Task& task) {
+  if (!enabled()) return;
+  listen(task);
+  for (int k = 0; k < run_.c.nodes; ++k) {
+    const std::string id = std::string("n").append(std::to_string(k + 1));
+    auto it = std::find_if(sites_.begin(), sites_.end(), [&](const Site& s) { return s.id == id; });
+    if (it == sites_.end()) it = sites_.insert(sites_.end(), Site(id));
+    if (it->pid < 0 && !it->client) spawn(*it, k);
+  }
+  const auto need = static_cast<std::size_t>(run_.c.min_nodes);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(run_.c.wait_s);
+  for (;;) {
+    const std::vector<std::string> ups = hub_->wait_for(need, std::chrono::milliseconds(200));
+    for (Site& n : sites_)
+      if (n.pid > 0 && !alive(n.pid)) {
+        n.pid = -1;
+        const std::string log = (fs::path(run_.dir) / "nodes" / n.id / "node.log").string();
+        throw Error("node " + n.id + " did not start: " + (fs::exists(log) ? read_file(log) : "no log"));
+      }
+    if (ups.size() >= need) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::string up, refused;
+      for (const auto& s : hub_->roster()) {
+        if (s.state == "up")
+          up += ' ' + s.id;
+        else
+          refused += ' ' + s.id + " (" + s.state + ": " + s.why + ")";
+      }
+      throw Error("the run needs " + std::to_string(need) + " site(s) and " + std::to_string(ups.size()) + " joined within " +
+                  fixed(run_.c.wait_s, 0) + " s (nodes.wait); up:" + (up.empty() ? " none" : up) +
+                  (refused.empty() ? "" : "; not up:" + refused) + ". Sites dial in to port " + std::to_string(hub_port_));
+    }
+  }
+  refresh();
+}
+
+void NodePool::refresh() {
+  if (!hub_) return;
+  for (const auto& s : hub_->roster())
+    if (s.state == "up" && std::none_of(sites_.begin(), sites_.end(), [&](const Site& n) { return n.id == s.id; }))
+      sites_.emplace_back(s.id);
+  for (Site& n : sites_)
+    if (!n.client && hub_->up(n.id))
+      n.client = std::make_unique<node::NodeClient>(*hub_, n.id, me_, trust_, orchestrator_qkd_, &run_.audit);
 }
 
 void NodePool::restart_down() {
-  bool any = false;
-  for (auto& n : nodes_)
-    if (!n.client && n.pid > 0) {
-      kill(n.pid, SIGKILL);  // it stopped answering: it does not get to finish anything
-      waitpid(n.pid, nullptr, 0);
-      n.pid = -1;
-      any = true;
+  for (std::size_t k = 0; k < sites_.size(); ++k) {
+    Site& n = sites_[k];
+    if (!n.client && k < static_cast<std::size_t>(run_.c.nodes)) {  // a local node
+      end(n, SIGKILL);  // it stopped answering: it does not get to finish anything
+      spawn(n, static_cast<int>(k));
     }
-  if (any) start();
+  }
+  // Up to a minute for restarted local nodes to dial in again; remote sites come back by themselves.
+  for (int i = 0; i < 300; ++i) {
+    refresh();
+    if (std::none_of(sites_.begin(), sites_.end(), [&](const Site& n) { return n.pid > 0 && alive(n.pid) && !n.client; })) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
 }
 
 void NodePool::stop() {
-  for (auto& n : nodes_) {
-    n.client.reset();  // close the kept-alive connections first: the servers wait for them
-    if (n.pid > 0) {
-      kill(n.pid, SIGTERM);
-      waitpid(n.pid, nullptr, 0);
-      n.pid = -1;
-    }
+  for (auto& n : sites_) n.client.reset();
+  for (auto& n : sites_) end(n, SIGTERM);
+  {
+    std::lock_guard lock(procs_mu_);
+    stopping_ = true;
   }
+  watch_cv_.notify_all();
+  if (watcher_.joinable()) watcher_.join();
+  stopping_ = false;
+  if (hub_) hub_->stop();
+  hub_.reset();
   orchestrator_qkd_ = {};
   kme_server_.reset();  // after the nodes, whose KME connections are gone with them
   kme_.reset();

@@ -1,12 +1,20 @@
 #pragma once
-// The run's local nodes: `gng node` processes on loopback, one shard of the training images each,
-// reached over PQ-TLS with the run's PKI, and the run's KME (ETSI GS QKD 014 over the same PQ-TLS,
-// in this process, fed by simulated BB84 links) when the policy wants QKD keys. A node that stops
-// answering is marked down; restart_down() brings it back with its shard. Every node dies with
-// this process (PR_SET_PDEATHSIG).
+// The run's sites. Every node dials in to the run's hub (node/hub.h) on nodes.listen over PQ-TLS,
+// whether it is one of the embedded default's local `gng node` processes (nodes.local: one shard
+// of the training images each, started here, dying with this process: PR_SET_PDEATHSIG) or a
+// remote site enrolled with the run's CA and holding its own data. A site whose data does not fit
+// the run's task (input shape, classes), or that cannot take QKD keys the policy requires, is
+// refused when it joins. The roster (who joined, their data, first and last seen, state) is kept
+// in the registry; each join, refusal and loss is a decision in the audit trail. The run's KME
+// (ETSI GS QKD 014 over PQ-TLS, in this process, fed by simulated BB84 links) serves the local
+// nodes when the policy wants QKD keys.
+#include <condition_variable>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <sys/types.h>
+#include <thread>
 #include <vector>
 
 #include "lifecycle/run_state.h"
@@ -18,45 +26,73 @@ namespace qkd {
 class Kme;
 }
 
+// What every site's data must be: the run's task.
+struct Task {
+  std::vector<std::size_t> input_shape;  // channels, height, width
+  int classes = 0;
+};
+
 class NodePool {
  public:
-  // `count` nodes n1..nK, not started yet.
-  NodePool(RunState& run, int count);
+  explicit NodePool(RunState& run);
   ~NodePool();
   NodePool(const NodePool&) = delete;
   NodePool& operator=(const NodePool&) = delete;
 
-  void start();          // the KME (once) and every node that is not running
-  // Adds a node this pool did not start, reached through `client` (e.g. one in this process): it
-  // takes part like the others, but restart_down() cannot bring it back once it is down.
-  void adopt(std::string id, std::unique_ptr<node::NodeClient> client);
-  void restart_down();   // kills what is left of the nodes marked down and starts them again
+  bool enabled() const { return run_.c.sites() > 0; }
+  // The KME (when the policy wants QKD) and the hub, once; returns the hub's port.
+  int listen(const Task& task);
+  // listen(), the local nodes that are not running started, then waits (nodes.wait) until
+  // nodes.min sites are up; throws gng::Error naming who came and who did not.
+  void start(const Task& task);
+  // Sites that joined since, or came back, take part from now on (the training and federation
+  // steps call it before each rung and round).
+  void refresh();
+  void restart_down();   // local nodes marked down: killed and started again; then refresh()
   void stop();
 
-  std::size_t size() const { return nodes_.size(); }
-  bool empty() const { return nodes_.empty(); }
-  const std::string& id(std::size_t i) const { return nodes_.at(i).id; }
-  bool up(std::size_t i) const { return nodes_.at(i).client != nullptr; }
-  node::NodeClient& client(std::size_t i) { return *nodes_.at(i).client; }
-  // Marks node i down (it stopped answering); only the thread that talks to node i may call it.
-  void mark_down(std::size_t i) { nodes_.at(i).client.reset(); }
+  std::size_t size() const { return sites_.size(); }
+  const std::string& id(std::size_t i) const { return sites_.at(i).id; }
+  bool up(std::size_t i) const { return sites_.at(i).client != nullptr; }
+  node::NodeClient& client(std::size_t i) { return *sites_.at(i).client; }
+  // Marks site i down (it stopped answering); only the thread that talks to site i may call it.
+  void mark_down(std::size_t i) { sites_.at(i).client.reset(); }
+  node::Hub& hub() { return *hub_; }
 
  private:
-  struct Proc {
+  struct Site {
+    explicit Site(std::string i) : id(std::move(i)) {}
     std::string id;
-    pid_t pid = -1;
-    std::unique_ptr<node::NodeClient> client;  // null while the node is down
-    bool adopted = false;                       // not started here (adopt)
+    pid_t pid = -1;                            // a local node's process
+    std::unique_ptr<node::NodeClient> client;  // null while the site is down
   };
   void start_kme(const std::string& pki, const secure::Identity& me, const secure::TrustStore& trust);
-  std::string node_yaml(std::size_t k, const std::string& pki, const std::string& home) const;
+  std::string node_yaml(int k, const std::string& pki, const std::string& home) const;
+  std::string admit(const node::SiteInfo& s) const;
+  void changed(const node::SiteInfo& s);
+  void spawn(Site& n, int k);
+  void watch();                  // the watcher thread
+  bool alive(pid_t pid);         // a local node's process has not ended
+  void end(Site& n, int sig);    // signals and reaps a local node's process
 
   RunState& run_;
-  std::vector<Proc> nodes_;
+  Task task_;
+  std::vector<Site> sites_;
   std::unique_ptr<qkd::Kme> kme_;
   std::unique_ptr<net::Server> kme_server_;
   int kme_port_ = 0;
   qkd::Keys orchestrator_qkd_;  // its keys from that KME; none when QKD is off
+  std::unique_ptr<node::Hub> hub_;
+  int hub_port_ = 0;
+  secure::Identity me_;
+  secure::TrustStore trust_;
+  std::mutex procs_mu_;
+  std::condition_variable watch_cv_;
+  std::map<pid_t, std::string> procs_;         // local node processes not reaped yet
+  bool stopping_ = false;
+  std::thread watcher_;
+  std::mutex states_mu_;
+  std::map<std::string, std::string> states_;  // the roster's last state per site, for notes
 };
 
 }  // namespace gng

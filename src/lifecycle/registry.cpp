@@ -31,6 +31,12 @@ CREATE TABLE IF NOT EXISTS sessions(id INTEGER PRIMARY KEY, started TEXT NOT NUL
   seconds REAL NOT NULL DEFAULT 0);
 )";
 
+// The roster (a table version-2 files gained with the dial-in grid; builds before it ignore it).
+constexpr const char* kSites = R"(
+CREATE TABLE IF NOT EXISTS sites(id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, address TEXT NOT NULL,
+  data TEXT NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT NULL, state TEXT NOT NULL, why TEXT NOT NULL);
+)";
+
 // meta "format" names the kind of file and its schema version: "gng registry v<N>". A build refuses
 // a version it does not know, so gng 0.1 (which reads only v1) refuses a v2 file instead of misreading
 // it. A new file gets the current version; a file whose schema was created but whose format was not
@@ -84,14 +90,13 @@ Registry::Registry(const std::string& path, bool create) : path_(path) {
     const std::string m = e.what();
     throw Error(m.find("not a gng registry") != std::string::npos ? m : path + ": not a gng registry (" + m + ")");
   }
-  if (version == "1") {
-    try {
-      migrate_from_v1();  // its errors name what is damaged
-    } catch (const Error&) {
-      sqlite3_close(db_);
-      db_ = nullptr;
-      throw;
-    }
+  try {
+    if (version == "1") migrate_from_v1();  // its errors name what is damaged
+    exec(kSites);
+  } catch (const Error&) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw;
   }
 }
 
@@ -222,6 +227,30 @@ std::vector<DecisionRow> Registry::decisions() const {
   std::vector<DecisionRow> out;
   Stmt s(db_, "SELECT time_s, cycle, kind, text FROM decisions ORDER BY seq", path_);
   while (s.step()) out.push_back({s.real(0), int_column(s, 1), s.text(2), s.text(3)});
+  return out;
+}
+
+void Registry::put_site(const SiteRow& r) {
+  Stmt(db_,
+       "INSERT INTO sites(id, fingerprint, address, data, first_seen, last_seen, state, why) VALUES(?, ?, ?, ?, ?, ?, ?, ?) "
+       "ON CONFLICT(id) DO UPDATE SET fingerprint = excluded.fingerprint, address = excluded.address, data = excluded.data, "
+       "last_seen = excluded.last_seen, state = excluded.state, why = excluded.why",
+       path_)
+      .bind(1, r.id)
+      .bind(2, r.fingerprint)
+      .bind(3, r.address)
+      .bind(4, r.data)
+      .bind(5, r.first_seen)
+      .bind(6, r.last_seen)
+      .bind(7, r.state)
+      .bind(8, r.why)
+      .step();
+}
+
+std::vector<SiteRow> Registry::sites() const {
+  std::vector<SiteRow> out;
+  Stmt s(db_, "SELECT id, fingerprint, address, data, first_seen, last_seen, state, why FROM sites ORDER BY first_seen, id", path_);
+  while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2), s.text(3), s.real(4), s.real(5), s.text(6), s.text(7)});
   return out;
 }
 

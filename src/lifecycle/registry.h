@@ -45,6 +45,14 @@ struct PromotionRow {
   std::map<std::string, double> metrics;  // that federated model's metrics; empty when not federated
 };
 
+// One site of the roster: who dialled in, with what data, when, and how it stands now.
+struct SiteRow {
+  std::string id, fingerprint, address;
+  std::string data;                 // JSON: input_shape, classes, train/validation samples, label counts, qkd
+  double first_seen = 0, last_seen = 0;  // seconds since the epoch
+  std::string state, why;           // up | lost | refused, and why
+};
+
 class Registry {
  public:
   // Schema versions, in meta "format" ("gng registry v2"): 1 (gng up to 72f8c39: facts kept as
@@ -84,6 +92,10 @@ class Registry {
   // Challengers that were federated and still lost to the promoted model: never considered again.
   void refuse(int candidate);
   std::set<int> refused() const;
+
+  // The roster of sites (node/hub.h): one row per site id, the latest word on it (first_seen kept).
+  void put_site(const SiteRow& r);
+  std::vector<SiteRow> sites() const;
 
   // Seconds the run has used, over every session (each session adds its own).
   int begin_session();

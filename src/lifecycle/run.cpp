@@ -65,7 +65,7 @@ std::string start_run(const std::string& config_path, const std::string& runs_di
                 {"space_sha256", sha256_hex(c.space_text)}});
     log.sign_head(key);
   }
-  if (c.nodes > 0) {  // the run's own PKI: an ML-DSA-87 CA, the orchestrator and one identity per node
+  if (c.sites() > 0) {  // the run's own PKI: an ML-DSA-87 CA, the orchestrator and one identity per local node
     const std::string pki = (fs::path(dir) / "pki").string();
     secure::pki_init(pki);
     secure::pki_issue(pki, {"orchestrator", "orchestrator"});

@@ -63,8 +63,10 @@ ReportData summarize_run(const std::string& dir) {
                                                                        "simulator, not on quantum hardware" : ", a classical algorithm") +
             ". Energy is an estimate: measured single-image latency × " + std::to_string(c.watts).substr(0, 4) +
             " W per core, not a power measurement.";
-  if (c.nodes > 0) {
-    r.notes += " Candidates trained on " + std::to_string(c.nodes) + " local node processes, each with its own shard, over "
+  if (c.sites() > 0) {
+    const std::size_t sites = reg.sites().size();
+    r.notes += " Candidates trained on " + std::to_string(sites) + " site(s) that dialled in to the orchestrator (" +
+               std::to_string(c.nodes) + " of them local node processes with a shard each; remote sites hold their own data), over "
                "TLS 1.3 (X25519MLKEM768, ML-DSA certificates)";
     r.notes += p.qkd == "off" ? "; model exchanges were sealed without QKD keys (policy: qkd off)."
                               : "; model exchanges were also keyed by QKD keys from a simulated BB84 link (a model of a "

@@ -19,6 +19,7 @@ Metrics LocalTrainer::train(int, const TrainTask& t) {
 }
 
 int NodeTrainer::slots(std::size_t) {
+  nodes_.refresh();  // a site that joined since takes part from this rung
   active_.clear();
   for (std::size_t i = 0; i < nodes_.size(); ++i)
     if (nodes_.up(i)) active_.push_back(i);

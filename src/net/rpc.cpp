@@ -87,6 +87,12 @@ Peer peer_of(SSL* ssl) {
   X509* cert = SSL_get0_peer_certificate(ssl);
   p.id = name_field(cert, NID_commonName);
   p.role = name_field(cert, NID_organizationalUnitName);
+  unsigned char md[32];
+  unsigned int n = 0;
+  if (cert && X509_digest(cert, EVP_sha256(), md, &n) == 1) {
+    static const char* digits = "0123456789abcdef";
+    for (unsigned int i = 0; i < n; ++i) p.fingerprint += {digits[md[i] >> 4], digits[md[i] & 15]};
+  }
   const int group = SSL_get_negotiated_group(ssl);
   const char* name = group ? SSL_group_to_name(ssl, group) : nullptr;
   p.tls_group = name ? name : "";
@@ -143,6 +149,7 @@ Server::Server(const secure::Identity& me, const secure::TrustStore& trust, Limi
     throw Error("cannot set up the TLS server for '" + me.id() + "': " + ssl_errors());
   const auto t = whole_seconds(limits.timeout);
   impl_->http->set_payload_max_length(limits.max_body);
+  impl_->http->new_task_queue = [n = limits.threads] { return new httplib::ThreadPool(n); };
   impl_->http->set_read_timeout(t.count());
   impl_->http->set_write_timeout(t.count());
   impl_->http->set_keep_alive_timeout(std::chrono::duration_cast<std::chrono::seconds>(kKeepAlive).count());
@@ -171,6 +178,7 @@ void Server::route(const std::string& method, const std::string& pattern, Handle
       Request r{req.method, req.path, req.body, req.get_header_value("Content-Type"), {}, {}};
       for (const auto& [k, v] : req.params) r.query[k] = v;
       for (std::size_t i = 1; i < req.matches.size(); ++i) r.captures.push_back(req.matches[i]);
+      r.remote = Address{req.remote_addr, req.remote_port}.text();
       out = h(peer, r);
     } catch (const Failure& f) {
       out = {f.status, failure_body(f.what())};
@@ -353,6 +361,8 @@ std::string Client::rpc(const std::string& name, const std::string& body) {
   if (r.status != 200) throw Error(impl_->where + " refused " + name + " (HTTP " + std::to_string(r.status) + "): " + r.body);
   return r.body;
 }
+
+void Client::interrupt() { impl_->http->stop(); }
 
 Peer Client::last_session() {
   std::lock_guard lock(impl_->mu);

@@ -27,6 +27,7 @@ namespace gng::net {
 // The peer of a TLS session, as its verified certificate names it.
 struct Peer {
   std::string id, role;          // certificate CN / OU
+  std::string fingerprint;       // hex SHA-256 of its certificate's DER
   std::string tls_group;         // negotiated key-exchange group ("X25519MLKEM768")
   secure::Bytes exporter;        // 48 bytes of RFC 8446 §7.5 exporter, label "EXPORTER-gng-envelope-v1"
 };
@@ -35,6 +36,7 @@ struct Request {
   std::string method, path, body, content_type;
   std::map<std::string, std::string> query;  // decoded query parameters
   std::vector<std::string> captures;         // regex groups of the route pattern
+  std::string remote;                        // the caller's address, HOST:PORT
 };
 
 struct Response {
@@ -57,6 +59,7 @@ struct Limits {
   std::size_t max_body = 256u << 20;    // request/response bodies above this are refused (413)
   std::chrono::milliseconds timeout{30000};  // per request: connect + read + write
   int retries = 3;                      // connection failures (and a GET's broken reads); back-off 100 ms, 200 ms, 400 ms …
+  std::size_t threads = 8;              // a server's connections served at once (a kept-alive one holds a thread)
 };
 
 // The policy above as a fresh OpenSSL context (TLS 1.3 only, X25519MLKEM768 only, our certificate,
@@ -110,6 +113,8 @@ class Client {
   // The session the last call went over (even if the server has closed it since): what a sealed
   // reply to that call is bound to.
   Peer last_session();
+  // Ends the call in progress on another thread (it fails as Unreachable); the next call reconnects.
+  void interrupt();
 
  private:
   struct Impl;

@@ -1,10 +1,14 @@
 #include "node/node.h"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <filesystem>
 #include <mutex>
 #include <regex>
+#include <set>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "audit/log.h"
@@ -24,15 +28,17 @@ NodeConfig NodeConfig::from_yaml(const std::string& text, const std::string& sou
   using namespace yaml;
   const YAML::Node root = load(text, source);
   check_keys(root, source, "the node config",
-             {"id", "pki", "listen", "dir", "data", "shard", "validation", "train_limit", "holdout", "workers", "kme", "qkd"});
+             {"id", "pki", "orchestrator", "dir", "data", "shard", "validation", "train_limit", "holdout", "workers", "kme", "qkd"});
   NodeConfig c;
-  for (const char* required : {"id", "pki", "dir"})
+  for (const char* required : {"id", "pki", "dir", "orchestrator"})
     if (!root[required]) throw Error(source + ": '" + required + "' is required");
   c.id = get<std::string>(root["id"], source, "id");
   c.pki = get<std::string>(root["pki"], source, "pki");
   c.dir = get<std::string>(root["dir"], source, "dir");
   c.data = root["data"] ? get<std::string>(root["data"], source, "data") : kFashionMnistDir;
-  if (root["listen"]) c.listen = parse_address(get<std::string>(root["listen"], source, "listen"), where(source, root["listen"]) + ": listen");
+  c.orchestrator = parse_address(get<std::string>(root["orchestrator"], source, "orchestrator"),
+                                 where(source, root["orchestrator"]) + ": orchestrator");
+  if (c.orchestrator.port == 0) throw Error(where(source, root["orchestrator"]) + ": orchestrator: port 0 names no server");
   if (const auto s = root["shard"]) {
     check_keys(s, source, "shard", {"index", "of", "partition", "alpha", "seed"});
     c.shards = s["of"] ? static_cast<int>(number(s["of"], source, "shard.of", 1, 1000)) : 1;
@@ -96,7 +102,6 @@ struct Node::Impl {
                         // held-out images judge the aggregate; the node's own `val` has no use there)
   std::vector<std::size_t> label_counts;
   std::unique_ptr<audit::AuditLog> log;
-  std::unique_ptr<net::Server> server;
   std::mutex mu, deploy_mu;
   std::condition_variable free_slot;
   int busy = 0;
@@ -171,7 +176,27 @@ struct Node::Impl {
     }
   };
 
-  std::string federated_round(const net::Peer& peer, const std::string& body) {
+  // What a job answers: its reply message, built for the session `to` that carries it back (an
+  // envelope inside is sealed for that session, which is known only when the answer is sent).
+  using Reply = std::function<std::string(const net::Peer& to)>;
+
+  static Reply plain(std::string message) {
+    return [message = std::move(message)](const net::Peer&) { return message; };
+  }
+
+  // `payload` sealed inside the reply that `message` builds around the envelope. A second sealing
+  // (the answering connection was replaced before the answer went) takes a QKD key of its own.
+  Reply sealed(std::string payload, std::string run, uint64_t seq, nlohmann::json detail, SendKey key,
+               std::function<std::string(const secure::Bytes& envelope)> message) {
+    return [this, payload = std::move(payload), run = std::move(run), seq, detail = std::move(detail), key = std::move(key),
+            message = std::move(message), first = true](const net::Peer& to) mutable {
+      if (!first) key = send_key(to);
+      first = false;
+      return message(send(to, payload, run, seq, detail, key));
+    };
+  }
+
+  Reply federated_round(const net::Peer& peer, const std::string& body) {
     const RoundRequest req = receive_round(peer, body, inbox());
     TrainBudget b;
     b.epochs = req.epochs;
@@ -179,7 +204,7 @@ struct Node::Impl {
     b.batch = req.batch > 0 ? req.batch : 128;
     b.seed = req.seed;
     b.augment = req.augment;
-    const SendKey key = send_key(peer);
+    SendKey key = send_key(peer);
     LocalResult r;
     {
       const Slot slot(*this);
@@ -191,17 +216,18 @@ struct Node::Impl {
       r.metrics["compute_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     }
     r.state.from = c.id;
-    const secure::Bytes wire = send(peer, fed::encode(r.state), req.run, req.seq,
-                                    {{"round", req.round}, {"samples", r.state.samples}}, key);
-    rpc::FederatedRoundReply reply;
-    reply.set_update_envelope(wire.data(), wire.size());
-    for (const auto& [k, v] : r.metrics) (*reply.mutable_metrics())[k] = v;
-    return reply.SerializeAsString();
+    return sealed(fed::encode(r.state), req.run, req.seq, {{"round", req.round}, {"samples", r.state.samples}}, std::move(key),
+                  [metrics = r.metrics](const secure::Bytes& wire) {
+                    rpc::FederatedRoundReply reply;
+                    reply.set_update_envelope(wire.data(), wire.size());
+                    for (const auto& [k, v] : metrics) (*reply.mutable_metrics())[k] = v;
+                    return reply.SerializeAsString();
+                  });
   }
 
   std::unique_ptr<serve::Server> serving;  // the deployed model, when there is one
 
-  std::string deploy(const net::Peer& peer, const std::string& body) {
+  Reply deploy(const net::Peer& peer, const std::string& body) {
     const DeployRequest req = receive_deploy(peer, body, inbox());
     const std::string path = (fs::path(c.dir) / "deployed.pt").string();
     std::lock_guard lock(deploy_mu);
@@ -218,28 +244,31 @@ struct Node::Impl {
     reply.set_port(static_cast<uint32_t>(serving->start()));
     reply.set_model_sha256(serving->model_sha256());
     log->append("deploy", c.id, {{"run", req.run}, {"model_sha256", serving->model_sha256()}, {"port", reply.port()}});
-    return reply.SerializeAsString();
+    return plain(reply.SerializeAsString());
   }
 
-  std::string telemetry() {
+  Reply telemetry() {
     rpc::TelemetryReply reply;
     std::lock_guard lock(deploy_mu);
     if (serving) reply.set_json(serving->telemetry());
-    return reply.SerializeAsString();
+    return plain(reply.SerializeAsString());
   }
 
-  std::string health() {
+  rpc::HealthReply health() {
     rpc::HealthReply h;
     h.set_id(c.id);
     h.set_train_samples(train.count);
     h.set_validation_samples(val.count);
     for (auto n : label_counts) h.add_label_counts(n);
+    for (auto n : {train.channels, train.height, train.width}) h.add_input_shape(static_cast<uint32_t>(n));
+    h.set_classes(static_cast<uint32_t>(std::max(train.classes, 0)));
+    h.set_qkd(c.qkd);
     std::lock_guard lock(mu);
     h.set_busy(static_cast<uint32_t>(busy));
-    return h.SerializeAsString();
+    return h;
   }
 
-  std::string train_rpc(const net::Peer& peer, const std::string& body) {
+  Reply train_rpc(const net::Peer& peer, const std::string& body) {
     if (peer.role != "orchestrator") throw net::Failure(401, "'" + peer.id + "' (" + peer.role + ") may not ask a node to train");
     rpc::TrainRequest req;
     if (!req.ParseFromString(body)) throw net::Failure(400, "Train: not a TrainRequest message");
@@ -261,7 +290,7 @@ struct Node::Impl {
     const std::string model =
         req.return_model() ? (fs::path(c.dir) / "models" / (req.run() + "-c" + std::to_string(req.candidate()) + ".pt")).string()
                            : std::string();
-    const SendKey key = req.return_model() ? send_key(peer) : SendKey{};
+    SendKey key = req.return_model() ? send_key(peer) : SendKey{};
     Metrics m;
     {
       const Slot slot(*this);
@@ -269,13 +298,162 @@ struct Node::Impl {
     }
     rpc::TrainReply reply;
     for (const auto& [k, v] : m) (*reply.mutable_metrics())[k] = v;
-    if (req.return_model()) {
-      const secure::Bytes wire = send(peer, pack_model(read_file(model + ".json"), read_file(model)),
-                                      req.run(), req.seq(), {{"candidate", req.candidate()}}, key);
-      reply.set_model_envelope(wire.data(), wire.size());
-    }
-    return reply.SerializeAsString();
+    if (!req.return_model()) return plain(reply.SerializeAsString());
+    return sealed(pack_model(read_file(model + ".json"), read_file(model)), req.run(), req.seq(), {{"candidate", req.candidate()}},
+                  std::move(key), [reply](const secure::Bytes& wire) mutable {
+                    reply.set_model_envelope(wire.data(), wire.size());
+                    return reply.SerializeAsString();
+                  });
   }
+
+  Reply handle(const std::string& name, const net::Peer& from, const std::string& body) {
+    if (name == "Train") return train_rpc(from, body);
+    if (name == "FederatedRound") return federated_round(from, body);
+    if (name == "Deploy") return deploy(from, body);
+    if (name == "Telemetry") return telemetry();
+    throw net::Failure(400, "no such job '" + name.substr(0, 64) + "'");
+  }
+
+  // --- dialling in (hub.h): one connection polls for work, another carries the answers -----------
+
+  std::string incarnation = secure::hex(secure::random_bytes(8));
+  std::unique_ptr<net::Client> poller, answerer;
+  std::thread polling;
+  std::atomic<bool> running{false}, poll_ended{false};
+  std::mutex jobs_mu, answer_mu;
+  std::condition_variable wake;  // ends a back-off early when stopping
+  std::set<uint64_t> in_hand;
+  bool joined = false;  // the poll thread's: said "joined" once
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::vector<Worker> workers_running;
+
+  void say(const std::string& line) {
+    std::printf("gng node '%s': %s\n", c.id.c_str(), line.c_str());
+    std::fflush(stdout);
+  }
+
+  void poll_loop() {
+    auto backoff = std::chrono::milliseconds(200);
+    std::string last_trouble;
+    while (running) {
+      rpc::SiteReport report;
+      report.set_incarnation(incarnation);
+      *report.mutable_health() = health();
+      {
+        std::lock_guard lock(jobs_mu);
+        for (uint64_t id : in_hand) report.add_in_hand(id);
+        std::erase_if(workers_running, [](Worker& w) {
+          if (!*w.done) return false;
+          w.thread.join();
+          return true;
+        });
+      }
+      rpc::PollReply reply;
+      net::Peer from;
+      std::string trouble;
+      try {
+        // Our report goes only to an orchestrator; work is taken only from one.
+        from = poller->session();
+        if (from.role == "orchestrator") {
+          const std::string answer = poller->rpc("Poll", report.SerializeAsString());
+          from = poller->last_session();
+          if (from.role == "orchestrator" && !reply.ParseFromString(answer))
+            trouble = c.orchestrator.text() + " answered Poll with something that is not a PollReply";
+        }
+        if (from.role != "orchestrator")
+          trouble = c.orchestrator.text() + " is '" + from.id + "' (" + from.role + "), not an orchestrator: no work taken";
+      } catch (const Error& e) {
+        trouble = e.what();
+      }
+      if (!running) break;
+      if (!trouble.empty()) {
+        if (trouble != last_trouble) say("cannot take work: " + trouble + " (trying again)");
+        last_trouble = trouble;
+        std::unique_lock lock(jobs_mu);
+        wake.wait_for(lock, backoff, [&] { return !running; });
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+        continue;
+      }
+      if (!joined)
+        say("joined '" + from.id + "' at " + c.orchestrator.text() + " (TLS 1.3, " + from.tls_group + ")");
+      else if (!last_trouble.empty())
+        say("back in touch with " + c.orchestrator.text());
+      joined = true;
+      last_trouble.clear();
+      backoff = std::chrono::milliseconds(200);
+      for (const rpc::Work& w : reply.work()) {
+        std::lock_guard lock(jobs_mu);
+        if (!in_hand.insert(w.id()).second) continue;  // already working on it
+        auto done = std::make_shared<std::atomic<bool>>(false);
+        workers_running.push_back({std::thread([this, w, from, done] {
+                                     work(w, from);
+                                     *done = true;
+                                   }),
+                                   done});
+      }
+    }
+    poll_ended = true;
+  }
+
+  void work(const rpc::Work& w, const net::Peer& from) {
+    rpc::Result r;
+    r.set_id(w.id());
+    r.set_incarnation(incarnation);
+    Reply reply;
+    try {
+      reply = handle(w.rpc(), from, w.body());
+      r.set_status(200);
+    } catch (const net::Failure& f) {
+      r.set_status(static_cast<uint32_t>(f.status));
+      r.set_message(f.what());
+    } catch (const Error& e) {
+      r.set_status(400);
+      r.set_message(e.what());
+    } catch (const std::exception& e) {
+      r.set_status(500);
+      r.set_message(std::string("internal error: ") + e.what());
+    }
+    answer(r, reply);
+    std::lock_guard lock(jobs_mu);
+    in_hand.erase(w.id());
+  }
+
+  // The answer goes over the answering connection, an envelope in it sealed for that connection's
+  // session; if the connection was replaced between sealing and sending, sealed once more.
+  void answer(rpc::Result r, const Reply& reply) {
+    std::lock_guard lock(answer_mu);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      net::Peer to;
+      try {
+        if (r.status() == 200) {
+          to = answerer->session();
+          if (to.role != "orchestrator") throw Error("'" + to.id + "' is not an orchestrator");
+          try {
+            r.set_body(reply(to));
+          } catch (const net::Failure& f) {  // no QKD key for a second sealing
+            r.set_status(static_cast<uint32_t>(f.status));
+            r.set_message(f.what());
+          }
+        }
+        answerer->rpc("Result", r.SerializeAsString());
+        return;
+      } catch (const Error& e) {
+        bool replaced = false;
+        try {
+          replaced = r.status() == 200 && attempt == 0 && !to.exporter.empty() && answerer->last_session().exporter != to.exporter;
+        } catch (const Error&) {
+        }
+        if (!replaced) {
+          say("the answer to job " + std::to_string(r.id()) + " is lost: " + e.what());
+          return;
+        }
+      }
+    }
+  }
+
 };
 
 Node::Node(NodeConfig config, qkd::Keys qkd) : impl_(new Impl) {
@@ -288,74 +466,93 @@ Node::Node(NodeConfig config, qkd::Keys qkd) : impl_(new Impl) {
   fs::create_directories(fs::path(s.c.dir) / "models");
   s.log = std::make_unique<audit::AuditLog>((fs::path(s.c.dir) / audit::kLogFile).string(), true);
   s.load_shard();
-  s.server = std::make_unique<net::Server>(s.me, s.trust);
-  s.server->rpc("Health", [this](const net::Peer&, const std::string&) { return impl_->health(); });
-  s.server->rpc("Train", [this](const net::Peer& p, const std::string& body) { return impl_->train_rpc(p, body); });
-  s.server->rpc("Deploy", [this](const net::Peer& p, const std::string& body) { return impl_->deploy(p, body); });
-  s.server->rpc("Telemetry", [this](const net::Peer&, const std::string&) { return impl_->telemetry(); });
-  s.server->rpc("FederatedRound",
-                [this](const net::Peer& p, const std::string& body) { return impl_->federated_round(p, body); });
 }
 
 Node::~Node() { stop(); }
 
-int Node::listen() {
-  return impl_->server->listen(impl_->c.listen.host, impl_->c.listen.port);
+void Node::start() {
+  auto& s = *impl_;
+  if (s.running) return;
+  net::Limits limits;
+  limits.retries = 0;                          // the poll loop tries again itself
+  limits.timeout = std::chrono::seconds(60);  // above the hub's hold on a poll
+  s.poller = std::make_unique<net::Client>(s.me, s.trust, s.c.orchestrator.host, s.c.orchestrator.port, limits);
+  s.answerer = std::make_unique<net::Client>(s.me, s.trust, s.c.orchestrator.host, s.c.orchestrator.port, limits);
+  s.running = true;
+  s.poll_ended = false;
+  s.polling = std::thread([this] { impl_->poll_loop(); });
 }
 
 void Node::stop() {
-  if (impl_ && impl_->server) impl_->server->stop();
+  if (!impl_ || !impl_->running) return;
+  auto& s = *impl_;
+  s.running = false;
+  s.wake.notify_all();
+  while (!s.poll_ended) {  // a poll the hub holds: cut it short
+    s.poller->interrupt();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  s.polling.join();
+  // Says goodbye, so that the orchestrator need not wait to miss its polls (best effort).
+  rpc::SiteReport bye;
+  bye.set_incarnation(s.incarnation);
+  *bye.mutable_health() = s.health();
+  bye.set_leaving(true);
+  try {
+    s.answerer->rpc("Poll", bye.SerializeAsString());
+  } catch (const Error&) {
+  }
+  std::vector<Impl::Worker> left;
+  {
+    std::lock_guard lock(s.jobs_mu);
+    left.swap(s.workers_running);
+  }
+  for (auto& w : left) w.thread.join();
 }
 
 std::size_t Node::train_samples() const { return impl_->train.count; }
 
 // --- the client ----------------------------------------------------------------------------------------
 
-NodeClient::NodeClient(const secure::Identity& me, const secure::TrustStore& trust, const std::string& host, int port,
-                       net::Limits limits, qkd::Keys qkd, audit::AuditLog* audit)
-    : identity_(me), trust_(trust), me_(me.id()), where_(Address{host, port}.text()),
-      client_(me, trust, host, port, limits), qkd_(std::move(qkd)), audit_(audit) {}
+NodeClient::NodeClient(Hub& hub, std::string site, const secure::Identity& me, const secure::TrustStore& trust,
+                       qkd::Keys qkd, audit::AuditLog* audit)
+    : hub_(hub), site_(std::move(site)), identity_(me), trust_(trust), qkd_(std::move(qkd)), audit_(audit),
+      // Microseconds since the epoch: a restarted orchestrator (or a new client of the same site)
+      // goes on above every seq the site's replay guard has seen from this orchestrator before.
+      seq_(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count())) {}
 
-std::string NodeClient::send_sealed(const std::string& name, const std::string& run, const std::string& payload,
+Hub::Answer NodeClient::send_sealed(const std::string& name, const std::string& run, const std::string& payload,
                                     const nlohmann::json& detail,
                                     const std::function<std::string(const secure::Bytes&, uint64_t)>& request) {
-  for (int attempt = 0;; ++attempt) {
-    const net::Peer session = client_.session();
-    std::string fallback;
+  // Built when the site collects the job, for the session it collects it over (again if the first
+  // collection never reached it). The header's round stays 0 and seq counts every request this
+  // client sends (trainings and rounds of every cycle alike), so the replay guards see one
+  // increasing sequence per sender.
+  Sealed s;
+  std::string fallback, group;
+  Hub::Answer answer = hub_.call(site_, name, [&](const net::Peer& session) {
+    fallback.clear();
     const qkd::KeyForSend key = qkd_.key_for(session.id, &fallback);
-    // The header's round stays 0 and seq counts every request this client sends (trainings and
-    // rounds of every cycle alike), so the replay guards see one increasing sequence per sender.
-    const Sealed s = seal_for(identity_, session, run, ++seq_, payload, key);
-    std::string reply;
-    try {
-      reply = client_.rpc(name, request(s.wire, s.header.seq));
-    } catch (const Error&) {
-      if (attempt == 0 && client_.last_session().exporter != session.exporter) continue;
-      throw;
-    }
-    if (audit_)  // the node accepted it (it audits a refusal itself)
-      audit_->append("exchange", me_, exchange_detail(detail, s.header, s.wire.size(), session.tls_group, fallback));
-    return reply;
-  }
+    s = seal_for(identity_, session, run, ++seq_, payload, key);
+    group = session.tls_group;
+    return request(s.wire, s.header.seq);
+  });
+  if (audit_)  // the node accepted it (it audits a refusal itself)
+    audit_->append("exchange", identity_.id(), exchange_detail(detail, s.header, s.wire.size(), group, fallback));
+  return answer;
 }
 
 secure::Opened NodeClient::open_from(const net::Peer& session, const std::string& envelope, const std::string& what,
                                      const nlohmann::json& detail) {
   try {
-    return open_from_peer(envelope, {&trust_, me_, &qkd_, &replay_, audit_}, session, what, detail);
+    return open_from_peer(envelope, {&trust_, identity_.id(), &qkd_, &replay_, audit_}, session, what, detail);
   } catch (const Error& e) {
-    throw Error(where_ + ": the " + what + " is rejected: " + e.what());
+    throw Error(site_ + ": the " + what + " is rejected: " + e.what());
   }
 }
 
-NodeHealth NodeClient::health() {
-  rpc::HealthReply h;
-  if (!h.ParseFromString(client_.rpc("Health", rpc::HealthRequest().SerializeAsString())))
-    throw Error(where_ + ": the answer to Health is not a HealthReply");
-  NodeHealth out{h.id(), h.train_samples(), h.validation_samples(), {}, static_cast<int>(h.busy())};
-  for (auto n : h.label_counts()) out.label_counts.push_back(n);
-  return out;
-}
+SiteInfo NodeClient::health() const { return hub_.site(site_); }
 
 Trained NodeClient::train(const TrainJob& job) {
   rpc::TrainRequest req;
@@ -374,15 +571,15 @@ Trained NodeClient::train(const TrainJob& job) {
   req.set_max_eval(job.eval.max_eval);
   req.set_return_model(job.return_model);
   req.set_seq(++seq_);
+  const std::string body = req.SerializeAsString();
+  const Hub::Answer answer = hub_.call(site_, "Train", [&](const net::Peer&) { return body; });
   rpc::TrainReply reply;
-  if (!reply.ParseFromString(client_.rpc("Train", req.SerializeAsString())))
-    throw Error(where_ + ": the answer to Train is not a TrainReply");
+  if (!reply.ParseFromString(answer.body)) throw Error(site_ + ": the answer to Train is not a TrainReply");
   Trained out;
   for (const auto& [k, v] : reply.metrics()) out.metrics[k] = v;
   if (job.return_model) {
-    if (reply.model_envelope().empty()) throw Error(where_ + ": asked for the model, got none");
-    const secure::Opened opened =
-        open_from(client_.last_session(), reply.model_envelope(), "model", {{"candidate", job.candidate}});
+    if (reply.model_envelope().empty()) throw Error(site_ + ": asked for the model, got none");
+    const secure::Opened opened = open_from(answer.session, reply.model_envelope(), "model", {{"candidate", job.candidate}});
     std::tie(out.model_json, out.weights) = unpack_model(opened.update);
     out.model_digest = opened.header.model_digest;
   }
@@ -391,7 +588,7 @@ Trained NodeClient::train(const TrainJob& job) {
 
 int NodeClient::deploy(const std::string& run, const std::string& model_path) {
   const std::string payload = pack_model(read_file(model_path + ".json"), read_file(model_path));
-  const std::string answer = send_sealed("Deploy", run, payload, {{"deploy", true}}, [&](const secure::Bytes& wire, uint64_t seq) {
+  const Hub::Answer answer = send_sealed("Deploy", run, payload, {{"deploy", true}}, [&](const secure::Bytes& wire, uint64_t seq) {
     rpc::DeployRequest req;
     req.set_model_envelope(wire.data(), wire.size());
     req.set_run(run);
@@ -399,20 +596,20 @@ int NodeClient::deploy(const std::string& run, const std::string& model_path) {
     return req.SerializeAsString();
   });
   rpc::DeployReply reply;
-  if (!reply.ParseFromString(answer))
-    throw Error(where_ + ": the answer to Deploy is not a DeployReply");
+  if (!reply.ParseFromString(answer.body)) throw Error(site_ + ": the answer to Deploy is not a DeployReply");
   return static_cast<int>(reply.port());
 }
 
 std::string NodeClient::telemetry() {
+  const std::string body = rpc::TelemetryRequest().SerializeAsString();
   rpc::TelemetryReply reply;
-  if (!reply.ParseFromString(client_.rpc("Telemetry", rpc::TelemetryRequest().SerializeAsString())))
-    throw Error(where_ + ": the answer to Telemetry is not a TelemetryReply");
+  if (!reply.ParseFromString(hub_.call(site_, "Telemetry", [&](const net::Peer&) { return body; }).body))
+    throw Error(site_ + ": the answer to Telemetry is not a TelemetryReply");
   return reply.json();
 }
 
 RoundResult NodeClient::federated_round(const RoundJob& job) {
-  const std::string answer =
+  const Hub::Answer answer =
       send_sealed("FederatedRound", job.run, fed::encode(job.global), {{"round", job.round}}, [&](const secure::Bytes& wire, uint64_t seq) {
         rpc::FederatedRoundRequest req;
         req.set_run(job.run);
@@ -432,13 +629,11 @@ RoundResult NodeClient::federated_round(const RoundJob& job) {
         return req.SerializeAsString();
       });
   rpc::FederatedRoundReply reply;
-  if (!reply.ParseFromString(answer))
-    throw Error(where_ + ": the answer to FederatedRound is not a FederatedRoundReply");
-  const net::Peer now = client_.last_session();
-  const secure::Opened opened = open_from(now, reply.update_envelope(), "update", {{"round", job.round}});
+  if (!reply.ParseFromString(answer.body)) throw Error(site_ + ": the answer to FederatedRound is not a FederatedRoundReply");
+  const secure::Opened opened = open_from(answer.session, reply.update_envelope(), "update", {{"round", job.round}});
   RoundResult out;
   out.state = fed::decode(std::string_view(reinterpret_cast<const char*>(opened.update.data()), opened.update.size()));
-  if (out.state.from != now.id) throw Error(where_ + ": the update claims to come from '" + out.state.from + "'");
+  if (out.state.from != answer.session.id) throw Error(site_ + ": the update claims to come from '" + out.state.from + "'");
   for (const auto& [k, v] : reply.metrics()) out.metrics[k] = v;
   return out;
 }

@@ -1,17 +1,16 @@
 #pragma once
-// A node: one per site, holding its own shard of the data (raw data never leaves it), serving the
-// Node RPCs over PQ-TLS (rpc.h): Health, Train, FederatedRound, Deploy and Telemetry. A deployed
-// model is served on the node's plain-HTTP inference endpoint (src/serve), whose telemetry the
-// orchestrator pulls. `gng node --config node.yaml` runs one; the
-// orchestrator reaches it through NodeClient. Trained weights travel back only as a sealed
-// envelope for the caller (secure/envelope.h), and every model a node sends is entered in the
-// node's own audit log.
+// A node: one per site, holding its own data (raw data never leaves it). It dials out to the
+// orchestrator over PQ-TLS (node/hub.h: a long poll collects its work, each answer goes back as a
+// Result) and does what it is asked: Train, FederatedRound, Deploy and Telemetry; nothing connects
+// in to it. A deployed model is served on the node's plain-HTTP inference endpoint (src/serve).
+// `gng node --config node.yaml` runs one; the orchestrator's side of a site is NodeClient. Trained
+// weights travel back only as a sealed envelope for the orchestrator (secure/envelope.h), and every
+// model a node sends is entered in the node's own audit log.
 //
 // node.yaml:
 //   id: n1                      # its certificate's name (gng pki issue --role node --id n1)
 //   pki: DIR                    # the PKI directory: ca.pem, crl.pem, issued/n1.{pem,key.pem}
-//   listen: 127.0.0.1:0         # HOST:PORT or "[IPV6]:PORT" (quoted: YAML reads [..] as a list);
-//                               # port 0: any free one (printed at start)
+//   orchestrator: HOST:PORT     # where it dials in ("[IPV6]:PORT" quoted: YAML reads [..] as a list)
 //   dir: DIR                    # the node's own folder: models, audit.db
 //   data: /usr/share/datasets/fashion-mnist   # MNIST-style IDX files (the node's copy)
 //   shard: {index: 0, of: 3, partition: iid, alpha: 0.5, seed: 1}   # partition: iid | dirichlet
@@ -37,6 +36,7 @@
 
 #include "audit/log.h"
 #include "node/exchange.h"
+#include "node/hub.h"
 #include "net/rpc.h"
 #include "nn/nn.h"
 #include "secure/envelope.h"
@@ -45,7 +45,7 @@ namespace gng::node {
 
 struct NodeConfig {
   std::string id, pki, dir, data;
-  Address listen{"127.0.0.1", 0};
+  Address orchestrator;          // where it dials in
   int shard = 0, shards = 1;
   std::string partition = "iid";
   double alpha = 0.5;
@@ -67,20 +67,15 @@ class Node {
   // qkd/kme.h: kme_access), as config.kme and config.qkd describe it.
   Node(NodeConfig config, qkd::Keys qkd);
   ~Node();
-  int listen();                      // starts serving; returns the port
-  void stop();
+  // Dials in and keeps dialling: a lost connection, a refusal or an orchestrator that is not up yet
+  // is printed and tried again (back-off up to 5 s); work is done on threads of its own.
+  void start();
+  void stop();                       // stops asking for work; waits for the work in hand
   std::size_t train_samples() const;  // the training split (rungs); federated rounds use the whole shard
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
-};
-
-struct NodeHealth {
-  std::string id;
-  std::size_t train_samples = 0, validation_samples = 0;
-  std::vector<std::size_t> label_counts;
-  int busy = 0;
 };
 
 struct TrainJob {
@@ -116,14 +111,15 @@ struct RoundResult {
                       // accuracy on the main job's model, docs/benchmarks.md)
 };
 
-// The orchestrator's side. Every envelope it seals carries a key from `qkd` (its KME), and every
-// envelope it opens is keyed through it; with `audit`, each accepted exchange (either way) and
-// each refused envelope from the node is entered there too.
+// The orchestrator's side of one site, through the hub it dialled in to. Every envelope it seals
+// carries a key from `qkd` (its KME), and every envelope it opens is keyed through it; with
+// `audit`, each accepted exchange (either way) and each refused envelope from the node is entered
+// there too. Calls on one NodeClient come from one thread at a time.
 class NodeClient {
  public:
-  NodeClient(const secure::Identity& me, const secure::TrustStore& trust, const std::string& host, int port,
-             net::Limits limits = {}, qkd::Keys qkd = {}, audit::AuditLog* audit = nullptr);
-  NodeHealth health();
+  NodeClient(Hub& hub, std::string site, const secure::Identity& me, const secure::TrustStore& trust, qkd::Keys qkd = {},
+             audit::AuditLog* audit = nullptr);
+  SiteInfo health() const;  // the site's latest report (the hub's roster)
   // Trains on the node; a returned model is opened here (signature, session, digest) before use.
   Trained train(const TrainJob& job);
   // One federated round on the node: the global state goes sealed, the new state comes back sealed.
@@ -131,28 +127,26 @@ class NodeClient {
   // Sends a saved model (weights file and its .json) sealed; the node serves it. Returns the port.
   int deploy(const std::string& run, const std::string& model_path);
   std::string telemetry();  // the serving endpoint's JSON snapshot ("" before a deploy)
-  const std::string& where() const { return where_; }
+  const std::string& where() const { return site_; }
 
  private:
-  // `payload` sealed for the node over the current session (seq: the next of this client's) and
-  // sent as RPC `name`, whose request `request(envelope, seq)` builds; returns the reply. If the
-  // connection was replaced between sealing and sending (the node then refuses an envelope bound
-  // to the old session, acting on nothing), seals again once for the new session.
-  std::string send_sealed(const std::string& name, const std::string& run, const std::string& payload,
+  // `payload` sealed for the node over the session that collects the job (seq: the next of this
+  // client's) and sent as job `name`, whose request `request(envelope, seq)` builds; returns the answer.
+  Hub::Answer send_sealed(const std::string& name, const std::string& run, const std::string& payload,
                           const nlohmann::json& detail,
                           const std::function<std::string(const secure::Bytes& envelope, uint64_t seq)>& request);
   // An envelope the node sealed for this client over `session`: opened, its sender checked, audited.
   secure::Opened open_from(const net::Peer& session, const std::string& envelope, const std::string& what,
                            const nlohmann::json& detail);
 
+  Hub& hub_;
+  std::string site_;
   secure::Identity identity_;
   secure::TrustStore trust_;
-  std::string me_, where_;
-  net::Client client_;
   qkd::Keys qkd_;
   audit::AuditLog* audit_;
   secure::ReplayGuard replay_;
-  uint64_t seq_ = 0;
+  uint64_t seq_;
 };
 
 }  // namespace gng::node

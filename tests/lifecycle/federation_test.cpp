@@ -1,6 +1,6 @@
 // Federation's round loop (lifecycle/federation.h) without a run: three real nodes in this process,
-// reached over PQ-TLS by the orchestrator's clients, refine a model through a fed::Strategy; a node
-// that stops mid-federation leaves its rounds to the quorum of the others.
+// dialled in to the run's hub over PQ-TLS, refine a model through a fed::Strategy; a node that
+// stops mid-federation leaves its rounds to the quorum of the others.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -9,27 +9,38 @@
 #include "core/file.h"
 #include "data/dataset.h"
 #include "lifecycle/federation.h"
-#include "net/fixture.h"
+#include "lifecycle/nodes.h"
+#include "secure/pki.h"
 
 namespace gng {
 namespace {
 
 namespace fs = std::filesystem;
 
+// Three nodes in this process dialling in to the hub of the run's pool, as remote sites do: the
+// run's PKI made in place (its CA, the orchestrator, n1..n3), each node with its own folder and shard.
 struct ThreeNodes {
   std::string dir = testing::TempDir() + "gng-federation-" + std::to_string(getpid()) + "-" +
                     testing::UnitTest::GetInstance()->current_test_info()->name();
   std::vector<std::unique_ptr<node::Node>> nodes;
-  std::vector<int> ports;
   Dataset val;
 
   ThreeNodes() {
     fs::remove_all(dir);
     fs::create_directories(dir + "/run");
+    secure::pki_init(dir + "/run/pki");
+    secure::pki_issue(dir + "/run/pki", {"orchestrator", "orchestrator"});
+    for (int k = 1; k <= 3; ++k) secure::pki_issue(dir + "/run/pki", {"node", "n" + std::to_string(k)});
+    std::vector<std::size_t> first(300);
+    for (std::size_t i = 0; i < first.size(); ++i) first[i] = i;
+    val = subset(read_mnist_dir(kFashionMnistDir, false), first);
+  }
+  void start(int hub_port) {
     for (int k = 0; k < 3; ++k) {
       node::NodeConfig nc;
       nc.id = "n" + std::to_string(k + 1);
-      nc.pki = test::pki().dir;
+      nc.pki = dir + "/run/pki";
+      nc.orchestrator = {"127.0.0.1", hub_port};
       nc.dir = dir + "/" + nc.id;
       nc.data = kFashionMnistDir;
       nc.shard = k;
@@ -37,21 +48,12 @@ struct ThreeNodes {
       nc.train_limit = 900;
       nc.validation = 60;
       nodes.push_back(std::make_unique<node::Node>(nc, qkd::Keys{}));
-      ports.push_back(nodes.back()->listen());
+      nodes.back()->start();
     }
-    std::vector<std::size_t> first(300);
-    for (std::size_t i = 0; i < first.size(); ++i) first[i] = i;
-    val = subset(read_mnist_dir(kFashionMnistDir, false), first);
   }
   ~ThreeNodes() {
     nodes.clear();
     fs::remove_all(dir);
-  }
-  std::unique_ptr<node::NodeClient> client(int k, audit::AuditLog* log) {
-    net::Limits limits;
-    limits.retries = 0;
-    return std::make_unique<node::NodeClient>(test::pki().orch, test::pki().trust(), "127.0.0.1", ports[k], limits,
-                                              qkd::Keys{}, log);
   }
 };
 
@@ -63,6 +65,8 @@ RunConfig federating(int rounds, double quorum) {
   c.federation.samples = 128;
   c.federation.quorum = quorum;
   c.batch = 64;
+  c.min_nodes = 3;  // remote sites: none started by the pool
+  c.wait_s = 60;
   return c;
 }
 
@@ -79,7 +83,7 @@ struct Federating {
   ThreeNodes three;
   std::ostringstream log;
   RunState run{three.dir + "/run", federating(2, 0.6), log};
-  NodePool pool{run, 0};
+  NodePool pool{run};
   std::string design = Design{{{"width", "4"}}}.to_json();
   std::string base = three.dir + "/run/models/c1.pt";
   std::unique_ptr<fed::Strategy> strategy = strategy_of(run.c.federation);
@@ -88,7 +92,9 @@ struct Federating {
   };
   Federating() {
     run.begin_session();
-    for (int k = 0; k < 3; ++k) pool.adopt("n" + std::to_string(k + 1), three.client(k, &run.audit));
+    const Task task{{1, 28, 28}, 10};
+    three.start(pool.listen(task));
+    pool.start(task);
     node::TrainJob job{"fed", 1, "cnn", design, {}, {}, true};
     job.budget.samples = 128;
     const node::Trained t = pool.client(0).train(job);
@@ -132,10 +138,9 @@ TEST(Federation, ANodeThatStopsLeavesItsRoundsToTheQuorum) {
   const auto rounds = decisions(run, "federate");
   ASSERT_EQ(rounds.size(), 2u) << log.str();
   for (const auto& r : rounds) EXPECT_TRUE(std::regex_search(r, std::regex("\\(fedavg of n[12], n[12]\\)"))) << r;
-  // With every node gone no round reaches its quorum: four tries, then a precise error. (The
-  // clients go first: a node's server waits for the connections kept alive to it.)
-  pool.mark_down(0);
-  pool.mark_down(1);
+  // With every node gone no round reaches its quorum: four tries, then a precise error.
+  three.nodes[0]->stop();
+  three.nodes[1]->stop();
   const std::string e = [&] {
     try {
       federate(run, pool, *strategy, measure, "cnn", 1, 1, design, base);

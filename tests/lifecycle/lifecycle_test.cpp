@@ -20,7 +20,7 @@
 #include "core/file.h"
 #include "lifecycle/config.h"
 #include "lifecycle/registry.h"
-#include "net/fixture.h"
+#include "node/grid.h"
 #include "node/node.h"
 #include "secure/crypto.h"
 #include "support/error_of.h"
@@ -69,7 +69,7 @@ std::vector<pid_t> started_nodes(const std::string& run_dir, const std::string& 
   std::vector<pid_t> pids;
   for (const auto& d : Registry(run_dir + "/registry.db", false).decisions()) {
     int pid = 0;
-    if (d.kind == "node" && sscanf(d.text.c_str(), (id + " up on 127.0.0.1:%*d (pid %d)").c_str(), &pid) == 1) pids.push_back(pid);
+    if (d.kind == "site" && sscanf(d.text.c_str(), (id + " joined from %*s (local node, pid %d;").c_str(), &pid) == 1) pids.push_back(pid);
   }
   return pids;
 }
@@ -136,26 +136,26 @@ TEST(Config, RejectsMalformedSettingsWithFileAndLine) {
             }),
             "r.yaml:3: each rung must train at least as much as the one before");
   EXPECT_EQ(error_of([] { RunConfig::from_file("/nonexistent/run.yaml"); }), "/nonexistent/run.yaml: cannot open");
-  EXPECT_EQ(RunConfig::from_yaml("space: s\npolicy: p\nnodes: {count: 5}\nfederation: {rounds: 2, rule: krum, multi: 4}\n", "r.yaml", "", "")
+  EXPECT_EQ(RunConfig::from_yaml("space: s\npolicy: p\nnodes: {local: 5}\nfederation: {rounds: 2, rule: krum, multi: 4}\n", "r.yaml", "", "")
                 .federation.multi,
             4);
-  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {count: 5}\nfederation: {rule: krum, multi: 0}\n", "r.yaml", "", ""); }),
+  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {local: 5}\nfederation: {rule: krum, multi: 0}\n", "r.yaml", "", ""); }),
             "r.yaml:4: 'federation.multi' must be in [1, 100], got 0");
-  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {count: 3}\nfederation: {rounds: 2, rule: krum}\n", "r.yaml", "", ""); }),
+  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {local: 3}\nfederation: {rounds: 2, rule: krum}\n", "r.yaml", "", ""); }),
             "r.yaml:4: Krum tolerating 1 attacker(s) needs at least 5 nodes, the run has 3");
-  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {count: 5}\nfederation: {rounds: 2, rule: krum, multi: 5}\n", "r.yaml", "", ""); }),
+  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {local: 5}\nfederation: {rounds: 2, rule: krum, multi: 5}\n", "r.yaml", "", ""); }),
             "r.yaml:4: federation.multi (5) must be at most nodes − byzantine (4)");
   EXPECT_EQ(error_of([] { Policy::from_yaml("qkd: sometimes\n", "p.yaml"); }),
             "p.yaml:1: qkd must be required, optional or off, got 'sometimes'");
   EXPECT_EQ(Policy::from_yaml("qkd: optional\n", "p.yaml").qkd, "optional");
   EXPECT_EQ(Policy::from_yaml("approval: auto\n", "p.yaml").qkd, "required");
-  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {count: 2, eavesdropper: 2}\n", "r.yaml", "", ""); }),
+  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {local: 2, eavesdropper: 2}\n", "r.yaml", "", ""); }),
             "r.yaml:3: 'nodes.eavesdropper' must be in [0, 1], got 2");
-  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {count: 2, partition: shuffled}\n", "r.yaml", "", ""); }),
+  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {local: 2, partition: shuffled}\n", "r.yaml", "", ""); }),
             "r.yaml:3: nodes.partition must be iid or dirichlet, got 'shuffled'");
   EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nfederation: {rounds: 2}\n", "r.yaml", "", ""); }),
-            "r.yaml:3: federation needs nodes (nodes: {count: N})");
-  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {count: 3}\nfederation: {rule: mean}\n", "r.yaml", "", ""); }),
+            "r.yaml:3: federation needs nodes (nodes: {local: N} or {min: N})");
+  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {local: 3}\nfederation: {rule: mean}\n", "r.yaml", "", ""); }),
             "r.yaml:4: federation.rule must be fedavg, trimmed_mean, median or krum, got 'mean'");
 }
 
@@ -377,7 +377,7 @@ TEST(Run, AChallengerIsFederatedBeforeItIsComparedAndOnlyOnce) {
               "safety: {min_accuracy: 0.2}\napproval: auto\n");
   std::string config = read_file(box.config());
   config.replace(config.find("search: {seed: 3,"), 17, "search: {seed: 11,");
-  config += "nodes: {count: 2, partition: iid}\nfederation: {rounds: 2, epochs: 1}\n";
+  config += "nodes: {local: 2, partition: iid}\nfederation: {rounds: 2, epochs: 1}\n";
   write_file_atomic(box.config(), config);
   const auto r = test::run(gng("run " + box.config() + " --runs " + box.runs()));
   ASSERT_EQ(r.status, 0) << r.out;
@@ -404,7 +404,7 @@ TEST(Run, AChallengerIsFederatedBeforeItIsComparedAndOnlyOnce) {
 // noticed, its candidate reassigned, and it rejoins; every model comes back sealed and audited.
 TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
   Sandbox box;
-  std::ofstream(box.config(), std::ios::app) << "nodes: {count: 2, partition: iid}\nfederation: {rounds: 2, epochs: 1}\n";
+  std::ofstream(box.config(), std::ios::app) << "nodes: {local: 2, partition: iid}\nfederation: {rounds: 2, epochs: 1}\n";
   const std::string log = (box.dir / "log").string();
   const pid_t pid = spawn("run " + box.config() + " --runs " + box.runs(), log);
   // Kill node n1 once it has trained something.
@@ -421,7 +421,7 @@ TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
   EXPECT_EQ(evaluations(box.run_dir()).size(), 12u);  // nothing lost, nothing twice
   int up = 0, down = 0;
   for (const auto& d : reg.decisions()) {
-    up += d.kind == "node" && d.text.find(" up on 127.0.0.1:") != std::string::npos;
+    up += d.kind == "site" && d.text.find(" joined from 127.0.0.1:") != std::string::npos;
     down += d.kind == "node" && d.text.find("is down") != std::string::npos;
   }
   EXPECT_GE(up, 3) << "two nodes at the start and n1 again after its death";
@@ -525,7 +525,7 @@ TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
 // round to the other four, the remaining rounds go on, and the node rejoins for the next cycle.
 TEST(Run, AFederatedRoundCompletesOnAQuorumWhenANodeDies) {
   Sandbox box;
-  std::ofstream(box.config(), std::ios::app) << "nodes: {count: 5, partition: iid}\n"
+  std::ofstream(box.config(), std::ios::app) << "nodes: {local: 5, partition: iid}\n"
                                                 "federation: {rounds: 3, epochs: 20, quorum: 0.6}\n";
   const std::string log = (box.dir / "log").string();
   const pid_t pid = spawn("run " + box.config() + " --runs " + box.runs(), log);
@@ -615,8 +615,12 @@ TEST(Observe, AShiftedInputStreamRaisesTheRobustnessWeight) {
   nc.data = kFashionMnistDir;
   nc.train_limit = 1000;
   nc.validation = 200;
+  test::Grid grid;
+  nc.orchestrator = grid.address();
   node::Node node(nc, qkd::Keys{});
-  node::NodeClient c(test::pki().orch, test::pki().trust(), "127.0.0.1", node.listen());
+  node.start();
+  ASSERT_TRUE(grid.wait("n1"));
+  node::NodeClient c = grid.client("n1");
   node::TrainJob job;
   job.run = "obs";
   job.family = "cnn";

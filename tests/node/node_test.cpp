@@ -4,11 +4,13 @@
 
 #include <filesystem>
 #include <set>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "audit/log.h"
 #include "core/file.h"
-#include "net/fixture.h"
+#include "gng.pb.h"
+#include "node/grid.h"
 #include "node/node.h"
 #include "qkd/kme.h"
 #include "support/error_of.h"
@@ -19,8 +21,9 @@ namespace {
 
 using test::pki;
 
-NodeConfig tiny_node(const std::string& id, int index, const std::string& dir) {
+NodeConfig tiny_node(const std::string& id, int index, const std::string& dir, const Address& orchestrator) {
   NodeConfig c;
+  c.orchestrator = orchestrator;
   c.id = id;
   c.pki = pki().dir;
   c.dir = dir;
@@ -34,7 +37,7 @@ NodeConfig tiny_node(const std::string& id, int index, const std::string& dir) {
 
 TEST(NodeConfig, ReadsAllSettingsAndRejectsBadOnes) {
   const NodeConfig c = NodeConfig::from_yaml(
-      "id: n1\npki: p\ndir: d\nlisten: 127.0.0.1:7001\nshard: {index: 2, of: 3, partition: dirichlet, alpha: 0.5, seed: 4}\n"
+      "id: n1\npki: p\ndir: d\norchestrator: 127.0.0.1:7001\nshard: {index: 2, of: 3, partition: dirichlet, alpha: 0.5, seed: 4}\n"
       "validation: 500\nworkers: 2\n",
       "node.yaml");
   EXPECT_EQ(c.id, "n1");
@@ -42,35 +45,39 @@ TEST(NodeConfig, ReadsAllSettingsAndRejectsBadOnes) {
   EXPECT_EQ(c.shards, 3);
   EXPECT_EQ(c.partition, "dirichlet");
   EXPECT_EQ(c.data, kFashionMnistDir);
+  EXPECT_EQ(c.orchestrator.text(), "127.0.0.1:7001");
   EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\n", "node.yaml"); }), "node.yaml: 'dir' is required");
-  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nshard: {index: 3, of: 3}\n", "node.yaml"); }),
-            "node.yaml:4: 'shard.index' must be in [0, 2], got 3");
-  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nlisten: nowhere\n", "node.yaml"); }),
-            "node.yaml:4: listen: expected HOST:PORT or [IPV6]:PORT, got 'nowhere'");
+  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\n", "node.yaml"); }), "node.yaml: 'orchestrator' is required");
+  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: 127.0.0.1:0\n", "node.yaml"); }),
+            "node.yaml:4: orchestrator: port 0 names no server");
+  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: o:1\nshard: {index: 3, of: 3}\n", "node.yaml"); }),
+            "node.yaml:5: 'shard.index' must be in [0, 2], got 3");
+  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: nowhere\n", "node.yaml"); }),
+            "node.yaml:4: orchestrator: expected HOST:PORT or [IPV6]:PORT, got 'nowhere'");
   // IPv6 literals in brackets, as in URLs; without them the port would be ambiguous.
-  const NodeConfig v6 = NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nlisten: \"[::1]:7000\"\nkme: \"[fd00::2]:8443\"\n", "node.yaml");
-  EXPECT_EQ(v6.listen.host, "::1");
-  EXPECT_EQ(v6.listen.port, 7000);
+  const NodeConfig v6 = NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: \"[::1]:7000\"\nkme: \"[fd00::2]:8443\"\n", "node.yaml");
+  EXPECT_EQ(v6.orchestrator.host, "::1");
+  EXPECT_EQ(v6.orchestrator.port, 7000);
   EXPECT_EQ(v6.kme.host, "fd00::2");
   EXPECT_EQ(v6.kme.text(), "[fd00::2]:8443");
-  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nlisten: \"::1:7000\"\n", "node.yaml"); }),
-            "node.yaml:4: listen: expected HOST:PORT or [IPV6]:PORT, got '::1:7000'");
-  EXPECT_NE(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nshards: 3\n", "node.yaml"); })
-                .find("node.yaml:4: unknown key 'shards'"),
+  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: \"::1:7000\"\n", "node.yaml"); }),
+            "node.yaml:4: orchestrator: expected HOST:PORT or [IPV6]:PORT, got '::1:7000'");
+  EXPECT_NE(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: o:1\nshards: 3\n", "node.yaml"); })
+                .find("node.yaml:5: unknown key 'shards'"),
             std::string::npos);
   // QKD: required by default once there is a KME, off without one; optional needs a KME too.
   EXPECT_EQ(c.qkd, "off");
-  EXPECT_EQ(NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: 127.0.0.1:8443\n", "node.yaml").qkd, "required");
-  EXPECT_EQ(NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: 127.0.0.1:8443\nqkd: optional\n", "node.yaml").qkd, "optional");
-  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nqkd: optional\n", "node.yaml"); }),
-            "node.yaml:4: qkd: optional needs a kme: HOST:PORT");
-  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: 127.0.0.1:1\nqkd: maybe\n", "node.yaml"); }),
-            "node.yaml:5: qkd must be required, optional or off, got 'maybe'");
-  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: kme.example\n", "node.yaml"); }),
-            "node.yaml:4: kme: expected HOST:PORT or [IPV6]:PORT, got 'kme.example'");
-  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: 127.0.0.1:0\n", "node.yaml"); }),
-            "node.yaml:4: kme: port 0 names no server");
-  const NodeConfig k = NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: kme.example:8443\n", "node.yaml");
+  EXPECT_EQ(NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: o:1\nkme: 127.0.0.1:8443\n", "node.yaml").qkd, "required");
+  EXPECT_EQ(NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: o:1\nkme: 127.0.0.1:8443\nqkd: optional\n", "node.yaml").qkd, "optional");
+  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: o:1\nqkd: optional\n", "node.yaml"); }),
+            "node.yaml:5: qkd: optional needs a kme: HOST:PORT");
+  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: o:1\nkme: 127.0.0.1:1\nqkd: maybe\n", "node.yaml"); }),
+            "node.yaml:6: qkd must be required, optional or off, got 'maybe'");
+  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: o:1\nkme: kme.example\n", "node.yaml"); }),
+            "node.yaml:5: kme: expected HOST:PORT or [IPV6]:PORT, got 'kme.example'");
+  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: o:1\nkme: 127.0.0.1:0\n", "node.yaml"); }),
+            "node.yaml:5: kme: port 0 names no server");
+  const NodeConfig k = NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: o:1\nkme: kme.example:8443\n", "node.yaml");
   EXPECT_EQ(k.kme.host, "kme.example");
   EXPECT_EQ(k.kme.port, 8443);
 }
@@ -78,15 +85,22 @@ TEST(NodeConfig, ReadsAllSettingsAndRejectsBadOnes) {
 TEST(Node, TrainsOnItsShardAndSendsTheModelSealed) {
   const std::string dir = testing::TempDir() + "gng-node-" + std::to_string(getpid());
   std::filesystem::remove_all(dir);
-  Node node(tiny_node("n1", 0, dir), qkd::Keys{});
+  test::Grid grid;
+  Node node(tiny_node("n1", 0, dir, grid.address()), qkd::Keys{});
   // Half of 1200, about 200 of them held out for validation (a stratified split rounds per class).
   EXPECT_NEAR(static_cast<double>(node.train_samples()), 400, 10);
-  const int port = node.listen();
-  NodeClient c(pki().orch, pki().trust(), "127.0.0.1", port);
-  const NodeHealth h = c.health();
+  node.start();
+  ASSERT_TRUE(grid.wait("n1"));
+  NodeClient c = grid.client("n1");
+  const SiteInfo h = c.health();  // what it reported when it dialled in
   EXPECT_EQ(h.id, "n1");
+  EXPECT_EQ(h.state, "up");
+  EXPECT_EQ(h.fingerprint.size(), 64u);
   EXPECT_EQ(h.train_samples, node.train_samples());
   EXPECT_EQ(h.train_samples + h.validation_samples, 600u);
+  EXPECT_EQ(h.input_shape, (std::vector<std::size_t>{1, 28, 28}));
+  EXPECT_EQ(h.classes, 10);
+  EXPECT_EQ(h.qkd, "off");
   std::size_t total = 0;
   for (auto n : h.label_counts) total += n;
   EXPECT_EQ(total, h.train_samples);
@@ -108,17 +122,71 @@ TEST(Node, TrainsOnItsShardAndSendsTheModelSealed) {
   ASSERT_EQ(log.size(), 1u);
   EXPECT_NE(log.entries(0, 1)[0].detail.find(t.model_digest), std::string::npos);
 
-  // Without the model nothing is sealed; a node's certificate may not ask for training.
+  // Without the model nothing is sealed.
   job.return_model = false;
   EXPECT_TRUE(c.train(job).weights.empty());
-  NodeClient peer(pki().n2, pki().trust(), "127.0.0.1", port);
-  EXPECT_NE(test::error_of([&] { peer.train(job); }).find("(HTTP 401): {\"message\": \"'n2' (node) may not ask a node to train\"}"),
-            std::string::npos);
   job.run = "../../etc";  // names a file on the node: refused before it reaches a path
-  EXPECT_NE(test::error_of([&] { c.train(job); }).find("run name '../../etc' is not a plain name"), std::string::npos);
+  EXPECT_EQ(test::error_of([&] { c.train(job); }), "'n1' refused Train (HTTP 400): Train: run name '../../etc' is not a plain name");
   job.run = "r1";
   job.design_json = "{\"width\": \"nine\"}";
-  EXPECT_NE(test::error_of([&] { c.train(job); }).find("HTTP 400"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { c.train(job); }).find("'n1' refused Train (HTTP 400)"), std::string::npos);
+}
+
+// Only an orchestrator hands out work, and only nodes collect it: a hub with a node's certificate
+// never hears from a node (it checks who it dialled before it reports), and a hub refuses a caller
+// that is not a node, or whose report names another node than its certificate.
+TEST(Node, WorkComesOnlyFromAnOrchestratorAndGoesOnlyToNodes) {
+  const std::string dir = testing::TempDir() + "gng-node-roles-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  test::Grid rogue(pki().n2);
+  testing::internal::CaptureStdout();
+  {
+    Node node(tiny_node("n1", 0, dir, rogue.address()), qkd::Keys{});
+    node.start();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    EXPECT_TRUE(rogue.hub.roster().empty());
+  }
+  const std::string said = testing::internal::GetCapturedStdout();
+  EXPECT_NE(said.find("is 'n2' (node), not an orchestrator: no work taken"), std::string::npos) << said;
+
+  test::Grid grid;
+  rpc::SiteReport report;
+  report.set_incarnation("x");
+  report.mutable_health()->set_id("kme-a");
+  net::Client kme(pki().kme, pki().trust(), "127.0.0.1", grid.port);
+  EXPECT_NE(test::error_of([&] { kme.rpc("Poll", report.SerializeAsString()); }).find("(HTTP 403): {\"message\": \"'kme-a' (kme) is not a node\"}"),
+            std::string::npos);
+  report.mutable_health()->set_id("n3");
+  net::Client n2(pki().n2, pki().trust(), "127.0.0.1", grid.port);
+  EXPECT_NE(test::error_of([&] { n2.rpc("Poll", report.SerializeAsString()); })
+                .find("the site's report names 'n3' but its certificate names 'n2'"),
+            std::string::npos);
+  EXPECT_TRUE(grid.hub.roster().empty());
+}
+
+// A node whose certificate is of another CA, expired or revoked never joins: the hub's TLS refuses
+// it, and the node says why (and keeps trying, in case its operator fixes it).
+TEST(Node, ANodeWithAForeignExpiredOrRevokedCertificateNeverJoins) {
+  const std::string dir = testing::TempDir() + "gng-node-refused-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  test::Grid grid;
+  testing::internal::CaptureStdout();
+  {
+    NodeConfig foreign = tiny_node("n1", 0, dir + "/foreign", grid.address());
+    foreign.pki = pki().other;
+    Node a(foreign, qkd::Keys{});
+    Node b(tiny_node("old", 0, dir + "/old", grid.address()), qkd::Keys{});
+    Node d(tiny_node("bad", 1, dir + "/bad", grid.address()), qkd::Keys{});
+    for (Node* n : {&a, &b, &d}) n->start();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    EXPECT_TRUE(grid.hub.roster().empty());
+  }
+  const std::string said = testing::internal::GetCapturedStdout();
+  EXPECT_NE(said.find("gng node 'n1': cannot take work: "), std::string::npos) << said;
+  EXPECT_NE(said.find("gng node 'old': cannot take work: "), std::string::npos) << said;
+  EXPECT_NE(said.find("certificate expired"), std::string::npos) << said;
+  EXPECT_NE(said.find("gng node 'bad': cannot take work: "), std::string::npos) << said;
+  EXPECT_NE(said.find("certificate revoked"), std::string::npos) << said;
 }
 
 }  // namespace
@@ -130,9 +198,11 @@ namespace {
 TEST(Node, ServesADeployedModelAndReportsItsTelemetry) {
   const std::string dir = testing::TempDir() + "gng-node-deploy-" + std::to_string(getpid());
   std::filesystem::remove_all(dir);
-  Node node(tiny_node("n1", 1, dir), qkd::Keys{});
-  const int port = node.listen();
-  NodeClient c(pki().orch, pki().trust(), "127.0.0.1", port);
+  test::Grid grid;
+  Node node(tiny_node("n1", 1, dir, grid.address()), qkd::Keys{});
+  node.start();
+  ASSERT_TRUE(grid.wait("n1"));
+  NodeClient c = grid.client("n1");
   EXPECT_EQ(c.telemetry(), "");  // nothing deployed yet
   // A model trained (and sent back sealed) by the node, deployed to it again.
   TrainJob job;
@@ -159,9 +229,6 @@ TEST(Node, ServesADeployedModelAndReportsItsTelemetry) {
   bool deployed = false;
   for (const auto& e : log.entries(0, log.size())) deployed |= e.kind == "deploy";
   EXPECT_TRUE(deployed);
-  // Only the orchestrator deploys.
-  NodeClient peer(pki().n2, pki().trust(), "127.0.0.1", port);
-  EXPECT_NE(test::error_of([&] { peer.deploy("r2", model); }).find("may not deploy models"), std::string::npos);
 }
 
 }  // namespace
@@ -173,12 +240,14 @@ namespace {
 TEST(Node, TheOrchestratorsHoldoutIsInNoShard) {
   const std::string dir = testing::TempDir() + "gng-node-holdout-" + std::to_string(getpid());
   std::filesystem::remove_all(dir);
-  NodeConfig c = tiny_node("n1", 0, dir);
+  test::Grid grid;
+  NodeConfig c = tiny_node("n1", 0, dir, grid.address());
   c.holdout = 400;
   c.validation = 100;
   Node node(c, qkd::Keys{});
-  NodeClient client(pki().orch, pki().trust(), "127.0.0.1", node.listen());
-  const NodeHealth h = client.health();
+  node.start();
+  ASSERT_TRUE(grid.wait("n1"));
+  const SiteInfo h = grid.client("n1").health();
   EXPECT_EQ(h.train_samples + h.validation_samples, 400u);  // (1200 − 400) / 2
   c.holdout = 1200;
   EXPECT_EQ(test::error_of([&] { Node again(c, qkd::Keys{}); }), "node 'n1': holdout 1200 leaves no training images");
@@ -223,10 +292,12 @@ TEST(Node, EveryEnvelopeBothWaysCarriesAQkdKeyAndBothEndsAuditIt) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const TestKme kme;
-  Node node(tiny_node("n1", 0, dir + "/n1"), kme.access(pki().n1, true));
-  const int port = node.listen();
+  test::Grid grid;
+  Node node(tiny_node("n1", 0, dir + "/n1", grid.address()), kme.access(pki().n1, true));
+  node.start();
+  ASSERT_TRUE(grid.wait("n1"));
   audit::AuditLog orch_log(dir + "/orch-audit.db", true);
-  NodeClient c(pki().orch, pki().trust(), "127.0.0.1", port, {}, kme.access(pki().orch, true), &orch_log);
+  NodeClient c = grid.client("n1", kme.access(pki().orch, true), &orch_log);
 
   TrainJob job;
   job.run = "r3";
@@ -243,7 +314,7 @@ TEST(Node, EveryEnvelopeBothWaysCarriesAQkdKeyAndBothEndsAuditIt) {
   EXPECT_EQ(r.state.from, "n1");
   // A round trains one epoch on the whole shard, the node's validation split included (5 batches
   // of 128 for 600 images; the training split alone would be 3), and measures nothing on it.
-  const NodeHealth h = c.health();
+  const SiteInfo h = c.health();
   EXPECT_EQ(h.train_samples + h.validation_samples, 600u);
   EXPECT_EQ(r.state.samples, 5 * 128);
   EXPECT_EQ(r.metrics.count("accuracy"), 0u);
@@ -269,7 +340,7 @@ TEST(Node, EveryEnvelopeBothWaysCarriesAQkdKeyAndBothEndsAuditIt) {
   EXPECT_EQ(at_orch[1]["from"], "orch");
 
   // A caller without a KME seals pqc-only: a node that requires QKD refuses it and audits why.
-  NodeClient plain(pki().orch, pki().trust(), "127.0.0.1", port);
+  NodeClient plain = grid.client("n1");
   const std::string e = test::error_of([&] { plain.deploy("r3", model); });
   EXPECT_NE(e.find("model rejected: envelope from 'orch' is pqc-only and the policy requires QKD keys"), std::string::npos) << e;
   const auto refused = exchanges(node_log, "rejection");
@@ -282,8 +353,10 @@ TEST(Node, AnEavesdroppedLinkStopsRequiredExchangesAndOptionalOnesFallBackToPqcO
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const TestKme eve(1.0);  // intercept-resend on every pulse: QBER ≈ 25 %, the link never yields a key
-  Node node(tiny_node("n1", 0, dir + "/n1"), eve.access(pki().n1, false));
-  const int port = node.listen();
+  test::Grid grid;
+  Node node(tiny_node("n1", 0, dir + "/n1", grid.address()), eve.access(pki().n1, false));
+  node.start();
+  ASSERT_TRUE(grid.wait("n1"));
   TrainJob job;
   job.run = "r4";
   job.family = "cnn";
@@ -294,7 +367,7 @@ TEST(Node, AnEavesdroppedLinkStopsRequiredExchangesAndOptionalOnesFallBackToPqcO
   // Required at the orchestrator: the node's pqc-only model is refused, and nothing is sent
   // without a key either.
   audit::AuditLog strict_log(dir + "/strict.db", true);
-  NodeClient strict(pki().orch, pki().trust(), "127.0.0.1", port, {}, eve.access(pki().orch, true), &strict_log);
+  NodeClient strict = grid.client("n1", eve.access(pki().orch, true), &strict_log);
   std::string e = test::error_of([&] { strict.train(job); });
   EXPECT_NE(e.find("the model is rejected: envelope from 'n1' is pqc-only and the policy requires QKD keys"), std::string::npos) << e;
   EXPECT_EQ(exchanges(strict_log, "rejection").size(), 1u);
@@ -304,8 +377,10 @@ TEST(Node, AnEavesdroppedLinkStopsRequiredExchangesAndOptionalOnesFallBackToPqcO
 
   // A node that requires QKD and gets no key refuses before it trains: nothing is lost but time
   // it did not spend.
-  Node strict_node(tiny_node("n2", 1, dir + "/n2"), eve.access(pki().n2, true));
-  NodeClient to_strict(pki().orch, pki().trust(), "127.0.0.1", strict_node.listen(), {}, eve.access(pki().orch, false));
+  Node strict_node(tiny_node("n2", 1, dir + "/n2", grid.address()), eve.access(pki().n2, true));
+  strict_node.start();
+  ASSERT_TRUE(grid.wait("n2"));
+  NodeClient to_strict = grid.client("n2", eve.access(pki().orch, false));
   e = test::error_of([&] { to_strict.train(job); });
   EXPECT_NE(e.find("(HTTP 503)"), std::string::npos) << e;
   EXPECT_NE(e.find("no QKD key for 'orch' and QKD is required"), std::string::npos) << e;
@@ -313,7 +388,7 @@ TEST(Node, AnEavesdroppedLinkStopsRequiredExchangesAndOptionalOnesFallBackToPqcO
 
   // Optional at both ends: the exchange goes through pqc-only, and both audit logs say why.
   audit::AuditLog lenient_log(dir + "/lenient.db", true);
-  NodeClient lenient(pki().orch, pki().trust(), "127.0.0.1", port, {}, eve.access(pki().orch, false), &lenient_log);
+  NodeClient lenient = grid.client("n1", eve.access(pki().orch, false), &lenient_log);
   EXPECT_FALSE(lenient.train(job).weights.empty());
   EXPECT_GT(lenient.deploy("r4", model), 0);
   const auto sent = exchanges(lenient_log);

@@ -164,7 +164,7 @@ TEST(VendorKme, MissingOrMismatchedFilesAreNamed) {
 
 TEST(VendorKme, TheNodeConfigDescribesAVendorsKme) {
   const auto c = node::NodeConfig::from_yaml(
-      "id: n1\npki: p\ndir: d\nkme: {address: kme-a.example:443, ca: ca.pem, cert: a.pem, key: a.key, sae_ids: {n2: SAE_B}}\n",
+      "id: n1\npki: p\ndir: d\norchestrator: o:1\nkme: {address: kme-a.example:443, ca: ca.pem, cert: a.pem, key: a.key, sae_ids: {n2: SAE_B}}\n",
       "node.yaml");
   EXPECT_EQ(c.kme.host, "kme-a.example");
   EXPECT_EQ(c.kme.port, 443);
@@ -173,14 +173,14 @@ TEST(VendorKme, TheNodeConfigDescribesAVendorsKme) {
   EXPECT_EQ(c.kme_tls->groups, "X25519MLKEM768:X25519:P-256:P-384");
   EXPECT_EQ(c.sae_ids.at("n2"), "SAE_B");
   EXPECT_EQ(c.qkd, "required");
-  EXPECT_EQ(test::error_of([] { node::NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: {address: h:1, ca: ca.pem}\n", "node.yaml"); }),
-            "node.yaml:4: kme: a vendor's KME needs 'cert' (address, ca, cert and key)");
+  EXPECT_EQ(test::error_of([] { node::NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: o:1\nkme: {address: h:1, ca: ca.pem}\n", "node.yaml"); }),
+            "node.yaml:5: kme: a vendor's KME needs 'cert' (address, ca, cert and key)");
   EXPECT_EQ(test::error_of([] {
-              node::NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: {address: h:1, ca: c, cert: c, key: k, sae_ids: {[a, b]: B}}\n",
+              node::NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: o:1\nkme: {address: h:1, ca: c, cert: c, key: k, sae_ids: {[a, b]: B}}\n",
                                          "node.yaml");
             }),
-            "node.yaml:4: 'kme.sae_ids' has the wrong type (got 'a collection')");
-  EXPECT_NE(test::error_of([] { node::NodeConfig::from_yaml("id: n1\npki: p\ndir: d\nkme: {address: h:1, ca: c, cert: c, key: k, "
+            "node.yaml:5: 'kme.sae_ids' has the wrong type (got 'a collection')");
+  EXPECT_NE(test::error_of([] { node::NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: o:1\nkme: {address: h:1, ca: c, cert: c, key: k, "
                                                           "port: 3}\n", "node.yaml"); })
                 .find("port"),
             std::string::npos);
