@@ -12,6 +12,7 @@ int search(const std::vector<std::string>& args);
 int run(const std::vector<std::string>& args);
 int approve(const std::vector<std::string>& args);
 int status(const std::vector<std::string>& args);
+int nodes(const std::vector<std::string>& args);
 int node(const std::vector<std::string>& args);
 int kme(const std::vector<std::string>& args);
 int pki(const std::vector<std::string>& args);

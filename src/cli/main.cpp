@@ -19,12 +19,13 @@ commands:
   run --resume DIR   continue a run (after a crash or kill) from runs/<id>
   approve DIR C  approve candidate C for promotion (policy with a manual approval gate)
   status DIR     summary of a run
+  nodes DIR      the run's roster: the sites that dialled in, their data, state, first and last seen
   solve FILE     minimise a QUBO / Max-Cut / BQP instance with a sampler
   qaoa FILE      QAOA on a classical state-vector simulator, with OpenQASM 3 export
   search         the surrogate-QUBO search on a tabular benchmark (--benchmark nb201)
-  node           one site: trains on its own data shard for the orchestrator, over PQ-TLS
+  node           one site: dials in to the orchestrator, trains on its own data; node init enrols it
   kme            an ETSI GS QKD 014 key server fed by simulated BB84 links, over PQ-TLS
-  pki            the CA: init, issue node/kme/orchestrator certificates, deny, show
+  pki            the CA: init, issue node/kme/orchestrator certificates, sign requests, deny, show
   qkd simulate   BB84 QKD link simulator (a model): key rate over distance vs the asymptotic bound
   audit SUB DIR  the Merkle audit log: verify (names the first bad entry), show, proof --index I
   serve MODEL    HTTP inference endpoint for a trained model: /v1/predict, /metrics, telemetry, drift
@@ -51,6 +52,7 @@ int main(int argc, char** argv) {
     if (cmd == "run") return gng::cli::run(args);
     if (cmd == "approve") return gng::cli::approve(args);
     if (cmd == "status") return gng::cli::status(args);
+    if (cmd == "nodes") return gng::cli::nodes(args);
     if (cmd == "node") return gng::cli::node(args);
     if (cmd == "kme") return gng::cli::kme(args);
     if (cmd == "pki") return gng::cli::pki(args);

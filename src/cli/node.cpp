@@ -1,7 +1,9 @@
 // gng node — one site: holds its data shard, trains for the orchestrator over PQ-TLS.
 #include <csignal>
 #include <cstdio>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "cli/commands.h"
 #include "core/address.h"
@@ -16,11 +18,35 @@ namespace gng::cli {
 
 int node(const std::vector<std::string>& argv) {
   Args args("gng node");
-  args.option("config", "the node's YAML settings (see below)").flag("help", "show this help");
+  args.option("config", "the node's YAML settings (see below)")
+      .option("id", "the site's name (init)")
+      .option("hosts", "comma-separated DNS names / IP addresses for its certificate (init; default: the id)")
+      .flag("help", "show this help");
   args.parse(argv);
-  if (args.has("help") || !args.has("config")) {
+  const auto& pos = args.positional();
+  if (!args.has("help") && pos.size() == 2 && pos[0] == "init") {
+    if (!args.has("id")) throw Error("node init needs --id NAME");
+    std::vector<std::string> hosts;
+    std::stringstream in(args.str("hosts"));
+    for (std::string h; std::getline(in, h, ',');)
+      if (!h.empty()) hosts.push_back(h);
+    const std::string request = secure::pki_request(pos[1], args.str("id"), hosts);
+    std::printf("key made in %s/issued/%s.key.pem (0600; it never leaves this site)\n"
+                "certificate request: %s\n"
+                "send it to the operator, who runs: gng pki sign CA_DIR %s --role node\n"
+                "then put the certificate they send back in %s/issued/%s.pem and their ca.pem and crl.pem in %s,\n"
+                "and name %s as pki: in node.yaml\n",
+                pos[1].c_str(), args.str("id").c_str(), request.c_str(), request.c_str(), pos[1].c_str(), args.str("id").c_str(),
+                pos[1].c_str(), pos[1].c_str());
+    return 0;
+  }
+  if (args.has("help") || !args.has("config") || !pos.empty()) {
     std::printf(
-        "usage: gng node --config node.yaml\n\n"
+        "usage: gng node --config node.yaml\n"
+        "       gng node init DIR --id NAME [--hosts H1,H2]\n\n"
+        "init: enrols a site without its key leaving it: makes the node's ML-DSA-65 key in\n"
+        "DIR/issued/NAME.key.pem and a certificate request (PKCS#10) DIR/NAME.csr.pem for the\n"
+        "operator to sign (gng pki sign).\n\n"
         "Dials in to the orchestrator (TLS 1.3 with X25519MLKEM768 and mutual ML-DSA certificates)\n"
         "and does the work it collects there: Train, FederatedRound, Deploy, Telemetry. Nothing\n"
         "connects in to it: a site behind a firewall needs no open port. It trains on its own data,\n"

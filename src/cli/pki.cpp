@@ -17,12 +17,15 @@ namespace {
 
 constexpr const char* kUsage = R"(usage: gng pki init DIR [--algorithm ML-DSA-87|SLH-DSA-SHA2-256s] [--days N]
        gng pki issue DIR --role node|kme|orchestrator --id NAME [--hosts H1,H2] [--days N]
+       gng pki sign DIR REQUEST.pem --role node|kme|orchestrator [--days N]
        gng pki deny DIR --id NAME
        gng pki show DIR
 
 init   a CA: DIR/ca.pem, DIR/ca.key.pem (0600), DIR/crl.pem (the signed deny list, empty)
 issue  an ML-DSA-65 key and certificate (CN = id, OU = role) in DIR/issued/NAME.{pem,key.pem};
        subjectAltName from --hosts (default: NAME, localhost, 127.0.0.1, ::1)
+sign   a site's certificate request (gng node init makes one; its key stays at the site): verified,
+       then certified as --role in DIR/issued/<its id>.pem. Send the site that file, ca.pem and crl.pem
 deny   put NAME's certificate on the deny list (re-signs DIR/crl.pem); peers refuse it from then on
 show   the CA and every issued certificate with its state
 )";
@@ -58,7 +61,7 @@ int pki(const std::vector<std::string>& argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  if (pos.size() != 2) {
+  if (pos.size() != (!pos.empty() && pos[0] == "sign" ? 3u : 2u)) {
     std::fputs(kUsage, stderr);
     return 2;
   }
@@ -81,6 +84,21 @@ int pki(const std::vector<std::string>& argv) {
     std::printf("issued %s '%s' (%s, serial %s, until %s): %s/issued/%s.pem\n", o.role.c_str(), o.id.c_str(),
                 me.key.algorithm().c_str(), me.cert.serial().c_str(), date(me.cert.not_after()).c_str(), dir.c_str(),
                 o.id.c_str());
+    return 0;
+  }
+  if (verb == "sign") {
+    if (!args.has("role")) throw Error("pki sign needs --role (node, kme or orchestrator)");
+    const std::string request = read_file(pos[2], 1 << 20);
+    secure::Certificate cert;
+    try {
+      cert = secure::pki_sign(dir, request, args.str("role"), static_cast<int>(args.integer("days", 365)));
+    } catch (const Error& e) {
+      throw Error(pos[2] + ": " + e.what());
+    }
+    std::printf("signed %s '%s' (%s, serial %s, until %s): %s/issued/%s.pem\n"
+                "send the site that file with %s/ca.pem and %s/crl.pem (its key never left it)\n",
+                args.str("role").c_str(), cert.subject_id().c_str(), cert.public_key().algorithm().c_str(), cert.serial().c_str(),
+                date(cert.not_after()).c_str(), dir.c_str(), cert.subject_id().c_str(), dir.c_str(), dir.c_str());
     return 0;
   }
   if (verb == "deny") {
@@ -109,7 +127,7 @@ int pki(const std::vector<std::string>& argv) {
     }
     return 0;
   }
-  throw Error("unknown pki command '" + verb + "' (init, issue, deny, show)");
+  throw Error("unknown pki command '" + verb + "' (init, issue, sign, deny, show)");
 }
 
 }  // namespace gng::cli

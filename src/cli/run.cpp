@@ -1,6 +1,7 @@
-// gng run / approve / status — the loop on one machine, its approval gate and its summary.
+// gng run / approve / status / nodes — the loop, its approval gate, its summary and its roster of sites.
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include "core/args.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "lifecycle/registry.h"
 #include "lifecycle/run.h"
 #include "lifecycle/summary.h"
 #include "report/report.h"
@@ -93,6 +95,55 @@ int status(const std::vector<std::string>& argv) {
   const std::string dir = args.positional()[0];
   std::cout << render_text(summarize_run(dir));
   return print_audit_verdict(dir) ? 0 : 1;
+}
+
+int nodes(const std::vector<std::string>& argv) {
+  Args args("gng nodes");
+  args.flag("help", "show this help");
+  args.parse(argv);
+  if (args.has("help") || args.positional().size() != 1) {
+    std::printf(
+        "usage: gng nodes RUN_DIR\n\n"
+        "The run's roster: every site that dialled in to it (local node processes and remote sites),\n"
+        "with its certificate's fingerprint, where it called from, the data it reported (shape,\n"
+        "classes, samples: the data itself never leaves the site), when it was first and last seen,\n"
+        "and its state (up, lost, refused) with the reason. Reads the registry only.\n");
+    return args.has("help") ? 0 : 2;
+  }
+  const std::string dir = args.positional()[0];
+  const Registry reg((fs::path(dir) / "registry.db").string(), false);
+  const auto sites = reg.sites();
+  if (sites.empty()) {
+    std::printf("no site has dialled in to %s\n", dir.c_str());
+    return 0;
+  }
+  const auto when = [](double t) {
+    char buf[32];
+    const time_t tt = static_cast<time_t>(t);
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", std::gmtime(&tt));
+    return std::string(buf);
+  };
+  std::printf("%-12s %-8s %-22s %-26s %-19s %-19s %s\n", "site", "state", "from", "data", "first seen (UTC)",
+              "last seen (UTC)", "certificate");
+  for (const auto& r : sites) {
+    std::string data = "?";
+    try {
+      const auto j = nlohmann::json::parse(r.data);
+      std::string shape;
+      for (const auto& d : j.at("input_shape")) {
+        if (!shape.empty()) shape += 'x';
+        shape += std::to_string(d.get<long>());
+      }
+      data = shape + ", " + std::to_string(j.at("classes").get<int>()) + " cl, " +
+             std::to_string(j.at("train_samples").get<long>() + j.at("validation_samples").get<long>()) + " samples";
+    } catch (const nlohmann::json::exception&) {
+      data = "(unreadable)";
+    }
+    std::printf("%-12s %-8s %-22s %-26s %-19s %-19s %s\n", r.id.c_str(), r.state.c_str(), r.address.c_str(), data.c_str(),
+                when(r.first_seen).c_str(), when(r.last_seen).c_str(), r.fingerprint.substr(0, 16).c_str());
+    if (!r.why.empty() && r.state != "up") std::printf("%12s %s\n", "", r.why.c_str());
+  }
+  return 0;
 }
 
 }  // namespace gng::cli

@@ -150,17 +150,23 @@ void NodePool::spawn(Site& n, int k) {
 void NodePool::watch() {
   std::unique_lock lock(procs_mu_);
   while (!stopping_) {
+    std::vector<std::pair<std::string, std::string>> ended;  // id, why
     for (auto it = procs_.begin(); it != procs_.end();) {
       int status = 0;
       if (waitpid(it->first, &status, WNOHANG) != it->first) {
         ++it;
         continue;
       }
-      const std::string why = "node " + it->second + "'s process ended (" +
-                              (WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
-                                                   : "exit " + std::to_string(WEXITSTATUS(status))) + ")";
-      if (hub_) hub_->drop(it->second, why);
+      ended.emplace_back(it->second, "node " + it->second + "'s process ended (" +
+                                         (WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
+                                                              : "exit " + std::to_string(WEXITSTATUS(status))) + ")");
       it = procs_.erase(it);
+    }
+    if (!ended.empty()) {  // the hub tells changed(), which takes procs_mu_
+      lock.unlock();
+      for (const auto& [id, why] : ended) hub_->drop(id, why);
+      lock.lock();
+      continue;
     }
     watch_cv_.wait_for(lock, std::chrono::milliseconds(100));
   }
@@ -173,12 +179,14 @@ bool NodePool::alive(pid_t pid) {
 
 void NodePool::end(Site& n, int sig) {
   if (n.pid <= 0) return;
+  bool ours = false;
   {
-    std::lock_guard lock(procs_mu_);
-    if (procs_.erase(n.pid)) {
-      kill(n.pid, sig);
-      waitpid(n.pid, nullptr, 0);
-    }
+    std::lock_guard lock(procs_mu_);  // not held while it ends: its goodbye reaches changed(), which takes it
+    ours = procs_.erase(n.pid) > 0;
+  }
+  if (ours) {
+    kill(n.pid, sig);
+    waitpid(n.pid, nullptr, 0);
   }
   n.pid = -1;
 }

@@ -112,6 +112,10 @@ std::string Hub::poll(const net::Peer& peer, const std::string& from, const std:
   if (stopped_) throw net::Failure(503, "the orchestrator is stopping");
   auto& slot = sites_[peer.id];
   const bool fresh = !slot || slot->info.incarnation != info.incarnation;
+  if (!fresh && slot->info.state == "refused") {  // until it comes back as a new process
+    slot->info.last_seen = now;
+    throw net::Failure(403, slot->info.why);
+  }
   if (fresh) {
     if (!slot) {
       slot = std::make_unique<Site>();

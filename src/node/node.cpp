@@ -499,7 +499,10 @@ void Node::stop() {
   *bye.mutable_health() = s.health();
   bye.set_leaving(true);
   try {
-    s.answerer->rpc("Poll", bye.SerializeAsString());
+    net::Limits quick;
+    quick.retries = 0;
+    quick.timeout = std::chrono::seconds(2);
+    net::Client(s.me, s.trust, s.c.orchestrator.host, s.c.orchestrator.port, quick).rpc("Poll", bye.SerializeAsString());
   } catch (const Error&) {
   }
   std::vector<Impl::Worker> left;

@@ -10,6 +10,7 @@
 #include <openssl/x509v3.h>
 
 #include <ctime>
+#include <functional>
 #include <mutex>
 #include <filesystem>
 #include <regex>
@@ -293,33 +294,125 @@ void pki_init(const std::string& dir, const std::string& algorithm, int days) {
   write_crl(dir, ca, key, {});
 }
 
-Identity pki_issue(const std::string& dir, const IssueOptions& o) {
+namespace {
+
+void check_role(const std::string& role) {
+  if (role != "node" && role != "kme" && role != "orchestrator") throw Error("unknown role '" + role + "': node, kme or orchestrator");
+}
+
+std::string san_text(const std::vector<std::string>& hosts) {
+  std::string san;
+  for (const auto& h : hosts) {
+    if (!san.empty()) san += ',';
+    san += is_ip(h) ? "IP:" : "DNS:";
+    san += h;
+  }
+  return san;
+}
+
+// A certificate of the CA in `dir` for `key`: CN = id, OU = role, subjectAltName `san` (an
+// extension, or none), written to DIR/issued/ID.pem.
+Certificate issue_cert(const std::string& dir, const PublicKey& key, const std::string& role, const std::string& id,
+                       const std::function<void(X509* cert, X509* ca)>& san, long long from, int days) {
   require_pki(dir);
-  if (o.role != "node" && o.role != "kme" && o.role != "orchestrator")
-    throw Error("unknown role '" + o.role + "': node, kme or orchestrator");
-  check_name("id", o.id);
-  if (o.days < 1) throw Error("--days must be at least 1");
-  const std::string cert_path = dir + "/issued/" + o.id + ".pem";
-  if (fs::exists(cert_path)) throw Error("'" + o.id + "' already has a certificate (" + cert_path + ")");
+  check_role(role);
+  check_name("id", id);
+  if (days < 1) throw Error("--days must be at least 1");
+  const std::string cert_path = dir + "/issued/" + id + ".pem";
+  if (fs::exists(cert_path)) throw Error("'" + id + "' already has a certificate (" + cert_path + ")");
   const Certificate ca = Certificate::from_pem(read_file(dir + "/ca.pem"));
   const SigningKey ca_key = SigningKey::from_pem(read_file(dir + "/ca.key.pem"));
-  const SigningKey key = SigningKey::generate(o.algorithm);
-  X509* raw = new_cert(key.public_key(), o.role, o.id, o.valid_from, o.days);
+  X509* raw = new_cert(key, role, id, from, days);
   Certificate cert(raw);
   X509_set_issuer_name(raw, X509_get_subject_name(ca.get()));
-  std::vector<std::string> hosts = o.hosts;
-  if (hosts.empty()) hosts = {o.id, "localhost", "127.0.0.1", "::1"};
-  std::string san;
-  for (const auto& h : hosts) san += (san.empty() ? "" : ",") + std::string(is_ip(h) ? "IP:" : "DNS:") + h;
   add_ext(raw, ca.get(), NID_basic_constraints, "critical,CA:FALSE");
   add_ext(raw, ca.get(), NID_key_usage, "critical,digitalSignature");
   add_ext(raw, ca.get(), NID_ext_key_usage, "serverAuth,clientAuth");
-  add_ext(raw, ca.get(), NID_subject_alt_name, san);
+  san(raw, ca.get());
   add_ext(raw, ca.get(), NID_authority_key_identifier, "keyid:always");
   sign_cert(raw, ca_key);
-  write_file_atomic(dir + "/issued/" + o.id + ".key.pem", key.pem(), true);
   write_file_atomic(cert_path, cert.pem());
+  return cert;
+}
+
+}  // namespace
+
+Identity pki_issue(const std::string& dir, const IssueOptions& o) {
+  require_pki(dir);
+  check_role(o.role);
+  check_name("id", o.id);
+  if (fs::exists(dir + "/issued/" + o.id + ".pem")) throw Error("'" + o.id + "' already has a certificate (" + dir + "/issued/" + o.id + ".pem)");
+  const SigningKey key = SigningKey::generate(o.algorithm);
+  std::vector<std::string> hosts = o.hosts;
+  if (hosts.empty()) hosts = {o.id, "localhost", "127.0.0.1", "::1"};
+  const Certificate cert = issue_cert(dir, key.public_key(), o.role, o.id,
+                                      [&](X509* c, X509* ca) { add_ext(c, ca, NID_subject_alt_name, san_text(hosts)); },
+                                      o.valid_from, o.days);
+  write_file_atomic(dir + "/issued/" + o.id + ".key.pem", key.pem(), true);
   return {cert, key};
+}
+
+std::string pki_request(const std::string& dir, const std::string& id, const std::vector<std::string>& hosts,
+                        const std::string& algorithm) {
+  check_name("id", id);
+  const std::string key_path = dir + "/issued/" + id + ".key.pem", csr_path = dir + "/" + id + ".csr.pem";
+  if (fs::exists(key_path)) throw Error("'" + id + "' already has a key here (" + key_path + "): one enrolment per key");
+  fs::create_directories(dir + "/issued");
+  const SigningKey key = SigningKey::generate(algorithm);
+  std::unique_ptr<X509_REQ, decltype(&X509_REQ_free)> req(X509_REQ_new(), X509_REQ_free);
+  if (!req || X509_REQ_set_version(req.get(), X509_REQ_VERSION_1) != 1) internal("X509_REQ_new");
+  X509_NAME* name = X509_REQ_get_subject_name(req.get());
+  if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(id.c_str()), -1, -1, 0) != 1)
+    internal("subject");
+  if (X509_REQ_set_pubkey(req.get(), key.public_key().get()) != 1) internal("X509_REQ_set_pubkey");
+  const std::vector<std::string> sans = hosts.empty() ? std::vector<std::string>{id} : hosts;
+  X509V3_CTX ctx;
+  X509V3_set_ctx(&ctx, nullptr, nullptr, req.get(), nullptr, 0);
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, san_text(sans).c_str());
+  if (!ext) throw Error("invalid hosts for '" + id + "': " + ssl_error());
+  STACK_OF(X509_EXTENSION)* exts = sk_X509_EXTENSION_new_null();
+  sk_X509_EXTENSION_push(exts, ext);
+  const int added = X509_REQ_add_extensions(req.get(), exts);
+  sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+  if (added != 1) internal("X509_REQ_add_extensions");
+  if (X509_REQ_sign(req.get(), key.get(), nullptr) <= 0) internal("X509_REQ_sign");
+  Bio out(BIO_new(BIO_s_mem()), BIO_free);
+  if (!out || PEM_write_bio_X509_REQ(out.get(), req.get()) != 1) internal("PEM_write_bio_X509_REQ");
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(out.get(), &data);
+  write_file_atomic(key_path, key.pem(), true);
+  write_file_atomic(csr_path, std::string(data, static_cast<std::size_t>(n)));
+  return csr_path;
+}
+
+Certificate pki_sign(const std::string& dir, const std::string& request_pem, const std::string& role, int days) {
+  Bio in(BIO_new_mem_buf(request_pem.data(), static_cast<int>(request_pem.size())), BIO_free);
+  std::unique_ptr<X509_REQ, decltype(&X509_REQ_free)> req(PEM_read_bio_X509_REQ(in.get(), nullptr, nullptr, nullptr),
+                                                          X509_REQ_free);
+  if (!req) throw Error("not a PEM certificate request (PKCS#10): " + ssl_error());
+  EVP_PKEY* pub = X509_REQ_get0_pubkey(req.get());
+  if (!pub) throw Error("the certificate request holds no public key");
+  if (X509_REQ_verify(req.get(), pub) != 1)
+    throw Error("the certificate request's signature does not verify with the key it names (tampered, or not made by that key)");
+  const std::string id = name_entry(X509_REQ_get_subject_name(req.get()), NID_commonName);
+  if (id.empty()) throw Error("the certificate request names no CN (the site's id)");
+  EVP_PKEY_up_ref(pub);
+  const PublicKey key(pub);
+  const std::string alg = key.algorithm();
+  if (!alg.starts_with("ML-DSA") && !alg.starts_with("SLH-DSA"))
+    throw Error("the certificate request's key is " + alg + ": gng certifies ML-DSA or SLH-DSA keys only");
+  std::unique_ptr<STACK_OF(X509_EXTENSION), void (*)(STACK_OF(X509_EXTENSION)*)> exts(
+      X509_REQ_get_extensions(req.get()), [](STACK_OF(X509_EXTENSION)* s) { sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free); });
+  X509_EXTENSION* san = nullptr;  // the request's subjectAltName is the one thing taken from it
+  for (int i = 0; exts && i < sk_X509_EXTENSION_num(exts.get()); ++i)
+    if (OBJ_obj2nid(X509_EXTENSION_get_object(sk_X509_EXTENSION_value(exts.get(), i))) == NID_subject_alt_name)
+      san = sk_X509_EXTENSION_value(exts.get(), i);
+  return issue_cert(dir, key, role, id,
+                    [&](X509* c, X509* ca) {
+                      if (san ? X509_add_ext(c, san, -1) != 1 : false) internal("X509_add_ext");
+                      if (!san) add_ext(c, ca, NID_subject_alt_name, san_text({id}));
+                    },
+                    0, days);
 }
 
 void pki_deny(const std::string& dir, const std::string& id) {

@@ -82,6 +82,15 @@ struct IssueOptions {
 
 void pki_init(const std::string& dir, const std::string& algorithm = "ML-DSA-87", int days = 3650);
 Identity pki_issue(const std::string& dir, const IssueOptions& options);
+// Enrolment, the site's side: its key made in place (DIR/issued/ID.key.pem, 0600: it never leaves
+// DIR) and a certificate request (PKCS#10 PEM, CN = id, subjectAltName = hosts, default the id)
+// to send to the operator, written to DIR/ID.csr.pem; returns that path.
+std::string pki_request(const std::string& dir, const std::string& id, const std::vector<std::string>& hosts = {},
+                        const std::string& algorithm = "ML-DSA-65");
+// The operator's side: a request whose signature verifies with the (ML-DSA or SLH-DSA) key it
+// names becomes a certificate of `role` in DIR/issued/ID.pem; the role and validity are the CA's,
+// only the id and subjectAltName come from the request. gng::Error naming what is wrong.
+Certificate pki_sign(const std::string& dir, const std::string& request_pem, const std::string& role, int days = 365);
 void pki_deny(const std::string& dir, const std::string& id);  // adds the id's certificate to the CRL
 Identity load_identity(const std::string& pki_dir, const std::string& id);
 

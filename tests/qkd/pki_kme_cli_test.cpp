@@ -5,12 +5,14 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <regex>
 
 #include "core/file.h"
 #include "net/rpc.h"
 #include "qkd/kme.h"
+#include "secure/pki.h"
 #include "support/paths.h"
 
 namespace gng {
@@ -50,6 +52,59 @@ TEST(PkiCli, InitIssueDenyShowAndRefusals) {
   r = test::run(kGng + " pki show " + dir);
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.out.find("crl.pem"), std::string::npos) << r.out;
+}
+
+// Enrolment: the site makes its key and a request; the operator signs the request; the key never
+// leaves the site, and what the CA signs is what the site asked for, under the CA's role.
+TEST(PkiCli, ASiteEnrolsWithoutItsKeyLeavingIt) {
+  const std::string dir = testing::TempDir() + "gng-enrol-" + std::to_string(getpid());
+  const std::string ca = dir + "/ca", site = dir + "/site";
+  std::filesystem::remove_all(dir);
+  ASSERT_EQ(test::run(kGng + " pki init " + ca).status, 0);
+  auto r = test::run(kGng + " node init " + site + " --id hospital-a --hosts site-a.example,127.0.0.2");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("gng pki sign CA_DIR " + site + "/hospital-a.csr.pem --role node"), std::string::npos) << r.out;
+  const std::string key = site + "/issued/hospital-a.key.pem";
+  ASSERT_TRUE(std::filesystem::exists(key));
+  EXPECT_EQ(std::filesystem::status(key).permissions() & std::filesystem::perms::all, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  r = test::run(kGng + " node init " + site + " --id hospital-a");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("'hospital-a' already has a key here"), std::string::npos) << r.out;
+
+  // A request whose signature was tampered with is refused; so is one that is not a request.
+  const std::string csr = site + "/hospital-a.csr.pem", bad = dir + "/tampered.csr.pem";
+  ASSERT_EQ(test::run("/usr/bin/python3 -c \"import base64,sys; t=open('" + csr + "').read().splitlines(); "
+                      "d=bytearray(base64.b64decode(''.join(t[1:-1]))); d[-5]^=1; b=base64.b64encode(bytes(d)).decode(); "
+                      "open('" + bad + "','w').write(t[0]+'\\n'+'\\n'.join(b[i:i+64] for i in range(0,len(b),64))+'\\n'+t[-1]+'\\n')\"")
+                .status,
+            0);
+  r = test::run(kGng + " pki sign " + ca + " " + bad + " --role node");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find(bad + ": the certificate request's signature does not verify"), std::string::npos) << r.out;
+  r = test::run(kGng + " pki sign " + ca + " " + key + " --role node");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("not a PEM certificate request"), std::string::npos) << r.out;
+  r = test::run(kGng + " pki sign " + ca + " " + csr);
+  EXPECT_NE(r.out.find("pki sign needs --role"), std::string::npos) << r.out;
+
+  r = test::run(kGng + " pki sign " + ca + " " + csr + " --role node --days 30");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("signed node 'hospital-a' (ML-DSA-65"), std::string::npos) << r.out;
+  EXPECT_TRUE(std::filesystem::exists(ca + "/issued/hospital-a.pem"));
+  EXPECT_FALSE(std::filesystem::exists(ca + "/issued/hospital-a.key.pem"));  // the CA never saw the key
+  r = test::run(kGng + " pki sign " + ca + " " + csr + " --role node");
+  EXPECT_NE(r.out.find("'hospital-a' already has a certificate"), std::string::npos) << r.out;
+  // The site puts the certificate, the CA and its deny list beside its key: a node identity of that CA.
+  std::filesystem::copy_file(ca + "/issued/hospital-a.pem", site + "/issued/hospital-a.pem");
+  std::filesystem::copy_file(ca + "/ca.pem", site + "/ca.pem");
+  std::filesystem::copy_file(ca + "/crl.pem", site + "/crl.pem");
+  const secure::Identity me = secure::load_identity(site, "hospital-a");
+  EXPECT_EQ(me.role(), "node");
+  EXPECT_EQ(me.id(), "hospital-a");
+  EXPECT_NO_THROW(secure::TrustStore::load(ca).check(me.cert));
+  EXPECT_LE(me.cert.not_after(), std::time(nullptr) + 31 * 86400);
+  EXPECT_NE(me.cert.pem().find("-----BEGIN CERTIFICATE-----"), std::string::npos);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(KmeCli, ServesKeysOverIpv6UntilSigterm) {
