@@ -71,6 +71,9 @@ int node(const std::vector<std::string>& argv) {
   const std::string path = args.str("config");
   node::NodeConfig config = node::NodeConfig::from_yaml(yaml::slurp(path), path);
   init_training_runtime();
+  // A peer that vanishes mid-write (the orchestrator killed while an answer goes out) must be an
+  // error on that write, not the end of the site: this process has no server to ignore it for it.
+  std::signal(SIGPIPE, SIG_IGN);
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGINT);

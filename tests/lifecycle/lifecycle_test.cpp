@@ -761,7 +761,7 @@ TEST(Grid, RemoteSitesEnrolDialInAndOutliveTheOrchestrator) {
     std::smatch m;
     if (d.kind == "site" && std::regex_search(d.text, m, std::regex("^(site-[abc]) joined from 127\\.0\\.0\\.1:"))) ++joined[m[1]];
   }
-  EXPECT_EQ(joined["site-a"], 2) << "once per session";
+  EXPECT_EQ(joined["site-a"], 2) << "once per session\n" << test::run("cat " + log + " " + log + "2").out;
   EXPECT_EQ(joined["site-b"], 2);
   EXPECT_EQ(joined["site-c"], 0);
   // Each site trained with its own key and kept its own trail; its data stayed where it was.
