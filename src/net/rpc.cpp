@@ -149,7 +149,7 @@ Server::Server(const secure::Identity& me, const secure::TrustStore& trust, Limi
     throw Error("cannot set up the TLS server for '" + me.id() + "': " + ssl_errors());
   const auto t = whole_seconds(limits.timeout);
   impl_->http->set_payload_max_length(limits.max_body);
-  impl_->http->new_task_queue = [n = limits.threads] { return new httplib::ThreadPool(n); };
+  if (limits.threads > 0) impl_->http->new_task_queue = [n = limits.threads] { return new httplib::ThreadPool(n); };
   impl_->http->set_read_timeout(t.count());
   impl_->http->set_write_timeout(t.count());
   impl_->http->set_keep_alive_timeout(std::chrono::duration_cast<std::chrono::seconds>(kKeepAlive).count());

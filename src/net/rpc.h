@@ -59,7 +59,8 @@ struct Limits {
   std::size_t max_body = 256u << 20;    // request/response bodies above this are refused (413)
   std::chrono::milliseconds timeout{30000};  // per request: connect + read + write
   int retries = 3;                      // connection failures (and a GET's broken reads); back-off 100 ms, 200 ms, 400 ms …
-  std::size_t threads = 8;              // a server's connections served at once (a kept-alive one holds a thread)
+  std::size_t threads = 0;              // a server's connections served at once (a kept-alive one holds a
+                                        // thread); 0: cpp-httplib's default, cores − 1 and at least 8
 };
 
 // The policy above as a fresh OpenSSL context (TLS 1.3 only, X25519MLKEM768 only, our certificate,
