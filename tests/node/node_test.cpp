@@ -403,3 +403,80 @@ TEST(Node, AnEavesdroppedLinkStopsRequiredExchangesAndOptionalOnesFallBackToPqcO
 
 }  // namespace
 }  // namespace gng::node
+
+namespace gng::node {
+namespace {
+
+// A site that answers through the hub with a tampered or a replayed model: refused at the
+// orchestrator, audited there, and the call fails naming why. The "site" here is the test itself,
+// speaking the dial-in protocol with n1's certificate.
+TEST(Node, ATamperedOrReplayedAnswerIsRefusedAndAudited) {
+  const std::string dir = testing::TempDir() + "gng-node-rogue-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  test::Grid grid;
+  net::Client site(pki().n1, pki().trust(), "127.0.0.1", grid.port);
+  rpc::SiteReport report;
+  report.set_incarnation("rogue");
+  report.mutable_health()->set_id("n1");
+  report.mutable_health()->set_train_samples(10);
+  auto poll = [&] {
+    rpc::PollReply r;
+    EXPECT_TRUE(r.ParseFromString(site.rpc("Poll", report.SerializeAsString())));
+    return r;
+  };
+  EXPECT_EQ(poll().work_size(), 0);  // joined (the hub holds an empty poll for its hold time)
+  ASSERT_TRUE(grid.hub.up("n1"));
+  audit::AuditLog log(dir + "/orch.db", true);
+  NodeClient c = grid.client("n1", {}, &log);
+  TrainJob job;
+  job.run = "r9";
+  job.family = "cnn";
+  job.design_json = Design{{{"width", "4"}}}.to_json();
+  job.return_model = true;
+
+  // Each job: the orchestrator asks in a thread; the site collects it and answers with `wire(seq)`.
+  std::vector<secure::Bytes> sent;
+  auto exchange = [&](const std::function<secure::Bytes(uint64_t seq)>& wire) {
+    std::string error;
+    std::thread ask([&] { error = test::error_of([&] { c.train(job); }); });
+    rpc::PollReply got;
+    for (int i = 0; i < 5 && got.work_size() == 0; ++i) got = poll();
+    EXPECT_EQ(got.work_size(), 1);
+    rpc::TrainRequest req;
+    EXPECT_TRUE(got.work_size() == 1 && req.ParseFromString(got.work(0).body()));
+    rpc::TrainReply reply;
+    (*reply.mutable_metrics())["accuracy"] = 0.5;
+    const secure::Bytes w = wire(req.seq());
+    reply.set_model_envelope(w.data(), w.size());
+    rpc::Result r;
+    r.set_id(got.work_size() == 1 ? got.work(0).id() : 0);
+    r.set_incarnation("rogue");
+    r.set_status(200);
+    r.set_body(reply.SerializeAsString());
+    site.rpc("Result", r.SerializeAsString());
+    ask.join();
+    return error;
+  };
+  auto sealed = [&](uint64_t seq) {
+    Sealed s = seal_for(pki().n1, site.last_session(), "r9", seq, pack_model("{}", "weights"), {});
+    sent.push_back(s.wire);
+    return s.wire;
+  };
+  EXPECT_EQ(exchange(sealed), "no error");  // a genuine answer is taken
+  std::string e = exchange([&](uint64_t seq) {
+    secure::Bytes w = sealed(seq);
+    w[w.size() / 2] ^= 1;  // one bit flipped inside the sealed model
+    return w;
+  });
+  EXPECT_NE(e.find("n1: the model is rejected: "), std::string::npos) << e;
+  e = exchange([&](uint64_t) { return sent.front(); });  // the first answer again
+  EXPECT_NE(e.find("n1: the model is rejected: "), std::string::npos) << e;
+  EXPECT_NE(e.find("replay"), std::string::npos) << e;
+  int rejections = 0;
+  for (const auto& entry : log.entries(0, log.size())) rejections += entry.kind == "rejection";
+  EXPECT_EQ(rejections, 2);
+}
+
+}  // namespace
+}  // namespace gng::node
