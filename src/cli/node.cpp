@@ -81,9 +81,11 @@ int node(const std::vector<std::string>& argv) {
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   qkd::Keys qkd;
   if (config.qkd != "off") {
-    auto kme = config.kme_tls ? std::make_unique<net::Client>(*config.kme_tls, config.kme.host, config.kme.port)
+    net::Limits quick;
+    quick.nodelay = true;  // key requests are small: no waiting on Nagle and delayed ACKs
+    auto kme = config.kme_tls ? std::make_unique<net::Client>(*config.kme_tls, config.kme.host, config.kme.port, quick)
                               : std::make_unique<net::Client>(secure::load_identity(config.pki, config.id),
-                                                              secure::TrustStore::load(config.pki), config.kme.host, config.kme.port);
+                                                              secure::TrustStore::load(config.pki), config.kme.host, config.kme.port, quick);
     qkd = qkd::kme_access(std::move(kme), config.qkd == "required", config.sae_ids);
   }
   node::Node node(config, std::move(qkd));

@@ -154,6 +154,7 @@ Server::Server(const secure::Identity& me, const secure::TrustStore& trust, Limi
   impl_->http->set_write_timeout(t.count());
   impl_->http->set_keep_alive_timeout(std::chrono::duration_cast<std::chrono::seconds>(kKeepAlive).count());
   impl_->http->set_keep_alive_max_count(10000);  // a kept connection is a handshake saved
+  impl_->http->set_tcp_nodelay(limits.nodelay);
   // SO_REUSEADDR only: httplib's default SO_REUSEPORT would let a second server bind the same
   // port and silently take part of the traffic.
   impl_->http->set_socket_options([](int sock) {
@@ -267,6 +268,7 @@ struct Client::Impl {
     SSL_CTX_set_info_callback(ctx, &on_info);
     http->enable_server_certificate_verification(true);
     http->set_keep_alive(true);
+    http->set_tcp_nodelay(l.nodelay);
     const auto t = whole_seconds(limits.timeout);
     http->set_connection_timeout(t.count());
     http->set_read_timeout(t.count());

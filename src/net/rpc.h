@@ -61,6 +61,8 @@ struct Limits {
   int retries = 3;                      // connection failures (and a GET's broken reads); back-off 100 ms, 200 ms, 400 ms …
   std::size_t threads = 0;              // a server's connections served at once (a kept-alive one holds a
                                         // thread); 0: cpp-httplib's default, cores − 1 and at least 8
+  bool nodelay = false;                 // TCP_NODELAY: small request/answer exchanges go out at once instead of
+                                        // waiting on Nagle and the peer's delayed ACK (the dial-in fabric sets it)
 };
 
 // The policy above as a fresh OpenSSL context (TLS 1.3 only, X25519MLKEM768 only, our certificate,

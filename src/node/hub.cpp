@@ -50,6 +50,7 @@ int Hub::start() {
   // A poll holds its connection (and a server thread) for up to `hold`; a site keeps two
   // connections, one polling and one answering.
   limits.threads = 64;
+  limits.nodelay = true;  // a job and its answer are small messages: measured 407 → 15 ms per node and round
   limits.timeout = options_.hold + std::chrono::seconds(20);
   server_ = std::make_unique<net::Server>(me_, trust_, limits);
   server_->route("POST", "/rpc/Poll", [this](const net::Peer& p, const net::Request& r) {

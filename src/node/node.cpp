@@ -476,6 +476,7 @@ void Node::start() {
   net::Limits limits;
   limits.retries = 0;                          // the poll loop tries again itself
   limits.timeout = std::chrono::seconds(60);  // above the hub's hold on a poll
+  limits.nodelay = true;
   s.poller = std::make_unique<net::Client>(s.me, s.trust, s.c.orchestrator.host, s.c.orchestrator.port, limits);
   s.answerer = std::make_unique<net::Client>(s.me, s.trust, s.c.orchestrator.host, s.c.orchestrator.port, limits);
   s.running = true;
