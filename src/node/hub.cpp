@@ -118,13 +118,9 @@ std::string Hub::poll(const net::Peer& peer, const std::string& from, const std:
     throw net::Failure(403, slot->info.why);
   }
   if (fresh) {
-    if (!slot) {
-      slot = std::make_unique<Site>();
-      info.first_seen = now;
-    } else {
-      info.first_seen = slot->info.first_seen;
-      if (slot->info.state == "up") lose(*slot, "'" + peer.id + "' restarted: what it held is lost");
-    }
+    if (!slot) slot = std::make_unique<Site>();
+    info.first_seen = slot->info.first_seen ? slot->info.first_seen : now;
+    if (slot->info.state == "up") lose(*slot, "'" + peer.id + "' restarted: what it held is lost");
     // Admission outside the lock (the caller may read its registry); the site waits for it.
     lock.unlock();
     const std::string refused = admit_ ? admit_(info) : std::string();
@@ -140,15 +136,10 @@ std::string Hub::poll(const net::Peer& peer, const std::string& from, const std:
     }
   }
   Site& s = *slot;
-  if (fresh || s.info.state != "up") {
-    info.first_seen = s.info.first_seen ? s.info.first_seen : now;
-    info.state = "up";
-  } else {
-    info.first_seen = s.info.first_seen;
-    info.state = s.info.state;
-  }
+  info.first_seen = s.info.first_seen ? s.info.first_seen : now;
+  info.state = "up";  // admitted, back from lost, or still up
   info.last_seen = now;
-  const bool changed = fresh || s.info.state != info.state;
+  const bool changed = fresh || s.info.state != "up";
   s.info = info;
   s.seen = std::chrono::steady_clock::now();
   const uint64_t me = ++s.polls;

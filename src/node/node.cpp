@@ -431,11 +431,16 @@ struct Node::Impl {
         if (r.status() == 200) {
           to = answerer->session();
           if (to.role != "orchestrator") throw Error("'" + to.id + "' is not an orchestrator");
+          // A reply that cannot be built (no QKD key for a second sealing, its model file gone) is
+          // answered as a refusal: left unanswered, the job would be handed out and trained again.
           try {
             r.set_body(reply(to));
-          } catch (const net::Failure& f) {  // no QKD key for a second sealing
+          } catch (const net::Failure& f) {
             r.set_status(static_cast<uint32_t>(f.status));
             r.set_message(f.what());
+          } catch (const Error& e) {
+            r.set_status(500);
+            r.set_message(e.what());
           }
         }
         answerer->rpc("Result", r.SerializeAsString());

@@ -35,6 +35,11 @@ NodeConfig tiny_node(const std::string& id, int index, const std::string& dir, c
   return c;
 }
 
+// A node.yaml with its required keys (line 4 the last of them) and `rest` after them.
+NodeConfig node_yaml(const std::string& rest) {
+  return NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: o:1\n" + rest, "node.yaml");
+}
+
 TEST(NodeConfig, ReadsAllSettingsAndRejectsBadOnes) {
   const NodeConfig c = NodeConfig::from_yaml(
       "id: n1\npki: p\ndir: d\norchestrator: 127.0.0.1:7001\nshard: {index: 2, of: 3, partition: dirichlet, alpha: 0.5, seed: 4}\n"
@@ -50,7 +55,7 @@ TEST(NodeConfig, ReadsAllSettingsAndRejectsBadOnes) {
   EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\n", "node.yaml"); }), "node.yaml: 'orchestrator' is required");
   EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: 127.0.0.1:0\n", "node.yaml"); }),
             "node.yaml:4: orchestrator: port 0 names no server");
-  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: o:1\nshard: {index: 3, of: 3}\n", "node.yaml"); }),
+  EXPECT_EQ(test::error_of([] { node_yaml("shard: {index: 3, of: 3}\n"); }),
             "node.yaml:5: 'shard.index' must be in [0, 2], got 3");
   EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: nowhere\n", "node.yaml"); }),
             "node.yaml:4: orchestrator: expected HOST:PORT or [IPV6]:PORT, got 'nowhere'");
@@ -62,22 +67,22 @@ TEST(NodeConfig, ReadsAllSettingsAndRejectsBadOnes) {
   EXPECT_EQ(v6.kme.text(), "[fd00::2]:8443");
   EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: \"::1:7000\"\n", "node.yaml"); }),
             "node.yaml:4: orchestrator: expected HOST:PORT or [IPV6]:PORT, got '::1:7000'");
-  EXPECT_NE(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: o:1\nshards: 3\n", "node.yaml"); })
+  EXPECT_NE(test::error_of([] { node_yaml("shards: 3\n"); })
                 .find("node.yaml:5: unknown key 'shards'"),
             std::string::npos);
   // QKD: required by default once there is a KME, off without one; optional needs a KME too.
   EXPECT_EQ(c.qkd, "off");
-  EXPECT_EQ(NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: o:1\nkme: 127.0.0.1:8443\n", "node.yaml").qkd, "required");
-  EXPECT_EQ(NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: o:1\nkme: 127.0.0.1:8443\nqkd: optional\n", "node.yaml").qkd, "optional");
-  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: o:1\nqkd: optional\n", "node.yaml"); }),
+  EXPECT_EQ(node_yaml("kme: 127.0.0.1:8443\n").qkd, "required");
+  EXPECT_EQ(node_yaml("kme: 127.0.0.1:8443\nqkd: optional\n").qkd, "optional");
+  EXPECT_EQ(test::error_of([] { node_yaml("qkd: optional\n"); }),
             "node.yaml:5: qkd: optional needs a kme: HOST:PORT");
-  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: o:1\nkme: 127.0.0.1:1\nqkd: maybe\n", "node.yaml"); }),
+  EXPECT_EQ(test::error_of([] { node_yaml("kme: 127.0.0.1:1\nqkd: maybe\n"); }),
             "node.yaml:6: qkd must be required, optional or off, got 'maybe'");
-  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: o:1\nkme: kme.example\n", "node.yaml"); }),
+  EXPECT_EQ(test::error_of([] { node_yaml("kme: kme.example\n"); }),
             "node.yaml:5: kme: expected HOST:PORT or [IPV6]:PORT, got 'kme.example'");
-  EXPECT_EQ(test::error_of([] { NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: o:1\nkme: 127.0.0.1:0\n", "node.yaml"); }),
+  EXPECT_EQ(test::error_of([] { node_yaml("kme: 127.0.0.1:0\n"); }),
             "node.yaml:5: kme: port 0 names no server");
-  const NodeConfig k = NodeConfig::from_yaml("id: n1\npki: p\ndir: d\norchestrator: o:1\nkme: kme.example:8443\n", "node.yaml");
+  const NodeConfig k = node_yaml("kme: kme.example:8443\n");
   EXPECT_EQ(k.kme.host, "kme.example");
   EXPECT_EQ(k.kme.port, 8443);
 }
