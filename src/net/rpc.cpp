@@ -85,6 +85,10 @@ std::string name_field(X509* cert, int nid) {
 Peer peer_of(SSL* ssl) {
   Peer p;
   X509* cert = SSL_get0_peer_certificate(ssl);
+  if (cert) {
+    X509_up_ref(cert);
+    p.certificate = secure::Certificate(cert);
+  }
   p.id = name_field(cert, NID_commonName);
   p.role = name_field(cert, NID_organizationalUnitName);
   unsigned char md[32];
@@ -136,6 +140,7 @@ struct Server::Impl {
   bool setup_ok = false;
   std::unique_ptr<httplib::SSLServer> http;
   std::thread thread;
+  std::function<void(const Peer&, const std::string&)> refused;
 };
 
 Server::Server(const secure::Identity& me, const secure::TrustStore& trust, Limits limits) : impl_(new Impl) {
@@ -172,10 +177,20 @@ Server::Server(const secure::Identity& me, const secure::TrustStore& trust, Limi
 Server::~Server() { stop(); }
 
 void Server::route(const std::string& method, const std::string& pattern, Handler h) {
-  auto wrapped = [h = std::move(h)](const httplib::Request& req, httplib::Response& res) {
+  auto wrapped = [h = std::move(h), impl = impl_.get()](const httplib::Request& req, httplib::Response& res) {
     Response out;
     try {
       Peer peer = peer_of(const_cast<SSL*>(req.ssl));
+      // The handshake checked the certificate; a kept-alive session is checked again on every
+      // request, so a certificate denied since (or expired) is refused on its next call.
+      if (peer.certificate) {
+        try {
+          impl->trust.check(peer.certificate);
+        } catch (const Error& e) {
+          if (impl->refused) impl->refused(peer, e.what());
+          throw Failure(403, e.what());
+        }
+      }
       Request r{req.method, req.path, req.body, req.get_header_value("Content-Type"), {}, {}};
       for (const auto& [k, v] : req.params) r.query[k] = v;
       for (std::size_t i = 1; i < req.matches.size(); ++i) r.captures.push_back(req.matches[i]);
@@ -198,6 +213,8 @@ void Server::route(const std::string& method, const std::string& pattern, Handle
   else
     throw std::logic_error("route: unsupported method " + method);
 }
+
+void Server::on_refusal(std::function<void(const Peer&, const std::string&)> f) { impl_->refused = std::move(f); }
 
 void Server::rpc(const std::string& name, std::function<std::string(const Peer&, const std::string&)> h) {
   route("POST", "/rpc/" + name, [h = std::move(h)](const Peer& p, const Request& r) {

@@ -30,6 +30,7 @@ struct Peer {
   std::string fingerprint;       // hex SHA-256 of its certificate's DER
   std::string tls_group;         // negotiated key-exchange group ("X25519MLKEM768")
   secure::Bytes exporter;        // 48 bytes of RFC 8446 §7.5 exporter, label "EXPORTER-gng-envelope-v1"
+  secure::Certificate certificate;
 };
 
 struct Request {
@@ -89,6 +90,9 @@ class Server {
   void route(const std::string& method, const std::string& pattern, Handler h);
   // A unary RPC: POST /rpc/<name>, body and reply are serialized protobuf messages.
   void rpc(const std::string& name, std::function<std::string(const Peer&, const std::string&)> h);
+  // Told (on the serving thread) of each request refused because the caller's certificate, trusted
+  // at its handshake, is denied or expired since; the caller gets 403 naming why. Set before listen.
+  void on_refusal(std::function<void(const Peer&, const std::string& why)> f);
   int listen(const std::string& host, int port);  // binds (port 0: any free one), serves on a thread
   void stop();
 

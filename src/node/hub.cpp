@@ -34,6 +34,7 @@ struct Hub::Job {
 
 struct Hub::Site {
   SiteInfo info;
+  secure::Certificate certificate;         // the one its last poll came with
   std::vector<std::shared_ptr<Job>> jobs;  // queued or collected, not yet answered
   uint64_t polls = 0;                      // polls seen: a newer one ends an older one's wait
   double told = 0;                         // when on_change last heard of it
@@ -53,6 +54,7 @@ int Hub::start() {
   limits.nodelay = true;  // a job and its answer are small messages: measured 407 → 15 ms per node and round
   limits.timeout = options_.hold + std::chrono::seconds(20);
   server_ = std::make_unique<net::Server>(me_, trust_, limits);
+  server_->on_refusal([this](const net::Peer& p, const std::string& why) { refuse(p.id, why); });
   server_->route("POST", "/rpc/Poll", [this](const net::Peer& p, const net::Request& r) {
     return net::Response{200, poll(p, r.remote, r.body), "application/x-protobuf"};
   });
@@ -141,6 +143,7 @@ std::string Hub::poll(const net::Peer& peer, const std::string& from, const std:
   info.last_seen = now;
   const bool changed = fresh || s.info.state != "up";
   s.info = info;
+  s.certificate = peer.certificate;
   s.seen = std::chrono::steady_clock::now();
   const uint64_t me = ++s.polls;
   if (report.leaving()) {
@@ -242,6 +245,19 @@ Hub::Answer Hub::call(const std::string& id, const std::string& rpc_name, std::f
     throw net::Unreachable("site '" + id + "' is not connected" +
                            (it != sites_.end() && !it->second->info.why.empty() ? " (" + it->second->info.why + ")" : ""));
   Site& s = *it->second;
+  if (s.certificate) {
+    std::string denied;
+    try {
+      trust_.check(s.certificate);
+    } catch (const Error& e) {
+      denied = e.what();
+    }
+    if (!denied.empty()) {
+      lock.unlock();
+      refuse(id, denied);
+      throw net::Unreachable("site '" + id + "' is refused: " + denied);
+    }
+  }
   job->id = ++next_job_;
   s.jobs.push_back(job);
   cv_.notify_all();
@@ -271,6 +287,19 @@ void Hub::drop(const std::string& id, const std::string& why) {
     const auto it = sites_.find(id);
     if (it == sites_.end() || it->second->info.state != "up") return;
     lose(*it->second, why);
+    copy = it->second->info;
+  }
+  tell(copy);
+}
+
+void Hub::refuse(const std::string& id, const std::string& why) {
+  SiteInfo copy;
+  {
+    std::lock_guard lock(mu_);
+    const auto it = sites_.find(id);
+    if (it == sites_.end() || it->second->info.state == "refused") return;
+    lose(*it->second, why);
+    it->second->info.state = "refused";
     copy = it->second->info;
   }
   tell(copy);

@@ -11,6 +11,9 @@
 // `lost`, and the calls waiting on it fail with net::Unreachable at once. A job collected but
 // never answered because its poll's reply did not arrive is handed out again at the next poll.
 //
+// A site's certificate is checked again (secure::TrustStore follows the deny list on disk) on every
+// request it makes and before every call to it: one revoked since it joined is refused at once.
+//
 // A request is built when its site collects it (`build` gets the session it travels over), so an
 // envelope inside it is sealed for that session; an answer names the session it came back over.
 #include <chrono>
@@ -68,6 +71,9 @@ class Hub {
 
   // Marks a site lost now (e.g. its process is known to have ended): its waiting calls fail.
   void drop(const std::string& id, const std::string& why);
+  // Marks a site refused now (its certificate denied since it joined, say): its waiting calls fail
+  // and it is refused until it comes back as a new process that is admitted again.
+  void refuse(const std::string& id, const std::string& why);
 
   std::vector<SiteInfo> roster() const;
   bool up(const std::string& id) const;

@@ -8,6 +8,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <sys/stat.h>
 
 #include <ctime>
 #include <functional>
@@ -207,6 +208,51 @@ struct TrustStore::Verified {
   std::set<Bytes> der_hashes;
 };
 
+namespace {
+
+// What identifies one version of a file: written atomically (a rename), a new version is a new inode.
+struct FileStamp {
+  ino_t inode = 0;
+  long long size = -1, mtime_ns = 0;
+  bool operator==(const FileStamp&) const = default;
+};
+
+FileStamp stamp_of(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return {st.st_ino, static_cast<long long>(st.st_size), st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec};
+}
+
+// The revoked serials (hex) of a CRL that the CA signed and that is current; gng::Error otherwise.
+std::set<std::string> revoked_serials(const Certificate& ca, const std::string& crl) {
+  const std::string ca_file = (fs::path(crl).parent_path() / "ca.pem").string();
+  Crl c = read_crl(read_file(crl), crl);
+  if (X509_CRL_verify(c.get(), ca.public_key().get()) != 1) {
+    ERR_clear_error();
+    throw Error(crl + ": the deny list is not signed by the CA in " + ca_file);
+  }
+  if (X509_cmp_current_time(X509_CRL_get0_nextUpdate(c.get())) < 0)
+    throw Error(crl + ": the deny list is out of date (renew it: gng pki deny re-signs it)");
+  std::set<std::string> out;
+  const STACK_OF(X509_REVOKED)* revoked = X509_CRL_get_REVOKED(c.get());
+  for (int i = 0; i < sk_X509_REVOKED_num(revoked); ++i) {
+    X509* probe = X509_new();  // serial → hex through a throwaway certificate, as Certificate::serial does
+    X509_set_serialNumber(probe, const_cast<ASN1_INTEGER*>(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(revoked, i))));
+    out.insert(Certificate(probe).serial());
+  }
+  return out;
+}
+
+}  // namespace
+
+struct TrustStore::DenyList {
+  std::mutex mu;
+  std::string path;
+  FileStamp stamp;             // of the version last read (held or passed over)
+  std::set<std::string> serials;
+  std::string trouble;
+};
+
 TrustStore TrustStore::load(const std::string& pki_dir) {
   TrustStore t;
   const std::string ca = pki_dir + "/ca.pem", crl = pki_dir + "/crl.pem";
@@ -215,20 +261,35 @@ TrustStore TrustStore::load(const std::string& pki_dir) {
   } catch (const Error& e) {
     throw Error("trust store " + ca + ": " + e.what());
   }
-  Crl c = read_crl(read_file(crl), crl);
+  t.deny_ = std::make_shared<DenyList>();
+  t.deny_->path = crl;
+  t.deny_->stamp = stamp_of(crl);
   // The deny list counts only when the pinned CA signed it, and only while it is current.
-  if (X509_CRL_verify(c.get(), t.ca_.public_key().get()) != 1)
-    throw Error(crl + ": the deny list is not signed by the CA in " + ca);
-  if (X509_cmp_current_time(X509_CRL_get0_nextUpdate(c.get())) < 0)
-    throw Error(crl + ": the deny list is out of date (renew it: gng pki deny re-signs it)");
-  const STACK_OF(X509_REVOKED)* revoked = X509_CRL_get_REVOKED(c.get());
-  for (int i = 0; i < sk_X509_REVOKED_num(revoked); ++i) {
-    X509* probe = X509_new();  // serial → hex through a throwaway certificate, as Certificate::serial does
-    X509_set_serialNumber(probe, const_cast<ASN1_INTEGER*>(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(revoked, i))));
-    t.denied_.insert(Certificate(probe).serial());
-  }
+  t.deny_->serials = revoked_serials(t.ca_, crl);
   t.verified_ = std::make_shared<Verified>();
   return t;
+}
+
+bool TrustStore::denied(const std::string& serial) const {
+  if (!deny_) return false;
+  std::lock_guard lock(deny_->mu);
+  const FileStamp now = stamp_of(deny_->path);  // a stat per check: far below a TLS record's cost
+  if (!(now == deny_->stamp)) {
+    deny_->stamp = now;
+    try {
+      deny_->serials = revoked_serials(ca_, deny_->path);
+      deny_->trouble.clear();
+    } catch (const Error& e) {  // a torn, foreign or stale list never lifts a revocation
+      deny_->trouble = e.what();
+    }
+  }
+  return deny_->serials.count(serial) > 0;
+}
+
+std::string TrustStore::deny_list_trouble() const {
+  if (!deny_) return "";
+  std::lock_guard lock(deny_->mu);
+  return deny_->trouble;
 }
 
 X509_STORE* TrustStore::x509_store() const {
@@ -238,7 +299,7 @@ X509_STORE* TrustStore::x509_store() const {
 }
 
 int TrustStore::verify(const Certificate& cert) const {
-  if (denied_.count(cert.serial())) return X509_V_ERR_CERT_REVOKED;
+  if (denied(cert.serial())) return X509_V_ERR_CERT_REVOKED;
   const Bytes id = sha256(cert.der());
   bool known = false;
   {

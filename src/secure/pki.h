@@ -48,7 +48,10 @@ struct Identity {
 };
 
 // The CA certificate and the current deny list: what every party pins and checks peers against.
-// The deny list's signature is verified once, at load; its serials are then checked directly.
+// The deny list is followed live: when DIR/crl.pem changes on disk (`gng pki deny` re-signs it),
+// the next check reads it again, so a revocation takes effect for peers already connected. A new
+// list counts only if the CA signed it and it is current; otherwise the one held stays (and
+// deny_list_trouble() says why). Its serials are then checked directly.
 // Certificates whose chain verified are remembered by the SHA-256 of their DER encoding, so a
 // peer seen before costs a hash and a time and deny-list check, not an ML-DSA verification
 // (copies of a TrustStore share that memory; it is thread-safe).
@@ -63,11 +66,15 @@ class TrustStore {
   // A fresh X509_STORE holding the CA (the caller owns it); deny-list checks are check()'s.
   X509_STORE* x509_store() const;
   const Certificate& ca() const { return ca_; }
+  // Why the deny list on disk was last passed over ("" when the one held is the one on disk).
+  std::string deny_list_trouble() const;
 
  private:
   struct Verified;
+  struct DenyList;
+  bool denied(const std::string& serial) const;
   Certificate ca_;
-  std::set<std::string> denied_;  // hex serials
+  std::shared_ptr<DenyList> deny_;
   std::shared_ptr<Verified> verified_;
 };
 

@@ -11,8 +11,10 @@
 #include <ctime>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <thread>
 
+#include "core/file.h"
 #include "net/rpc.h"
 #include "secure/crypto_info.h"
 #include "net/fixture.h"
@@ -134,6 +136,52 @@ TEST(Tls, AServerFromAnotherCaOrWithADeniedCertificateIsRefusedByTheClient) {
     const std::string e = test::error_of([&] { c.call("GET", "/v1/hello"); });
     EXPECT_NE(e.find("server certificate"), std::string::npos) << who->id() << ": " << e;
   }
+}
+
+// Revocation reaches a session already open: `gng pki deny` re-signs crl.pem, and the server's next
+// request from that certificate is refused (403, naming why) and reported to on_refusal; new
+// handshakes fail. A deny list on disk that the CA did not sign never lifts a revocation.
+TEST(Tls, ACertificateDeniedDuringAKeptAliveSessionIsRefusedOnItsNextCall) {
+  const Identity late = secure::pki_issue(pki().dir, {"node", "late"});
+  Server server(pki().n1, pki().trust());
+  std::vector<std::string> heard;
+  std::mutex mu;
+  server.on_refusal([&](const Peer& p, const std::string& why) {
+    std::lock_guard lock(mu);
+    heard.push_back(p.id + ": " + why);
+  });
+  server.rpc("echo", [](const Peer&, const std::string& b) { return b; });
+  const int port = server.listen("127.0.0.1", 0);
+  Limits once;
+  once.retries = 0;
+  Client c(late, pki().trust(), "127.0.0.1", port, once);
+  EXPECT_EQ(c.rpc("echo", "before"), "before");
+  const std::string saved = read_file(pki().dir + "/crl.pem");
+  secure::pki_deny(pki().dir, "late");
+  const std::string e = test::error_of([&] { c.rpc("echo", "after"); });
+  EXPECT_NE(e.find("(HTTP 403)"), std::string::npos) << e;
+  EXPECT_NE(e.find("certificate 'late' (serial " + late.cert.serial() + ") is on the deny list"), std::string::npos) << e;
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(heard.size(), 1u);
+    EXPECT_EQ(heard[0].rfind("late: certificate 'late'", 0), 0u) << heard[0];
+  }
+  Client fresh(late, pki().trust(), "127.0.0.1", port, once);
+  EXPECT_NE(test::error_of([&] { fresh.rpc("echo", "x"); }).find("no answer"), std::string::npos);
+
+  // The older (valid, CA-signed) list written back would lift it: that is the operator's own act.
+  // A list signed by another CA is passed over, and the revocation stands.
+  const TrustStore trust = pki().trust();
+  write_file_atomic(pki().dir + "/crl.pem", read_file(pki().other + "/crl.pem"));
+  EXPECT_NE(test::error_of([&] { trust.check(late.cert); }).find("is on the deny list"), std::string::npos);
+  EXPECT_NE(trust.deny_list_trouble().find("the deny list is not signed by the CA in " + pki().dir + "/ca.pem"), std::string::npos)
+      << trust.deny_list_trouble();
+  write_file_atomic(pki().dir + "/crl.pem", "-----BEGIN X509 CRL-----\ntorn");
+  EXPECT_NE(test::error_of([&] { trust.check(late.cert); }).find("is on the deny list"), std::string::npos);
+  EXPECT_FALSE(trust.deny_list_trouble().empty());
+  write_file_atomic(pki().dir + "/crl.pem", saved);
+  EXPECT_NO_THROW(trust.check(late.cert));
+  EXPECT_EQ(trust.deny_list_trouble(), "");
 }
 
 TEST(Tls, PlainHttpGetsNoAnswer) {

@@ -194,6 +194,35 @@ TEST(Node, ANodeWithAForeignExpiredOrRevokedCertificateNeverJoins) {
   EXPECT_NE(said.find("certificate revoked"), std::string::npos) << said;
 }
 
+// `gng pki deny` takes effect for a node that is connected: its next poll is refused (403, naming
+// why), the roster marks it refused, and the orchestrator's next call to it fails at once.
+TEST(Node, ANodeRevokedWhileConnectedIsRefusedOnItsNextCall) {
+  const std::string dir = testing::TempDir() + "gng-node-revoked-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  secure::pki_issue(pki().dir, {"node", "n5"});
+  test::Grid grid;
+  testing::internal::CaptureStdout();
+  {
+    Node n5(tiny_node("n5", 0, dir, grid.address()), qkd::Keys{});
+    n5.start();
+    ASSERT_TRUE(grid.wait("n5"));
+    secure::pki_deny(pki().dir, "n5");
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (grid.hub.site("n5").state != "refused" && std::chrono::steady_clock::now() < end)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const SiteInfo s = grid.hub.site("n5");
+    EXPECT_EQ(s.state, "refused");
+    EXPECT_NE(s.why.find("certificate 'n5' (serial "), std::string::npos) << s.why;
+    EXPECT_NE(s.why.find(") is on the deny list"), std::string::npos) << s.why;
+    EXPECT_FALSE(grid.hub.up("n5"));
+    const std::string e = test::error_of([&] { grid.hub.call("n5", "Telemetry", [](const net::Peer&) { return std::string(); }); });
+    EXPECT_NE(e.find("site 'n5' is not connected (certificate 'n5'"), std::string::npos) << e;
+  }
+  const std::string said = testing::internal::GetCapturedStdout();
+  EXPECT_NE(said.find("gng node 'n5': cannot take work: "), std::string::npos) << said;
+  EXPECT_NE(said.find("is on the deny list"), std::string::npos) << said;
+}
+
 }  // namespace
 }  // namespace gng::node
 
