@@ -134,7 +134,7 @@ RunConfig RunConfig::from_yaml(const std::string& text, const std::string& sourc
   c.space_text = space_text;
   c.policy_text = policy_text;
   const YAML::Node root = load(text, source);
-  check_keys(root, source, "the run file", {"name", "space", "policy", "data", "search", "fidelity", "workers", "evaluation", "nodes", "federation"});
+  check_keys(root, source, "the run file", {"name", "space", "policy", "data", "search", "fidelity", "workers", "evaluation", "nodes", "federation", "pki"});
   if (root["name"]) {
     c.name = get<std::string>(root["name"], source, "name");
     for (char ch : c.name)
@@ -203,6 +203,11 @@ RunConfig RunConfig::from_yaml(const std::string& text, const std::string& sourc
     if (n["link_km"]) c.link_km = number(n["link_km"], source, "nodes.link_km", 0, 1000);
     if (n["eavesdropper"]) c.eavesdropper = number(n["eavesdropper"], source, "nodes.eavesdropper", 0, 1);
   }
+  if (root["pki"]) {
+    c.pki = get<std::string>(root["pki"], source, "pki");
+    if (c.pki.empty()) throw Error(where(source, root["pki"]) + ": pki names no directory");
+    if (c.sites() == 0) throw Error(where(source, root["pki"]) + ": pki is the sites' CA, and the run has no nodes");
+  }
   if (const auto f = root["federation"]) {
     check_keys(f, source, "federation", {"rounds", "epochs", "samples", "rule", "mu", "quorum", "trim", "byzantine", "multi"});
     auto& F = c.federation;
@@ -257,6 +262,7 @@ RunConfig RunConfig::from_file(const std::string& path) {
   std::string space_source, policy_source;
   const std::string space = part("space", space_source), policy = part("policy", policy_source);
   RunConfig c = from_yaml(text, path, space, policy);
+  if (!c.pki.empty()) c.pki = std::filesystem::absolute(dir / c.pki).lexically_normal().string();
   c.space_source = space_source;
   c.policy_source = policy_source;
   return c;

@@ -78,6 +78,10 @@ struct RunConfig {
   // first cycle (default: local), waited for up to `wait`; sites beyond the local ones are remote:
   // enrolled with the run's CA (gng node init, gng pki sign) and bringing their own data.
   // No nodes at all: training in this process.
+  // pki: the operator's CA directory (gng pki init), used in place, so `gng pki deny DIR` reaches
+  // the running hub; it holds issued/orchestrator.pem and its key, or the CA key to issue them.
+  // Empty: the run makes its own CA in RUN_DIR/pki. Relative to the run file; absolute once read.
+  std::string pki;
   int nodes = 0;                 // local
   int min_nodes = 0;
   double wait_s = 600;

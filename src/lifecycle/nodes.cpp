@@ -111,7 +111,7 @@ void NodePool::changed(const node::SiteInfo& s) {
 int NodePool::listen(const Task& task) {
   if (hub_) return hub_port_;
   task_ = task;
-  const std::string pki = (fs::path(run_.dir) / "pki").string();
+  const std::string pki = run_.pki_dir();
   me_ = secure::load_identity(pki, "orchestrator");
   trust_ = secure::TrustStore::load(pki);
   start_kme(pki, me_, trust_);
@@ -123,12 +123,12 @@ int NodePool::listen(const Task& task) {
   hub_port_ = hub->start();
   hub_ = std::move(hub);
   run_.note(-1, "hub", "sites dial in to " + Address{o.listen.host, hub_port_}.text() +
-                           " (TLS 1.3, X25519MLKEM768, ML-DSA certificates of the run's CA in " + pki + ")");
+                           " (TLS 1.3, X25519MLKEM768, ML-DSA certificates of the CA in " + pki + ")");
   return hub_port_;
 }
 
 void NodePool::spawn(Site& n, int k) {
-  const std::string pki = (fs::path(run_.dir) / "pki").string();
+  const std::string pki = run_.pki_dir();
   const fs::path home = fs::path(run_.dir) / "nodes" / n.id;
   fs::create_directories(home);
   const std::string config = (home / "node.yaml").string(), log = (home / "node.log").string();

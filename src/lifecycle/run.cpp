@@ -33,6 +33,30 @@ std::string utc_stamp() {
   return buf;
 }
 
+// The identities a run needs in the operator's CA directory: the orchestrator's, the run KME's
+// (when the policy wants QKD keys) and one per local node. Those missing are issued when the CA
+// key is there; otherwise the run stops before it starts, naming what to issue.
+void prepare_operator_pki(const RunConfig& c, const Policy& p) {
+  secure::TrustStore::load(c.pki);  // the CA and a current deny list it signed, or a clear error
+  std::vector<std::pair<std::string, std::string>> needed{{"orchestrator", "orchestrator"}};
+  if (p.qkd != "off") needed.emplace_back("kme", "kme");
+  for (int k = 1; k <= c.nodes; ++k) needed.emplace_back("node", "n" + std::to_string(k));
+  const bool can_issue = fs::exists(fs::path(c.pki) / "ca.key.pem");
+  for (const auto& [role, id] : needed) {
+    const fs::path cert = fs::path(c.pki) / "issued" / (id + ".pem"), key = fs::path(c.pki) / "issued" / (id + ".key.pem");
+    if (fs::exists(cert) && fs::exists(key)) {
+      const secure::Identity have = secure::load_identity(c.pki, id);
+      if (have.role() != role)
+        throw Error(cert.string() + " is a " + have.role() + " certificate; the run needs '" + id + "' to be " + role);
+      continue;
+    }
+    if (!can_issue)
+      throw Error(c.pki + " holds no " + role + " identity '" + id + "' (issued/" + id + ".pem and its key) and no CA key to issue one: " +
+                  "gng pki issue " + c.pki + " --role " + role + " --id " + id);
+    secure::pki_issue(c.pki, {role, id});
+  }
+}
+
 }  // namespace
 
 std::string start_run(const std::string& config_path, const std::string& runs_dir, std::ostream& out) {
@@ -40,6 +64,7 @@ std::string start_run(const std::string& config_path, const std::string& runs_di
   // Check the policy and the space before anything is created.
   const Policy p = Policy::from_yaml(c.policy_text, c.policy_source);
   load_space(c, p, InputShape{});
+  if (!c.pki.empty()) prepare_operator_pki(c, p);
   std::string dir = (fs::path(runs_dir) / (c.name + "-" + utc_stamp())).string();
   for (int k = 2; fs::exists(dir); ++k) dir = (fs::path(runs_dir) / (c.name + "-" + utc_stamp() + "-" + std::to_string(k))).string();
   fs::create_directories(dir);
@@ -53,6 +78,7 @@ std::string start_run(const std::string& config_path, const std::string& runs_di
     reg.set_meta("policy", c.policy_text);
     reg.set_meta("policy_source", c.policy_source);
     reg.set_meta("state", "running");
+    if (!c.pki.empty()) reg.set_meta("pki", c.pki);  // absolute: a resume need not start where the run did
     reg.commit();
     const secure::SigningKey key = secure::SigningKey::generate("ML-DSA-65");
     write_file_atomic((fs::path(dir) / kAuditKey).string(), key.pem(), true);
@@ -65,7 +91,7 @@ std::string start_run(const std::string& config_path, const std::string& runs_di
                 {"space_sha256", sha256_hex(c.space_text)}});
     log.sign_head(key);
   }
-  if (c.sites() > 0) {  // the run's own PKI: an ML-DSA-87 CA, the orchestrator and one identity per local node
+  if (c.sites() > 0 && c.pki.empty()) {  // the run's own PKI: an ML-DSA-87 CA, the orchestrator and one identity per local node
     const std::string pki = (fs::path(dir) / "pki").string();
     secure::pki_init(pki);
     secure::pki_issue(pki, {"orchestrator", "orchestrator"});
@@ -88,6 +114,7 @@ void resume_run(const std::string& run_dir, std::ostream& out) {
     c = RunConfig::from_yaml(get("config"), get("config_source"), get("space"), get("policy"));
     c.space_source = get("space_source");
     c.policy_source = get("policy_source");
+    if (const auto pki = reg.meta("pki")) c.pki = *pki;
     reg.set_meta("state", "running");
     audit::AuditLog((fs::path(run_dir) / audit::kLogFile).string(), true)
         .append("decision", "orchestrator", {{"cycle", -1}, {"kind", "resume"}, {"text", "resumed from " + run_dir}});

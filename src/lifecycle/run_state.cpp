@@ -79,6 +79,8 @@ void RunState::save_time() { reg.set_session_seconds(session_, elapsed()); }
 
 void RunState::print(const std::string& line) { out << "[" << clock_text(used()) << "] " << line << "\n" << std::flush; }
 
+std::string RunState::pki_dir() const { return c.pki.empty() ? (fs::path(dir) / "pki").string() : c.pki; }
+
 std::string RunState::model_path(int candidate) const {
   return (fs::path(dir) / "models" / ("c" + std::to_string(candidate) + ".pt")).string();
 }

@@ -53,6 +53,7 @@ class RunState {
   // Prints a progress line with the run's clock.
   void print(const std::string& line);
 
+  std::string pki_dir() const;                              // the operator's (c.pki) or the run's own pki/
   std::string model_path(int candidate) const;              // models/c<id>.pt
   std::string federated_path(int candidate, int cycle) const;  // models/c<id>-fed<cycle + 1>.pt
 

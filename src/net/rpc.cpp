@@ -8,8 +8,13 @@
 
 #include <atomic>
 #include <mutex>
+#include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
 #include <thread>
 
 #include "core/error.h"
@@ -105,6 +110,24 @@ Peer peer_of(SSL* ssl) {
                                  std::char_traits<char>::length(kExporterLabel), nullptr, 0, 0) != 1)
     p.exporter.clear();
   return p;
+}
+
+// A client's source address (port 0), checked by binding a throwaway socket to it.
+sockaddr_storage source_address(const std::string& ip) {
+  addrinfo hints{}, *found = nullptr;
+  hints.ai_flags = AI_NUMERICHOST;
+  hints.ai_socktype = SOCK_STREAM;
+  if (getaddrinfo(ip.c_str(), "0", &hints, &found) != 0 || !found)
+    throw Error("source address '" + ip + "' is not an IP address");
+  sockaddr_storage out{};
+  std::memcpy(&out, found->ai_addr, found->ai_addrlen);
+  const socklen_t n = found->ai_addrlen;
+  freeaddrinfo(found);
+  const int probe = ::socket(out.ss_family, SOCK_STREAM, 0);
+  const bool ok = probe >= 0 && ::bind(probe, reinterpret_cast<const sockaddr*>(&out), n) == 0;
+  if (probe >= 0) ::close(probe);
+  if (!ok) throw Error("cannot connect from " + ip + ": not an address of this host");
+  return out;
 }
 
 std::string failure_body(const std::string& message) {
@@ -286,6 +309,16 @@ struct Client::Impl {
     http->enable_server_certificate_verification(true);
     http->set_keep_alive(true);
     http->set_tcp_nodelay(l.nodelay);
+    if (!l.source.empty()) {
+      const sockaddr_storage from = source_address(l.source);  // a clear error now, not a silent other address later
+      http->set_socket_options([from](int sock) {
+        const socklen_t n = from.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+        if (::bind(sock, reinterpret_cast<const sockaddr*>(&from), n) == 0) return;
+        // The address went away since: make the connect fail (ENOTSOCK) rather than go out from another.
+        const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null >= 0) ::dup2(null, sock), ::close(null);
+      });
+    }
     const auto t = whole_seconds(limits.timeout);
     http->set_connection_timeout(t.count());
     http->set_read_timeout(t.count());

@@ -64,6 +64,8 @@ struct Limits {
                                         // thread); 0: cpp-httplib's default, cores − 1 and at least 8
   bool nodelay = false;                 // TCP_NODELAY: small request/answer exchanges go out at once instead of
                                         // waiting on Nagle and the peer's delayed ACK (the dial-in fabric sets it)
+  std::string source;                   // a client's own address to connect from (an IP literal; "" = the
+                                        // system's choice): a site on a host with several addresses
 };
 
 // The policy above as a fresh OpenSSL context (TLS 1.3 only, X25519MLKEM768 only, our certificate,

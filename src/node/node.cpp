@@ -28,17 +28,37 @@ NodeConfig NodeConfig::from_yaml(const std::string& text, const std::string& sou
   using namespace yaml;
   const YAML::Node root = load(text, source);
   check_keys(root, source, "the node config",
-             {"id", "pki", "orchestrator", "dir", "data", "shard", "validation", "train_limit", "holdout", "workers", "kme", "qkd"});
+             {"id", "pki", "orchestrator", "source", "dir", "data", "shard", "validation", "train_limit", "holdout", "workers", "kme", "qkd"});
   NodeConfig c;
   for (const char* required : {"id", "pki", "dir", "orchestrator"})
     if (!root[required]) throw Error(source + ": '" + required + "' is required");
   c.id = get<std::string>(root["id"], source, "id");
   c.pki = get<std::string>(root["pki"], source, "pki");
   c.dir = get<std::string>(root["dir"], source, "dir");
-  c.data = root["data"] ? get<std::string>(root["data"], source, "data") : kFashionMnistDir;
+  c.data = kFashionMnistDir;
+  if (const auto d = root["data"]; d && d.IsMap()) {
+    check_keys(d, source, "data", {"dir", "csv", "label", "shape", "classes"});
+    if (!d["dir"] == !d["csv"]) throw Error(where(source, d) + ": data names either an IDX dir or a csv file");
+    if (d["dir"]) c.data = get<std::string>(d["dir"], source, "data.dir");
+    if (d["csv"]) {
+      c.data.clear();
+      c.csv = get<std::string>(d["csv"], source, "data.csv");
+    }
+    if (d["label"]) c.label = get<std::string>(d["label"], source, "data.label");
+    if (const auto sh = d["shape"]) {
+      if (!sh.IsSequence() || sh.size() != 3) throw Error(where(source, sh) + ": data.shape must be [channels, height, width]");
+      for (const auto& n : sh) c.shape.push_back(static_cast<std::size_t>(number(n, source, "data.shape", 1, 1e6)));
+    }
+    if (d["classes"]) c.classes = static_cast<int>(number(d["classes"], source, "data.classes", 2, 1e6));
+    if (c.csv.empty() && (d["label"] || d["shape"]))
+      throw Error(where(source, d) + ": data.label and data.shape are for a csv table (IDX files carry their shape)");
+  } else if (d) {
+    c.data = get<std::string>(d, source, "data");
+  }
   c.orchestrator = parse_address(get<std::string>(root["orchestrator"], source, "orchestrator"),
                                  where(source, root["orchestrator"]) + ": orchestrator");
   if (c.orchestrator.port == 0) throw Error(where(source, root["orchestrator"]) + ": orchestrator: port 0 names no server");
+  if (root["source"]) c.source = get<std::string>(root["source"], source, "source");
   if (const auto s = root["shard"]) {
     check_keys(s, source, "shard", {"index", "of", "partition", "alpha", "seed"});
     c.shards = s["of"] ? static_cast<int>(number(s["of"], source, "shard.of", 1, 1000)) : 1;
@@ -107,7 +127,20 @@ struct Node::Impl {
   int busy = 0;
 
   void load_shard() {
-    Dataset all = read_mnist_dir(c.data, true);
+    Dataset all = c.csv.empty() ? read_mnist_dir(c.data, true) : read_csv(c.csv, c.label);
+    if (!c.shape.empty()) {
+      if (c.shape[0] * c.shape[1] * c.shape[2] != all.features())
+        throw Error(c.csv + ": data.shape " + std::to_string(c.shape[0]) + "×" + std::to_string(c.shape[1]) + "×" +
+                    std::to_string(c.shape[2]) + " holds " + std::to_string(c.shape[0] * c.shape[1] * c.shape[2]) +
+                    " values; the table has " + std::to_string(all.features()) + " feature columns");
+      all.channels = c.shape[0], all.height = c.shape[1], all.width = c.shape[2];
+    }
+    if (c.classes) {
+      if (all.classes > c.classes)
+        throw Error("node '" + c.id + "': its data holds label " + std::to_string(all.classes - 1) + ", outside data.classes " +
+                    std::to_string(c.classes));
+      all.classes = c.classes;
+    }
     if (c.train_limit && c.train_limit < all.count) {
       std::vector<std::size_t> first(c.train_limit);
       for (std::size_t i = 0; i < first.size(); ++i) first[i] = i;
@@ -482,6 +515,7 @@ void Node::start() {
   limits.retries = 0;                          // the poll loop tries again itself
   limits.timeout = std::chrono::seconds(60);  // above the hub's hold on a poll
   limits.nodelay = true;
+  limits.source = s.c.source;
   s.poller = std::make_unique<net::Client>(s.me, s.trust, s.c.orchestrator.host, s.c.orchestrator.port, limits);
   s.answerer = std::make_unique<net::Client>(s.me, s.trust, s.c.orchestrator.host, s.c.orchestrator.port, limits);
   s.running = true;
@@ -508,6 +542,7 @@ void Node::stop() {
     net::Limits quick;
     quick.retries = 0;
     quick.timeout = std::chrono::seconds(2);
+    quick.source = s.c.source;
     net::Client(s.me, s.trust, s.c.orchestrator.host, s.c.orchestrator.port, quick).rpc("Poll", bye.SerializeAsString());
   } catch (const Error&) {
   }

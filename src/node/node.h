@@ -11,8 +11,12 @@
 //   id: n1                      # its certificate's name (gng pki issue --role node --id n1)
 //   pki: DIR                    # the PKI directory: ca.pem, crl.pem, issued/n1.{pem,key.pem}
 //   orchestrator: HOST:PORT     # where it dials in ("[IPV6]:PORT" quoted: YAML reads [..] as a list)
+//   source: 10.0.0.7            # the address it dials from (default: the system's choice)
 //   dir: DIR                    # the node's own folder: models, audit.db
-//   data: /usr/share/datasets/fashion-mnist   # MNIST-style IDX files (the node's copy)
+//   data: /usr/share/datasets/fashion-mnist   # MNIST-style IDX files (the node's copy), or a CSV table:
+//   # data: {csv: site.csv, label: label, shape: [1, 28, 28], classes: 10}
+//   #   label: its label column (default "label"); every other column a feature, read as written,
+//   #   as C×H×W (default 1×1×features); classes: the task's (default 1 + the largest label here)
 //   shard: {index: 0, of: 3, partition: iid, alpha: 0.5, seed: 1}   # partition: iid | dirichlet
 //   validation: 2000            # held out of the shard for the node's evaluations
 //   train_limit: 0              # use only the first N training images before sharding (0 = all)
@@ -44,8 +48,13 @@
 namespace gng::node {
 
 struct NodeConfig {
-  std::string id, pki, dir, data;
+  std::string id, pki, dir;
+  std::string data;              // an IDX directory, or
+  std::string csv, label = "label";  // a CSV table and its label column,
+  std::vector<std::size_t> shape;    // its features as C×H×W (empty: 1×1×features)
+  int classes = 0;                   // the task's classes (0: 1 + the largest label the site holds)
   Address orchestrator;          // where it dials in
+  std::string source;            // the address it dials from ("" = the system's choice)
   int shard = 0, shards = 1;
   std::string partition = "iid";
   double alpha = 0.5;

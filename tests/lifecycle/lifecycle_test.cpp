@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <regex>
 #include <fstream>
+#include <iomanip>
 #include <map>
 #include <sstream>
 #include <thread>
@@ -21,6 +22,7 @@
 #include "audit/log.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "data/dataset.h"
 #include "lifecycle/config.h"
 #include "lifecycle/registry.h"
 #include "node/grid.h"
@@ -131,7 +133,7 @@ TEST(Config, RejectsMalformedSettingsWithFileAndLine) {
   EXPECT_EQ(error_of([] { Policy::from_yaml("budgets: {cycles: many}\n", "p.yaml"); }),
             "p.yaml:1: 'cycles' has the wrong type (got 'many')");
   EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nworkers: 2\nspeed: 11\n", "r.yaml", "", ""); }),
-            "r.yaml:4: unknown key 'speed' in the run file (expected data, evaluation, federation, fidelity, name, nodes, policy, search, space, workers)");
+            "r.yaml:4: unknown key 'speed' in the run file (expected data, evaluation, federation, fidelity, name, nodes, pki, policy, search, space, workers)");
   EXPECT_EQ(error_of([] { RunConfig::from_yaml("policy: p\n", "r.yaml", "", ""); }),
             "r.yaml: missing 'space' (a search-space file or an inline mapping)");
   EXPECT_EQ(error_of([] {
@@ -160,6 +162,9 @@ TEST(Config, RejectsMalformedSettingsWithFileAndLine) {
             "r.yaml:3: federation needs nodes (nodes: {local: N} or {min: N})");
   EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {local: 3}\nfederation: {rule: mean}\n", "r.yaml", "", ""); }),
             "r.yaml:4: federation.rule must be fedavg, trimmed_mean, median or krum, got 'mean'");
+  EXPECT_EQ(RunConfig::from_yaml("space: s\npolicy: p\nnodes: {min: 2}\npki: /srv/ca\n", "r.yaml", "", "").pki, "/srv/ca");
+  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\npki: /srv/ca\n", "r.yaml", "", ""); }),
+            "r.yaml:3: pki is the sites' CA, and the run has no nodes");
 }
 
 TEST(Config, ScoreAndSafetyFollowThePolicy) {
@@ -686,48 +691,65 @@ void write_idx(const fs::path& dir, int count, int side) {
 }
 
 // Sites elsewhere, as the paper's grid has them: a run that needs two remote sites waits for them;
-// each enrols where it lives (its key made there, its request signed by the run's CA), dials in
-// from its own folder with its own data and trains; a site whose data does not fit the task is
-// refused and named; `gng nodes` lists the roster. The orchestrator is then killed with -9
-// mid-cycle and resumed: the sites, still running, dial in again by themselves, and the run
-// finishes with nothing lost and nothing done twice.
+// each enrols where it lives (its key made there, its request signed by the operator's CA, which
+// the run uses in place), dials in from its own address (127.0.0.2, .3, .4) and folder with its own
+// data (IDX files, or a CSV table) and trains; a site whose data does not fit the task is refused
+// and named; `gng nodes` lists the roster. The orchestrator is then killed with -9 mid-cycle and
+// resumed: the sites, still running, dial in again by themselves, and the run finishes with
+// nothing lost and nothing done twice.
 TEST(Grid, RemoteSitesEnrolDialInAndOutliveTheOrchestrator) {
   Sandbox box("objectives: {accuracy: 1.0}\nbudgets: {cycles: 2, candidates: 8, wall_clock_s: 900}\n"
               "safety: {min_accuracy: 0.2}\napproval: auto\nqkd: off\n");
   const int port = free_port();
-  std::ofstream(box.config(), std::ios::app) << "nodes: {min: 2, wait: 2m, listen: 127.0.0.1:" << port << "}\n";
+  const std::string ca = (box.dir / "ca").string();  // the operator's CA, made once
+  const auto init = test::run(gng("pki init " + ca));
+  ASSERT_EQ(init.status, 0) << init.out;
+  std::ofstream(box.config(), std::ios::app) << "pki: ca\nnodes: {min: 2, wait: 2m, listen: 127.0.0.1:" << port << "}\n";
   const std::string log = (box.dir / "log").string();
   pid_t orchestrator = spawn("run " + box.config() + " --runs " + box.runs(), log);
-  ASSERT_TRUE(wait_for([&] { return !box.run_dir().empty() && fs::exists(box.run_dir() + "/pki/ca.pem"); }, 60))
+  ASSERT_TRUE(wait_for([&] { return !box.run_dir().empty() && fs::exists(box.run_dir() + "/registry.db"); }, 60))
       << test::run("cat " + log).out;
-  const std::string ca = box.run_dir() + "/pki";
+  EXPECT_FALSE(fs::exists(box.run_dir() + "/pki"));  // no CA of its own
+  EXPECT_TRUE(fs::exists(ca + "/issued/orchestrator.pem"));
 
   std::vector<pid_t> sites;
-  auto site = [&](const std::string& id, int shard, const std::string& data) {
+  auto site = [&](const std::string& id, const std::string& source, const std::string& data) {
     const fs::path home = box.dir / ("site-" + id);
-    const auto init = test::run(gng("node init " + home.string() + " --id " + id));
-    EXPECT_EQ(init.status, 0) << init.out;
+    const auto made = test::run(gng("node init " + home.string() + " --id " + id));
+    EXPECT_EQ(made.status, 0) << made.out;
     const auto sign = test::run(gng("pki sign " + ca + " " + (home / (id + ".csr.pem")).string() + " --role node"));
     EXPECT_EQ(sign.status, 0) << sign.out;
     fs::copy_file(ca + "/issued/" + id + ".pem", home / "issued" / (id + ".pem"));
     fs::copy_file(ca + "/ca.pem", home / "ca.pem");
     fs::copy_file(ca + "/crl.pem", home / "crl.pem");
     std::ofstream(home / "node.yaml") << "id: " << id << "\npki: " << home.string() << "\ndir: " << (home / "work").string()
-                                      << "\norchestrator: 127.0.0.1:" << port << "\ndata: " << data << "\nshard: {index: " << shard
-                                      << ", of: 2}\ntrain_limit: 1500\nvalidation: 100\n";
+                                      << "\norchestrator: 127.0.0.1:" << port << "\nsource: " << source << "\n" << data
+                                      << "validation: 100\n";
     sites.push_back(spawn("node --config " + (home / "node.yaml").string(), (home / "log").string()));
   };
   // The site whose data does not fit comes first: refused, it leaves the run waiting.
   write_idx(box.dir / "small-images", 400, 8);
-  site("site-c", 0, (box.dir / "small-images").string());
+  site("site-c", "127.0.0.4", "data: " + (box.dir / "small-images").string() + "\n");
   ASSERT_TRUE(wait_for([&] {
     for (const auto& r : Registry(box.run_dir() + "/registry.db", false).sites())
       if (r.id == "site-c" && r.state == "refused") return true;
     return false;
   }, 60)) << test::run("cat " + log).out << test::run("cat " + (box.dir / "site-site-c/log").string()).out;
   EXPECT_TRUE(evaluations(box.run_dir()).empty());
-  site("site-a", 0, kFashionMnistDir);
-  site("site-b", 1, kFashionMnistDir);
+  site("site-a", "127.0.0.2", std::string("data: ") + kFashionMnistDir + "\nshard: {index: 0, of: 2}\ntrain_limit: 1500\n");
+  {  // site-b keeps its images as a table: the other half of those 1,500, one row each
+    const Dataset images = read_mnist_dir(kFashionMnistDir, true);
+    std::ofstream csv(box.dir / "site-b.csv");
+    csv << "label";
+    for (int i = 0; i < 784; ++i) csv << ",px" << i;
+    csv << "\n" << std::setprecision(3);
+    for (std::size_t r = 1; r < 1500; r += 2) {
+      csv << images.labels[r];
+      for (std::size_t i = 0; i < 784; ++i) csv << ',' << images.pixels[r * 784 + i];
+      csv << "\n";
+    }
+  }
+  site("site-b", "127.0.0.3", "data: {csv: " + (box.dir / "site-b.csv").string() + ", shape: [1, 28, 28], classes: 10}\n");
 
   // Killed with -9 once two candidates are trained on the sites.
   ASSERT_TRUE(wait_for([&] { return evaluations(box.run_dir()).size() >= 2; }, 180)) << test::run("cat " + log).out;
@@ -737,9 +759,9 @@ TEST(Grid, RemoteSitesEnrolDialInAndOutliveTheOrchestrator) {
 
   const auto roster = test::run(gng("nodes " + box.run_dir()));
   EXPECT_EQ(roster.status, 0) << roster.out;
-  EXPECT_TRUE(std::regex_search(roster.out, std::regex("site-a +up +127\\.0\\.0\\.1:\\d+ +1x28x28, 10 cl"))) << roster.out;
-  EXPECT_TRUE(std::regex_search(roster.out, std::regex("site-b +up "))) << roster.out;
-  EXPECT_TRUE(std::regex_search(roster.out, std::regex("site-c +refused "))) << roster.out;
+  EXPECT_TRUE(std::regex_search(roster.out, std::regex("site-a +up +127\\.0\\.0\\.2:\\d+ +1x28x28, 10 cl"))) << roster.out;
+  EXPECT_TRUE(std::regex_search(roster.out, std::regex("site-b +up +127\\.0\\.0\\.3:\\d+ +1x28x28, 10 cl"))) << roster.out;
+  EXPECT_TRUE(std::regex_search(roster.out, std::regex("site-c +refused +127\\.0\\.0\\.4:"))) << roster.out;
   EXPECT_NE(roster.out.find("site 'site-c' holds data of 1×8×8 with 10 classes; the run's task is 1×28×28 with 10 classes"),
             std::string::npos)
       << roster.out;
@@ -759,7 +781,7 @@ TEST(Grid, RemoteSitesEnrolDialInAndOutliveTheOrchestrator) {
   std::map<std::string, int> joined;
   for (const auto& d : reg.decisions()) {
     std::smatch m;
-    if (d.kind == "site" && std::regex_search(d.text, m, std::regex("^(site-[abc]) joined from 127\\.0\\.0\\.1:"))) ++joined[m[1]];
+    if (d.kind == "site" && std::regex_search(d.text, m, std::regex("^(site-[abc]) joined from 127\\.0\\.0\\.[234]:"))) ++joined[m[1]];
   }
   EXPECT_EQ(joined["site-a"], 2) << "once per session\n" << test::run("cat " + log + " " + log + "2").out;
   EXPECT_EQ(joined["site-b"], 2);
@@ -769,6 +791,24 @@ TEST(Grid, RemoteSitesEnrolDialInAndOutliveTheOrchestrator) {
     audit::AuditLog trail((box.dir / (std::string("site-") + id) / "work" / "audit.db").string(), false);
     EXPECT_GT(trail.size(), 0u) << id;
   }
+}
+
+// An operator's CA that lacks the orchestrator's identity, and whose key is kept elsewhere (as it
+// should be), stops the run before anything is created, naming the command that fixes it; the
+// run issues its identities itself only where the CA key lies beside the certificate.
+TEST(Grid, AnOperatorCaWithoutTheOrchestratorsIdentityStopsTheRunBeforeItStarts) {
+  Sandbox box;
+  const std::string ca = (box.dir / "ca").string();
+  ASSERT_EQ(test::run(gng("pki init " + ca)).status, 0);
+  fs::rename(ca + "/ca.key.pem", box.dir / "offline-ca.key.pem");
+  std::ofstream(box.config(), std::ios::app) << "pki: ca\nnodes: {min: 1, wait: 5}\n";
+  const auto r = test::run(gng("run " + box.config() + " --runs " + box.runs()));
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find(ca + " holds no orchestrator identity 'orchestrator' (issued/orchestrator.pem and its key) and no CA key "
+                            "to issue one: gng pki issue " + ca + " --role orchestrator --id orchestrator"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(box.run_dir(), "");
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <thread>
 #include <nlohmann/json.hpp>
@@ -85,6 +86,74 @@ TEST(NodeConfig, ReadsAllSettingsAndRejectsBadOnes) {
   const NodeConfig k = node_yaml("kme: kme.example:8443\n");
   EXPECT_EQ(k.kme.host, "kme.example");
   EXPECT_EQ(k.kme.port, 8443);
+}
+
+// A site names its own data: an IDX directory or a CSV table with a label column.
+TEST(NodeConfig, DataIsAnIdxDirectoryOrACsvTableWithALabelColumn) {
+  EXPECT_EQ(node_yaml("data: /srv/idx\n").data, "/srv/idx");
+  EXPECT_EQ(node_yaml("data: {dir: /srv/idx}\n").data, "/srv/idx");
+  const NodeConfig t = node_yaml("data: {csv: site.csv, label: y, shape: [1, 28, 28], classes: 10}\nsource: 127.0.0.2\n");
+  EXPECT_EQ(t.csv, "site.csv");
+  EXPECT_EQ(t.data, "");
+  EXPECT_EQ(t.label, "y");
+  EXPECT_EQ(t.shape, (std::vector<std::size_t>{1, 28, 28}));
+  EXPECT_EQ(t.classes, 10);
+  EXPECT_EQ(t.source, "127.0.0.2");
+  EXPECT_EQ(node_yaml("data: {csv: site.csv}\n").label, "label");
+  EXPECT_EQ(test::error_of([] { node_yaml("data: {dir: a, csv: b}\n"); }), "node.yaml:5: data names either an IDX dir or a csv file");
+  EXPECT_EQ(test::error_of([] { node_yaml("data: {label: y}\n"); }), "node.yaml:5: data names either an IDX dir or a csv file");
+  EXPECT_EQ(test::error_of([] { node_yaml("data: {csv: b, shape: [28, 28]}\n"); }),
+            "node.yaml:5: data.shape must be [channels, height, width]");
+  EXPECT_EQ(test::error_of([] { node_yaml("data: {dir: a, shape: [1, 28, 28]}\n"); }),
+            "node.yaml:5: data.label and data.shape are for a csv table (IDX files carry their shape)");
+  EXPECT_NE(test::error_of([] { node_yaml("data: {csv: b, rows: 3}\n"); }).find("unknown key 'rows'"), std::string::npos);
+}
+
+// A CSV site reads its table, shapes it as it says, and reports that schema when it joins; a table
+// whose width does not fit the shape, or a label beyond the classes, stops the node with a message.
+TEST(Node, ACsvSiteReportsItsTablesSchemaWhenItJoins) {
+  const std::string dir = testing::TempDir() + "gng-node-csv-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream csv(dir + "/site.csv");
+    csv << "y";
+    for (int i = 0; i < 16; ++i) csv << ",p" << i;
+    csv << "\n";
+    for (int r = 0; r < 90; ++r) {
+      csv << r % 3;
+      for (int i = 0; i < 16; ++i) csv << "," << ((r * 7 + i) % 11) / 10.0;
+      csv << "\n";
+    }
+  }
+  test::Grid grid;
+  NodeConfig c = tiny_node("n1", 0, dir + "/work", grid.address());
+  c.data.clear();
+  c.csv = dir + "/site.csv";
+  c.label = "y";
+  c.shape = {1, 4, 4};
+  c.classes = 5;
+  c.shards = 1;
+  c.train_limit = 0;
+  c.validation = 9;  // 3 of each class
+  c.source = "127.0.0.2";
+  Node node(c, qkd::Keys{});
+  EXPECT_EQ(node.train_samples(), 81u);
+  node.start();
+  ASSERT_TRUE(grid.wait("n1"));
+  const SiteInfo s = grid.hub.site("n1");
+  EXPECT_EQ(s.input_shape, (std::vector<std::size_t>{1, 4, 4}));
+  EXPECT_EQ(s.classes, 5);
+  EXPECT_EQ(s.train_samples, 81u);
+  EXPECT_EQ(s.address.rfind("127.0.0.2:", 0), 0u) << s.address;  // it dialled from the address it was given
+  node.stop();
+
+  c.shape = {1, 4, 5};
+  EXPECT_EQ(test::error_of([&] { Node(c, qkd::Keys{}); }),
+            dir + "/site.csv: data.shape 1×4×5 holds 20 values; the table has 16 feature columns");
+  c.shape = {1, 4, 4};
+  c.classes = 2;
+  EXPECT_EQ(test::error_of([&] { Node(c, qkd::Keys{}); }), "node 'n1': its data holds label 2, outside data.classes 2");
 }
 
 TEST(Node, TrainsOnItsShardAndSendsTheModelSealed) {
