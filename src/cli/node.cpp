@@ -1,4 +1,6 @@
 // gng node — one site: holds its data shard, trains for the orchestrator over PQ-TLS.
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <sstream>
@@ -21,6 +23,7 @@ int node(const std::vector<std::string>& argv) {
   args.option("config", "the node's YAML settings (see below)")
       .option("id", "the site's name (init)")
       .option("hosts", "comma-separated DNS names / IP addresses for its certificate (init; default: the id)")
+      .flag("once", "serve one run: leave (exit 0) when the orchestrator says its run is over, as a batch job's site does")
       .flag("help", "show this help");
   args.parse(argv);
   const auto& pos = args.positional();
@@ -42,7 +45,7 @@ int node(const std::vector<std::string>& argv) {
   }
   if (args.has("help") || !args.has("config") || !pos.empty()) {
     std::printf(
-        "usage: gng node --config node.yaml\n"
+        "usage: gng node --config node.yaml [--once]\n"
         "       gng node init DIR --id NAME [--hosts H1,H2]\n\n"
         "init: enrols a site without its key leaving it: makes the node's ML-DSA-65 key in\n"
         "DIR/issued/NAME.key.pem and a certificate request (PKCS#10) DIR/NAME.csr.pem for the\n"
@@ -52,13 +55,16 @@ int node(const std::vector<std::string>& argv) {
         "connects in to it: a site behind a firewall needs no open port. It trains on its own data,\n"
         "which never leaves it, and exchanges models only as sealed envelopes, keyed also by QKD keys\n"
         "from its ETSI GS QKD 014 KME when it has one. An orchestrator that is down or restarting is\n"
-        "dialled again until it answers. Stops on SIGINT or SIGTERM.\n\n"
+        "dialled again until it answers. Stops on SIGINT or SIGTERM; with --once, also when the\n"
+        "orchestrator's run ends (a site that a batch job starts for one run).\n\n"
         "node.yaml:\n"
         "  id: n1                     # its certificate (gng pki issue DIR --role node --id n1)\n"
         "  pki: DIR                   # ca.pem, crl.pem, issued/n1.{pem,key.pem}\n"
         "  dir: DIR                   # the node's folder: models, audit.db\n"
         "  orchestrator: HOST:PORT    # where it dials in (the run's nodes.listen)\n"
-        "  data: /usr/share/datasets/fashion-mnist\n"
+        "  source: ADDR               # the address it dials from (default: the system's choice)\n"
+        "  data: /usr/share/datasets/fashion-mnist   # IDX files, or a table:\n"
+        "  # data: {csv: FILE, label: label, shape: [1, 28, 28], classes: 10}\n"
         "  shard: {index: 0, of: 3, partition: iid, alpha: 0.5, seed: 1}   # or partition: dirichlet\n"
         "  validation: 2000\n"
         "  workers: 1\n"
@@ -78,6 +84,7 @@ int node(const std::vector<std::string>& argv) {
   sigemptyset(&stop);
   sigaddset(&stop, SIGINT);
   sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGUSR1);  // the run is over (--once)
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   qkd::Keys qkd;
   if (config.qkd != "off") {
@@ -89,6 +96,7 @@ int node(const std::vector<std::string>& argv) {
     qkd = qkd::kme_access(std::move(kme), config.qkd == "required", config.sae_ids);
   }
   node::Node node(config, std::move(qkd));
+  if (args.has("once")) node.on_end([](const std::string&) { kill(getpid(), SIGUSR1); });
   node.start();
   std::printf("gng node '%s' dialling in to %s (shard %d of %d, %zu training images; QKD %s%s)\n", config.id.c_str(),
               config.orchestrator.text().c_str(), config.shard, config.shards,
@@ -98,7 +106,8 @@ int node(const std::vector<std::string>& argv) {
   int sig = 0;
   sigwait(&stop, &sig);
   node.stop();
-  std::printf("gng node '%s': stopped (%s)\n", config.id.c_str(), sig == SIGINT ? "SIGINT" : "SIGTERM");
+  std::printf("gng node '%s': %s\n", config.id.c_str(),
+              sig == SIGUSR1 ? "left: the run it served is over" : sig == SIGINT ? "stopped (SIGINT)" : "stopped (SIGTERM)");
   return 0;
 }
 

@@ -242,7 +242,7 @@ class Cycle {
   }
 
   void finish(const std::string& stop) {
-    nodes_.stop();
+    const std::string state = stop.empty() ? "finished" : "stopped: " + stop;
     const auto promoted = run_.reg.promotions();
     if (!promoted.empty() && run_.reg.meta("test_candidate") != std::to_string(promoted.back().candidate)) {
       const double acc = saved_accuracy(promoted.back().model, test_);
@@ -253,9 +253,9 @@ class Cycle {
       run_.note(-1, "test", "promoted c" + std::to_string(promoted.back().candidate) + ": test accuracy " + fixed(acc, 4) +
                                 " on " + std::to_string(test_.count) + " held-out test images");
     }
-    const std::string state = stop.empty() ? "finished" : "stopped: " + stop;
     run_.reg.set_meta("state", state);
     run_.note(-1, "end", state);
+    nodes_.stop(state);  // once the run is recorded as over: a site serving one run leaves on it
   }
 
   RunState run_;

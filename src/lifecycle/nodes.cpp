@@ -255,7 +255,8 @@ void NodePool::restart_down() {
   }
 }
 
-void NodePool::stop() {
+void NodePool::stop(const std::string& ended) {
+  if (hub_ && !ended.empty()) hub_->end(ended, std::chrono::seconds(3));
   for (auto& n : sites_) n.client.reset();
   for (auto& n : sites_) end(n, SIGTERM);
   {

@@ -49,7 +49,9 @@ class NodePool {
   // steps call it before each rung and round).
   void refresh();
   void restart_down();   // local nodes marked down: killed and started again; then refresh()
-  void stop();
+  // Stops the local nodes and the hub; with `ended` (the run's end: "finished", "stopped: …")
+  // the sites hear it first, and a site that serves one run (gng node --once) leaves.
+  void stop(const std::string& ended = "");
 
   std::size_t size() const { return sites_.size(); }
   const std::string& id(std::size_t i) const { return sites_.at(i).id; }

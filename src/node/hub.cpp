@@ -38,6 +38,7 @@ struct Hub::Site {
   std::vector<std::shared_ptr<Job>> jobs;  // queued or collected, not yet answered
   uint64_t polls = 0;                      // polls seen: a newer one ends an older one's wait
   double told = 0;                         // when on_change last heard of it
+  bool heard_end = false;                  // a poll reply told it the run ended
   std::chrono::steady_clock::time_point seen;
 };
 
@@ -72,6 +73,15 @@ void Hub::stop() {
   }
   cv_.notify_all();
   if (server_) server_->stop();
+}
+
+void Hub::end(const std::string& why, std::chrono::milliseconds within) {
+  std::unique_lock lock(mu_);
+  ended_ = why.empty() ? "finished" : why;
+  cv_.notify_all();
+  cv_.wait_for(lock, within, [&] {
+    return stopped_ || std::all_of(sites_.begin(), sites_.end(), [](const auto& s) { return s.second->info.state != "up" || s.second->heard_end; });
+  });
 }
 
 void Hub::tell(const SiteInfo& info) {
@@ -167,11 +177,18 @@ std::string Hub::poll(const net::Peer& peer, const std::string& from, const std:
     lock.lock();
   }
 
-  // Wait for work, until the hold time, a newer poll of this site, or the hub stops.
+  // Wait for work, until the hold time, a newer poll of this site, the run's end, or the hub stops.
   const auto has_work = [&] {
     return std::any_of(s.jobs.begin(), s.jobs.end(), [](const auto& j) { return !j->collected; });
   };
-  cv_.wait_for(lock, options_.hold, [&] { return stopped_ || s.polls != me || has_work(); });
+  cv_.wait_for(lock, options_.hold, [&] { return stopped_ || s.polls != me || has_work() || !ended_.empty(); });
+  if (!ended_.empty() && s.polls == me) {
+    s.heard_end = true;
+    cv_.notify_all();
+    rpc::PollReply over;
+    over.set_ended(ended_);
+    return over.SerializeAsString();
+  }
   std::vector<std::shared_ptr<Job>> take;
   if (!stopped_ && s.polls == me)
     for (auto& j : s.jobs)

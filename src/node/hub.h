@@ -68,6 +68,9 @@ class Hub {
   void on_change(Changed c) { changed_ = std::move(c); }
   int start();  // listens; returns the port
   void stop();  // fails every waiting call
+  // The run is over: every poll from now on is answered with `why` and no work (a site started to
+  // serve one run leaves on it). Waits up to `within` for each site up to hear it.
+  void end(const std::string& why, std::chrono::milliseconds within);
 
   // Marks a site lost now (e.g. its process is known to have ended): its waiting calls fail.
   void drop(const std::string& id, const std::string& why);
@@ -110,6 +113,7 @@ class Hub {
   std::map<std::string, std::unique_ptr<Site>> sites_;
   uint64_t next_job_ = 0;
   bool stopped_ = false;
+  std::string ended_;
 };
 
 }  // namespace gng::node

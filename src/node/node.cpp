@@ -353,6 +353,8 @@ struct Node::Impl {
   std::unique_ptr<net::Client> poller, answerer;
   std::thread polling;
   std::atomic<bool> running{false}, poll_ended{false};
+  std::function<void(const std::string&)> on_end;
+  std::string ended;  // what the orchestrator last said of its run's end (poll thread only)
   std::mutex jobs_mu, answer_mu;
   std::condition_variable wake;  // ends a back-off early when stopping
   std::set<uint64_t> in_hand;
@@ -417,6 +419,17 @@ struct Node::Impl {
       joined = true;
       last_trouble.clear();
       backoff = std::chrono::milliseconds(200);
+      if (!reply.ended().empty()) {  // no more work from this run: ask again now and then, for the next one
+        if (reply.ended() != ended) {
+          say("the orchestrator's run ended (" + reply.ended() + ")");
+          if (on_end) on_end(reply.ended());
+        }
+        ended = reply.ended();
+        std::unique_lock lock(jobs_mu);
+        wake.wait_for(lock, std::chrono::seconds(5), [&] { return !running; });
+        continue;
+      }
+      ended.clear();
       for (const rpc::Work& w : reply.work()) {
         std::lock_guard lock(jobs_mu);
         if (!in_hand.insert(w.id()).second) continue;  // already working on it
@@ -555,6 +568,8 @@ void Node::stop() {
 }
 
 std::size_t Node::train_samples() const { return impl_->train.count; }
+
+void Node::on_end(std::function<void(const std::string&)> f) { impl_->on_end = std::move(f); }
 
 // --- the client ----------------------------------------------------------------------------------------
 

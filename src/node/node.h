@@ -80,6 +80,9 @@ class Node {
   // is printed and tried again (back-off up to 5 s); work is done on threads of its own.
   void start();
   void stop();                       // stops asking for work; waits for the work in hand
+  // Told (on the polling thread) when the orchestrator says its run is over, with how it ended.
+  // Set before start().
+  void on_end(std::function<void(const std::string& how)> f);
   std::size_t train_samples() const;  // the training split (rungs); federated rounds use the whole shard
 
  private:

@@ -713,7 +713,7 @@ TEST(Grid, RemoteSitesEnrolDialInAndOutliveTheOrchestrator) {
   EXPECT_TRUE(fs::exists(ca + "/issued/orchestrator.pem"));
 
   std::vector<pid_t> sites;
-  auto site = [&](const std::string& id, const std::string& source, const std::string& data) {
+  auto site = [&](const std::string& id, const std::string& source, const std::string& data, const std::string& flags = "") {
     const fs::path home = box.dir / ("site-" + id);
     const auto made = test::run(gng("node init " + home.string() + " --id " + id));
     EXPECT_EQ(made.status, 0) << made.out;
@@ -725,7 +725,7 @@ TEST(Grid, RemoteSitesEnrolDialInAndOutliveTheOrchestrator) {
     std::ofstream(home / "node.yaml") << "id: " << id << "\npki: " << home.string() << "\ndir: " << (home / "work").string()
                                       << "\norchestrator: 127.0.0.1:" << port << "\nsource: " << source << "\n" << data
                                       << "validation: 100\n";
-    sites.push_back(spawn("node --config " + (home / "node.yaml").string(), (home / "log").string()));
+    sites.push_back(spawn("node --config " + (home / "node.yaml").string() + flags, (home / "log").string()));
   };
   // The site whose data does not fit comes first: refused, it leaves the run waiting.
   write_idx(box.dir / "small-images", 400, 8);
@@ -749,7 +749,8 @@ TEST(Grid, RemoteSitesEnrolDialInAndOutliveTheOrchestrator) {
       csv << "\n";
     }
   }
-  site("site-b", "127.0.0.3", "data: {csv: " + (box.dir / "site-b.csv").string() + ", shape: [1, 28, 28], classes: 10}\n");
+  // site-b serves this one run (--once): the orchestrator's kill is no end, its finish is.
+  site("site-b", "127.0.0.3", "data: {csv: " + (box.dir / "site-b.csv").string() + ", shape: [1, 28, 28], classes: 10}\n", " --once");
 
   // Killed with -9 once two candidates are trained on the sites.
   ASSERT_TRUE(wait_for([&] { return evaluations(box.run_dir()).size() >= 2; }, 180)) << test::run("cat " + log).out;
@@ -771,8 +772,14 @@ TEST(Grid, RemoteSitesEnrolDialInAndOutliveTheOrchestrator) {
   int status = 0;
   waitpid(orchestrator, &status, 0);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << test::run("cat " + log + "2").out;
-  for (pid_t p : sites) kill(p, SIGTERM);
-  for (pid_t p : sites) waitpid(p, nullptr, 0);
+  int site_b = -1;
+  EXPECT_TRUE(wait_for([&] { return waitpid(sites[2], &site_b, WNOHANG) == sites[2]; }, 20))
+      << test::run("cat " + (box.dir / "site-site-b/log").string()).out;
+  EXPECT_TRUE(WIFEXITED(site_b) && WEXITSTATUS(site_b) == 0);
+  EXPECT_NE(test::run("cat " + (box.dir / "site-site-b/log").string()).out.find("gng node 'site-b': left: the run it served is over"),
+            std::string::npos);
+  for (pid_t p : {sites[0], sites[1]}) kill(p, SIGTERM);
+  for (pid_t p : {sites[0], sites[1]}) waitpid(p, nullptr, 0);
 
   Registry reg(box.run_dir() + "/registry.db", false);
   EXPECT_EQ(reg.meta("state"), "finished");
