@@ -6,6 +6,7 @@
 # Environment:
 #   GNG_CACHE   where built dependencies are cached (default: ~/.cache/gng)
 #   GNG_JOBS    parallel build jobs (default: nproc)
+#   GNG_EXTRA_PACKAGES  more Debian packages to install (scripts/test.sh: Slurm and munge)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,6 +32,8 @@ packages=(
   python3-torch chromium
   dpkg-dev perl openssl
 )
+# shellcheck disable=SC2206
+packages+=(${GNG_EXTRA_PACKAGES:-})  # what the caller needs besides (the tests: Slurm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
