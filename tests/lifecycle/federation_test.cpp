@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <regex>
+#include <thread>
 
 #include "core/file.h"
 #include "data/dataset.h"
@@ -35,8 +36,8 @@ struct ThreeNodes {
     for (std::size_t i = 0; i < first.size(); ++i) first[i] = i;
     val = subset(read_mnist_dir(kFashionMnistDir, false), first);
   }
-  void start(int hub_port) {
-    for (int k = 0; k < 3; ++k) {
+  void start(int hub_port, int from = 0, int to = 3) {  // n(from+1) … n(to)
+    for (int k = from; k < to; ++k) {
       node::NodeConfig nc;
       nc.id = "n" + std::to_string(k + 1);
       nc.pki = dir + "/run/pki";
@@ -57,7 +58,7 @@ struct ThreeNodes {
   }
 };
 
-RunConfig federating(int rounds, double quorum) {
+RunConfig federating(int rounds, double quorum, int min_sites = 3) {
   RunConfig c;
   c.policy_text = "objectives: {accuracy: 1.0}\nqkd: off\n";
   c.federation.rounds = rounds;
@@ -65,7 +66,7 @@ RunConfig federating(int rounds, double quorum) {
   c.federation.samples = 128;
   c.federation.quorum = quorum;
   c.batch = 64;
-  c.min_nodes = 3;  // remote sites: none started by the pool
+  c.min_nodes = min_sites;  // remote sites: none started by the pool
   c.wait_s = 60;
   return c;
 }
@@ -80,9 +81,10 @@ std::vector<std::string> decisions(const RunState& run, const std::string& kind)
 // Three nodes adopted by a run's pool, a model trained on n1 to start from, FedAvg and a measure on
 // 300 test images: what both tests federate with.
 struct Federating {
+  explicit Federating(int first_sites = 3) : run(three.dir + "/run", federating(2, 0.6, first_sites), log) { begin(first_sites); }
   ThreeNodes three;
   std::ostringstream log;
-  RunState run{three.dir + "/run", federating(2, 0.6), log};
+  RunState run;
   NodePool pool{run};
   std::string design = Design{{{"width", "4"}}}.to_json();
   std::string base = three.dir + "/run/models/c1.pt";
@@ -90,10 +92,10 @@ struct Federating {
   MeasureState measure = [this](const std::string& d, const fed::Update& s) {
     return evaluate_state("cnn", Design::from_json(d), s, three.val, EvalSettings{});
   };
-  Federating() {
+  void begin(int first_sites) {
     run.begin_session();
     const Task task{{1, 28, 28}, 10};
-    three.start(pool.listen(task));
+    three.start(pool.listen(task), 0, first_sites);
     pool.start(task);
     node::TrainJob job{"fed", 1, "cnn", design, {}, {}, true};
     job.budget.samples = 128;
@@ -150,6 +152,29 @@ TEST(Federation, ANodeThatStopsLeavesItsRoundsToTheQuorum) {
     return std::string("no error");
   }();
   EXPECT_EQ(e, "federation: round 1 failed four times (below the quorum of 2)") << log.str();
+}
+
+// A site that joins after the run started (here n3, once two were enough to begin) is admitted,
+// audited, and takes part from the next round on; nothing waits for it before.
+TEST(Federation, ASiteThatJoinsLateTakesPartFromTheNextRound) {
+  Federating x(2);
+  auto& [three, log, run, pool, design, base, strategy, measure] = x;
+  EXPECT_EQ(pool.size(), 2u);
+  three.start(pool.listen({{1, 28, 28}, 10}), 2, 3);
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (pool.size() < 3 && std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    pool.refresh();
+  }
+  ASSERT_EQ(pool.size(), 3u) << log.str();
+  const auto f = federate(run, pool, *strategy, measure, "cnn", 0, 1, design, base);
+  ASSERT_TRUE(f.has_value()) << log.str();
+  const auto rounds = decisions(run, "federate");
+  ASSERT_EQ(rounds.size(), 2u) << log.str();
+  for (const auto& r : rounds) EXPECT_NE(r.find("n3"), std::string::npos) << r;
+  int joined = 0;
+  for (const auto& d : decisions(run, "site")) joined += d.rfind("n3 joined from 127.0.0.1:", 0) == 0;
+  EXPECT_EQ(joined, 1) << log.str();
 }
 
 }  // namespace
