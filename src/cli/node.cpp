@@ -3,6 +3,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "core/args.h"
 #include "core/error.h"
 #include "core/yaml.h"
+#include "net/enrol.h"
 #include "node/node.h"
 #include "secure/pki.h"
 #include "qkd/kme.h"
@@ -23,6 +25,9 @@ int node(const std::vector<std::string>& argv) {
   args.option("config", "the node's YAML settings (see below)")
       .option("id", "the site's name (init)")
       .option("hosts", "comma-separated DNS names / IP addresses for its certificate (init; default: the id)")
+      .option("enrol", "HOST:PORT of the operator's enrolment service (init, with --token and --ca)")
+      .option("token", "the one-time enrolment token the operator gave (init)")
+      .option("ca", "the CA certificate the operator gave with the token (init)")
       .flag("once", "serve one run: leave (exit 0) when the orchestrator says its run is over, as a batch job's site does")
       .flag("help", "show this help");
   args.parse(argv);
@@ -33,7 +38,21 @@ int node(const std::vector<std::string>& argv) {
     std::stringstream in(args.str("hosts"));
     for (std::string h; std::getline(in, h, ',');)
       if (!h.empty()) hosts.push_back(h);
-    const std::string request = secure::pki_request(pos[1], args.str("id"), hosts);
+    const bool again = args.has("enrol") && std::filesystem::exists(pos[1] + "/issued/" + args.str("id") + ".key.pem") &&
+                       std::filesystem::exists(pos[1] + "/" + args.str("id") + ".csr.pem") &&
+                       !std::filesystem::exists(pos[1] + "/issued/" + args.str("id") + ".pem");
+    if (!again) secure::pki_request(pos[1], args.str("id"), hosts);  // an enrolment tried before goes on with that key
+    const std::string request = pos[1] + "/" + args.str("id") + ".csr.pem";
+    if (args.has("enrol") || args.has("token")) {
+      if (!args.has("enrol") || !args.has("token") || !args.has("ca"))
+        throw Error("node init: enrolling with a token needs --enrol HOST:PORT, --token TOKEN and --ca CA.pem");
+      net::enrol(pos[1], args.str("id"), parse_address(args.str("enrol"), "--enrol"), args.str("token"), args.str("ca"));
+      std::printf("key made in %s/issued/%s.key.pem (0600; it never left this site)\n"
+                  "enrolled with %s: certificate %s/issued/%s.pem, ca.pem and crl.pem in %s; name %s as pki: in node.yaml\n",
+                  pos[1].c_str(), args.str("id").c_str(), args.str("enrol").c_str(), pos[1].c_str(), args.str("id").c_str(),
+                  pos[1].c_str(), pos[1].c_str());
+      return 0;
+    }
     std::printf("key made in %s/issued/%s.key.pem (0600; it never leaves this site)\n"
                 "certificate request: %s\n"
                 "send it to the operator, who runs: gng pki sign CA_DIR %s --role node\n"
@@ -46,10 +65,11 @@ int node(const std::vector<std::string>& argv) {
   if (args.has("help") || !args.has("config") || !pos.empty()) {
     std::printf(
         "usage: gng node --config node.yaml [--once]\n"
-        "       gng node init DIR --id NAME [--hosts H1,H2]\n\n"
+        "       gng node init DIR --id NAME [--hosts H1,H2] [--enrol HOST:PORT --token TOKEN --ca CA.pem]\n\n"
         "init: enrols a site without its key leaving it: makes the node's ML-DSA-65 key in\n"
         "DIR/issued/NAME.key.pem and a certificate request (PKCS#10) DIR/NAME.csr.pem for the\n"
-        "operator to sign (gng pki sign).\n\n"
+        "operator to sign (gng pki sign); or, with a one-time token from the operator (gng pki\n"
+        "token), sends it to their enrolment service (gng pki serve) and stores the certificate.\n\n"
         "Dials in to the orchestrator (TLS 1.3 with X25519MLKEM768 and mutual ML-DSA certificates)\n"
         "and does the work it collects there: Train, FederatedRound, Deploy, Telemetry. Nothing\n"
         "connects in to it: a site behind a firewall needs no open port. It trains on its own data,\n"

@@ -1,5 +1,7 @@
 // gng pki — the project's certificate authority: init, issue, deny, show.
+#include <csignal>
 #include <cstdio>
+#include <mutex>
 #include <ctime>
 #include <filesystem>
 #include <sstream>
@@ -8,7 +10,10 @@
 #include "cli/commands.h"
 #include "core/args.h"
 #include "core/error.h"
+#include "core/address.h"
 #include "core/file.h"
+#include "core/yaml.h"
+#include "net/enrol.h"
 #include "secure/pki.h"
 
 namespace gng::cli {
@@ -19,6 +24,8 @@ constexpr const char* kUsage = R"(usage: gng pki init DIR [--algorithm ML-DSA-87
        gng pki issue DIR --role node|kme|orchestrator --id NAME [--hosts H1,H2] [--days N]
        gng pki sign DIR REQUEST.pem --role node|kme|orchestrator [--days N]
        gng pki deny DIR --id NAME
+       gng pki token DIR --id NAME [--expires 1h]
+       gng pki serve DIR --listen HOST:PORT [--as orchestrator]
        gng pki show DIR
 
 init   a CA: DIR/ca.pem, DIR/ca.key.pem (0600), DIR/crl.pem (the signed deny list, empty)
@@ -26,7 +33,13 @@ issue  an ML-DSA-65 key and certificate (CN = id, OU = role) in DIR/issued/NAME.
        subjectAltName from --hosts (default: NAME, localhost, 127.0.0.1, ::1)
 sign   a site's certificate request (gng node init makes one; its key stays at the site): verified,
        then certified as --role in DIR/issued/<its id>.pem. Send the site that file, ca.pem and crl.pem
-deny   put NAME's certificate on the deny list (re-signs DIR/crl.pem); peers refuse it from then on
+deny   put NAME's certificate on the deny list (re-signs DIR/crl.pem); peers refuse it from then on,
+       those already connected on their next call
+token  a one-time enrolment token for site NAME (default: expires in 1 h); give it to the site
+       with ca.pem. DIR/tokens.db keeps only its hash
+serve  the enrolment service: a site sends its request with a token (gng node init DIR --id NAME
+       --enrol HOST:PORT --token T --ca ca.pem) and gets its certificate; TLS 1.3, X25519MLKEM768,
+       the server's certificate DIR/issued/<--as>.pem. Each token admits one request. Until SIGTERM
 show   the CA and every issued certificate with its state
 )";
 
@@ -54,6 +67,9 @@ int pki(const std::vector<std::string>& argv) {
       .option("role", "node, kme or orchestrator (issue)")
       .option("id", "the identity's name")
       .option("hosts", "comma-separated DNS names / IP addresses for subjectAltName (issue)")
+      .option("expires", "how long a token stays good: 90, 30s, 10m, 2h (token; default 1h)")
+      .option("listen", "HOST:PORT the enrolment service listens on (serve)")
+      .option("as", "the identity the enrolment service presents (serve; default orchestrator)")
       .flag("help", "show this help");
   args.parse(argv);
   const auto& pos = args.positional();
@@ -107,6 +123,40 @@ int pki(const std::vector<std::string>& argv) {
     std::printf("'%s' is on the deny list (%s/crl.pem)\n", args.str("id").c_str(), dir.c_str());
     return 0;
   }
+  if (verb == "token") {
+    if (!args.has("id")) throw Error("pki token needs --id (the site's name)");
+    const double ttl = yaml::seconds(YAML::Node(args.str("expires", "1h")), "--expires", "expires", 1, 30 * 86400);
+    const std::string token = secure::pki_token(dir, args.str("id"), ttl);
+    std::printf("%s\n", token.c_str());
+    std::printf("(a one-time enrolment token for '%s', good for %.0f s; give it to the site with %s/ca.pem)\n",
+                 args.str("id").c_str(), ttl, dir.c_str());
+    return 0;
+  }
+  if (verb == "serve") {
+    if (!args.has("listen")) throw Error("pki serve needs --listen HOST:PORT");
+    const Address at = parse_address(args.str("listen"), "--listen");
+    net::Limits limits;
+    limits.anonymous_clients = true;
+    net::Server server(secure::load_identity(dir, args.str("as", "orchestrator")), secure::TrustStore::load(dir), limits);
+    std::mutex mu;
+    net::serve_enrolment(server, dir, [&](const std::string& line) {
+      std::lock_guard lock(mu);
+      std::printf("%s\n", line.c_str());
+      std::fflush(stdout);
+    });
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+    const int port = server.listen(at.host, at.port);
+    std::printf("enrolment service for the CA in %s on %s\n", dir.c_str(), Address{at.host, port}.text().c_str());
+    std::fflush(stdout);
+    int sig = 0;
+    sigwait(&stop, &sig);
+    server.stop();
+    return 0;
+  }
   if (verb == "show") {
     const secure::TrustStore trust = secure::TrustStore::load(dir);
     std::printf("CA %s (%s), until %s, key %s\n", trust.ca().subject_id().c_str(),
@@ -127,7 +177,7 @@ int pki(const std::vector<std::string>& argv) {
     }
     return 0;
   }
-  throw Error("unknown pki command '" + verb + "' (init, issue, sign, deny, show)");
+  throw Error("unknown pki command '" + verb + "' (init, issue, sign, deny, token, serve, show)");
 }
 
 }  // namespace gng::cli

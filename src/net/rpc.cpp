@@ -60,7 +60,7 @@ int verify_peer(X509_STORE_CTX* store_ctx, void* arg) {
 
 // TLS 1.3 only, the hybrid post-quantum group only, our identity, the CA and deny list, and the
 // peer must present a certificate that chains to the CA.
-bool harden(SSL_CTX* ctx, const secure::Identity& me, const secure::TrustStore& trust, bool server) {
+bool harden(SSL_CTX* ctx, const secure::Identity& me, const secure::TrustStore& trust, bool server, bool anonymous = false) {
   if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 || SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
       SSL_CTX_set1_groups_list(ctx, kGroup) != 1 || SSL_CTX_use_certificate(ctx, me.cert.get()) != 1 ||
       SSL_CTX_use_PrivateKey(ctx, me.key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1)
@@ -69,7 +69,7 @@ bool harden(SSL_CTX* ctx, const secure::Identity& me, const secure::TrustStore& 
   auto* judge = new secure::TrustStore(trust);
   SSL_CTX_set_ex_data(ctx, trust_slot(), judge);  // freed with the context
   SSL_CTX_set_cert_verify_callback(ctx, verify_peer, judge);
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), nullptr);
+  SSL_CTX_set_verify(ctx, anonymous ? SSL_VERIFY_NONE : SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), nullptr);
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
   // Send the leaf alone: every peer holds the CA, and gng's PKI has no intermediates. Without
   // this, OpenSSL rebuilds and re-verifies our own chain (an ML-DSA-87 verification) on every
@@ -171,7 +171,7 @@ Server::Server(const secure::Identity& me, const secure::TrustStore& trust, Limi
   impl_->trust = trust;
   impl_->limits = limits;
   impl_->http = std::make_unique<httplib::SSLServer>([this](SSL_CTX& ctx) {
-    return impl_->setup_ok = harden(&ctx, impl_->me, impl_->trust, true);
+    return impl_->setup_ok = harden(&ctx, impl_->me, impl_->trust, true, impl_->limits.anonymous_clients);
   });
   if (!impl_->setup_ok || !impl_->http->is_valid())
     throw Error("cannot set up the TLS server for '" + me.id() + "': " + ssl_errors());
@@ -356,9 +356,11 @@ Client::Client(const ExternalTls& tls, const std::string& host, int port, Limits
     fail("TLS versions");
   if (SSL_CTX_set1_groups_list(ctx, tls.groups.c_str()) != 1) fail("groups '" + tls.groups + "'");
   if (SSL_CTX_load_verify_locations(ctx, tls.ca_file.c_str(), nullptr) != 1) fail("CA certificates " + tls.ca_file);
-  if (SSL_CTX_use_certificate_chain_file(ctx, tls.cert_file.c_str()) != 1) fail("certificate " + tls.cert_file);
-  if (SSL_CTX_use_PrivateKey_file(ctx, tls.key_file.c_str(), SSL_FILETYPE_PEM) != 1) fail("key " + tls.key_file);
-  if (SSL_CTX_check_private_key(ctx) != 1) fail("key " + tls.key_file + " does not match certificate " + tls.cert_file);
+  if (!tls.cert_file.empty() || !tls.key_file.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(ctx, tls.cert_file.c_str()) != 1) fail("certificate " + tls.cert_file);
+    if (SSL_CTX_use_PrivateKey_file(ctx, tls.key_file.c_str(), SSL_FILETYPE_PEM) != 1) fail("key " + tls.key_file);
+    if (SSL_CTX_check_private_key(ctx) != 1) fail("key " + tls.key_file + " does not match certificate " + tls.cert_file);
+  }
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);  // chain to ca_file; httplib then checks the host name
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
   impl_->http->set_ca_cert_path(tls.ca_file.c_str());  // else httplib adds the system's CAs to the store

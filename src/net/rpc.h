@@ -66,6 +66,8 @@ struct Limits {
                                         // waiting on Nagle and the peer's delayed ACK (the dial-in fabric sets it)
   std::string source;                   // a client's own address to connect from (an IP literal; "" = the
                                         // system's choice): a site on a host with several addresses
+  bool anonymous_clients = false;       // a server that asks callers for no certificate: only the enrolment
+                                        // service (net/enrol.h), whose callers have none yet
 };
 
 // The policy above as a fresh OpenSSL context (TLS 1.3 only, X25519MLKEM768 only, our certificate,
@@ -75,7 +77,8 @@ SSL_CTX* tls_context(const secure::Identity& me, const secure::TrustStore& trust
 
 // TLS to a server outside gng's PKI: a vendor's QKD key manager (KME), say. TLS 1.2 or 1.3; the
 // server's certificate must chain to ca_file and name the host (DNS or IP SAN); our certificate
-// (with any intermediates) and key come from PEM files, in whatever algorithm the vendor issued.
+// (with any intermediates) and key come from PEM files, in whatever algorithm the vendor issued
+// (none, both empty: a site enrolling, which has no certificate yet).
 // groups is OpenSSL's list in order of preference: the hybrid post-quantum group first, classical
 // groups after it for servers that have none (set groups to "X25519MLKEM768" to refuse those).
 struct ExternalTls {

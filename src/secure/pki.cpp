@@ -10,7 +10,9 @@
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <ctime>
+#include <sqlite3.h>
 #include <functional>
 #include <mutex>
 #include <filesystem>
@@ -18,6 +20,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/sqlite.h"
 #include "secure/openssl_error.h"
 
 namespace fs = std::filesystem;
@@ -446,7 +449,8 @@ std::string pki_request(const std::string& dir, const std::string& id, const std
   return csr_path;
 }
 
-Certificate pki_sign(const std::string& dir, const std::string& request_pem, const std::string& role, int days) {
+Certificate pki_sign(const std::string& dir, const std::string& request_pem, const std::string& role, int days,
+                     const std::string& expected_id) {
   Bio in(BIO_new_mem_buf(request_pem.data(), static_cast<int>(request_pem.size())), BIO_free);
   std::unique_ptr<X509_REQ, decltype(&X509_REQ_free)> req(PEM_read_bio_X509_REQ(in.get(), nullptr, nullptr, nullptr),
                                                           X509_REQ_free);
@@ -457,6 +461,8 @@ Certificate pki_sign(const std::string& dir, const std::string& request_pem, con
     throw Error("the certificate request's signature does not verify with the key it names (tampered, or not made by that key)");
   const std::string id = name_entry(X509_REQ_get_subject_name(req.get()), NID_commonName);
   if (id.empty()) throw Error("the certificate request names no CN (the site's id)");
+  if (!expected_id.empty() && id != expected_id)
+    throw Error("the certificate request names '" + id + "'; the token admits '" + expected_id + "'");
   EVP_PKEY_up_ref(pub);
   const PublicKey key(pub);
   const std::string alg = key.algorithm();
@@ -474,6 +480,80 @@ Certificate pki_sign(const std::string& dir, const std::string& request_pem, con
                       if (!san) add_ext(c, ca, NID_subject_alt_name, san_text({id}));
                     },
                     0, days);
+}
+
+namespace {
+
+constexpr const char* kTokenPrefix = "gng-enrol-";
+
+sqlite3* open_tokens(const std::string& dir) {
+  const std::string path = dir + "/tokens.db";
+  sqlite3* db = sql::open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, "token store");
+  sql::exec(db,
+            "CREATE TABLE IF NOT EXISTS tokens (hash TEXT PRIMARY KEY, id TEXT NOT NULL, created REAL NOT NULL, "
+            "expires REAL NOT NULL, used REAL, used_from TEXT)",
+            path);
+  return db;
+}
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string utc(double t) {
+  char buf[32];
+  const time_t tt = static_cast<time_t>(t);
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&tt));
+  return buf;
+}
+
+}  // namespace
+
+std::string pki_token(const std::string& dir, const std::string& id, double seconds) {
+  require_pki(dir);
+  check_name("id", id);
+  if (!(seconds > 0)) throw Error("an enrolment token must expire some time from now");
+  const std::string token = kTokenPrefix + hex(random_bytes(32));
+  std::unique_ptr<sqlite3, decltype(&sqlite3_close)> db(open_tokens(dir), sqlite3_close);
+  const double now = unix_now();
+  sql::Stmt(db.get(), "INSERT INTO tokens (hash, id, created, expires) VALUES (?, ?, ?, ?)", dir + "/tokens.db")
+      .bind(1, hex(sha256(view(token))))
+      .bind(2, id)
+      .bind(3, now)
+      .bind(4, now + seconds)
+      .step();
+  return token;
+}
+
+Certificate pki_enrol(const std::string& dir, const std::string& token, const std::string& request_pem, const std::string& from) {
+  require_pki(dir);
+  const std::string path = dir + "/tokens.db";
+  if (!token.starts_with(kTokenPrefix)) throw Error("that is not an enrolment token (gng pki token makes them)");
+  std::unique_ptr<sqlite3, decltype(&sqlite3_close)> db(open_tokens(dir), sqlite3_close);
+  sql::exec(db.get(), "BEGIN IMMEDIATE", path);  // one redeemer at a time
+  try {
+    std::string id, used_from;
+    double expires = 0, used = 0;
+    {
+      sql::Stmt find(db.get(), "SELECT id, expires, used, used_from FROM tokens WHERE hash = ?", path);
+      find.bind(1, hex(sha256(view(token))));
+      if (!find.step()) throw Error("unknown enrolment token");
+      id = find.text(0), expires = find.real(1), used = find.null(2) ? 0 : find.real(2), used_from = find.text(3);
+    }
+    if (used > 0) throw Error("the enrolment token for '" + id + "' was used already (" + utc(used) + ", from " + used_from + ")");
+    if (expires <= unix_now()) throw Error("the enrolment token for '" + id + "' expired at " + utc(expires));
+    Certificate cert = pki_sign(dir, request_pem, "node", 365, id);
+    sql::Stmt(db.get(), "UPDATE tokens SET used = ?, used_from = ? WHERE hash = ?", path)
+        .bind(1, unix_now())
+        .bind(2, from)
+        .bind(3, hex(sha256(view(token))))
+        .step();
+    sql::exec(db.get(), "COMMIT", path);
+    return cert;
+  } catch (...) {
+    sqlite3_exec(db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
 }
 
 void pki_deny(const std::string& dir, const std::string& id) {

@@ -97,7 +97,16 @@ std::string pki_request(const std::string& dir, const std::string& id, const std
 // The operator's side: a request whose signature verifies with the (ML-DSA or SLH-DSA) key it
 // names becomes a certificate of `role` in DIR/issued/ID.pem; the role and validity are the CA's,
 // only the id and subjectAltName come from the request. gng::Error naming what is wrong.
-Certificate pki_sign(const std::string& dir, const std::string& request_pem, const std::string& role, int days = 365);
+Certificate pki_sign(const std::string& dir, const std::string& request_pem, const std::string& role, int days = 365,
+                     const std::string& expected_id = "");
+// One-time enrolment tokens, the operator's other way to admit a site: a token names the site's
+// id and admits one certificate request for it, once, before it expires. DIR/tokens.db keeps only
+// each token's SHA-256, when it expires, and who used it when.
+std::string pki_token(const std::string& dir, const std::string& id, double seconds);
+// Redeems `token` for a site's request (pki_sign, role node) in one transaction: an unknown, used
+// or expired token, or one for another id, is a gng::Error saying which (a refused request leaves
+// the token unused); `from` (the caller's address) is recorded with the use.
+Certificate pki_enrol(const std::string& dir, const std::string& token, const std::string& request_pem, const std::string& from);
 void pki_deny(const std::string& dir, const std::string& id);  // adds the id's certificate to the CRL
 Identity load_identity(const std::string& pki_dir, const std::string& id);
 

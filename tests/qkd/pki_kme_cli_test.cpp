@@ -107,6 +107,81 @@ TEST(PkiCli, ASiteEnrolsWithoutItsKeyLeavingIt) {
   std::filesystem::remove_all(dir);
 }
 
+// The token way: the operator makes a one-time token for the site's id and runs the enrolment
+// service; the site makes its key in place and sends its request with the token over TLS, and
+// keeps the certificate. A token works once, for its id, until it expires; a refused request
+// leaves it unused; a service of another CA is refused by the site.
+TEST(PkiCli, ASiteEnrolsWithAOneTimeToken) {
+  const std::string dir = testing::TempDir() + "gng-token-" + std::to_string(getpid());
+  const std::string ca = dir + "/ca";
+  std::filesystem::remove_all(dir);
+  ASSERT_EQ(test::run(kGng + " pki init " + ca).status, 0);
+  ASSERT_EQ(test::run(kGng + " pki issue " + ca + " --role orchestrator --id orchestrator").status, 0);
+  auto token = [&](const std::string& id, const std::string& expires = "1h") {
+    const auto r = test::run(kGng + " pki token " + ca + " --id " + id + " --expires " + expires);
+    EXPECT_EQ(r.status, 0) << r.out;
+    return r.out.substr(0, r.out.find('\n'));
+  };
+  const std::string a = token("site-a"), b = token("site-b"), late = token("site-d", "1s");
+  EXPECT_TRUE(std::regex_match(a, std::regex("gng-enrol-[0-9a-f]{64}"))) << a;
+  EXPECT_EQ(read_file(ca + "/tokens.db").find(a), std::string::npos);  // only its hash is kept
+
+  const std::string log = dir + "/serve.log";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    freopen(log.c_str(), "w", stdout);
+    execl(kGng.c_str(), "gng", "pki", "serve", ca.c_str(), "--listen", "127.0.0.1:0", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int port = 0;
+  for (int i = 0; i < 200 && port == 0; ++i) {
+    usleep(50000);
+    std::smatch m;
+    const std::string out = std::filesystem::exists(log) ? read_file(log) : "";
+    if (std::regex_search(out, m, std::regex("on 127\\.0\\.0\\.1:(\\d+)"))) port = std::stoi(m[1]);
+  }
+  ASSERT_GT(port, 0) << "gng pki serve did not start";
+  const std::string at = " --enrol 127.0.0.1:" + std::to_string(port) + " --ca " + ca + "/ca.pem";
+  auto enrol = [&](const std::string& site, const std::string& id, const std::string& t) {
+    return test::run(kGng + " node init " + dir + "/" + site + " --id " + id + " --token " + t + at);
+  };
+
+  auto r = enrol("a", "site-a", a);
+  ASSERT_EQ(r.status, 0) << r.out;
+  const secure::Identity me = secure::load_identity(dir + "/a", "site-a");
+  EXPECT_EQ(me.role(), "node");
+  EXPECT_NO_THROW(secure::TrustStore::load(dir + "/a").check(me.cert));
+  EXPECT_FALSE(std::filesystem::exists(ca + "/issued/site-a.key.pem"));  // the key never left the site
+
+  r = enrol("a2", "site-a", a);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("refused the enrolment (HTTP 403): the enrolment token for 'site-a' was used already ("), std::string::npos) << r.out;
+  r = enrol("c", "site-c", b);  // site-b's token for a request of site-c: refused, and b stays good
+  EXPECT_NE(r.out.find("the certificate request names 'site-c'; the token admits 'site-b'"), std::string::npos) << r.out;
+  r = enrol("b", "site-b", b);
+  EXPECT_EQ(r.status, 0) << r.out;
+  r = enrol("x", "site-x", "gng-enrol-" + std::string(64, '0'));
+  EXPECT_NE(r.out.find("unknown enrolment token"), std::string::npos) << r.out;
+  sleep(2);
+  r = enrol("d", "site-d", late);
+  EXPECT_NE(r.out.find("the enrolment token for 'site-d' expired at "), std::string::npos) << r.out;
+  // A site given another CA's certificate refuses this service (it cannot be the operator's).
+  ASSERT_EQ(test::run(kGng + " pki init " + dir + "/other").status, 0);
+  r = test::run(kGng + " node init " + dir + "/e --id site-e --token " + token("site-e") + " --enrol 127.0.0.1:" +
+                std::to_string(port) + " --ca " + dir + "/other/ca.pem");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("no answer from 127.0.0.1:" + std::to_string(port)), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/e/issued/site-e.pem"));
+
+  kill(pid, SIGTERM);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  const std::string said = read_file(log);
+  EXPECT_NE(said.find("site-a enrolled from 127.0.0.1:"), std::string::npos) << said;
+  EXPECT_NE(said.find("is refused: the enrolment token for 'site-a' was used already"), std::string::npos) << said;
+}
+
 TEST(KmeCli, ServesKeysOverIpv6UntilSigterm) {
   const std::string dir = testing::TempDir() + "gng-kme-cli-" + std::to_string(getpid());
   std::filesystem::remove_all(dir);
