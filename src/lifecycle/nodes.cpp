@@ -266,6 +266,8 @@ void NodePool::stop(const std::string& ended) {
   watch_cv_.notify_all();
   if (watcher_.joinable()) watcher_.join();
   stopping_ = false;
+  if (hub_ && !ended.empty())
+    for (const auto& s : hub_->roster()) changed(s);  // the roster as the run ends: who left, last seen
   if (hub_) hub_->stop();
   hub_.reset();
   orchestrator_qkd_ = {};

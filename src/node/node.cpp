@@ -354,6 +354,8 @@ struct Node::Impl {
   std::thread polling;
   std::atomic<bool> running{false}, poll_ended{false};
   std::function<void(const std::string&)> on_end;
+  std::chrono::steady_clock::time_point started;  // start(): time to first work is measured from it
+  bool first_work = false;
   std::string ended;  // what the orchestrator last said of its run's end (poll thread only)
   std::mutex jobs_mu, answer_mu;
   std::condition_variable wake;  // ends a back-off early when stopping
@@ -431,6 +433,12 @@ struct Node::Impl {
       }
       ended.clear();
       for (const rpc::Work& w : reply.work()) {
+        if (!first_work) {
+          first_work = true;
+          say("first work (" + w.rpc() + ") " +
+              std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()) +
+              " ms after start");
+        }
         std::lock_guard lock(jobs_mu);
         if (!in_hand.insert(w.id()).second) continue;  // already working on it
         auto done = std::make_shared<std::atomic<bool>>(false);
@@ -531,6 +539,7 @@ void Node::start() {
   limits.source = s.c.source;
   s.poller = std::make_unique<net::Client>(s.me, s.trust, s.c.orchestrator.host, s.c.orchestrator.port, limits);
   s.answerer = std::make_unique<net::Client>(s.me, s.trust, s.c.orchestrator.host, s.c.orchestrator.port, limits);
+  s.started = std::chrono::steady_clock::now();
   s.running = true;
   s.poll_ended = false;
   s.polling = std::thread([this] { impl_->poll_loop(); });

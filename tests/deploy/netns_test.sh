@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Sites as separate hosts: each of three sites runs in a network namespace of its own, reaching the
+# orchestrator's host only through its own veth link (198.18.x.0/24, a benchmarking range), with
+# its own folder and its own key. It enrols over that link with a one-time token (gng pki serve),
+# dials in, trains, and leaves when the run is over (--once). Nothing is shared with the
+# orchestrator but the CA certificate and the network. Needs root (ip netns); 77 when it cannot.
+#
+# usage: netns_test.sh GNG_BINARY SOURCE_DIR
+set -euo pipefail
+gng=$1 src=$2
+fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null; then
+  echo "SKIP: network namespaces need root and iproute2"
+  exit 77
+fi
+tag=$$
+if ! ip netns add "gng$tag-probe" 2>/dev/null; then
+  echo "SKIP: this machine does not let even root make network namespaces"
+  exit 77
+fi
+ip netns del "gng$tag-probe"
+
+dir=$(mktemp -d /tmp/gng-netns.XXXXXX)
+pids=()
+net=$((tag % 200))
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  for k in 1 2 3; do ip netns del "gng$tag-$k" 2>/dev/null || true; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+show_logs() { for f in "$dir"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -30 "$f"; }; done; }
+free_port() {
+  local p
+  for _ in $(seq 200); do
+    p=$((20000 + RANDOM % 30000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+  fail "no free port"
+}
+hub_port=$(free_port)
+enrol_port=$(free_port)
+host_of() { echo "198.18.$((net)).$((4 * $1 + 1))"; }   # the orchestrator's end of site k's link
+site_of() { echo "198.18.$((net)).$((4 * $1 + 2))"; }   # the site's end
+
+# The operator: a CA, the orchestrator's certificate naming the addresses sites reach it by, the
+# enrolment service.
+"$gng" pki init "$dir/ca" >/dev/null
+"$gng" pki issue "$dir/ca" --role orchestrator --id orchestrator --hosts "orchestrator,$(host_of 1),$(host_of 2),$(host_of 3)" >/dev/null
+"$gng" pki serve "$dir/ca" --listen "0.0.0.0:$enrol_port" >"$dir/enrol.log" 2>&1 &
+pids+=($!)
+
+# Three hosts: a namespace each, linked to this one by a veth pair (a /30 each).
+for k in 1 2 3; do
+  ns=gng$tag-$k
+  ip netns add "$ns"
+  ip link add "gh$tag$k" type veth peer name "gs$tag$k"
+  ip link set "gs$tag$k" netns "$ns"
+  ip addr add "$(host_of $k)/30" dev "gh$tag$k"
+  ip link set "gh$tag$k" up
+  ip netns exec "$ns" ip addr add "$(site_of $k)/30" dev "gs$tag$k"
+  ip netns exec "$ns" ip link set "gs$tag$k" up
+  ip netns exec "$ns" ip link set lo up
+done
+for _ in $(seq 100); do grep -q "enrolment service" "$dir/enrol.log" && break; sleep 0.1; done
+
+# Each site enrols from its own host with its own token; its key is made there.
+for k in 1 2 3; do
+  token=$("$gng" pki token "$dir/ca" --id "site-$k" --expires 10m | head -1)
+  ip netns exec "gng$tag-$k" "$gng" node init "$dir/site-$k" --id "site-$k" --enrol "$(host_of $k):$enrol_port" \
+    --token "$token" --ca "$dir/ca/ca.pem" >"$dir/init-$k.log" 2>&1 || { show_logs; cat "$dir/init-$k.log"; fail "site-$k could not enrol"; }
+  [ ! -f "$dir/ca/issued/site-$k.key.pem" ] || fail "site-$k's key is in the CA's folder"
+  printf 'id: site-%d\npki: %s\ndir: %s/work\norchestrator: %s:%d\nshard: {index: %d, of: 3}\ntrain_limit: 1500\nvalidation: 100\n' \
+    "$k" "$dir/site-$k" "$dir/site-$k" "$(host_of $k)" "$hub_port" $((k - 1)) >"$dir/site-$k/node.yaml"
+done
+
+cp "$src/tests/lifecycle/data/tiny.yaml" "$src/tests/lifecycle/data/tiny-policy.yaml" "$dir/"
+printf 'pki: ca\nnodes: {min: 3, wait: 2m, listen: 0.0.0.0:%d}\n' "$hub_port" >>"$dir/tiny.yaml"
+echo 'qkd: off' >>"$dir/tiny-policy.yaml"
+"$gng" run "$dir/tiny.yaml" --runs "$dir/runs" >"$dir/run.log" 2>&1 &
+run_pid=$!
+sites=()
+for k in 1 2 3; do
+  ip netns exec "gng$tag-$k" "$gng" node --config "$dir/site-$k/node.yaml" --once >"$dir/site-$k.log" 2>&1 &
+  sites+=($!)
+  pids+=($!)
+done
+pids+=("$run_pid")
+status=0
+wait "$run_pid" || status=$?
+[ "$status" = 0 ] || { show_logs; fail "gng run exited with $status"; }
+for k in 1 2 3; do
+  s=0
+  wait "${sites[$((k - 1))]}" || s=$?
+  [ "$s" = 0 ] || { show_logs; fail "site-$k exited with $s"; }
+done
+grep -q "end: finished" "$dir/run.log" || { show_logs; fail "the run did not finish"; }
+roster=$("$gng" nodes "$dir"/runs/*/)
+echo "$roster"
+for k in 1 2 3; do
+  grep -Eq "^site-$k +(up|lost) +$(site_of $k | sed 's/\./\\./g'):[0-9]+ +1x28x28" <<<"$roster" || fail "site-$k did not dial in from its own host $(site_of $k)"
+  grep -q "site-$k enrolled from $(site_of $k | sed 's/\./\\./g'):" "$dir/enrol.log" || { show_logs; fail "the enrolment service did not record site-$k"; }
+done
+# A site's host reaches the orchestrator's end of its own link, and no other site's.
+ip netns exec "gng$tag-1" bash -c "exec 3<>/dev/tcp/$(site_of 2)/$hub_port" 2>/dev/null && fail "site-1 reached site-2's host"
+echo "PASS: three sites on three network namespaces enrolled with tokens, dialled in and finished the run"
