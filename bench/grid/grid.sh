@@ -4,7 +4,7 @@
 #   - the exchange per node and round (the run's own "exchange N ms per node" lines; rounds 2-6,
 #     round 1 also pays the first handshakes),
 #   - the whole run's wall time,
-#   - bytes on the wire per round: loopback bytes of a run with 6 rounds minus one with 0, / 6
+#   - bytes on the wire per round: loopback bytes (received) of a run with 6 rounds minus one with 0, / 6
 #     (every byte the fabric, TLS, polls and KME move; run it on an otherwise idle machine),
 # and, for the binary under test, the time from starting `gng node` to its first work (a remote
 # site dialling in to a run that waits for it).
@@ -20,7 +20,7 @@ gng=${GNG:-$root/build/gng}
 work=$(mktemp -d /tmp/gng-bench-grid.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-lo_bytes() { awk '/^ *lo:/ {sub(/^ *lo:/, ""); print $1 + $9}' /proc/net/dev; }
+lo_bytes() { awk '/^ *lo:/ {sub(/^ *lo:/, ""); printf "%.0f\n", $1}' /proc/net/dev; }
 
 # run BIN NODES ROUNDS TAG: one run; prints "seconds bytes" and keeps its log as $work/TAG.log
 run() {

@@ -8,7 +8,8 @@
 # usage: netns_test.sh GNG_BINARY SOURCE_DIR
 set -euo pipefail
 gng=$1 src=$2
-fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null; then
   echo "SKIP: network namespaces need root and iproute2"
   exit 77
@@ -30,15 +31,6 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
-show_logs() { for f in "$dir"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -30 "$f"; }; done; }
-free_port() {
-  local p
-  for _ in $(seq 200); do
-    p=$((20000 + RANDOM % 30000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-  fail "no free port"
-}
 hub_port=$(free_port)
 enrol_port=$(free_port)
 host_of() { echo "198.18.$((net)).$((4 * $1 + 1))"; }   # the orchestrator's end of site k's link

@@ -9,7 +9,8 @@
 # usage: slurm_test.sh GNG_BINARY SOURCE_DIR
 set -euo pipefail
 gng=$1 src=$2
-fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 if [ "$(id -u)" != 0 ]; then
   echo "SKIP: slurmd needs root (run the tests as root, as CI does)"
   exit 77
@@ -26,17 +27,8 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
-show_logs() { for f in "$dir"/*.log "$dir"/job.out; do [ -f "$f" ] && { echo "--- $f"; tail -40 "$f"; }; done; }
 
 # Free ports: the controller's, four slurmd ones (consecutive), the hub's.
-free_port() {
-  local p
-  for _ in $(seq 200); do
-    p=$((20000 + RANDOM % 30000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-  fail "no free port"
-}
 ctld_port=$(free_port)
 slurmd_port=$(free_port)
 for k in 1 2 3; do (exec 3<>"/dev/tcp/127.0.0.1/$((slurmd_port + k))") 2>/dev/null && slurmd_port=$(free_port); done
@@ -89,7 +81,7 @@ for _ in $(seq 120); do
   [ "$(sinfo -h -N -o '%t' 2>/dev/null | grep -c idle)" = 4 ] && break
   sleep 0.5
 done
-[ "$(sinfo -h -N -o '%t' 2>/dev/null | grep -c idle)" = 4 ] || { show_logs; sinfo -N 2>&1; fail "the four slurmd did not come up"; }
+[ "$(sinfo -h -N -o '%t' 2>/dev/null | grep -c idle)" = 4 ] || { show_logs "$dir/job.out"; sinfo -N 2>&1; fail "the four slurmd did not come up"; }
 
 # The grid: the operator's CA, three enrolled sites with small shards, a tiny run.
 work=$dir/work
@@ -107,15 +99,15 @@ GNG=$gng sbatch --wait --nodes=4 --ntasks=4 --ntasks-per-node=1 --output="$dir/j
   "$src/deploy/slurm/grid.sbatch" "$work" "$work/tiny.yaml" "$hub_port" > "$dir/sbatch.out" 2>&1
 status=$?
 set -e
-[ "$status" = 0 ] || { cat "$dir/sbatch.out"; show_logs; fail "sbatch --wait returned $status"; }
+[ "$status" = 0 ] || { cat "$dir/sbatch.out"; show_logs "$dir/job.out"; fail "sbatch --wait returned $status"; }
 run=$(ls -d "$work"/runs/*/ | head -1)
-[ -n "$run" ] || { show_logs; fail "no run folder"; }
+[ -n "$run" ] || { show_logs "$dir/job.out"; fail "no run folder"; }
 roster=$("$gng" nodes "$run")
 echo "$roster"
-grep -q "orchestrator on n0 (127.0.0.1:$hub_port), 3 site(s)" "$dir/job.out" || { show_logs; fail "the job did not start the orchestrator on n0"; }
+grep -q "orchestrator on n0 (127.0.0.1:$hub_port), 3 site(s)" "$dir/job.out" || { show_logs "$dir/job.out"; fail "the job did not start the orchestrator on n0"; }
 for k in 1 2 3; do
   grep -Eq "^site-$k +(up|lost) +127\.0\.0\.1:" <<<"$roster" || fail "site-$k is not on the roster"
-  grep -q "gng node 'site-$k': left: the run it served is over" "$dir/job.out" || { show_logs; fail "site-$k did not leave when the run ended"; }
+  grep -q "gng node 'site-$k': left: the run it served is over" "$dir/job.out" || { show_logs "$dir/job.out"; fail "site-$k did not leave when the run ended"; }
 done
-grep -q "end: finished" "$dir/job.out" || { show_logs; fail "the run did not finish"; }
+grep -q "end: finished" "$dir/job.out" || { show_logs "$dir/job.out"; fail "the run did not finish"; }
 echo "PASS: a 4-node Slurm cluster ran the grid as one job"

@@ -8,6 +8,8 @@
 #include <ctime>
 #include <filesystem>
 #include <regex>
+#include <utility>
+#include <vector>
 
 #include "core/file.h"
 #include "net/rpc.h"
@@ -19,6 +21,28 @@ namespace gng {
 namespace {
 
 const std::string kGng = GNG_BINARY;
+
+// Starts `gng ARGS…` with its output in `log` and waits (up to 10 s) until the log shows the port
+// it listens on, the first group of `port_in`; returns the pid and the port (0 if it never did).
+std::pair<pid_t, int> serve(const std::vector<std::string>& args, const std::string& log, const std::string& port_in) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (!freopen(log.c_str(), "w", stdout)) _exit(126);
+    std::vector<char*> argv{const_cast<char*>("gng")};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(kGng.c_str(), argv.data());
+    _exit(127);
+  }
+  int port = 0;
+  for (int i = 0; i < 200 && port == 0; ++i) {
+    usleep(50000);
+    std::smatch m;
+    const std::string out = std::filesystem::exists(log) ? read_file(log) : "";
+    if (std::regex_search(out, m, std::regex(port_in))) port = std::stoi(m[1]);
+  }
+  return {pid, port};
+}
 
 TEST(PkiCli, InitIssueDenyShowAndRefusals) {
   const std::string dir = testing::TempDir() + "gng-pki-cli-" + std::to_string(getpid());
@@ -127,19 +151,7 @@ TEST(PkiCli, ASiteEnrolsWithAOneTimeToken) {
   EXPECT_EQ(read_file(ca + "/tokens.db").find(a), std::string::npos);  // only its hash is kept
 
   const std::string log = dir + "/serve.log";
-  const pid_t pid = fork();
-  if (pid == 0) {
-    freopen(log.c_str(), "w", stdout);
-    execl(kGng.c_str(), "gng", "pki", "serve", ca.c_str(), "--listen", "127.0.0.1:0", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  int port = 0;
-  for (int i = 0; i < 200 && port == 0; ++i) {
-    usleep(50000);
-    std::smatch m;
-    const std::string out = std::filesystem::exists(log) ? read_file(log) : "";
-    if (std::regex_search(out, m, std::regex("on 127\\.0\\.0\\.1:(\\d+)"))) port = std::stoi(m[1]);
-  }
+  const auto [pid, port] = serve({"pki", "serve", ca, "--listen", "127.0.0.1:0"}, log, "on 127\\.0\\.0\\.1:(\\d+)");
   ASSERT_GT(port, 0) << "gng pki serve did not start";
   const std::string at = " --enrol 127.0.0.1:" + std::to_string(port) + " --ca " + ca + "/ca.pem";
   auto enrol = [&](const std::string& site, const std::string& id, const std::string& t) {
@@ -190,20 +202,8 @@ TEST(KmeCli, ServesKeysOverIpv6UntilSigterm) {
   const secure::Identity n1 = secure::pki_issue(dir, {"node", "n1"});
   const secure::Identity n2 = secure::pki_issue(dir, {"node", "n2"});
   const std::string log = dir + "/kme.log";
-  const pid_t pid = fork();
-  if (pid == 0) {
-    freopen(log.c_str(), "w", stdout);
-    execl(kGng.c_str(), "gng", "kme", "--pki", dir.c_str(), "--id", "kme-a", "--listen", "[::1]:0", "--seed", "3",
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  int port = 0;
-  for (int i = 0; i < 200 && port == 0; ++i) {
-    usleep(50000);
-    std::smatch m;
-    const std::string out = std::filesystem::exists(log) ? read_file(log) : "";
-    if (std::regex_search(out, m, std::regex("https://\\[::1\\]:(\\d+)/"))) port = std::stoi(m[1]);
-  }
+  const auto [pid, port] = serve({"kme", "--pki", dir, "--id", "kme-a", "--listen", "[::1]:0", "--seed", "3"}, log,
+                                 "https://\\[::1\\]:(\\d+)/");
   ASSERT_GT(port, 0) << "gng kme did not start";
   {
     net::Client c1(n1, secure::TrustStore::load(dir), "::1", port);  // over IPv6, as it was told to listen
