@@ -15,11 +15,14 @@ if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null; then
   exit 77
 fi
 tag=$$
-if ! ip netns add "gng$tag-probe" 2>/dev/null; then
-  echo "SKIP: this machine does not let even root make network namespaces"
+if ! { ip netns add "gng$tag-probe" && ip link add "gp$tag" type veth peer name "gq$tag" &&
+       ip link set "gq$tag" netns "gng$tag-probe"; } 2>/dev/null; then
+  ip link del "gp$tag" 2>/dev/null || true
+  ip netns del "gng$tag-probe" 2>/dev/null || true
+  echo "SKIP: this machine does not let even root make network namespaces and veth links"
   exit 77
 fi
-ip netns del "gng$tag-probe"
+ip netns del "gng$tag-probe"  # and the veth pair with it
 
 dir=$(mktemp -d /tmp/gng-netns.XXXXXX)
 pids=()
