@@ -11,15 +11,18 @@
 #
 # usage: bash deploy/podman.sh [--keep]     (--keep: leave the sites running at the end)
 # Environment: GNG_IMAGE (default localhost/gng:latest), GNG_SECRETS (default deploy/secrets),
-#   GNG_NOFILE (65536), GNG_NPROC (8192). Takes minutes: most of it OpenSSL and gng's build.
+#   GNG_NOFILE (65536), GNG_NPROC (8192), each at most this shell's hard limit. Takes minutes: most of it OpenSSL and gng's build.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 image=${GNG_IMAGE:-localhost/gng:latest}
 secrets=${GNG_SECRETS:-$here/secrets}
-nofile=${GNG_NOFILE:-65536}
-nproc=${GNG_NPROC:-8192}
+# Explicit limits (runc refuses to start a container without them on some hosts), at most what
+# this shell may raise itself to: asking for more fails with "error setting rlimit".
+cap() { local h; h=$(ulimit "$1"); [ "$h" = unlimited ] || [ "$h" -ge "$2" ] && echo "$2" || echo "$h"; }
+nofile=${GNG_NOFILE:-$(cap -Hn 65536)}
+nproc=${GNG_NPROC:-$(cap -Hu 8192)}
 keep=""
 log() { printf '[podman.sh] %s\n' "$*" >&2; }
 die() { printf '[podman.sh] error: %s\n' "$*" >&2; exit 1; }
@@ -107,7 +110,7 @@ GNG="podman --runtime runc run --rm --network none --user 0 -v $secrets:$secrets
 
 # --- 5. the grid -----------------------------------------------------------------------------------
 compose=(podman-compose -p gng -f "$here/compose.yaml" "--podman-args=--runtime runc")
-export GNG_IMAGE=$image GNG_SECRETS=$secrets
+export GNG_IMAGE=$image GNG_SECRETS=$secrets GNG_NOFILE=$nofile GNG_NPROC=$nproc
 log "starting the orchestrator and three sites"
 "${compose[@]}" up -d >/dev/null || die "podman-compose up failed"
 log "waiting for the run to end (podman logs -f gng-orchestrator shows it)"
