@@ -105,7 +105,7 @@ pod build "${limits[@]}" --build-arg "BASE=$base" -f "$here/Containerfile" -t "$
 # --- 4. keys and certificates, outside the image -----------------------------------------------
 mkdir -p "$secrets"
 secrets=$(cd "$secrets" && pwd)
-GNG="podman --runtime runc run --rm --network none --user 0 -v $secrets:$secrets $image" \
+GNG="podman --runtime runc run --rm ${limits[*]} --network none --user 0 -v $secrets:$secrets $image" \
   bash "$here/secrets.sh" --out "$secrets" || die "secrets.sh failed"
 
 # --- 5. the grid -----------------------------------------------------------------------------------
@@ -116,9 +116,10 @@ log "starting the orchestrator and three sites"
 log "waiting for the run to end (podman logs -f gng-orchestrator shows it)"
 status=$(pod wait gng-orchestrator | tail -n 1) || die "podman wait gng-orchestrator failed"
 pod logs --tail 30 gng-orchestrator || true
-# The roster, read from the run's volume by a container of its own (the orchestrator has exited).
+# The roster, read from the run's volume by a container of its own (the orchestrator has exited;
+# read-write: SQLite in WAL mode needs its -shm file even to read).
 # shellcheck disable=SC2016  # expanded by the container's shell
-pod run --rm --network none -v gng-runs:/var/lib/gng/runs:ro --entrypoint /bin/sh "$image" -c \
+pod run --rm "${limits[@]}" --network none -v gng-runs:/var/lib/gng/runs --entrypoint /bin/sh "$image" -c \
   'run=$(find /var/lib/gng/runs -mindepth 1 -maxdepth 1 -type d | sort | tail -n 1); echo "gng nodes $run"; gng nodes "$run"' ||
   log "could not read the roster"
 if [ -z "$keep" ]; then
