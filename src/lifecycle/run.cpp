@@ -111,6 +111,12 @@ void resume_run(const std::string& run_dir, std::ostream& out) {
       if (!v) throw Error(run_dir + ": the registry lacks '" + k + "': not a complete gng run");
       return *v;
     };
+    // A run that has ended stays as it ended: no KME, no nodes, no session added to its clock.
+    const std::string state = reg.meta("state").value_or("");
+    if (state == "finished" || state.starts_with("stopped: ")) {
+      out << run_dir << " has ended (" << state << "): nothing to resume\n" << std::flush;
+      return;
+    }
     c = RunConfig::from_yaml(get("config"), get("config_source"), get("space"), get("policy"));
     c.space_source = get("space_source");
     c.policy_source = get("policy_source");

@@ -246,11 +246,17 @@ TEST(Run, CompletesWritesReportModelAndStatus) {
     EXPECT_EQ(promotions, static_cast<int>(reg.promotions().size()));
   }
 
-  // Resuming a finished run changes nothing and re-reports.
+  // Resuming a finished run says so, starts nothing, adds nothing (not even to its clock), and re-reports.
+  const std::size_t decided = reg.decisions().size();
+  const double used = reg.used_seconds();
   const auto again = test::run(gng("run --resume " + dir));
   ASSERT_EQ(again.status, 0) << again.out;
+  EXPECT_NE(again.out.find(dir + " has ended (finished): nothing to resume"), std::string::npos) << again.out;
+  EXPECT_EQ(again.out.find("resuming "), std::string::npos) << again.out;
   Registry reg2(dir + "/registry.db", false);
   EXPECT_EQ(reg2.evaluations().size(), 12u);
+  EXPECT_EQ(reg2.decisions().size(), decided);
+  EXPECT_DOUBLE_EQ(reg2.used_seconds(), used);
 }
 
 TEST(Run, KilledAtAnyMomentResumesWithoutLosingEvaluations) {
