@@ -111,7 +111,7 @@ int nodes(const std::vector<std::string>& argv) {
     return args.has("help") ? 0 : 2;
   }
   const std::string dir = args.positional()[0];
-  const Registry reg((fs::path(dir) / "registry.db").string(), false);
+  const Registry reg((fs::path(dir) / "registry.db").string(), false, true);
   const auto sites = reg.sites();
   if (sites.empty()) {
     std::printf("no site has dialled in to %s\n", dir.c_str());

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -96,7 +97,7 @@ int search(const std::vector<std::string>& argv) {
   }
   if (!failure.empty()) throw Error(failure);
   nlohmann::json out;
-  out["benchmark"] = "nb201-cifar10";
+  out["benchmark"] = "nb201 (" + std::filesystem::path(args.str("data")).filename().string() + ")";  // the table read
   out["method"] = "quadratic Bayesian surrogate, Thompson sampling, " + base.sampler + " on the surrogate QUBO";
   out["seeds"] = seeds;
   auto& rows = out["budgets"] = nlohmann::json::array();

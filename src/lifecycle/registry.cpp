@@ -70,8 +70,27 @@ std::map<std::string, double> parse_metrics(const std::string& s, const std::str
 
 }  // namespace
 
-Registry::Registry(const std::string& path, bool create) : path_(path) {
+Registry::Registry(const std::string& path, bool create, bool read_only) : path_(path) {
   if (!create && !std::filesystem::exists(path)) throw Error(path + ": no registry here (is this a runs/<id> folder?)");
+  if (read_only && !create) {
+    db_ = sql::open_db(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, "registry");
+    std::string format;
+    bool sites = false;
+    try {
+      format = meta("format").value_or("");
+      sql::Stmt st(db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'sites'", path_);
+      sites = st.step() && st.integer(0) == 1;
+    } catch (const Error& e) {
+      sqlite3_close(db_);
+      db_ = nullptr;
+      throw Error(path + ": not a gng registry (" + e.what() + ")");
+    }
+    if (format == std::string(kFormatPrefix) + std::to_string(kSchemaVersion) && sites) return;
+    sqlite3_close(db_);
+    db_ = nullptr;
+    if (!format.starts_with(kFormatPrefix)) throw Error(path + ": not a gng registry (format mismatch)");
+    // A registry to upgrade once (or of a newer version, which the checks below refuse).
+  }
   const int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_FULLMUTEX;
   db_ = sql::open_db(path, flags, "registry");  // `gng approve` and `gng status` share the file with a run
   std::string version;

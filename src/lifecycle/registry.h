@@ -63,8 +63,10 @@ class Registry {
   static constexpr int kSchemaVersion = 2;
 
   // Opens (creating when `create`) the registry; throws gng::Error naming the file when it is not a
-  // gng registry, is of a newer schema than this build knows, or cannot be opened.
-  Registry(const std::string& path, bool create);
+  // gng registry, is of a newer schema than this build knows, or cannot be opened. `read_only`: for
+  // readers (gng status, gng nodes), which must not write what they read; a file that still needs
+  // its one-time upgrade (version 1, or no sites table yet) is opened for writing once to get it.
+  Registry(const std::string& path, bool create, bool read_only = false);
   ~Registry();
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;

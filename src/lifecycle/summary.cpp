@@ -41,7 +41,7 @@ std::string short_design(const std::string& json) {
 }  // namespace
 
 ReportData summarize_run(const std::string& dir) {
-  Registry reg((fs::path(dir) / "registry.db").string(), false);
+  Registry reg((fs::path(dir) / "registry.db").string(), false, true);  // a reader: writes nothing
   ReportData r;
   r.run_id = fs::path(dir).filename().string();
   r.config = reg.meta("config_source").value_or("");

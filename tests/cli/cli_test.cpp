@@ -127,6 +127,16 @@ TEST(Cli, QaoaAndVqeAreSamplersOfSolve) {
   EXPECT_NE(big.out.find("n = 50 qubits needs"), std::string::npos) << big.out;
 }
 
+// The search names the table it read, whichever it is (a copy under another name here).
+TEST(Cli, SearchNamesTheBenchmarkTableItRead) {
+  const std::string copy = testing::TempDir() + "/nb201-imagenet-copy.csv";
+  std::ifstream in(test::shared("data/nb201/nb201-cifar10.csv"), std::ios::binary);
+  std::ofstream(copy, std::ios::binary) << in.rdbuf();
+  const auto r = test::run(gng + " search --benchmark nb201 --data " + copy + " --budget 25 --seeds 1 --threads 1 --json");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["benchmark"], "nb201 (nb201-imagenet-copy.csv)");
+}
+
 TEST(Cli, HelpAndVersion) {
   EXPECT_EQ(test::run(gng + " --help").status, 0);
   const auto r = test::run(gng + " solve --help");

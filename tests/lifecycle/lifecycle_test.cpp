@@ -177,6 +177,19 @@ TEST(Config, ScoreAndSafetyFollowThePolicy) {
   EXPECT_EQ(p.safety_violation({{"latency_ms", 1}}), "accuracy nan < 0.8");  // unmeasured is unsafe
 }
 
+// A reader never writes: gng status on an empty registry file says what it is and leaves it empty.
+TEST(Registry, StatusOfAnEmptyFileRefusesItAndLeavesItEmpty) {
+  const fs::path dir = fs::temp_directory_path() / ("gng-empty-run-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "registry.db").flush();
+  const auto r = test::run(gng("status " + dir.string()));
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find((dir / "registry.db").string() + ": not a gng registry"), std::string::npos) << r.out;
+  EXPECT_EQ(fs::file_size(dir / "registry.db"), 0u);
+  fs::remove_all(dir);
+}
+
 TEST(Registry, RefusesAFileThatIsNotARegistry) {
   const auto path = fs::temp_directory_path() / ("gng-notdb-" + std::to_string(getpid()));
   std::ofstream(path) << "this is not sqlite";
@@ -216,8 +229,13 @@ TEST(Run, CompletesWritesReportModelAndStatus) {
   EXPECT_NE(r.out.find("rung 1"), std::string::npos);
   EXPECT_NE(r.out.find("left"), std::string::npos);
 
+  // gng status reads the registry and writes nothing to it.
+  const auto bytes_before = read_file(dir + "/registry.db");
+  const auto time_before = fs::last_write_time(dir + "/registry.db");
   const auto s = test::run(gng("status " + dir));
   ASSERT_EQ(s.status, 0) << s.out;
+  EXPECT_EQ(read_file(dir + "/registry.db"), bytes_before);
+  EXPECT_EQ(fs::last_write_time(dir + "/registry.db"), time_before);
   EXPECT_NE(s.out.find("finished"), std::string::npos) << s.out;
   EXPECT_NE(s.out.find("audit log: OK: "), std::string::npos) << s.out;
 
