@@ -37,6 +37,7 @@ class Cycle {
 
   void run() {
     run_.begin_session();
+    for (const auto& e : run_.reg.evaluations()) best_ = std::max(best_, e.score);  // the run's best, over its sessions
     const auto runtime = init_training_runtime();
     load_data();
     space_ = std::make_unique<SearchSpace>(load_space(run_.c, run_.policy, shape_of(train_)));

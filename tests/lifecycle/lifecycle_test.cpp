@@ -302,6 +302,19 @@ TEST(Run, KilledAtAnyMomentResumesWithoutLosingEvaluations) {
   const auto final_ = evaluations(box.run_dir());
   for (const auto& [key, score] : before) EXPECT_EQ(final_.at(key), score);
   EXPECT_EQ(final_.size(), 12u);  // nothing evaluated twice, nothing missing
+  // The last session's progress lines show the run's best, earlier sessions' evaluations included.
+  double best_before = -1e300;
+  for (const auto& [key, score] : before) best_before = std::max(best_before, score);
+  const std::string all = read_file(log);
+  std::smatch m;
+  std::string last = all.substr(all.rfind("resuming "));
+  int lines = 0;
+  while (std::regex_search(last, m, std::regex("\\| best (-?[0-9.]+)"))) {
+    EXPECT_GE(std::stod(m[1]), best_before - 1e-4) << m[0];
+    ++lines;
+    last = m.suffix();
+  }
+  EXPECT_GT(lines, 0) << all;
   Registry reg(box.run_dir() + "/registry.db", false);
   EXPECT_EQ(reg.meta("state"), "finished");
   EXPECT_EQ(reg.candidates().size(), 8u);
