@@ -50,7 +50,7 @@ int kme(const std::vector<std::string>& argv) {
   sigaddset(&stop, SIGINT);
   sigaddset(&stop, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  net::Server server(me, secure::TrustStore::load(args.str("pki")));
+  net::Server server(me, secure::TrustStore::load(args.str("pki")), qkd::kme_limits());
   kme.mount(server);
   const int bound = server.listen(address.host, address.port);
   std::printf("gng kme '%s' serving ETSI GS QKD 014 on https://%s/api/v1/keys/ (simulated BB84 links, %.0f km%s)\n",

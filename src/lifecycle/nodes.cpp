@@ -30,14 +30,14 @@ void NodePool::start_kme(const std::string& pki, const secure::Identity& me, con
   kc.link.km = run_.c.link_km;
   kc.link.eve_fraction = run_.c.eavesdropper;
   auto kme = std::make_unique<qkd::Kme>("kme", kc);
-  net::Limits quick;
-  quick.nodelay = true;  // key requests are small: measured 407 → 15 ms of exchange per node and round with it
-  auto server = std::make_unique<net::Server>(secure::load_identity(pki, "kme"), trust, quick);
+  auto server = std::make_unique<net::Server>(secure::load_identity(pki, "kme"), trust, qkd::kme_limits());
   kme->mount(*server);
   kme_port_ = server->listen("127.0.0.1", 0);
   kme_ = std::move(kme);
   kme_server_ = std::move(server);
   // The orchestrator's own keys, shared by its clients of every node (one KME connection).
+  net::Limits quick;
+  quick.nodelay = true;  // key requests are small: no waiting on Nagle and delayed ACKs
   orchestrator_qkd_ = qkd::kme_access(std::make_unique<net::Client>(me, trust, "127.0.0.1", kme_port_, quick),
                                               run_.policy.qkd == "required");
   run_.note(-1, "kme", "QKD " + run_.policy.qkd + ": KME on 127.0.0.1:" + std::to_string(kme_port_) +

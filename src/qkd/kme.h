@@ -30,7 +30,7 @@ namespace gng::qkd {
 
 struct KmeConfig {
   Params link;                        // every SAE pair gets its own simulated link with these parameters
-  std::optional<uint64_t> seed;       // reproducible links (tests); none: the DRBG
+  std::optional<uint64_t> seed;       // reproducible links (tests), each its own stream; none: the DRBG
   int key_size = 256;                 // bits, when a request names none
   int min_key_size = 64, max_key_size = 1024;
   int max_key_per_request = 128;
@@ -51,6 +51,10 @@ struct KeyRequest {
 KeyRequest parse_key_request(const std::string& body, int default_size);
 std::vector<std::string> parse_key_ids(const std::string& body);
 std::vector<QkdKey> parse_key_container(const std::string& body);
+
+// What a KME's server accepts: ETSI GS QKD 014 requests are small (bodies up to 64 KiB; 413 above),
+// and answered at once (TCP_NODELAY).
+net::Limits kme_limits();
 
 class Kme {
  public:

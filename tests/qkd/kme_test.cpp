@@ -63,6 +63,15 @@ TEST(Kme, MasterAndSlaveGetTheSameKeysOnceEach) {
   EXPECT_EQ(slave.dec_keys("n1", {enc[1].id})[0].key, enc[1].key);  // still there for the right slave
 }
 
+// A seed makes links reproducible, not alike: n1→n2 and n1→n3 get different keys, and the same
+// link of a second KME with the same seed gets the same ones.
+TEST(Kme, ASeedGivesEachLinkItsOwnStream) {
+  Kme a("kme-a", KmeRunning::config(0)), b("kme-b", KmeRunning::config(0));
+  const auto to2 = a.enc_keys("n1", "n2", 1, 256), to3 = a.enc_keys("n1", "n3", 1, 256);
+  EXPECT_NE(to2[0].key, to3[0].key);
+  EXPECT_EQ(b.enc_keys("n1", "n2", 1, 256)[0].key, to2[0].key);
+}
+
 TEST(Kme, GetVariantsOfTheApi) {
   KmeRunning k;
   net::Client c1 = k.client(pki().n1), c2 = k.client(pki().n2);
