@@ -1,6 +1,10 @@
 #pragma once
-// Helpers shared by the subcommands that read a problem and print samples.
+// Helpers shared by the subcommands: reading a problem and printing samples; running until a stop signal.
+#include <pthread.h>
+
 #include <cmath>
+#include <csignal>
+#include <initializer_list>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -20,6 +24,25 @@ inline std::string bitstring(const Bits& x) {
 inline nlohmann::json json_number(double v) {
   if (v == static_cast<double>(static_cast<int64_t>(v)) && std::abs(v) < 9e15) return static_cast<int64_t>(v);
   return v;
+}
+
+// Blocks SIGINT, SIGTERM and `more` in this thread and in the threads it starts afterwards (so call
+// it before any), for a server that runs until wait_for_stop() takes one of them.
+inline sigset_t block_stop_signals(std::initializer_list<int> more = {}) {
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, SIGINT);
+  sigaddset(&s, SIGTERM);
+  for (int sig : more) sigaddset(&s, sig);
+  pthread_sigmask(SIG_BLOCK, &s, nullptr);
+  return s;
+}
+
+// Waits for one of the blocked signals; returns it.
+inline int wait_for_stop(const sigset_t& s) {
+  int sig = 0;
+  sigwait(&s, &sig);
+  return sig;
 }
 
 // Reads FILE (the one positional argument) with --format and --instance.

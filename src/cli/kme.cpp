@@ -4,6 +4,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "core/address.h"
 #include "core/args.h"
 #include "core/error.h"
@@ -45,19 +46,14 @@ int kme(const std::vector<std::string>& argv) {
   qkd::Kme kme(me.id(), config);
 
   // Block the stop signals before any thread starts, then wait for one.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  const sigset_t stop = block_stop_signals();
   net::Server server(me, secure::TrustStore::load(args.str("pki")), qkd::kme_limits());
   kme.mount(server);
   const int bound = server.listen(address.host, address.port);
   std::printf("gng kme '%s' serving ETSI GS QKD 014 on https://%s/api/v1/keys/ (simulated BB84 links, %.0f km%s)\n",
               me.id().c_str(), Address{address.host, bound}.text().c_str(), config.link.km, config.link.eve_fraction > 0 ? ", eavesdropper on" : "");
   std::fflush(stdout);
-  int sig = 0;
-  sigwait(&stop, &sig);
+  const int sig = wait_for_stop(stop);
   server.stop();
   std::printf("gng kme: stopped (%s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
   return 0;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "core/address.h"
 #include "core/args.h"
 #include "core/error.h"
@@ -38,14 +39,15 @@ int node(const std::vector<std::string>& argv) {
     std::stringstream in(args.str("hosts"));
     for (std::string h; std::getline(in, h, ',');)
       if (!h.empty()) hosts.push_back(h);
-    const bool again = args.has("enrol") && std::filesystem::exists(pos[1] + "/issued/" + args.str("id") + ".key.pem") &&
-                       std::filesystem::exists(pos[1] + "/" + args.str("id") + ".csr.pem") &&
+    const bool enrolling = args.has("enrol") || args.has("token") || args.has("ca");
+    if (enrolling && !(args.has("enrol") && args.has("token") && args.has("ca")))  // before any key is made
+      throw Error("node init: enrolling with a token needs --enrol HOST:PORT, --token TOKEN and --ca CA.pem");
+    const std::string request = secure::request_path(pos[1], args.str("id"));
+    // An enrolment tried before (its key and request here, no certificate yet) goes on with that key.
+    const bool again = enrolling && std::filesystem::exists(request) &&
                        !std::filesystem::exists(pos[1] + "/issued/" + args.str("id") + ".pem");
-    if (!again) secure::pki_request(pos[1], args.str("id"), hosts);  // an enrolment tried before goes on with that key
-    const std::string request = pos[1] + "/" + args.str("id") + ".csr.pem";
-    if (args.has("enrol") || args.has("token")) {
-      if (!args.has("enrol") || !args.has("token") || !args.has("ca"))
-        throw Error("node init: enrolling with a token needs --enrol HOST:PORT, --token TOKEN and --ca CA.pem");
+    if (!again) secure::pki_request(pos[1], args.str("id"), hosts);
+    if (enrolling) {
       net::enrol(pos[1], args.str("id"), parse_address(args.str("enrol"), "--enrol"), args.str("token"), args.str("ca"));
       std::printf("key made in %s/issued/%s.key.pem (0600; it never left this site)\n"
                   "enrolled with %s: certificate %s/issued/%s.pem, ca.pem and crl.pem in %s; name %s as pki: in node.yaml\n",
@@ -100,12 +102,7 @@ int node(const std::vector<std::string>& argv) {
   // A peer that vanishes mid-write (the orchestrator killed while an answer goes out) must be an
   // error on that write, not the end of the site: this process has no server to ignore it for it.
   std::signal(SIGPIPE, SIG_IGN);
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGUSR1);  // the run is over (--once)
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  const sigset_t stop = block_stop_signals({SIGUSR1});  // SIGUSR1: the run is over (--once)
   qkd::Keys qkd;
   if (config.qkd != "off") {
     net::Limits quick;
@@ -123,8 +120,7 @@ int node(const std::vector<std::string>& argv) {
               node.train_samples(), config.qkd.c_str(),
               config.kme.port ? (" via KME " + config.kme.text()).c_str() : "");
   std::fflush(stdout);
-  int sig = 0;
-  sigwait(&stop, &sig);
+  const int sig = wait_for_stop(stop);
   node.stop();
   std::printf("gng node '%s': %s\n", config.id.c_str(),
               sig == SIGUSR1 ? "left: the run it served is over" : sig == SIGINT ? "stopped (SIGINT)" : "stopped (SIGTERM)");

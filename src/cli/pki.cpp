@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "core/args.h"
 #include "core/error.h"
 #include "core/address.h"
@@ -144,16 +145,11 @@ int pki(const std::vector<std::string>& argv) {
       std::printf("%s\n", line.c_str());
       std::fflush(stdout);
     });
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+    const sigset_t stop = block_stop_signals();
     const int port = server.listen(at.host, at.port);
     std::printf("enrolment service for the CA in %s on %s\n", dir.c_str(), Address{at.host, port}.text().c_str());
     std::fflush(stdout);
-    int sig = 0;
-    sigwait(&stop, &sig);
+    wait_for_stop(stop);
     server.stop();
     return 0;
   }

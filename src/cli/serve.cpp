@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "core/address.h"
 #include "core/args.h"
 #include "core/error.h"
@@ -63,17 +64,12 @@ int serve(const std::vector<std::string>& argv) {
   malloc_trim(0);  // give the reference's pages back (init_training_runtime stops glibc trimming on its own)
 
   // Block the stop signals before any thread starts, then wait for one.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  const sigset_t stop = block_stop_signals();
   const int bound = server->start();
   std::printf("gng serve: model %s (sha256 %s) on http://%s/v1/predict (max %d in flight; BLAS: %s)\n", model.c_str(),
               server->model_sha256().c_str(), Address{opt.host, bound}.text().c_str(), opt.max_inflight, blas.c_str());
   std::fflush(stdout);
-  int sig = 0;
-  sigwait(&stop, &sig);
+  const int sig = wait_for_stop(stop);
   server->stop();
   std::printf("gng serve: stopped (%s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
   return 0;

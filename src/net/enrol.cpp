@@ -38,16 +38,16 @@ void serve_enrolment(Server& server, const std::string& ca_dir, std::function<vo
 
 void enrol(const std::string& dir, const std::string& id, const Address& service, const std::string& token,
            const std::string& ca_file) {
-  const std::string key_path = dir + "/issued/" + id + ".key.pem", request_path = dir + "/" + id + ".csr.pem";
+  const std::string key_path = dir + "/issued/" + id + ".key.pem", request_path = secure::request_path(dir, id);
   if (!fs::exists(key_path) || !fs::exists(request_path))
     throw Error(dir + " holds no key and request for '" + id + "' (gng node init " + dir + " --id " + id + " makes them)");
   const secure::Certificate ca = secure::Certificate::from_pem(read_file(ca_file));
   ExternalTls tls;
   tls.ca_file = ca_file;
   tls.groups = "X25519MLKEM768";  // the hybrid post-quantum group or nothing
-  Limits once;
-  once.retries = 1;
-  Client client(tls, service.host, service.port, once);
+  Limits limits;
+  limits.retries = 1;
+  Client client(tls, service.host, service.port, limits);
   const nlohmann::json body{{"token", token}, {"request", read_file(request_path)}};
   const Response r = client.call("POST", "/v1/enrol", body.dump());
   nlohmann::json out;

@@ -6,15 +6,15 @@
 
 #include <httplib.h>
 
-#include <atomic>
-#include <mutex>
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #include "core/error.h"

@@ -88,8 +88,8 @@ void Hub::tell(const SiteInfo& info) {
   if (changed_) changed_(info);
 }
 
-void Hub::lose(Site& s, const std::string& why) {
-  s.info.state = "lost";
+void Hub::lose(Site& s, const std::string& why, const char* state) {
+  s.info.state = state;
   s.info.why = why;
   for (auto& j : s.jobs) {
     j->unreachable = true;
@@ -315,8 +315,7 @@ void Hub::refuse(const std::string& id, const std::string& why) {
     std::lock_guard lock(mu_);
     const auto it = sites_.find(id);
     if (it == sites_.end() || it->second->info.state == "refused") return;
-    lose(*it->second, why);
-    it->second->info.state = "refused";
+    lose(*it->second, why, "refused");
     copy = it->second->info;
   }
   tell(copy);

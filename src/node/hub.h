@@ -99,7 +99,8 @@ class Hub {
   struct Site;
   std::string poll(const net::Peer& peer, const std::string& from, const std::string& body);
   std::string result(const net::Peer& peer, const std::string& body);
-  void lose(Site& s, const std::string& why);  // with mu_ held
+  // With mu_ held: the site is `state` (lost or refused) for `why`, and the calls waiting on it fail.
+  void lose(Site& s, const std::string& why, const char* state = "lost");
   void tell(const SiteInfo& info);             // changed_, without mu_
 
   secure::Identity me_;

@@ -419,7 +419,7 @@ Identity pki_issue(const std::string& dir, const IssueOptions& o) {
 std::string pki_request(const std::string& dir, const std::string& id, const std::vector<std::string>& hosts,
                         const std::string& algorithm) {
   check_name("id", id);
-  const std::string key_path = dir + "/issued/" + id + ".key.pem", csr_path = dir + "/" + id + ".csr.pem";
+  const std::string key_path = dir + "/issued/" + id + ".key.pem", csr_path = request_path(dir, id);
   if (fs::exists(key_path)) throw Error("'" + id + "' already has a key here (" + key_path + "): one enrolment per key");
   fs::create_directories(dir + "/issued");
   const SigningKey key = SigningKey::generate(algorithm);
@@ -448,6 +448,8 @@ std::string pki_request(const std::string& dir, const std::string& id, const std
   write_file_atomic(csr_path, std::string(data, static_cast<std::size_t>(n)));
   return csr_path;
 }
+
+std::string request_path(const std::string& dir, const std::string& id) { return dir + "/" + id + ".csr.pem"; }
 
 Certificate pki_sign(const std::string& dir, const std::string& request_pem, const std::string& role, int days,
                      const std::string& expected_id) {
@@ -529,6 +531,7 @@ Certificate pki_enrol(const std::string& dir, const std::string& token, const st
   require_pki(dir);
   const std::string path = dir + "/tokens.db";
   if (!token.starts_with(kTokenPrefix)) throw Error("that is not an enrolment token (gng pki token makes them)");
+  const std::string hash = hex(sha256(view(token)));
   std::unique_ptr<sqlite3, decltype(&sqlite3_close)> db(open_tokens(dir), sqlite3_close);
   sql::exec(db.get(), "BEGIN IMMEDIATE", path);  // one redeemer at a time
   try {
@@ -536,7 +539,7 @@ Certificate pki_enrol(const std::string& dir, const std::string& token, const st
     double expires = 0, used = 0;
     {
       sql::Stmt find(db.get(), "SELECT id, expires, used, used_from FROM tokens WHERE hash = ?", path);
-      find.bind(1, hex(sha256(view(token))));
+      find.bind(1, hash);
       if (!find.step()) throw Error("unknown enrolment token");
       id = find.text(0), expires = find.real(1), used = find.null(2) ? 0 : find.real(2), used_from = find.text(3);
     }
@@ -546,7 +549,7 @@ Certificate pki_enrol(const std::string& dir, const std::string& token, const st
     sql::Stmt(db.get(), "UPDATE tokens SET used = ?, used_from = ? WHERE hash = ?", path)
         .bind(1, unix_now())
         .bind(2, from)
-        .bind(3, hex(sha256(view(token))))
+        .bind(3, hash)
         .step();
     sql::exec(db.get(), "COMMIT", path);
     return cert;

@@ -94,6 +94,7 @@ Identity pki_issue(const std::string& dir, const IssueOptions& options);
 // to send to the operator, written to DIR/ID.csr.pem; returns that path.
 std::string pki_request(const std::string& dir, const std::string& id, const std::vector<std::string>& hosts = {},
                         const std::string& algorithm = "ML-DSA-65");
+std::string request_path(const std::string& dir, const std::string& id);  // DIR/ID.csr.pem
 // The operator's side: a request whose signature verifies with the (ML-DSA or SLH-DSA) key it
 // names becomes a certificate of `role` in DIR/issued/ID.pem; the role and validity are the CA's,
 // only the id and subjectAltName come from the request. gng::Error naming what is wrong.

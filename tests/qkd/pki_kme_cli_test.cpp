@@ -158,7 +158,13 @@ TEST(PkiCli, ASiteEnrolsWithAOneTimeToken) {
     return test::run(kGng + " node init " + dir + "/" + site + " --id " + id + " --token " + t + at);
   };
 
-  auto r = enrol("a", "site-a", a);
+  // Half the enrolment options: refused before any key is made.
+  auto r = test::run(kGng + " node init " + dir + "/half --id site-a --token " + a);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("enrolling with a token needs --enrol HOST:PORT, --token TOKEN and --ca CA.pem"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/half"));
+
+  r = enrol("a", "site-a", a);
   ASSERT_EQ(r.status, 0) << r.out;
   const secure::Identity me = secure::load_identity(dir + "/a", "site-a");
   EXPECT_EQ(me.role(), "node");
