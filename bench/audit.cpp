@@ -59,11 +59,11 @@ int main(int argc, char** argv) {
       std::printf("usage: bench/audit [OPTIONS]\n\n%s", args.help().c_str());
       return 0;
     }
-    const uint64_t entries = static_cast<uint64_t>(args.integer("entries", 100000));
-    const uint64_t batch = static_cast<uint64_t>(args.integer("batch", 1000));
-    const uint64_t single = static_cast<uint64_t>(args.integer("single", 1000));
-    const int proofs = static_cast<int>(args.integer("proofs", 25));
-    const int repeats = static_cast<int>(args.integer("repeats", 1000));
+    const uint64_t entries = static_cast<uint64_t>(args.integer("entries", 100000, 0, 1'000'000'000));
+    const uint64_t batch = static_cast<uint64_t>(args.integer("batch", 1000, 0, 1'000'000'000));
+    const uint64_t single = static_cast<uint64_t>(args.integer("single", 1000, 0, 1'000'000'000));
+    const int proofs = static_cast<int>(args.integer("proofs", 25, 0, 1'000'000'000));
+    const int repeats = static_cast<int>(args.integer("repeats", 1000, 0, 1'000'000'000));
     if (entries < 2 || batch < 1 || proofs < 1 || repeats < 1) throw Error("bench/audit: sizes must be positive (--entries >= 2)");
     const std::string dir = args.str("dir", std::filesystem::temp_directory_path().string() + "/gng-bench-audit-" +
                                                 std::to_string(::getpid()));

@@ -322,21 +322,21 @@ int main(int argc, char** argv) try {
   }
 
   Setup s;
-  const int nodes = static_cast<int>(args.integer("nodes", 5));
-  const double alpha = args.real("alpha", 0.5);
-  const int rounds = static_cast<int>(args.integer("rounds", 10));
-  const double local_epochs = args.real("local-epochs", 1);
+  const int nodes = static_cast<int>(args.integer("nodes", 5, 0, 1'000'000'000));
+  const double alpha = args.real("alpha", 0.5, -1e12, 1e12);
+  const int rounds = static_cast<int>(args.integer("rounds", 10, 0, 1'000'000'000));
+  const double local_epochs = args.real("local-epochs", 1, -1e12, 1e12);
   s.family = args.str("family", "cnn");
   s.design = Design::from_json(args.str("design", R"({"width":"8","depth":"2","batch_norm":"true","lr":"0.003"})"));
-  s.batch = static_cast<int>(args.integer("batch", 128));
-  const double mu = args.real("mu", 0);
-  const double target = args.real("target", 0.85);
-  const auto limit = static_cast<std::size_t>(args.integer("train-limit", 0));
-  s.seed = static_cast<uint64_t>(args.integer("seed", 1));
-  const double sgd_seconds = args.real("sgd-seconds", limit && limit < 60000 ? 30 : 180);
-  const int attack_rounds = static_cast<int>(args.integer("attack-rounds", 5));
-  const double attack_scale = args.real("attack-scale", -10);
-  const int attacker = static_cast<int>(args.integer("attacker", nodes - 1));
+  s.batch = static_cast<int>(args.integer("batch", 128, 0, 1'000'000'000));
+  const double mu = args.real("mu", 0, -1e12, 1e12);
+  const double target = args.real("target", 0.85, -1e12, 1e12);
+  const auto limit = static_cast<std::size_t>(args.integer("train-limit", 0, 0, 1'000'000'000));
+  s.seed = static_cast<uint64_t>(args.integer("seed", 1, 0, 1'000'000'000));
+  const double sgd_seconds = args.real("sgd-seconds", limit && limit < 60000 ? 30 : 180, -1e12, 1e12);
+  const int attack_rounds = static_cast<int>(args.integer("attack-rounds", 5, 0, 1'000'000'000));
+  const double attack_scale = args.real("attack-scale", -10, -1e12, 1e12);
+  const int attacker = static_cast<int>(args.integer("attacker", nodes - 1, 0, 1'000'000'000));
   const std::string sections = args.str("sections", "acd");
   const std::string schedule = args.str("schedule", "cosine");
   if (schedule != "cosine" && schedule != "constant") throw Error("bench/fed: --schedule must be cosine or constant");
@@ -453,7 +453,7 @@ int main(int argc, char** argv) try {
   }
 
   // --- c) FedSGD ------------------------------------------------------------------------------------
-  const int sgd_cap = static_cast<int>(args.integer("sgd-rounds", 1000));
+  const int sgd_cap = static_cast<int>(args.integer("sgd-rounds", 1000, 0, 1'000'000'000));
   struct Point {
     int round;
     double acc;

@@ -95,9 +95,9 @@ int main(int argc, char** argv) {
         .option("reps", "repetitions, median reported (default 5)")
         .option("json", "also write results as JSON to this file");
     args.parse({argv + 1, argv + argc});
-    const int lo = static_cast<int>(args.integer("min-n", 16)), hi = static_cast<int>(args.integer("max-n", 26));
+    const int lo = static_cast<int>(args.integer("min-n", 16, 0, 1'000'000'000)), hi = static_cast<int>(args.integer("max-n", 26, 0, 1'000'000'000));
     if (lo < 1 || hi < lo || hi > 30) throw Error("--min-n and --max-n must satisfy 1 <= min-n <= max-n <= 30");
-    const int reps = static_cast<int>(args.integer("reps", 5));
+    const int reps = static_cast<int>(args.integer("reps", 5, 0, 1'000'000'000));
     if (reps < 1) throw Error("--reps must be at least 1");
     const std::string precision = args.str("precision", "double");
     if (precision != "double" && precision != "float") throw Error("--precision must be double or float, not " + precision);

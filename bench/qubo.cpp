@@ -83,8 +83,8 @@ int main(int argc, char** argv) {
         .option("json", "also write the results as JSON to this file");
     args.parse({argv + 1, argv + argc});
     const auto list = instances(args.str("data", "../shared/data/qubo"), args.str("only"));
-    const int64_t seeds = args.integer("seeds", 10);
-    const double limit = args.real("time-limit", 10.0);
+    const int64_t seeds = args.integer("seeds", 10, 0, 1'000'000'000);
+    const double limit = args.real("time-limit", 10.0, -1e12, 1e12);
     nlohmann::json results = nlohmann::json::array();
     std::printf("%-8s %-11s %5s %10s %10s %8s %6s %12s %12s\n", "solver", "instance", "n", "best_known", "best_found", "gap_%",
                 "hits", "median_ttt_s", "max_ttt_s");
@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
           o.seed = static_cast<uint64_t>(seed);
           o.threads = 1;
           o.time_limit_s = limit;
-          o.steps = args.integer("steps", 0);
+          o.steps = args.integer("steps", 0, 0, 1'000'000'000);
           o.target_energy = p.energy_of(in.best_known);
           const double cpu0 = process_cpu_seconds();
           const SampleSet s = sampler->sample(p.qubo, o);

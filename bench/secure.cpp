@@ -62,9 +62,9 @@ int main(int argc, char** argv) {
       .option("mb", "update size in MB for the envelope throughput (default 50)")
       .option("handshakes", "handshakes per PQ-TLS measurement (default 100)");
   args.parse(std::vector<std::string>(argv + 1, argv + argc));
-  const int reps = static_cast<int>(args.integer("reps", 21));
-  const std::size_t mb = static_cast<std::size_t>(args.integer("mb", 50));
-  const int handshakes = static_cast<int>(args.integer("handshakes", 100));
+  const int reps = static_cast<int>(args.integer("reps", 21, 0, 1'000'000'000));
+  const std::size_t mb = static_cast<std::size_t>(args.integer("mb", 50, 0, 1'000'000'000));
+  const int handshakes = static_cast<int>(args.integer("handshakes", 100, 0, 1'000'000'000));
 
   std::printf("primitives (OpenSSL %s), medians of %d\n", OpenSSL_version(OPENSSL_VERSION), reps);
   const KemKeyPair kem = KemKeyPair::generate();

@@ -40,8 +40,8 @@ int main(int argc, char** argv) {
     if (args.has("space")) {
       SearchSpace sp = SearchSpace::from_file(args.str("space"));
       family = sp.family();
-      if (args.has("max-params")) sp.set_budget("params", std::min(args.real("max-params", 0), sp.budgets().count("params") ? sp.budgets().at("params") : 1e300));
-      if (args.has("max-flops")) sp.set_budget("flops", std::min(args.real("max-flops", 0), sp.budgets().count("flops") ? sp.budgets().at("flops") : 1e300));
+      if (args.has("max-params")) sp.set_budget("params", std::min(args.real("max-params", 0, -1e12, 1e12), sp.budgets().count("params") ? sp.budgets().at("params") : 1e300));
+      if (args.has("max-flops")) sp.set_budget("flops", std::min(args.real("max-flops", 0, -1e12, 1e12), sp.budgets().count("flops") ? sp.budgets().at("flops") : 1e300));
       sp.set_cost_model([&](const Design& x) { return design_cost(family, x, in); });
       sp.finalize();
       std::string why;
@@ -58,17 +58,17 @@ int main(int argc, char** argv) {
     }
     const std::string blas = init_training_runtime();
     const Dataset all = read_mnist_dir(kFashionMnistDir, true);
-    const Split s = split(all, args.real("validation", 10000) / all.count, 1);
+    const Split s = split(all, args.real("validation", 10000, -1e12, 1e12) / all.count, 1);
     TrainBudget b;
-    b.epochs = args.real("epochs", 1);
-    b.samples = static_cast<std::size_t>(args.integer("samples", 0));
-    b.batch = static_cast<int>(args.integer("batch", 128));
-    b.seed = static_cast<uint64_t>(args.integer("seed", 1));
-    b.threads = static_cast<int>(args.integer("threads", 1));
+    b.epochs = args.real("epochs", 1, -1e12, 1e12);
+    b.samples = static_cast<std::size_t>(args.integer("samples", 0, 0, 1'000'000'000));
+    b.batch = static_cast<int>(args.integer("batch", 128, 0, 1'000'000'000));
+    b.seed = static_cast<uint64_t>(args.integer("seed", 1, 0, 1'000'000'000));
+    b.threads = static_cast<int>(args.integer("threads", 1, 0, 1'000'000'000));
     b.augment = args.has("augment");
     const std::string save = args.has("save") ? args.str("save") : "";
     EvalSettings es;
-    es.max_eval = static_cast<std::size_t>(args.integer("max-eval", 0));
+    es.max_eval = static_cast<std::size_t>(args.integer("max-eval", 0, 0, 1'000'000'000));
     Metrics m = train_and_evaluate(family, d, s.first, s.second, b, es, save);
     if (args.has("test")) {
       if (save.empty()) throw Error("--test needs --save");

@@ -11,6 +11,7 @@
 
 #include "core/bytes.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "core/sqlite.h"
 
 namespace gng::audit {
@@ -83,8 +84,8 @@ std::string range(uint64_t from, uint64_t to_inclusive) {
 }
 
 std::string head_name(const TreeHead& h) {
-  return "signed tree head #" + std::to_string(h.id) + " (size " + std::to_string(h.size) + ", signed " +
-         format_time(h.time_us) + ")";
+  return (h.kept_in.empty() ? "signed tree head #" + std::to_string(h.id) : "the signed tree head in " + h.kept_in) +
+         " (size " + std::to_string(h.size) + ", signed " + format_time(h.time_us) + ")";
 }
 
 TreeHead read_head(const Stmt& s) {
@@ -131,9 +132,29 @@ std::string format_time(int64_t time_us) {
 
 std::string VerifyReport::line() const {
   if (!ok) return "FAILED: " + problem;
-  std::string s = "OK: " + std::to_string(size) + " entries, root " + to_hex(root) + "; ";
-  if (heads == 0) return s + "no signed tree heads (a consistent rewrite of the rows would not be noticed)";
-  return s + std::to_string(heads) + " signed tree head" + (heads == 1 ? "" : "s") + " verified with key " + key_fingerprint;
+  return "OK: " + std::to_string(size) + " entries, root " + to_hex(root) + "; " + std::to_string(heads) +
+         " signed tree head" + (heads == 1 ? "" : "s") + " verified with key " + key_fingerprint;
+}
+
+std::string head_json(const TreeHead& h) {
+  return nlohmann::json{{"tree_size", h.size},
+                        {"time_us", h.time_us},
+                        {"root", to_hex(h.root)},
+                        {"signature", secure::base64(h.signature)},
+                        {"key_fingerprint", h.key_fingerprint}}
+      .dump();
+}
+
+TreeHead parse_head_json(const std::string& text, const std::string& where) {
+  try {
+    const auto j = nlohmann::json::parse(text);
+    TreeHead h{0, j.at("tree_size").get<uint64_t>(), j.at("time_us").get<int64_t>(), hash_from_hex(j.at("root")), {},
+               j.at("key_fingerprint"), where};
+    h.signature = secure::from_base64(j.at("signature").get<std::string>());
+    return h;
+  } catch (const std::exception& e) {
+    throw Error(where + ": not a signed tree head (" + e.what() + ")");
+  }
 }
 
 AuditLog::AuditLog(const std::string& path, bool create) : path_(path) {
@@ -270,6 +291,7 @@ TreeHead AuditLog::sign_head(const secure::SigningKey& key) {
         .step();
     h.id = sqlite3_last_insert_rowid(db_);
     exec("COMMIT;");
+    write_file_atomic((std::filesystem::path(path_).parent_path() / kHeadFile).string(), head_json(h) + "\n");
     return h;
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK;", nullptr, nullptr, nullptr);
@@ -277,7 +299,7 @@ TreeHead AuditLog::sign_head(const secure::SigningKey& key) {
   }
 }
 
-VerifyReport AuditLog::verify(const secure::PublicKey& key) const {
+VerifyReport AuditLog::verify(const secure::PublicKey& key, std::span<const TreeHead> outside) const {
   const std::lock_guard lock(mu_);
   VerifyReport r;
   r.root = empty_root();
@@ -288,6 +310,8 @@ VerifyReport AuditLog::verify(const secure::PublicKey& key) const {
     Stmt s(db_, "SELECT id, tree_size, time_us, root, signature, key_fingerprint FROM heads ORDER BY tree_size, id", path_);
     while (s.step()) heads.push_back(read_head(s));
   }
+  heads.insert(heads.end(), outside.begin(), outside.end());
+  std::stable_sort(heads.begin(), heads.end(), [](const TreeHead& a, const TreeHead& b) { return a.size < b.size; });
   std::size_t next_head = 0;
   uint64_t last_good = 0;  // size of the last head that matched
   auto fail = [&](std::optional<uint64_t> bad, std::string why) {
@@ -354,6 +378,8 @@ VerifyReport AuditLog::verify(const secure::PublicKey& key) const {
                             " entries but the log holds " + std::to_string(r.size) + " (" + range(r.size, h.size - 1) +
                             (h.size - r.size == 1 ? " is" : " are") + " missing)");
   }
+  if (r.heads == 0)
+    return fail(std::nullopt, "no signed tree head, in the log or outside it: entries cut off its end would not be noticed");
   r.ok = true;
   return r;
 }

@@ -15,8 +15,13 @@
 //   "gng audit tree head v1" ‖ 0x00 ‖ u64 tree_size ‖ i64 time_us ‖ root (32 bytes)
 // and the head also records the signer's key fingerprint (hex SHA-256 of its SubjectPublicKeyInfo).
 //
-// What verification cannot see: rows and heads rewritten together with the signing key, or every signed
-// head deleted before a rewrite. Keep the heads (or their roots) somewhere else too.
+// The latest signed head is also kept outside the database: sign_head() writes it to audit-head.json
+// beside the log (kHeadFile), and a run copies it into its registry. verify() checks such outside
+// heads as it checks the log's own, so that cutting entries off the end, with the heads inside the
+// log, is noticed; a log with no signed head at all fails verification.
+//
+// What verification cannot see: rows and every copy of the heads rewritten together with the signing
+// key, or replaced by older copies. Keep a head (or its root) somewhere else too.
 #include <cstdint>
 #include <mutex>
 #include <nlohmann/json_fwd.hpp>
@@ -34,6 +39,7 @@ namespace gng::audit {
 
 constexpr const char* kLogFile = "audit.db";           // the log's file inside a run or node folder
 constexpr const char* kKeyFile = "audit-key.pub.pem";  // where `gng audit verify` looks for the key
+constexpr const char* kHeadFile = "audit-head.json";   // the latest signed head, outside the database
 
 struct NewEntry {
   std::string kind;    // "exchange", "rejection", "promotion", "approval", "policy", ...
@@ -49,13 +55,19 @@ struct Entry {
 };
 
 struct TreeHead {
-  int64_t id;  // its row in the heads table, from 1
+  int64_t id;  // its row in the heads table, from 1 (0: a head kept outside the log)
   uint64_t size;
   int64_t time_us;
   Hash root;
   secure::Bytes signature;
   std::string key_fingerprint;
+  std::string kept_in;  // where a head outside the log was read from ("" for the log's own)
 };
+
+// A head as JSON text ({"tree_size", "time_us", "root" (hex), "signature" (base64), "key_fingerprint"})
+// and back; gng::Error naming `where` when the text is not one.
+std::string head_json(const TreeHead& h);
+TreeHead parse_head_json(const std::string& text, const std::string& where);
 
 struct InclusionProof {
   uint64_t index, size;
@@ -107,14 +119,15 @@ class AuditLog {
   std::vector<Entry> entries(uint64_t from, uint64_t to) const;  // seq in [from, to)
   std::vector<TreeHead> heads() const;  // by id
 
-  // Signs the current (size, now, root) and stores the head. It signs what the log holds: verify()
-  // first when the file may have been touched.
+  // Signs the current (size, now, root), stores the head and writes it to kHeadFile beside the log.
+  // It signs what the log holds: verify() first when the file may have been touched.
   TreeHead sign_head(const secure::SigningKey& key);
 
-  // Recomputes every leaf hash and root from the rows and checks every signed tree head with `key`.
+  // Recomputes every leaf hash and root from the rows and checks every signed tree head with `key`:
+  // the log's own and `outside` ones (kept elsewhere: a log shorter than any of them is truncated).
   // Reports the first problem in log order: a tampered row or head is reported, not thrown (an
-  // unreadable file is a gng::Error).
-  VerifyReport verify(const secure::PublicKey& key) const;
+  // unreadable file is a gng::Error). No head at all is a failure: the log's end is not pinned.
+  VerifyReport verify(const secure::PublicKey& key, std::span<const TreeHead> outside = {}) const;
 
   // Proofs over the stored leaf hashes (O(size) hashing). gng::Error when the sizes are out of range.
   InclusionProof inclusion_proof(uint64_t index, uint64_t size) const;

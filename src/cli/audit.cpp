@@ -12,6 +12,7 @@
 #include "core/args.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "lifecycle/registry.h"
 
 namespace gng::cli {
 
@@ -21,9 +22,12 @@ constexpr const char* kAuditUsage = R"(usage: gng audit verify DIR [--key PUBKEY
        gng audit show DIR [--tail N]
        gng audit proof DIR --index I [--size N]
 
-verify  recomputes every leaf hash and root of DIR/audit.db and checks every signed tree head; prints
-        one OK line (size, root, the key that verified the heads) and exits 0, or names the first bad
-        entry and exits 1. The key: --key, else DIR/audit-key.pub.pem.
+verify  recomputes every leaf hash and root of DIR/audit.db and checks every signed tree head: the
+        log's own, DIR/audit-head.json and a run's registry copy (the latest head, kept outside the
+        log: a log shorter than one of them was cut short); prints one OK line (size, root, the key
+        that verified the heads) and exits 0, or names the first bad entry and exits 1. A log with
+        no signed head, or without DIR/audit-head.json, fails. The key: --key, else
+        DIR/audit-key.pub.pem.
 show    lists the entries (as stored, unverified) and the signed tree heads.
 proof   prints an RFC 9162 inclusion proof of entry I in the tree of the first N entries (default: all)
         as JSON.
@@ -31,10 +35,8 @@ proof   prints an RFC 9162 inclusion proof of entry I in the tree of the first N
 )";
 
 // A non-negative integer option.
-uint64_t count(const Args& args, const std::string& name, const std::string& command) {
-  const int64_t v = args.integer(name, 0);
-  if (v < 0) throw Error(command + ": --" + name + " must be >= 0, got " + std::to_string(v));
-  return static_cast<uint64_t>(v);
+uint64_t count(const Args& args, const std::string& name) {
+  return static_cast<uint64_t>(args.integer(name, 0, 0, INT64_MAX));
 }
 
 int verify(const Args& args, const std::string& dir, const audit::AuditLog& log) {
@@ -45,14 +47,27 @@ int verify(const Args& args, const std::string& dir, const audit::AuditLog& log)
       throw Error("no key to verify the signed tree heads: pass --key PUBKEY.pem or put the log's public key in " + key_path);
   }
   const auto key = secure::PublicKey::from_pem(read_file(key_path));
-  const audit::VerifyReport report = log.verify(key);
+  // The heads kept outside the log: its head file, and a run's registry.
+  std::vector<audit::TreeHead> outside;
+  const std::string head_file = dir + "/" + audit::kHeadFile, registry = dir + "/registry.db";
+  if (std::filesystem::exists(head_file)) {
+    outside.push_back(audit::parse_head_json(read_file(head_file), head_file));
+  } else if (log.size() > 0) {
+    std::printf("FAILED: %s (the latest signed tree head, kept outside the log) is missing: entries cut off the log's "
+                "end would not be noticed\n", head_file.c_str());
+    return 1;
+  }
+  if (std::filesystem::exists(registry))
+    if (const auto head = Registry(registry, false, true).meta("audit_head"))
+      outside.push_back(audit::parse_head_json(*head, registry + " (audit_head)"));
+  const audit::VerifyReport report = log.verify(key, outside);
   std::printf("%s\n", report.line().c_str());
   return report.ok ? 0 : 1;
 }
 
 int show(const Args& args, const audit::AuditLog& log) {
   const uint64_t n = log.size();
-  const uint64_t tail = args.has("tail") ? count(args, "tail", "gng audit show") : n;
+  const uint64_t tail = args.has("tail") ? count(args, "tail") : n;
   const auto heads = log.heads();
   std::printf("%s: %llu entries, root %s (as stored: 'gng audit verify' checks it), %zu signed tree heads\n",
               log.path().c_str(), static_cast<unsigned long long>(n), audit::to_hex(log.root()).c_str(), heads.size());
@@ -68,8 +83,8 @@ int show(const Args& args, const audit::AuditLog& log) {
 
 int proof(const Args& args, const audit::AuditLog& log) {
   if (!args.has("index")) throw Error("gng audit proof: --index I is required");
-  const uint64_t index = count(args, "index", "gng audit proof");
-  const uint64_t size = args.has("size") ? count(args, "size", "gng audit proof") : log.size();
+  const uint64_t index = count(args, "index");
+  const uint64_t size = args.has("size") ? count(args, "size") : log.size();
   const audit::InclusionProof p = log.inclusion_proof(index, size);
   const audit::Entry e = log.entries(index, index + 1).at(0);
   nlohmann::json path = nlohmann::json::array();

@@ -40,9 +40,10 @@ int kme(const std::vector<std::string>& argv) {
   const secure::Identity me = secure::load_identity(args.str("pki"), args.str("id"));
   if (me.role() != "kme") throw Error("'" + me.id() + "' has a " + me.role() + " certificate, not a kme one");
   qkd::KmeConfig config;
-  config.link.km = args.real("km", 25);
-  config.link.eve_fraction = args.real("eve", 0);
-  if (args.has("seed")) config.seed = static_cast<uint64_t>(args.integer("seed", 0));
+  config.pki = args.str("pki");
+  config.link.km = args.real("km", 25, 0, 1000);
+  config.link.eve_fraction = args.real("eve", 0, 0, 1);
+  if (args.has("seed")) config.seed = static_cast<uint64_t>(args.integer("seed", 0, 0, INT64_MAX));
   qkd::Kme kme(me.id(), config);
 
   // Block the stop signals before any thread starts, then wait for one.

@@ -86,7 +86,7 @@ int pki(const std::vector<std::string>& argv) {
   const std::string& dir = pos[1];
   if (verb == "init") {
     const std::string alg = args.str("algorithm", "ML-DSA-87");
-    secure::pki_init(dir, alg, static_cast<int>(args.integer("days", 3650)));
+    secure::pki_init(dir, alg, static_cast<int>(args.integer("days", 3650, 1, 36500)));
     std::printf("CA (%s) created in %s: ca.pem, ca.key.pem (keep it offline), crl.pem\n", alg.c_str(), dir.c_str());
     return 0;
   }
@@ -96,7 +96,7 @@ int pki(const std::vector<std::string>& argv) {
     o.role = args.str("role");
     o.id = args.str("id");
     o.hosts = split(args.str("hosts"));
-    o.days = static_cast<int>(args.integer("days", 365));
+    o.days = static_cast<int>(args.integer("days", 365, 1, 36500));
     const secure::Identity me = secure::pki_issue(dir, o);
     std::printf("issued %s '%s' (%s, serial %s, until %s): %s/issued/%s.pem\n", o.role.c_str(), o.id.c_str(),
                 me.key.algorithm().c_str(), me.cert.serial().c_str(), date(me.cert.not_after()).c_str(), dir.c_str(),
@@ -108,7 +108,7 @@ int pki(const std::vector<std::string>& argv) {
     const std::string request = read_file(pos[2], 1 << 20);
     secure::Certificate cert;
     try {
-      cert = secure::pki_sign(dir, request, args.str("role"), static_cast<int>(args.integer("days", 365)));
+      cert = secure::pki_sign(dir, request, args.str("role"), static_cast<int>(args.integer("days", 365, 1, 36500)));
     } catch (const Error& e) {
       throw Error(pos[2] + ": " + e.what());
     }

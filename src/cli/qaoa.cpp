@@ -73,8 +73,7 @@ int qaoa(const std::vector<std::string>& argv) {
   }
   const Problem p = load_problem(args);
   quantum::RunSettings s;
-  s.depth = static_cast<int>(args.integer("p", 2));
-  if (s.depth < 1 || s.depth > 64) throw Error("--p must be between 1 and 64");
+  s.depth = static_cast<int>(args.integer("p", 2, 1, 64));
   const std::string mixer = args.str("mixer", "x");
   if (mixer != "x" && mixer != "xy") throw Error("--mixer must be x or xy, got '" + mixer + "'");
   s.circuit.mixer = mixer == "x" ? quantum::Mixer::x : quantum::Mixer::xy;
@@ -84,23 +83,19 @@ int qaoa(const std::vector<std::string>& argv) {
   const std::string init = args.str("init", "interp");
   if (init != "interp" && init != "ramp") throw Error("--init must be interp or ramp, got '" + init + "'");
   s.interp = init == "interp";
-  s.max_evals = static_cast<int>(args.integer("max-evals", 300));
-  if (s.max_evals < 1) throw Error("--max-evals must be >= 1");
-  const int64_t shots = args.integer("shots", 1024);
-  if (shots < 1) throw Error("--shots must be >= 1");
+  s.max_evals = static_cast<int>(args.integer("max-evals", 300, 1, 1'000'000));
+  const int64_t shots = args.integer("shots", 1024, 1, 10'000'000);
   s.shots = static_cast<std::size_t>(shots);
-  const int64_t seed = args.integer("seed", 1);
-  if (seed < 0) throw Error("--seed must be >= 0");
+  const int64_t seed = args.integer("seed", 1, 0, INT64_MAX);
   s.seed = static_cast<uint64_t>(seed);
   const std::string precision = args.str("precision", "double");
   if (precision != "double" && precision != "float") throw Error("--precision must be double or float");
   s.circuit.precision = precision == "double" ? quantum::Precision::f64 : quantum::Precision::f32;
-  const double gib = args.real("memory-gib", 8.0);
-  if (gib <= 0) throw Error("--memory-gib must be > 0");
+  const double gib = args.real("memory-gib", 8.0, 1.0 / 1024, 1 << 20);
   s.circuit.memory_budget_bytes = gib * (1ull << 30);
-  s.circuit.noise.depolarizing = args.real("depolarizing", 0.0);
-  s.circuit.noise.readout = args.real("readout", 0.0);
-  s.circuit.threads = static_cast<int>(args.integer("threads", 0));
+  s.circuit.noise.depolarizing = args.real("depolarizing", 0.0, 0, 0.999);
+  s.circuit.noise.readout = args.real("readout", 0.0, 0, 0.499);
+  s.circuit.threads = static_cast<int>(args.integer("threads", 0, 0, 1024));
 
   const quantum::RunOutcome r = quantum::run_qaoa(p.qubo, s);
   const int d = s.depth;

@@ -86,18 +86,16 @@ int simulate(const std::vector<std::string>& argv) {
   }
   if (!args.positional().empty()) throw Error("unexpected argument '" + args.positional()[0] + "'");
   qkd::Params base;
-  base.eve_fraction = args.real("eve", base.eve_fraction);
-  base.loss_db_per_km = args.real("loss", base.loss_db_per_km);
-  base.detector_efficiency = args.real("efficiency", base.detector_efficiency);
-  base.dark_count = args.real("dark-count", base.dark_count);
-  base.misalignment = args.real("misalignment", base.misalignment);
-  const int64_t pulses = args.integer("pulses", 0);
-  if (args.has("pulses") && pulses < 1) throw Error("--pulses must be >= 1, got " + args.str("pulses"));
+  base.eve_fraction = args.real("eve", base.eve_fraction, 0, 1);
+  base.loss_db_per_km = args.real("loss", base.loss_db_per_km, 0, 10);
+  base.detector_efficiency = args.real("efficiency", base.detector_efficiency, 0, 1);
+  base.dark_count = args.real("dark-count", base.dark_count, 0, 1);
+  base.misalignment = args.real("misalignment", base.misalignment, 0, 0.5);
+  const int64_t pulses = args.integer("pulses", 0, 1, 1'000'000'000'000);
   base.pulses = static_cast<uint64_t>(pulses);
   std::optional<uint64_t> seed;
   if (args.has("seed")) {
-    const int64_t s = args.integer("seed", 0);
-    if (s < 0) throw Error("--seed must be >= 0, got " + args.str("seed"));
+    const int64_t s = args.integer("seed", 0, 0, INT64_MAX);
     seed = static_cast<uint64_t>(s);
   }
   const std::vector<double> kms = parse_km(args.str("km", "10,25,50,100"));

@@ -34,22 +34,19 @@ int search(const std::vector<std::string>& argv) {
   }
   if (args.str("benchmark") != "nb201") throw Error("--benchmark nb201 is the tabular benchmark available");
   if (!args.has("data")) throw Error("--data FILE is required (nb201-cifar10.csv)");
-  const Nb201 table = Nb201::load(args.str("data"));
   std::vector<int> budgets = {25, 50, 100, 200, 400};
   if (args.has("budget")) {
-    const int64_t b = args.integer("budget", 100);
-    if (b < 1 || b > Nb201::kCells) throw Error("--budget must be between 1 and 15625");
+    const int64_t b = args.integer("budget", 100, 1, Nb201::kCells);
     budgets = {static_cast<int>(b)};
   }
-  const int64_t seeds = args.integer("seeds", 10);
-  if (seeds < 1) throw Error("--seeds must be >= 1");
+  const int64_t seeds = args.integer("seeds", 10, 1, 10000);
   SearchOptions base;
   base.budget = budgets.back();
   base.sampler = args.str("sampler", "tabu");
-  base.batch = static_cast<int>(args.integer("batch", 1));
-  base.initial = static_cast<int>(args.integer("initial", 10));
-  const int threads = static_cast<int>(args.integer("threads", std::max(1u, std::thread::hardware_concurrency())));
-  if (threads < 1) throw Error("--threads must be >= 1");
+  base.batch = static_cast<int>(args.integer("batch", 1, 1, Nb201::kCells));
+  base.initial = static_cast<int>(args.integer("initial", 10, 0, Nb201::kCells));
+  const int threads = static_cast<int>(args.integer("threads", std::max(1u, std::thread::hardware_concurrency()), 1, 1024));
+  const Nb201 table = Nb201::load(args.str("data"));  // after the options: a bad one is named at once
 
   // regret[s][k]: best test accuracy minus the test accuracy of the best-validation cell among
   // the first budgets[k] evaluations of seed s.

@@ -25,7 +25,8 @@ int serve(const std::vector<std::string>& argv) {
                           kFashionMnistDir + ")")
       .option("max-inflight", "predict/feedback requests handled at once; beyond: 503 (default 64)")
       .option("max-batch", "images per request; beyond: 413 (default 256)")
-      .option("threads", "HTTP worker threads, one per open connection (default max-inflight + 8)")
+      .option("connections", "open connections served at once, each on its own thread; beyond, new ones wait\n"
+                             "                         to be accepted (default 512; an idle or slow one never holds up a request)")
       .option("drift-window", "recent inputs compared with the training data (default 1000)")
       .flag("help", "show this help");
   args.parse(argv);
@@ -49,10 +50,10 @@ int serve(const std::vector<std::string>& argv) {
   const Address address = parse_address(listen, "--listen");
   opt.host = address.host;
   opt.port = address.port;
-  opt.max_inflight = static_cast<int>(args.integer("max-inflight", opt.max_inflight));
-  opt.max_batch = static_cast<std::size_t>(std::max<int64_t>(0, args.integer("max-batch", static_cast<int64_t>(opt.max_batch))));
-  opt.threads = static_cast<int>(args.integer("threads", 0));
-  opt.drift_window = static_cast<std::size_t>(std::max<int64_t>(0, args.integer("drift-window", 1000)));
+  opt.max_inflight = static_cast<int>(args.integer("max-inflight", opt.max_inflight, 1, 4096));
+  opt.max_batch = static_cast<std::size_t>(args.integer("max-batch", static_cast<int64_t>(opt.max_batch), 1, 65536));
+  opt.connections = static_cast<int>(args.integer("connections", opt.connections, 1, 65536));
+  opt.drift_window = static_cast<std::size_t>(args.integer("drift-window", 1000, 1, 10'000'000));
 
   const std::string blas = init_training_runtime();  // one intra-op thread, malloc thresholds
   std::unique_ptr<serve::Server> server;

@@ -18,7 +18,7 @@ Problem load_problem(const Args& args) {
   if (args.positional().size() != 1) throw Error("expected exactly one FILE (see --help)");
   std::optional<Format> format;
   if (args.has("format")) format = parse_format(args.str("format"));
-  const int64_t instance = args.integer("instance", 1);
+  const int64_t instance = args.integer("instance", 1, 1, 1'000'000);
   if (instance < 1 || instance > INT32_MAX) throw Error("--instance must be a positive integer");
   return read_problem(args.positional()[0], format, static_cast<int>(instance));
 }
@@ -47,19 +47,16 @@ int solve(const std::vector<std::string>& argv) {
 
   SampleOptions o;
   const auto sampler = make_sampler(args.str("solver", "tabu"));
-  const int64_t seed = args.integer("seed", 1);
-  if (seed < 0) throw Error("--seed must be >= 0");
+  const int64_t seed = args.integer("seed", 1, 0, INT64_MAX);
   o.seed = static_cast<uint64_t>(seed);
-  o.reads = args.integer("reads", 0);
-  o.steps = args.integer("steps", 0);
-  o.time_limit_s = args.real("time-limit", 0.0);
-  o.threads = static_cast<int>(args.integer("threads", 0));
-  const int64_t keep = args.integer("keep", 1);
-  if (keep < 1) throw Error("--keep must be >= 1");
+  o.reads = args.integer("reads", 0, 0, 10'000'000);
+  o.steps = args.integer("steps", 0, 0, 1'000'000'000'000);
+  o.time_limit_s = args.real("time-limit", 0.0, 0, 7 * 86400);
+  o.threads = static_cast<int>(args.integer("threads", 0, 0, 1024));
+  const int64_t keep = args.integer("keep", 1, 1, 1'000'000);
   o.keep = static_cast<std::size_t>(keep);
-  if (auto t = args.real("target")) o.target_energy = p.energy_of(*t);
-  o.quantum.depth = static_cast<int>(args.integer("depth", 2));
-  if (o.quantum.depth < 0 || o.quantum.depth > 64) throw Error("--depth must be between 0 and 64");
+  if (auto t = args.real("target", -1e300, 1e300)) o.target_energy = p.energy_of(*t);
+  o.quantum.depth = static_cast<int>(args.integer("depth", 2, 0, 64));
 
   const SampleSet result = sampler->sample(p.qubo, o);
   const Sample& best = result.best();

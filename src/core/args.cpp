@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <sstream>
 
 #include "core/error.h"
 
@@ -61,27 +62,36 @@ std::string Args::str(const std::string& name, const std::string& fallback) cons
   return has(name) ? values_.at(name) : fallback;
 }
 
-int64_t Args::integer(const std::string& name, int64_t fallback) const {
+int64_t Args::integer(const std::string& name, int64_t fallback, int64_t lo, int64_t hi) const {
   if (!has(name)) return fallback;
   const std::string& v = values_.at(name);
   int64_t out = 0;
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
   if (ec != std::errc() || p != v.data() + v.size())
     throw Error(command_ + ": option --" + name + " expects an integer, got '" + v + "'");
+  if (out < lo || out > hi)
+    throw Error(command_ + ": option --" + name + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + v);
   return out;
 }
 
-std::optional<double> Args::real(const std::string& name) const {
+std::optional<double> Args::real(const std::string& name, double lo, double hi) const {
   if (!has(name)) return std::nullopt;
   const std::string& v = values_.at(name);
   double out = 0;
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
   if (ec != std::errc() || p != v.data() + v.size() || !std::isfinite(out))
     throw Error(command_ + ": option --" + name + " expects a number, got '" + v + "'");
+  if (out < lo || out > hi) {
+    std::ostringstream s;
+    s << command_ << ": option --" << name << " must be in [" << lo << ", " << hi << "], got " << v;
+    throw Error(s.str());
+  }
   return out;
 }
 
-double Args::real(const std::string& name, double fallback) const { return real(name).value_or(fallback); }
+double Args::real(const std::string& name, double fallback, double lo, double hi) const {
+  return real(name, lo, hi).value_or(fallback);
+}
 
 std::string Args::help() const {
   std::string out;

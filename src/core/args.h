@@ -1,6 +1,7 @@
 #pragma once
 // Command-line options for one subcommand: declare them, parse, read typed values.
-// Unknown options, missing values and malformed numbers are gng::Errors that name the option.
+// Unknown options, missing values, malformed numbers and numbers out of their range are gng::Errors
+// that name the option.
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -23,9 +24,11 @@ class Args {
 
   bool has(const std::string& name) const;
   std::string str(const std::string& name, const std::string& fallback = "") const;
-  int64_t integer(const std::string& name, int64_t fallback) const;
-  double real(const std::string& name, double fallback) const;
-  std::optional<double> real(const std::string& name) const;
+  // Numbers within [lo, hi], inclusive (every numeric option has bounds: none takes a value that
+  // exhausts the machine); gng::Error naming the option and its range otherwise.
+  int64_t integer(const std::string& name, int64_t fallback, int64_t lo, int64_t hi) const;
+  double real(const std::string& name, double fallback, double lo, double hi) const;
+  std::optional<double> real(const std::string& name, double lo, double hi) const;
   const std::vector<std::string>& positional() const { return positional_; }
   std::string help() const;
 

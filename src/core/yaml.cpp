@@ -1,8 +1,9 @@
 #include "core/yaml.h"
 
 #include <cmath>
-#include <fstream>
 #include <sstream>
+
+#include "core/file.h"
 
 namespace gng::yaml {
 
@@ -70,11 +71,7 @@ double seconds(const YAML::Node& n, const std::string& source, const std::string
 }
 
 std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path + ": cannot open");
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
+  return read_file(path, kMaxFileBytes);
 }
 
 }  // namespace gng::yaml

@@ -2,6 +2,7 @@
 // Strict reading of YAML settings files: every message names the source and the line.
 #include <yaml-cpp/yaml.h>
 
+#include <cstddef>
 #include <set>
 #include <string>
 
@@ -28,6 +29,9 @@ T get(const YAML::Node& n, const std::string& source, const std::string& name) {
 double number(const YAML::Node& n, const std::string& source, const std::string& name, double lo, double hi);
 // A duration in seconds within [lo, hi]: a number of seconds, or one with a unit (30s, 10m, 2h).
 double seconds(const YAML::Node& n, const std::string& source, const std::string& name, double lo, double hi);
-std::string slurp(const std::string& path);  // a whole file; gng::Error "PATH: cannot open"
+// A whole settings file (a run file, policy, space or node file): read_file's, refused above
+// kMaxFileBytes (read no further: /dev/zero is refused, not read forever).
+constexpr std::size_t kMaxFileBytes = 1u << 20;
+std::string slurp(const std::string& path);
 
 }  // namespace gng::yaml

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/yaml.h"
 #include "data/dataset.h"
+#include "solve/sampler.h"
 
 namespace gng {
 
@@ -154,7 +155,14 @@ RunConfig RunConfig::from_yaml(const std::string& text, const std::string& sourc
   }
   if (const auto s = root["search"]) {
     check_keys(s, source, "search", {"sampler", "seed", "per_cycle"});
-    if (s["sampler"]) c.sampler = get<std::string>(s["sampler"], source, "sampler");
+    if (s["sampler"]) {
+      c.sampler = get<std::string>(s["sampler"], source, "sampler");
+      try {
+        make_sampler(c.sampler);  // an unknown name stops the run here, not when the surrogate first minimises
+      } catch (const Error& e) {
+        throw Error(where(source, s["sampler"]) + ": search.sampler: " + e.what());
+      }
+    }
     if (s["seed"]) c.seed = get<uint64_t>(s["seed"], source, "seed");
     if (s["per_cycle"]) c.per_cycle = static_cast<int>(number(s["per_cycle"], source, "per_cycle", 1, 1e6));
   }

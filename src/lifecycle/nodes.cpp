@@ -27,6 +27,7 @@ void NodePool::start_kme(const std::string& pki, const secure::Identity& me, con
   if (run_.policy.qkd == "off" || kme_server_) return;
   if (!fs::exists(fs::path(pki) / "issued" / "kme.pem")) secure::pki_issue(pki, {"kme", "kme"});  // once per run
   qkd::KmeConfig kc;
+  kc.pki = pki;
   kc.link.km = run_.c.link_km;
   kc.link.eve_fraction = run_.c.eavesdropper;
   auto kme = std::make_unique<qkd::Kme>("kme", kc);

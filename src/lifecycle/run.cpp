@@ -89,7 +89,7 @@ std::string start_run(const std::string& config_path, const std::string& runs_di
                 {"policy_sha256", sha256_hex(c.policy_text)},
                 {"config_sha256", sha256_hex(c.text)},
                 {"space_sha256", sha256_hex(c.space_text)}});
-    log.sign_head(key);
+    reg.set_meta("audit_head", audit::head_json(log.sign_head(key)));
   }
   if (c.sites() > 0 && c.pki.empty()) {  // the run's own PKI: an ML-DSA-87 CA, the orchestrator and one identity per local node
     const std::string pki = (fs::path(dir) / "pki").string();
@@ -145,7 +145,7 @@ void approve_candidate(const std::string& run_dir, int candidate, const std::str
         throw Error("c" + std::to_string(candidate) + " breaks the policy's safety constraints (" + why + "): not approved");
       audit::AuditLog log((fs::path(run_dir) / audit::kLogFile).string(), true);
       log.append("approval", by, {{"candidate", candidate}, {"metrics", e.metrics}});
-      sign_audit_head(log, run_dir);
+      sign_audit_head(log, run_dir, reg);
       reg.approve(candidate, by);
       reg.add_decision(reg.used_seconds(), -1, "approve", "c" + std::to_string(candidate) + " approved by " + by);
       return;

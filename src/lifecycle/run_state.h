@@ -18,8 +18,9 @@ namespace gng {
 // The run's ML-DSA-65 key for its audit trail's tree heads (public half: audit::kKeyFile).
 constexpr const char* kAuditKey = "audit-key.pem";
 
-// Signs the trail's head with the run's key, when the run has one.
-void sign_audit_head(audit::AuditLog& log, const std::string& run_dir);
+// Signs the trail's head with the run's key, when the run has one, and keeps a copy of the head
+// outside the trail: in the registry's meta "audit_head" (the trail itself writes audit::kHeadFile).
+void sign_audit_head(audit::AuditLog& log, const std::string& run_dir, Registry& reg);
 
 std::string fixed(double v, int digits);  // v with `digits` decimals
 std::string clock_text(double seconds);    // m:ss

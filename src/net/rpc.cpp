@@ -13,11 +13,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <nlohmann/json.hpp>
 #include <cstring>
 #include <mutex>
 #include <thread>
 
 #include "core/error.h"
+#include "net/http.h"
 
 namespace gng::net {
 
@@ -175,20 +177,23 @@ Server::Server(const secure::Identity& me, const secure::TrustStore& trust, Limi
   });
   if (!impl_->setup_ok || !impl_->http->is_valid())
     throw Error("cannot set up the TLS server for '" + me.id() + "': " + ssl_errors());
-  const auto t = whole_seconds(limits.timeout);
-  impl_->http->set_payload_max_length(limits.max_body);
-  if (limits.threads > 0) impl_->http->new_task_queue = [n = limits.threads] { return new httplib::ThreadPool(n); };
-  impl_->http->set_read_timeout(t.count());
-  impl_->http->set_write_timeout(t.count());
-  impl_->http->set_keep_alive_timeout(std::chrono::duration_cast<std::chrono::seconds>(kKeepAlive).count());
+  HttpLimits http;
+  http.connections = limits.connections;
+  http.max_body = limits.max_body;
+  http.idle = kKeepAlive;
+  http.read = http.write = std::max(whole_seconds(limits.timeout), kKeepAlive + std::chrono::seconds(1));
+  HttpHooks hooks;
+  hooks.describe = [max = limits.max_body](const httplib::Request& req, httplib::Response& res, const std::string& why) {
+          res.set_content(failure_body(!why.empty()        ? why
+                                       : res.status == 404 ? "no route " + req.method + " " + req.path
+                                       : res.status == 400 ? std::string("malformed HTTP request")
+                                       : res.status == 413 ? "request body larger than " + std::to_string(max) + " bytes"
+                                                           : "HTTP status " + std::to_string(res.status)),
+                          "application/json");
+  };
+  guard(*impl_->http, http, hooks);
   impl_->http->set_keep_alive_max_count(10000);  // a kept connection is a handshake saved
   impl_->http->set_tcp_nodelay(limits.nodelay);
-  // SO_REUSEADDR only: httplib's default SO_REUSEPORT would let a second server bind the same
-  // port and silently take part of the traffic.
-  impl_->http->set_socket_options([](int sock) {
-    const int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
   // Who the server is, as seen through this session: the client's way to open a session.
   route("GET", "/v1/hello", [this](const Peer& p, const Request&) {
     return Response{200,
@@ -223,6 +228,8 @@ void Server::route(const std::string& method, const std::string& pattern, Handle
       out = {f.status, failure_body(f.what())};
     } catch (const Error& e) {
       out = {400, failure_body(e.what())};
+    } catch (const nlohmann::json::exception& e) {  // a handler's JSON body that does not parse: the caller's error
+      out = {400, failure_body(std::string("malformed JSON: ") + e.what())};
     } catch (const std::exception& e) {
       out = {500, failure_body(std::string("internal error: ") + e.what())};
     }
@@ -247,12 +254,7 @@ void Server::rpc(const std::string& name, std::function<std::string(const Peer&,
 }
 
 int Server::listen(const std::string& host, int port) {
-  int bound = port;
-  if (port == 0)
-    bound = impl_->http->bind_to_any_port(host);
-  else if (!impl_->http->bind_to_port(host, port))
-    bound = -1;
-  if (bound <= 0) throw Error("cannot listen on " + Address{host, port}.text() + " (in use, or not an address here)");
+  const int bound = bind_port(*impl_->http, host, port, HttpLimits{}.backlog);
   auto ended = std::make_shared<std::atomic<bool>>(false);
   impl_->thread = std::thread([this, ended] {
     impl_->http->listen_after_bind();

@@ -60,8 +60,7 @@ struct Limits {
   std::size_t max_body = 256u << 20;    // request/response bodies above this are refused (413)
   std::chrono::milliseconds timeout{30000};  // per request: connect + read + write
   int retries = 3;                      // connection failures (and a GET's broken reads); back-off 100 ms, 200 ms, 400 ms …
-  std::size_t threads = 0;              // a server's connections served at once (a kept-alive one holds a
-                                        // thread); 0: cpp-httplib's default, cores − 1 and at least 8
+  std::size_t connections = 512;        // a server's open connections, each on its own thread (http.h)
   bool nodelay = false;                 // TCP_NODELAY: small request/answer exchanges go out at once instead of
                                         // waiting on Nagle and the peer's delayed ACK (the dial-in fabric sets it)
   std::string source;                   // a client's own address to connect from (an IP literal; "" = the

@@ -17,6 +17,7 @@
 #include "core/rng.h"
 #include "nn/arch.h"
 #include "nn/nn.h"
+#include "secure/crypto.h"
 
 namespace gng {
 
@@ -306,22 +307,31 @@ Named tensors_of(const fed::Update& u, const std::string& where) {
   return out;
 }
 
-// The weights file: a pickled {name: tensor} dict in state() order, which torch.load reads.
-void save_weights(Net& net, const std::string& path) {
+// The weights file: a pickled {name: tensor} dict in state() order, which torch.load reads. Returns
+// the file's SHA-256 (hex): the model's identity.
+std::string save_weights(Net& net, const std::string& path) {
   c10::Dict<std::string, at::Tensor> dict;
   for (const auto& [k, v] : state(net)) dict.insert(k, v.detach().contiguous());
   const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
-  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
+  const std::string text(bytes.begin(), bytes.end());
+  write_file_atomic(path, text);
+  return secure::hex(secure::sha256(secure::view(text)));
+}
+
+// The description `path`.json names the weights' digest, which every load checks.
+void write_description(nlohmann::ordered_json j, const std::string& sha256, const std::string& path) {
+  j["sha256"] = sha256;
+  write_file_atomic(path + ".json", j.dump(2) + "\n");
 }
 
 void save(Net& net, const std::string& family, const Design& d, const InputShape& in, const std::string& path) {
-  save_weights(net, path);
+  const std::string digest = save_weights(net, path);
   nlohmann::ordered_json j;
   j["format"] = "gng model v1: torch.load(path) gives {name: tensor}";
   j["family"] = family;
   j["design"] = nlohmann::ordered_json::parse(d.to_json());
   j["input"] = {{"channels", in.channels}, {"height", in.height}, {"width", in.width}, {"classes", in.classes}};
-  write_file_atomic(path + ".json", j.dump(2) + "\n");
+  write_description(std::move(j), digest, path);
 }
 
 using Clock = std::chrono::steady_clock;
@@ -519,6 +529,7 @@ struct Loaded {
   std::string family;
   InputShape in;
   std::string description;  // the text of `path`.json
+  std::string sha256;       // the weights' digest it names
 };
 
 // The model described by `path`.json, built (seed 1) but not loaded.
@@ -533,6 +544,10 @@ Loaded describe(const std::string& path) {
     m.in = InputShape{s.at("channels"), s.at("height"), s.at("width"), s.at("classes")};
     m.family = j.at("family");
     m.net = build(m.family, Design::from_json(j.at("design").dump()), m.in, 1);
+    if (!j.contains("sha256") || !j["sha256"].is_string())
+      throw Error(path + ".json names no \"sha256\" of its weights (saved by a gng before models were attested): "
+                  "refusing a model whose identity cannot be checked; train or promote it again");
+    m.sha256 = j["sha256"];
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ".json: not a gng model description (" + e.what() + ")");
   }
@@ -544,10 +559,18 @@ Loaded load_saved(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error(path + ": cannot open");
   std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  // The model's identity before a byte of it is parsed: what was saved (and promoted, and audited)
+  // is what is loaded.
+  const std::string digest = secure::hex(secure::sha256(secure::View(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())));
+  if (digest != m.sha256)
+    throw Error(path + ": its SHA-256 is " + digest + " but " + path + ".json names " + m.sha256 +
+                ": the weights changed since they were saved; refusing to load them");
   Named tensors;
   try {
     for (const auto& e : torch::pickle_load(bytes).toGenericDict())
       tensors.emplace_back(e.key().toStringRef(), e.value().toTensor());
+  } catch (const c10::Error& e) {
+    throw Error(path + ": not a gng model state dict (" + std::string(e.what_without_backtrace()).substr(0, 200) + ")");
   } catch (const std::exception& e) {
     throw Error(path + ": not a gng model state dict (" + std::string(e.what()).substr(0, 200) + ")");
   }
@@ -612,8 +635,7 @@ fed::Update load_state(const std::string& path) { return to_update(*load_saved(p
 void save_state(const fed::Update& state, const std::string& like, const std::string& path) {
   const Loaded m = describe(like);
   assign(*m.net, tensors_of(state, "save_state " + path), "save_state " + path);
-  save_weights(*m.net, path);
-  write_file_atomic(path + ".json", m.description);
+  write_description(nlohmann::ordered_json::parse(m.description), save_weights(*m.net, path), path);
 }
 
 fed::Update initial_state(const std::string& family, const Design& d, const InputShape& in, uint64_t seed) {

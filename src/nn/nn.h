@@ -62,8 +62,8 @@ using Metrics = std::map<std::string, double>;
 
 // Builds the design's module, trains it on `train` under the budget (cosine learning-rate schedule
 // with warm-up), evaluates it on `val`, and, when `save` is not empty, writes the trained weights as a
-// state dict that Python's torch.load() reads ({name: tensor}), plus `save`.json with the family and
-// design. Deterministic for a seed when run on one thread. Throws gng::Error on bad input.
+// state dict that Python's torch.load() reads ({name: tensor}), plus `save`.json with the family, the
+// design and the weights' SHA-256. Deterministic for a seed when run on one thread. Throws gng::Error on bad input.
 Metrics train_and_evaluate(const std::string& family, const Design& d, const Dataset& train, const Dataset& val,
                            const TrainBudget& budget, const EvalSettings& eval, const std::string& save = "");
 
@@ -73,7 +73,9 @@ double saved_accuracy(const std::string& path, const Dataset& data);
 // A saved model (train_and_evaluate's `save`: the weights file and `save`.json) loaded for inference.
 // predict() may be called from several threads at once: the module is only read (each call runs in
 // its own inference mode, on the calling thread with the process's intra-op threads; one after
-// init_training_runtime()). Throws gng::Error on a missing or malformed model.
+// init_training_runtime()). Throws gng::Error on a missing or malformed model, and on weights whose
+// SHA-256 is not the one `path`.json names (every saved model's description names it; every load
+// checks it, here and wherever a saved model is read).
 class Predictor {
  public:
   explicit Predictor(const std::string& path);

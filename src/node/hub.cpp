@@ -50,8 +50,7 @@ Hub::~Hub() { stop(); }
 int Hub::start() {
   net::Limits limits;
   // A poll holds its connection (and a server thread) for up to `hold`; a site keeps two
-  // connections, one polling and one answering.
-  limits.threads = 64;
+  // connections, one polling and one answering: 512 connections (the default) are 256 sites.
   limits.nodelay = true;  // a job and its answer are small messages: measured 407 → 15 ms per node and round
   limits.timeout = options_.hold + std::chrono::seconds(20);
   server_ = std::make_unique<net::Server>(me_, trust_, limits);

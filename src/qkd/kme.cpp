@@ -4,10 +4,12 @@
 
 #include <cctype>
 #include <cstdio>
+#include <filesystem>
 
 #include <regex>
 
 #include "core/error.h"
+#include "core/file.h"
 
 namespace gng::qkd {
 
@@ -99,8 +101,29 @@ std::vector<QkdKey> parse_key_container(const std::string& body) {
   return out;
 }
 
-Kme::Kme(std::string kme_id, KmeConfig config) : id_(std::move(kme_id)), config_(std::move(config)) {
+Kme::Kme(std::string kme_id, KmeConfig config)
+    : id_(std::move(kme_id)), config_(std::move(config)), trust_(secure::TrustStore::load(config_.pki)) {
   validate(config_.link);
+}
+
+void Kme::check_known(const std::string& sae) const {
+  const std::string path = config_.pki + "/issued/" + sae + ".pem";
+  std::string why;
+  if (!std::filesystem::exists(path)) {
+    why = "has no certificate of this KME's PKI";
+  } else {
+    const secure::Certificate cert = secure::Certificate::from_pem(read_file(path));
+    if (cert.role() != "node" && cert.role() != "orchestrator") {
+      why = "is a " + cert.role() + ", not an SAE";
+    } else {
+      try {
+        trust_.check(cert);
+      } catch (const Error& e) {
+        why = std::string("has no valid certificate: ") + e.what();
+      }
+    }
+  }
+  if (!why.empty()) throw Failure(400, "slave SAE '" + sae + "' " + why + ": no keys for it");
 }
 
 std::string Kme::status(const std::string& master, const std::string& slave) {
@@ -139,6 +162,7 @@ std::string link_name(const std::string& a, const std::string& b) {
 std::vector<QkdKey> Kme::enc_keys(const std::string& master, const std::string& slave, int number, int size) {
   check_sae(slave);
   if (slave == master) throw Failure(400, "master and slave SAE are the same ('" + slave + "')");
+  check_known(slave);
   if (number < 1 || number > config_.max_key_per_request)
     throw Failure(400, "number must be in 1.." + std::to_string(config_.max_key_per_request) + ", got " + std::to_string(number));
   if (size % 8 != 0 || size < config_.min_key_size || size > config_.max_key_size)

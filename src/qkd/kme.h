@@ -8,7 +8,8 @@
 //   POST /api/v1/keys/{master_SAE_ID}/dec_keys         Key IDs → Key container       (slave SAE)
 //   GET  /api/v1/keys/{master_SAE_ID}/dec_keys?key_ID=
 //
-// SAE ids are the callers' certificate names (mutual PQ-TLS, net/rpc.h); keys are base64, key_IDs
+// SAE ids are the callers' certificate names (mutual PQ-TLS, net/rpc.h); a slave SAE must have a
+// certificate of the KME's PKI (KmeConfig::pki), or no key is made for it; keys are base64, key_IDs
 // UUIDs; errors are 400 (bad request), 401 (unauthorized) and 503 (the KME cannot serve: e.g. the
 // link's QBER is above threshold) with {"message": …}. A key goes to the master once and to the
 // named slave once, then it is erased.
@@ -29,6 +30,8 @@
 namespace gng::qkd {
 
 struct KmeConfig {
+  std::string pki;                    // the PKI directory: keys go only to SAEs with a certificate in its
+                                      // issued/ (node or orchestrator, trusted: not denied, not expired)
   Params link;                        // every SAE pair gets its own simulated link with these parameters
   std::optional<uint64_t> seed;       // reproducible links (tests), each its own stream; none: the DRBG
   int key_size = 256;                 // bits, when a request names none
@@ -71,8 +74,10 @@ class Kme {
     std::string master, slave;
     Bytes key;
   };
+  void check_known(const std::string& sae) const;  // Failure(400) unless the PKI knows this SAE
   std::string id_;
   KmeConfig config_;
+  secure::TrustStore trust_;
   std::mutex mu_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Link>> links_;  // by (lower, higher) SAE id
   std::map<std::string, Held> held_;                                            // by key_ID

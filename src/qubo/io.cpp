@@ -297,12 +297,7 @@ Problem parse_problem(std::string_view text, Format format, std::string_view sou
 }
 
 Problem read_problem(const std::string& path, std::optional<Format> format, int instance) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) throw Error(path + ": read error");
-  const std::string text = ss.str();
+  const std::string text = read_file(path, kMaxProblemBytes);
   return parse_problem(text, format ? *format : detect_format(text, path), path, instance);
 }
 

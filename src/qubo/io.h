@@ -41,6 +41,8 @@ Format detect_format(std::string_view text, std::string_view path);
 
 // `instance` is 1-based and only meaningful for bqp (others require 1).
 Problem parse_problem(std::string_view text, Format format, std::string_view source, int instance = 1);
+// Files above kMaxProblemBytes are refused (read no further than that).
+constexpr std::size_t kMaxProblemBytes = 256u << 20;
 Problem read_problem(const std::string& path, std::optional<Format> format = std::nullopt, int instance = 1);
 
 std::string qubo_to_json(const Qubo& q);

@@ -3,9 +3,10 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <fstream>
+#include <sstream>
 
 #include "core/error.h"
+#include "core/file.h"
 
 namespace gng {
 
@@ -45,8 +46,7 @@ int parse_cell(const std::string& cell, const std::string& where) {
 }  // namespace
 
 Nb201 Nb201::load(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) throw Error(path + ": cannot open");
+  std::istringstream f(read_file(path, 64u << 20));  // the table is 1.8 MB
   Nb201 t;
   t.val_.assign(kCells, NAN);
   t.test_.assign(kCells, NAN);

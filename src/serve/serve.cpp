@@ -24,6 +24,7 @@
 #include "core/address.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "net/http.h"
 #include "nn/nn.h"
 #include "secure/crypto.h"
 
@@ -324,7 +325,7 @@ struct Server::Impl {
   static json parse(const std::string& body) {
     try {
       return json::parse(body);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, and out_of_range for a number such as 1e400
       std::string why = e.what();
       const auto at = why.find("] ");
       throw Reject(400, "malformed JSON: " + (at == std::string::npos ? why : why.substr(at + 2)));
@@ -463,11 +464,13 @@ struct Server::Impl {
     ++slot.second;
   }
 
-  // Bodies for errors that no handler answered (unknown route, malformed HTTP, body too large).
-  httplib::Server::HandlerResponse describe(const httplib::Request& req, httplib::Response& res) const {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+  // Bodies for errors that no handler answered (unknown route, malformed HTTP, body too large,
+  // a request that stalled).
+  void describe(const httplib::Request& req, httplib::Response& res, const std::string& why) const {
     std::string message;
-    if (res.status == 404)
+    if (!why.empty())
+      message = why;
+    else if (res.status == 404)
       message = "no route " + req.method + " " + req.path +
                 " (POST /v1/predict, POST /v1/feedback, GET /v1/telemetry, GET /metrics, GET /healthz)";
     else if (res.status == 413)
@@ -477,7 +480,6 @@ struct Server::Impl {
     else
       message = "HTTP status " + std::to_string(res.status);
     res.set_content(error_body(message), "application/json");
-    return httplib::Server::HandlerResponse::Handled;
   }
 
   // Room for max_batch images as JSON text (about 20 characters a number, at most).
@@ -503,27 +505,22 @@ struct Server::Impl {
 Server::Server(const std::string& model_path, const Dataset& reference, const Options& options) {
   if (options.max_inflight < 1) throw Error("max_inflight must be at least 1");
   if (options.max_batch < 1) throw Error("max_batch must be at least 1");
-  if (options.threads < 0 || options.compute_slots < 0) throw Error("threads and compute_slots must not be negative");
+  if (options.connections < 1 || options.connections > 65536) throw Error("connections must be in [1, 65536]");
+  if (options.compute_slots < 0) throw Error("compute_slots must not be negative");
   impl_ = std::make_unique<Impl>(model_path, reference, options);
   Impl& s = *impl_;
-  const int threads = options.threads > 0 ? options.threads : options.max_inflight + 8;
-  s.http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
-  // SO_REUSEADDR (a quick restart reuses the port) but not httplib's default SO_REUSEPORT, with
-  // which a second server would silently share the port instead of failing to bind.
-  s.http.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
+  net::HttpLimits limits;
+  limits.connections = static_cast<std::size_t>(options.connections);
+  limits.max_body = s.payload_limit();
+  net::HttpHooks hooks;
+  hooks.before = [](const httplib::Request&) { request_start = Clock::now(); };
+  hooks.after = [&s](const httplib::Request& req, const httplib::Response& res) { s.record(req, res); };
+  hooks.describe = [&s](const httplib::Request& req, httplib::Response& res, const std::string& why) {
+    s.describe(req, res, why);
+  };
+  net::guard(s.http, limits, hooks);
   s.http.set_tcp_nodelay(true);  // small answers: do not wait for the client's delayed ACK
   s.http.set_keep_alive_max_count(1000);
-  s.http.set_payload_max_length(s.payload_limit());
-  s.http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
-    request_start = Clock::now();
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  s.http.set_error_handler(httplib::Server::HandlerWithResponse(
-      [&s](const httplib::Request& req, httplib::Response& res) { return s.describe(req, res); }));
-  s.http.set_post_routing_handler([&s](const httplib::Request& req, httplib::Response& res) { s.record(req, res); });
   s.http.Post("/v1/predict", s.handler(&Impl::predict, true));
   s.http.Post("/v1/feedback", s.handler(&Impl::feedback, true));
   s.http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
@@ -542,14 +539,7 @@ Server::~Server() { stop(); }
 int Server::start() {
   Impl& s = *impl_;
   if (s.started) throw Error("the server is already started");
-  const std::string& host = s.opt.host;
-  int bound = s.opt.port;
-  if (bound == 0)
-    bound = s.http.bind_to_any_port(host);
-  else if (bound < 0 || bound > 65535 || !s.http.bind_to_port(host, bound))
-    bound = -1;
-  if (bound <= 0)
-    throw Error("cannot listen on " + Address{host, s.opt.port}.text() + " (in use, or not an address here)");
+  const int bound = net::bind_port(s.http, s.opt.host, s.opt.port, net::HttpLimits{}.backlog);
   auto ended = std::make_shared<std::atomic<bool>>(false);
   s.thread = std::thread([&s, ended] {
     s.http.listen_after_bind();
@@ -558,7 +548,7 @@ int Server::start() {
   s.started = true;
   // Serving before returning, so that stop() cannot come before the loop it must end.
   while (!s.http.is_running() && !*ended) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  if (*ended) throw Error("the server on " + Address{host, bound}.text() + " stopped as it started");
+  if (*ended) throw Error("the server on " + Address{s.opt.host, bound}.text() + " stopped as it started");
   return bound;
 }
 

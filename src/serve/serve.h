@@ -60,8 +60,8 @@ struct Options {
   std::string host = "127.0.0.1";
   int port = 8080;                   // 0: any free port
   int max_inflight = 64;             // predict/feedback requests being handled at once; beyond: 503
-  int threads = 0;                   // HTTP worker threads, each holds one open connection (keep-alive);
-                                     // 0: max_inflight + 8, so that overload is answered (503), not queued
+  int connections = 512;             // open connections served at once, each on its own thread (net/http.h):
+                                     // idle or slow ones never hold up requests that compute
   int compute_slots = 0;             // forward passes at once (bounds CPU and memory); 0: hardware threads
   std::size_t max_batch = 256;       // images per request; beyond: 413
   std::size_t drift_window = 1000;   // recent inputs compared with the reference

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/yaml.h"
 
 namespace gng {
 
@@ -227,11 +228,7 @@ Design Design::from_json(const std::string& json) {
 // --- reading the YAML -------------------------------------------------------------------------------
 
 SearchSpace SearchSpace::from_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path + ": cannot read the search space file");
-  std::ostringstream s;
-  s << f.rdbuf();
-  return from_yaml(s.str(), path);
+  return from_yaml(yaml::slurp(path), path);
 }
 
 SearchSpace SearchSpace::from_yaml(const std::string& text, const std::string& source) {

@@ -49,7 +49,8 @@ TEST(AuditCli, VerifyPrintsOneOkLineWithTheKeyThatVerified) {
   const Fixture f = make_log("ok");
   const auto r = test::run(gng + " audit verify " + f.dir);
   EXPECT_EQ(r.status, 0) << r.out;
-  EXPECT_EQ(r.out, "OK: 25 entries, root " + to_hex(f.root) + "; 2 signed tree heads verified with key " +
+  // The log's two heads and the latest one again, kept outside it in audit-head.json.
+  EXPECT_EQ(r.out, "OK: 25 entries, root " + to_hex(f.root) + "; 3 signed tree heads verified with key " +
                        f.key.public_key().fingerprint() + "\n");
 }
 
@@ -68,6 +69,30 @@ TEST(AuditCli, VerifyDetectsATruncatedLog) {
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find("FAILED: the log is truncated: signed tree head #2 (size 25, signed "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("(entries 20..24 are missing)"), std::string::npos) << r.out;
+}
+
+TEST(AuditCli, ALogCutShortTogetherWithItsHeadsFails) {
+  const Fixture f = make_log("cut");
+  // The last entries with the head that pinned them: the head kept outside the log names the cut.
+  tamper(f.dir + "/audit.db", "DELETE FROM entries WHERE seq >= 20; DROP TRIGGER heads_append_only_d; DELETE FROM heads WHERE tree_size = 25;");
+  auto r = test::run(gng + " audit verify " + f.dir);
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("FAILED: the log is truncated: the signed tree head in " + f.dir + "/audit-head.json (size 25"),
+            std::string::npos)
+      << r.out;
+  // Without that file: a failure that says so, not an OK.
+  std::filesystem::remove(f.dir + "/audit-head.json");
+  r = test::run(gng + " audit verify " + f.dir);
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_EQ(r.out, "FAILED: " + f.dir + "/audit-head.json (the latest signed tree head, kept outside the log) is missing: " +
+                       "entries cut off the log's end would not be noticed\n");
+  // Every head gone, inside and out: a failure, not a warning.
+  const Fixture g = make_log("headless");
+  tamper(g.dir + "/audit.db", "DROP TRIGGER heads_append_only_d; DELETE FROM heads;");
+  std::filesystem::remove(g.dir + "/audit-head.json");
+  r = test::run(gng + " audit verify " + g.dir);
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("is missing"), std::string::npos) << r.out;
 }
 
 TEST(AuditCli, VerifyWithAnotherKeyFailsAndWithoutAKeyIsAnError) {
@@ -109,6 +134,14 @@ TEST(AuditCli, ProofPrintsAnInclusionProofThatVerifies) {
   const auto all = nlohmann::json::parse(test::run(gng + " audit proof " + f.dir + " --index 24").out);
   EXPECT_EQ(all["tree_size"], 25);
   EXPECT_EQ(all["root"], to_hex(f.root));
+
+  // The verifier outside gng that docs/security.md gives agrees, and refuses an altered entry.
+  const std::string script = std::string(GNG_SOURCE_DIR) + "/scripts/check_audit_proof.py";
+  const auto outside = test::run(gng + " audit proof " + f.dir + " --index 5 --size 12 | python3 " + script);
+  EXPECT_EQ(outside.status, 0) << outside.out;
+  EXPECT_EQ(outside.out, "entry 5 is in the tree of 12 with root " + to_hex(signed_root) + "\n");
+  const auto altered = test::run(gng + " audit proof " + f.dir + " --index 5 --size 12 | sed 's/\"actor\": \"node-1\"/\"actor\": \"node-2\"/' | python3 " + script);
+  EXPECT_NE(altered.status, 0) << altered.out;
 }
 
 TEST(AuditCli, ShowListsTheTailAndTheHeads) {
@@ -137,7 +170,7 @@ TEST(AuditCli, BadUsageGetsAPreciseErrorAndNonZeroExit) {
       {"audit proof " + f.dir, "gng audit: error: gng audit proof: --index I is required", 1},
       {"audit proof " + f.dir + " --index 25", "gng audit: error: " + f.dir + "/audit.db: no entry 25 among the first 25 entries", 1},
       {"audit proof " + f.dir + " --index 1 --size 26", "gng audit: error: " + f.dir + "/audit.db: the log holds 25 entries, not 26", 1},
-      {"audit proof " + f.dir + " --index -1", "gng audit: error: gng audit proof: --index must be >= 0, got -1", 1},
+      {"audit proof " + f.dir + " --index -1", "gng audit: error: gng audit: option --index must be in [0, 9223372036854775807], got -1", 1},
       {"audit show " + f.dir + " --index 1", "gng audit: error: gng audit show: --index does not apply here (see gng audit --help)", 1},
   };
   for (const auto& c : cases) {

@@ -112,6 +112,8 @@ VerifyReport verify(const std::string& path) { return AuditLog(path, false).veri
 TEST(AuditLog, CanonicalEncodingsAreTheDocumentedBytes) {
   EXPECT_EQ(secure::hex(encode_entry(1, 2, "a", "bc", "{}")),
             "01" "0000000000000001" "0000000000000002" "00000001" "61" "00000002" "6263" "00000002" "7b7d");
+  // docs/security.md's worked example.
+  EXPECT_EQ(to_hex(leaf_hash(encode_entry(1, 2, "a", "bc", "{}"))), "b4413de3d3f642b07713b1642e82e70bf83fa8fe1d60067336dca13864847ba7");
   Hash root{};
   root[31] = 0xff;
   EXPECT_EQ(secure::hex(encode_head(3, -1, root)),
@@ -162,6 +164,39 @@ TEST(AuditLog, AnEmptyLogAndAHeadAtSizeZeroVerify) {
   EXPECT_EQ(AuditLog(path, false).verify(log_key().public_key()).line(),
             "OK: 0 entries, root " + to_hex(empty_root()) + "; 1 signed tree head verified with key " +
                 log_key().public_key().fingerprint());
+}
+
+TEST(AuditLog, ALogWithoutASignedHeadFails) {
+  const std::string path = fresh_dir() + "/audit.db";
+  AuditLog log(path, true);
+  log.append("exchange", "node-a", {{"i", 1}});
+  const auto r = log.verify(log_key().public_key());
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.line(), "FAILED: no signed tree head, in the log or outside it: entries cut off its end would not be noticed");
+}
+
+TEST(AuditLog, AHeadKeptOutsideTheLogCatchesEntriesCutOffWithTheirHead) {
+  const std::string dir = fresh_dir(), path = forty_entries(dir);
+  // sign_head wrote the latest head beside the log.
+  const TreeHead kept = parse_head_json(read_file(dir + "/" + kHeadFile), dir + "/" + kHeadFile);
+  EXPECT_EQ(kept.size, 40u);
+  EXPECT_EQ(kept.root, AuditLog(path, false).root());
+  // The last five entries and the head that pinned them, deleted together: the log alone cannot tell.
+  tamper(path, "DELETE FROM entries WHERE seq >= 35; DELETE FROM heads WHERE tree_size = 40;");
+  EXPECT_TRUE(verify(path).ok);
+  const auto r = AuditLog(path, false).verify(log_key().public_key(), std::span(&kept, 1));
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.first_bad, 35u);
+  EXPECT_EQ(r.problem, "the log is truncated: the signed tree head in " + dir + "/" + kHeadFile + " (size 40, signed " +
+                           format_time(kept.time_us) + ") covers 40 entries but the log holds 35 (entries 35..39 are missing)");
+  // A head outside the log is checked as the log's own: one with a changed root is named as forged.
+  TreeHead forged = kept;
+  forged.size = 30;
+  const auto f = AuditLog(path, false).verify(log_key().public_key(), std::span(&forged, 1));
+  EXPECT_FALSE(f.ok);
+  EXPECT_NE(f.problem.find("the signed tree head in " + dir + "/" + kHeadFile + " (size 30"), std::string::npos) << f.problem;
+  EXPECT_NE(f.problem.find("the head was forged or altered"), std::string::npos) << f.problem;
+  EXPECT_EQ(test::error_of([&] { parse_head_json("{\"tree_size\": 3}", "x.json"); }).rfind("x.json: not a signed tree head (", 0), 0u);
 }
 
 TEST(AuditLog, AnEditedDetailIsNamed) {

@@ -59,7 +59,16 @@ TEST(Cli, BadInputGetsAPreciseErrorAndNonZeroExit) {
     f << "1\n3 2\n1 2 4\n1 7 1\n";
   }
   for (const Case& c : std::vector<Case>{
-           {"solve /no/such/file", "gng solve: error: /no/such/file: cannot open (No such file or directory)"},
+           {"solve /no/such/file", "gng solve: error: cannot read /no/such/file: No such file or directory"},
+           // A device is read no further than a file may be (it was read forever).
+           {"solve /dev/zero", "gng solve: error: /dev/zero: larger than 268435456 bytes, refused"},
+           // Every numeric option has bounds.
+           {"solve " + bqp + " --threads 100000", "gng solve: error: gng solve: option --threads must be in [0, 1024], got 100000"},
+           {"solve " + bqp + " --reads 1e9", "option --reads expects an integer, got '1e9'"},
+           {"solve " + bqp + " --reads 99999999999", "option --reads must be in [0, 10000000], got 99999999999"},
+           {"qaoa " + bqp + " --shots 0", "option --shots must be in [1, 10000000], got 0"},
+           {"serve /no/model --connections 0", "option --connections must be in [1, 65536], got 0"},
+           {"search --benchmark nb201 --data /dev/zero --threads 5000", "option --threads must be in [1, 1024], got 5000"},
            {"solve " + bad, "gng solve: error: " + bad + ":4: j 7 is outside 1..3"},
            {"solve " + bqp + " --instance 12", "instance 12 requested, the file has 10"},
            {"solve " + bqp + " --solver magic", "unknown solver 'magic' (expected exact, anneal, tabu, qaoa or vqe)"},

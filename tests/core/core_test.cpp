@@ -47,8 +47,8 @@ TEST(Args, ParsesOptionsFlagsAndPositionals) {
   Args a = make_args();
   a.parse({"file.txt", "--reads", "12", "--time-limit=0.5", "--json"});
   EXPECT_EQ(a.positional(), std::vector<std::string>{"file.txt"});
-  EXPECT_EQ(a.integer("reads", 0), 12);
-  EXPECT_DOUBLE_EQ(a.real("time-limit", 0), 0.5);
+  EXPECT_EQ(a.integer("reads", 0, 0, 100), 12);
+  EXPECT_DOUBLE_EQ(a.real("time-limit", 0, 0, 60), 0.5);
   EXPECT_TRUE(a.has("json"));
 }
 
@@ -57,8 +57,8 @@ TEST(Args, RejectsBadInputWithTheOptionsName) {
     Args a = make_args();
     try {
       a.parse(argv);
-      a.integer("reads", 0);
-      a.real("time-limit", 0);
+      a.integer("reads", 0, 0, 100);
+      a.real("time-limit", 0, 0, 60);
     } catch (const Error& e) {
       return std::string(e.what());
     }
@@ -68,6 +68,9 @@ TEST(Args, RejectsBadInputWithTheOptionsName) {
   EXPECT_EQ(message({"--reads"}), "gng test: option --reads needs a value");
   EXPECT_EQ(message({"--reads", "12x"}), "gng test: option --reads expects an integer, got '12x'");
   EXPECT_EQ(message({"--time-limit", "nan"}), "gng test: option --time-limit expects a number, got 'nan'");
+  EXPECT_EQ(message({"--reads", "101"}), "gng test: option --reads must be in [0, 100], got 101");
+  EXPECT_EQ(message({"--reads", "-1"}), "gng test: option --reads must be in [0, 100], got -1");
+  EXPECT_EQ(message({"--time-limit", "1e300"}), "gng test: option --time-limit must be in [0, 60], got 1e300");
   EXPECT_EQ(message({"--json=1"}), "gng test: option --json takes no value");
   EXPECT_EQ(message({"--reads", "1", "--reads", "2"}), "gng test: option --reads given twice");
   EXPECT_EQ(message({"-r"}), "gng test: options are spelled --name, got '-r'");

@@ -140,7 +140,16 @@ TEST(Config, RejectsMalformedSettingsWithFileAndLine) {
               RunConfig::from_yaml("space: s\npolicy: p\nfidelity: {rungs: [{epochs: 2}, {epochs: 1}]}\n", "r.yaml", "", "");
             }),
             "r.yaml:3: each rung must train at least as much as the one before");
-  EXPECT_EQ(error_of([] { RunConfig::from_file("/nonexistent/run.yaml"); }), "/nonexistent/run.yaml: cannot open");
+  EXPECT_EQ(error_of([] { RunConfig::from_file("/nonexistent/run.yaml"); }), "cannot read /nonexistent/run.yaml: No such file or directory");
+  // An unknown sampler is named when the file is read (it failed when cycle 3 began, after two
+  // cycles of training).
+  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nsearch: {sampler: anealing}\n", "r.yaml", "", ""); }),
+            "r.yaml:3: search.sampler: unknown solver 'anealing' (expected exact, anneal, tabu, qaoa or vqe)");
+  // A settings file is read no further than 1 MiB: a 70 MB one took 56 s and 7.7 GB to refuse.
+  const std::string big = testing::TempDir() + "gng-big-run.yaml";
+  write_file_atomic(big, "name: x\n# " + std::string(2u << 20, 'x') + "\n");
+  EXPECT_EQ(error_of([&] { RunConfig::from_file(big); }), big + ": larger than 1048576 bytes, refused");
+  EXPECT_EQ(error_of([] { RunConfig::from_file("/dev/zero"); }), "/dev/zero: larger than 1048576 bytes, refused");
   EXPECT_EQ(RunConfig::from_yaml("space: s\npolicy: p\nnodes: {local: 5}\nfederation: {rounds: 2, rule: krum, multi: 4}\n", "r.yaml", "", "")
                 .federation.multi,
             4);

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <ctime>
 #include <filesystem>
 #include <memory>
@@ -40,6 +41,18 @@ struct Running {
   }
 };
 
+// A TCP connection to 127.0.0.1:port; -1 when refused.
+int connect_to(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
+  close(fd);
+  return -1;
+}
+
 // A TLS 1.3 handshake with raw OpenSSL: "ok <group>" or the error.
 std::string handshake(int port, const char* groups, const Identity* me, int version = TLS1_3_VERSION) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
@@ -50,13 +63,9 @@ std::string handshake(int port, const char* groups, const Identity* me, int vers
     SSL_CTX_use_certificate(ctx, me->cert.get());
     SSL_CTX_use_PrivateKey(ctx, me->key.get());
   }
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  const int fd = connect_to(port);
   std::string result;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+  if (fd < 0) {
     result = "connect failed";
   } else {
     SSL* ssl = SSL_new(ctx);
@@ -78,6 +87,80 @@ std::string handshake(int port, const char* groups, const Identity* me, int vers
   SSL_CTX_free(ctx);
   ERR_clear_error();
   return result;
+}
+
+// Sends `request` as it is over a TLS session of `me` and returns what came back within `limit`
+// (until the server closed or its answer was whole), and how long that took.
+std::pair<std::string, double> raw_exchange(int port, const Identity& me, const std::string& request,
+                                            std::chrono::seconds limit) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+  SSL_CTX_set1_groups_list(ctx, "X25519MLKEM768");
+  SSL_CTX_use_certificate(ctx, me.cert.get());
+  SSL_CTX_use_PrivateKey(ctx, me.key.get());
+  const int fd = connect_to(port);
+  SSL* ssl = SSL_new(ctx);
+  SSL_set_fd(ssl, fd);
+  std::string in;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (SSL_connect(ssl) == 1 && SSL_write(ssl, request.data(), static_cast<int>(request.size())) > 0) {
+    timeval tv{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    while (std::chrono::steady_clock::now() - t0 < limit) {
+      char buf[4096];
+      const int n = SSL_read(ssl, buf, sizeof buf);
+      if (n > 0) {
+        in.append(buf, static_cast<std::size_t>(n));
+        const auto head = in.find("\r\n\r\n"), length = in.find("Content-Length: ");
+        if (head != std::string::npos && length != std::string::npos &&
+            in.size() >= head + 4 + std::stoul(in.substr(length + 16)))
+          break;
+      } else if (SSL_get_error(ssl, n) != SSL_ERROR_WANT_READ && errno != EAGAIN) {
+        break;
+      }
+    }
+  }
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  SSL_free(ssl);
+  close(fd);
+  SSL_CTX_free(ctx);
+  ERR_clear_error();
+  return {in, took};
+}
+
+TEST(Tls, MalformedOrStalledRequestsAreAnsweredAndIdleSessionsHoldUpNobody) {
+  Limits l;
+  l.timeout = std::chrono::milliseconds(1000);  // a stalled request: 408 after 6 s (the idle wait + 1 s)
+  l.connections = 64;
+  Running s(pki().n1, l);
+  // An invalid Content-Length is answered at once (it hung the connection: httplib read "-1" as
+  // 2^64 − 1 bytes to come), a stalled body after the read timeout with 408.
+  const std::string head = "POST /rpc/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n";
+  auto [bad, bad_took] = raw_exchange(s.port, pki().orch, head + "Content-Length: -1\r\n\r\nxy", std::chrono::seconds(10));
+  EXPECT_EQ(bad.substr(0, 12), "HTTP/1.1 400") << bad;
+  EXPECT_NE(bad.find("Content-Length must be one decimal number of bytes, got '-1'"), std::string::npos) << bad;
+  EXPECT_LT(bad_took, 1.0);
+  // Twenty idle TLS sessions and twenty stalled requests, above what a pool of (cores − 1, at least
+  // 8) workers serves: a real call is still answered at once.
+  std::vector<std::thread> stalled;
+  std::vector<std::string> answers(20);
+  for (int i = 0; i < 20; ++i)
+    stalled.emplace_back([&, i] {
+      answers[i] = raw_exchange(s.port, pki().orch, head + "Content-Length: 10\r\n\r\nxy", std::chrono::seconds(12)).first;
+    });
+  std::vector<int> idle;
+  for (int i = 0; i < 20; ++i) idle.push_back(connect_to(s.port));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  Client c(pki().orch, pki().trust(), "127.0.0.1", s.port);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(c.rpc("echo", "ping"), "ping");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+  for (auto& t : stalled) t.join();
+  for (const int fd : idle) close(fd);
+  for (const std::string& a : answers) {
+    EXPECT_EQ(a.substr(0, 12), "HTTP/1.1 408") << a;
+    EXPECT_NE(a.find("request timed out: its bytes stopped coming for 6 s"), std::string::npos) << a;
+  }
 }
 
 TEST(Tls, NegotiatesTheHybridPostQuantumGroupAndAuthenticatesBothEnds) {

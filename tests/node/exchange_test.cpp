@@ -43,6 +43,7 @@ struct Sites {
 
   static qkd::KmeConfig kme_config() {
     qkd::KmeConfig c;
+    c.pki = pki().dir;
     c.link.pulses = qkd::pulses_for_sifted(c.link, 1 << 15);
     c.seed = 11;
     return c;

@@ -373,6 +373,7 @@ struct TestKme {
   }
   static qkd::KmeConfig config(double eve) {
     qkd::KmeConfig c;
+    c.pki = pki().dir;
     c.link.eve_fraction = eve;
     c.link.pulses = qkd::pulses_for_sifted(c.link, 1 << 15);
     c.seed = 5;

@@ -23,6 +23,7 @@ struct KmeRunning {
   }
   static KmeConfig config(double eve) {
     KmeConfig c;
+    c.pki = pki().dir;
     c.link.eve_fraction = eve;
     c.link.pulses = pulses_for_sifted(c.link, 1 << 15);
     c.seed = 7;
@@ -108,6 +109,21 @@ TEST(Kme, BadRequestsGetTheSpecsErrorCodesWithAMessage) {
   const net::Response r = other_kme.call("POST", "/api/v1/keys/n2/enc_keys", "{}");
   EXPECT_EQ(r.status, 401);
   EXPECT_NE(r.body.find("is not an SAE"), std::string::npos);
+}
+
+TEST(Kme, KeysGoOnlyToSaesThePkiKnows) {
+  KmeRunning k;
+  net::Client c1 = k.client(pki().n1);
+  auto post = [&](const std::string& slave) {
+    const net::Response r = c1.call("POST", "/api/v1/keys/" + slave + "/enc_keys", "{}");
+    return std::to_string(r.status) + " " + nlohmann::json::parse(r.body).value("message", "");
+  };
+  EXPECT_EQ(post("ghost"), "400 slave SAE 'ghost' has no certificate of this KME's PKI: no keys for it");
+  EXPECT_EQ(post("kme-a"), "400 slave SAE 'kme-a' is a kme, not an SAE: no keys for it");
+  EXPECT_EQ(post("bad").substr(0, 46), "400 slave SAE 'bad' has no valid certificate: ");
+  EXPECT_EQ(post("old").substr(0, 46), "400 slave SAE 'old' has no valid certificate: ");
+  EXPECT_EQ(post("orch").substr(0, 3), "200");
+  EXPECT_EQ(nlohmann::json::parse(k.kme.status("n1", "ghost"))["stored_key_count"], 0);
 }
 
 TEST(Kme, AnEavesdroppedLinkDeliversNoKey) {

@@ -46,8 +46,8 @@ TEST(QkdCli, BadOptionsExitOneWithAClearMessage) {
   for (const Case& c : std::vector<Case>{
            {"--km 10,abc", "gng qkd: error: --km: expected distances in km like 10,25,50, got 'abc'"},
            {"--km -5", "gng qkd: error: fibre length must be >= 0 km, got -5"},
-           {"--eve 2", "eavesdropper fraction must be in [0, 1], got 2"},
-           {"--pulses 0", "--pulses must be >= 1, got 0"},
+           {"--eve 2", "option --eve must be in [0, 1], got 2"},
+           {"--pulses 0", "option --pulses must be in [1, 1000000000000], got 0"},
        }) {
     const auto r = test::run(gng + " qkd simulate " + c.args);
     EXPECT_EQ(r.status, 1) << c.args;

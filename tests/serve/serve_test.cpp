@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -138,6 +141,52 @@ TEST(Predictor, RejectsMissingModelsAndPartialImages) {
   EXPECT_EQ(error_of([&] { p.predict(x); }), "predict: 783 values are not a whole number of 1x28x28 images");
 }
 
+TEST(Predictor, RefusesWeightsThatAreNotTheSavedOnes) {
+  const std::string model = fixture().model, copy = testing::TempDir() + "gng-tampered-" + std::to_string(getpid()) + ".pt";
+  std::string weights = read_file(model);
+  const json description = json::parse(read_file(model + ".json"));
+  const std::string saved = description["sha256"];
+  EXPECT_EQ(saved, secure::hex(secure::sha256(secure::view(weights))));
+  // A flipped byte inside the weights (the zip's CRC then fails too): refused before parsing, with
+  // both digests named.
+  weights[weights.size() / 2] ^= 0x40;
+  write_file_atomic(copy, weights);
+  write_file_atomic(copy + ".json", description.dump());
+  const std::string flipped = secure::hex(secure::sha256(secure::view(weights)));
+  EXPECT_EQ(error_of([&] { Predictor p(copy); }), copy + ": its SHA-256 is " + flipped + " but " + copy + ".json names " +
+                                                       saved + ": the weights changed since they were saved; refusing to load them");
+  // With a description naming its new digest, the flipped file loads (libtorch checks no CRC: the
+  // digest is what notices); the file cut short fails in libtorch, whose error comes without its
+  // backtrace.
+  json renamed = description;
+  renamed["sha256"] = flipped;
+  write_file_atomic(copy + ".json", renamed.dump());
+  EXPECT_NO_THROW(Predictor p(copy));
+  const std::string half = weights.substr(0, weights.size() / 2);
+  write_file_atomic(copy, half);
+  renamed["sha256"] = secure::hex(secure::sha256(secure::view(half)));
+  write_file_atomic(copy + ".json", renamed.dump());
+  const std::string broken = error_of([&] { Predictor p(copy); });
+  EXPECT_EQ(broken.rfind(copy + ": not a gng model state dict (", 0), 0u) << broken;
+  EXPECT_EQ(broken.find("Exception raised from"), std::string::npos) << broken;
+  EXPECT_EQ(broken.find("frame #"), std::string::npos) << broken;
+  // A description that names no digest: refused, not loaded unchecked.
+  json unnamed = description;
+  unnamed.erase("sha256");
+  write_file_atomic(copy, read_file(model));
+  write_file_atomic(copy + ".json", unnamed.dump());
+  EXPECT_NE(error_of([&] { Predictor p(copy); }).find("names no \"sha256\" of its weights"), std::string::npos);
+  // And gng serve says the same and exits 1.
+  write_file_atomic(copy, weights);
+  write_file_atomic(copy + ".json", description.dump());
+  const std::string out = testing::TempDir() + "gng-tampered-serve.txt";
+  const int rc = std::system((std::string(GNG_BINARY) + " serve " + copy + " --listen 127.0.0.1:0 > " + out + " 2>&1").c_str());
+  EXPECT_EQ(WEXITSTATUS(rc), 1);
+  const std::string said = read_file(out);
+  EXPECT_NE(said.find("its SHA-256 is " + flipped + " but"), std::string::npos) << said;
+  EXPECT_EQ(said.find("frame #"), std::string::npos) << said;
+}
+
 TEST(Predictor, ConcurrentCallsGiveTheSequentialAnswers) {
   const Fixture& f = fixture();
   const Predictor p(f.model);
@@ -232,6 +281,11 @@ TEST(Serve, BadRequestsGetClearErrors) {
   json text = json::parse(json_body(one, 784));
   text["inputs"][0][3] = "0.5";
   EXPECT_EQ(error("/v1/predict", text.dump(), js, 400), "inputs[0], pixel 3: not a number");
+  // A number beyond double's range is the client's error (it was a 500).
+  std::string huge = "{\"inputs\": [[1e400";
+  for (int i = 1; i < 784; ++i) huge += ", 0";
+  huge += "]]}";
+  EXPECT_EQ(error("/v1/predict", huge, js, 400).rfind("malformed JSON: ", 0), 0u);
   std::vector<float> nan(one.begin(), one.end());
   nan[5] = std::nanf("");
   EXPECT_EQ(error("/v1/predict", raw_body(nan), "application/octet-stream", 400), "image 0, pixel 5: not a finite number");
@@ -546,6 +600,106 @@ TEST(Serve, BusyBeyondMaxInflight) {
   EXPECT_EQ(m.at("gng_requests_total{route=\"/v1/predict\",code=\"503\"}"), busy.load());
   EXPECT_EQ(m.at("gng_predictions_total"), 1000.0 * ok);
   EXPECT_EQ(s.get_json("/v1/telemetry")["rejected_busy"], busy.load());
+}
+
+// A plain TCP connection to the server, for what an HTTP client library would not send.
+struct Raw {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  explicit Raw(int port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("connect failed");
+  }
+  ~Raw() { close(fd); }
+  void send(const std::string& s) { ::send(fd, s.data(), s.size(), MSG_NOSIGNAL); }
+  // The answer's status code and body once the server has sent it (or closed), waiting at most
+  // `limit`; {0, ""} when nothing came.
+  std::pair<int, std::string> answer(std::chrono::seconds limit) {
+    std::string in;
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      char buf[4096];
+      const ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      in.append(buf, static_cast<std::size_t>(n));
+      const auto head = in.find("\r\n\r\n");
+      const auto length = in.find("Content-Length: ");
+      if (head != std::string::npos && length != std::string::npos &&
+          in.size() >= head + 4 + std::stoul(in.substr(length + 16)))
+        break;
+    }
+    if (in.rfind("HTTP/1.1 ", 0) != 0) return {0, ""};
+    const auto head = in.find("\r\n\r\n");
+    return {std::stoi(in.substr(9, 3)), head == std::string::npos ? "" : in.substr(head + 4)};
+  }
+};
+
+TEST(Serve, IdleAndSlowConnectionsDoNotHoldUpRequests) {
+  const Fixture& f = fixture();
+  serve::Options o;
+  o.max_inflight = 4;
+  Running s(o);
+  // 200 connections that send nothing and 20 that stop inside their request line: a server whose
+  // fixed pool of workers each holds a connection answers nobody else until they time out (5 s).
+  std::vector<std::unique_ptr<Raw>> idle;
+  for (int i = 0; i < 220; ++i) {
+    idle.push_back(std::make_unique<Raw>(s.port));
+    if (i >= 200) idle.back()->send("POST /v1/pre");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // all accepted
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = s.post("/v1/predict", json_body(images(f.held_out, 0, 1), f.held_out.features()));
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_LT(took, std::chrono::seconds(3)) << "the request waited for idle connections to be dropped";
+}
+
+TEST(Serve, StalledRequestsGet408AndMalformedOnes400AtOnce) {
+  Running s;
+  const std::string head = "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n";
+  struct Case {
+    std::string send;
+    int status;
+    std::string error;  // a part of the message
+    bool prompt;        // answered within a second, not after the read timeout (10 s)
+  };
+  const std::vector<Case> cases = {
+      {head + "Content-Length: 100\r\n\r\n{\"inputs\": [", 408, "request timed out: its bytes stopped coming for 10 s", false},
+      {head + "Content-Len", 408, "request timed out", false},
+      {head + "Content-Length: abc\r\n\r\n{}", 400, "Content-Length must be one decimal number of bytes, got 'abc'", true},
+      {head + "Content-Length: -1\r\n\r\n{}", 400, "got '-1'", true},
+      {head + "Content-Length: 99999999999999999999\r\n\r\n{}", 400, "got '99999999999999999999'", true},
+      {head + "Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400, "got '2' and 1 more", true},
+      {"NONSENSE\r\n\r\n", 400, "malformed HTTP request", true},
+      // Too large: the body is read and dropped before the answer, so that a client still sending
+      // it reads the answer instead of a reset; this one stops sending, so the answer waits for it.
+      {head + "Content-Length: 99999999\r\n\r\n{}", 413, "request body larger than", false},
+  };
+  std::vector<std::thread> clients;
+  std::vector<std::string> failures(cases.size());
+  for (std::size_t i = 0; i < cases.size(); ++i)
+    clients.emplace_back([&, i] {
+      Raw c(s.port);
+      c.send(cases[i].send);
+      const auto t0 = std::chrono::steady_clock::now();
+      auto [status, body] = c.answer(std::chrono::seconds(15));
+      const auto took = std::chrono::steady_clock::now() - t0;
+      std::string& why = failures[i];
+      if (status != cases[i].status)
+        why += "status " + std::to_string(status) + " after " + std::to_string(std::chrono::duration<double>(took).count()) + " s; ";
+      if (body.find(cases[i].error) == std::string::npos) why += "body " + body + "; ";
+      if (cases[i].prompt != (took < std::chrono::seconds(1)))
+        why += "took " + std::to_string(std::chrono::duration<double>(took).count()) + " s; ";
+    });
+  for (auto& t : clients) t.join();
+  for (std::size_t i = 0; i < cases.size(); ++i) EXPECT_EQ(failures[i], "") << cases[i].send;
+  // And the server goes on serving.
+  EXPECT_EQ(s.client.Get("/healthz")->status, 200);
 }
 
 TEST(Serve, StopsCleanly) {
