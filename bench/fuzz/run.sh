@@ -5,6 +5,7 @@
 #   envelope     sealed envelopes: parse_envelope and open (real PKI)       envelope.cpp
 #   node_receive a node's receive path: RPC body, envelope, QKD key, payload node_receive.cpp
 #   etsi         ETSI GS QKD 014 JSON bodies (KME and client) and base64    etsi.cpp
+#   settings     run files, policies and search spaces (YAML)               settings.cpp
 #
 #   bash bench/fuzz/run.sh [SECONDS_PER_TARGET [TARGET...]]     (default 120, all targets)
 #
@@ -19,7 +20,7 @@ shopt -s inherit_errexit
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 secs=${1:-120}
 shift || true
-all=(readers qasm envelope node_receive etsi)
+all=(readers qasm envelope node_receive etsi settings)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 for t in "${targets[@]}"; do
@@ -109,7 +110,13 @@ build() {
         src/core/sqlite.cpp "${secure[@]}" "${core[@]}" -- -lprotobuf -lyaml-cpp -lsqlite3 -lssl -lcrypto -pthread ;;
     etsi)
       link etsi bench/fuzz/etsi.cpp src/qkd/kme.cpp src/qkd/keys.cpp src/qkd/bb84.cpp src/qkd/postprocess.cpp \
-        src/net/rpc.cpp "${secure[@]}" "${core[@]}" -- -lcpp-httplib -lssl -lcrypto -pthread ;;
+        src/net/rpc.cpp src/net/http.cpp src/core/address.cpp "${secure[@]}" "${core[@]}" -- -lcpp-httplib -lssl -lcrypto -pthread ;;
+    settings)
+      link settings bench/fuzz/settings.cpp src/lifecycle/config.cpp src/space/space.cpp src/core/yaml.cpp src/core/address.cpp \
+        src/core/file.cpp src/data/dataset.cpp src/solve/sampler.cpp src/solve/exact.cpp src/solve/anneal.cpp src/solve/tabu.cpp \
+        src/solve/quantum.cpp src/quantum/kernels.cpp src/quantum/circuit.cpp src/quantum/optimize.cpp src/quantum/qasm.cpp \
+        src/quantum/run.cpp src/qubo/qubo.cpp src/qubo/sample_set.cpp src/qubo/enumerate.cpp "${core[@]}" \
+        -- -lyaml-cpp -lz -lnlopt -fopenmp -pthread ;;
   esac
 }
 
@@ -144,6 +151,10 @@ seed() {
       printf '\x033q2+7w==' > "$s/b64-pad2"
       printf '\x03SGVsbG8=' > "$s/b64-pad1"
       printf '\x03' > "$s/b64-empty" ;;
+    settings)
+      { printf '\x00'; cat "$here/examples/fashion-mnist.yaml"; } > "$s/run"
+      { printf '\x01'; cat "$here/examples/policy.yaml"; } > "$s/policy"
+      { printf '\x02'; cat "$here/examples/spaces/cnn.yaml"; } > "$s/space" ;;
   esac
 }
 
@@ -160,6 +171,7 @@ for t in "${targets[@]}"; do
     envelope) opts+=(-max_len=32768); env=(GNG_FUZZ_PKI="$out/pki" GNG_FUZZ_SEEDS="$out/seeds-$t") ;;
     node_receive) opts+=(-max_len=32768); env=(GNG_FUZZ_PKI="$out/pki-node" GNG_FUZZ_SEEDS="$out/seeds-$t") ;;
     etsi) opts+=(-max_len=4096) ;;
+    settings) opts+=(-max_len=16384) ;;
   esac
   echo "fuzzing $t for ${secs}s (log: build-fuzz/$t.log)" >&2
   if ! (cd "$out" && env "${env[@]}" nice -n 10 "./fuzz-$t" "${opts[@]}" "corpus-$t" "seeds-$t") > "$out/$t.log" 2>&1; then

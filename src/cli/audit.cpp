@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -12,13 +13,13 @@
 #include "core/args.h"
 #include "core/error.h"
 #include "core/file.h"
-#include "lifecycle/registry.h"
+#include "lifecycle/run.h"
 
 namespace gng::cli {
 
 namespace {
 
-constexpr const char* kAuditUsage = R"(usage: gng audit verify DIR [--key PUBKEY.pem]
+constexpr const char* kAuditUsage = R"(usage: gng audit verify DIR [--key PUBKEY.pem] [--witness SITE_DIR,...]
        gng audit show DIR [--tail N]
        gng audit proof DIR --index I [--size N]
 
@@ -27,7 +28,9 @@ verify  recomputes every leaf hash and root of DIR/audit.db and checks every sig
         log: a log shorter than one of them was cut short); prints one OK line (size, root, the key
         that verified the heads) and exits 0, or names the first bad entry and exits 1. A log with
         no signed head, or without DIR/audit-head.json, fails. The key: --key, else
-        DIR/audit-key.pub.pem.
+        DIR/audit-key.pub.pem. --witness adds the run's heads that its sites kept in their own
+        trails (each site keeps the latest it was sent): a log cut short, even with every copy
+        in DIR rolled back, is then named.
 show    lists the entries (as stored, unverified) and the signed tree heads.
 proof   prints an RFC 9162 inclusion proof of entry I in the tree of the first N entries (default: all)
         as JSON.
@@ -39,7 +42,7 @@ uint64_t count(const Args& args, const std::string& name) {
   return static_cast<uint64_t>(args.integer(name, 0, 0, INT64_MAX));
 }
 
-int verify(const Args& args, const std::string& dir, const audit::AuditLog& log) {
+int verify(const Args& args, const std::string& dir) {
   std::string key_path = args.str("key");
   if (key_path.empty()) {
     key_path = dir + "/" + audit::kKeyFile;
@@ -47,20 +50,26 @@ int verify(const Args& args, const std::string& dir, const audit::AuditLog& log)
       throw Error("no key to verify the signed tree heads: pass --key PUBKEY.pem or put the log's public key in " + key_path);
   }
   const auto key = secure::PublicKey::from_pem(read_file(key_path));
-  // The heads kept outside the log: its head file, and a run's registry.
-  std::vector<audit::TreeHead> outside;
-  const std::string head_file = dir + "/" + audit::kHeadFile, registry = dir + "/registry.db";
-  if (std::filesystem::exists(head_file)) {
-    outside.push_back(audit::parse_head_json(read_file(head_file), head_file));
-  } else if (log.size() > 0) {
-    std::printf("FAILED: %s (the latest signed tree head, kept outside the log) is missing: entries cut off the log's "
-                "end would not be noticed\n", head_file.c_str());
-    return 1;
+  // The run's heads that its sites kept in their own trails.
+  std::vector<audit::TreeHead> witnessed;
+  if (args.has("witness")) {
+    const std::string run = std::filesystem::canonical(dir).filename().string();  // a run's id is its folder's name
+    std::size_t kept = 0;
+    std::istringstream sites(args.str("witness"));
+    for (std::string site; std::getline(sites, site, ',');) {
+      const std::string path = site + "/" + audit::kLogFile;
+      const audit::AuditLog trail(path, false);
+      for (const audit::Entry& e : trail.entries(0, trail.size())) {
+        if (e.kind != "witness") continue;
+        const auto detail = nlohmann::json::parse(e.detail);
+        if (detail.value("run", "") != run) continue;
+        witnessed.push_back(audit::parse_head_json(detail.at("head").dump(), path + " (witness entry " + std::to_string(e.seq) + ")"));
+        ++kept;
+      }
+    }
+    if (kept == 0) throw Error("--witness: no site's trail holds a head of run '" + run + "'");
   }
-  if (std::filesystem::exists(registry))
-    if (const auto head = Registry(registry, false, true).meta("audit_head"))
-      outside.push_back(audit::parse_head_json(*head, registry + " (audit_head)"));
-  const audit::VerifyReport report = log.verify(key, outside);
+  const audit::VerifyReport report = verify_trail(dir, key, witnessed);
   std::printf("%s\n", report.line().c_str());
   return report.ok ? 0 : 1;
 }
@@ -109,6 +118,7 @@ int proof(const Args& args, const audit::AuditLog& log) {
 int audit(const std::vector<std::string>& argv) {
   Args args("gng audit");
   args.option("key", "verify: public key (PEM) of the signed tree heads (default DIR/audit-key.pub.pem)")
+      .option("witness", "verify: sites' folders (comma-separated) whose trails kept the run's heads")
       .option("tail", "show: only the last N entries")
       .option("index", "proof: the entry to prove")
       .option("size", "proof: the tree size the proof is for (default: the whole log)")
@@ -122,17 +132,17 @@ int audit(const std::vector<std::string>& argv) {
   const std::string& sub = pos[0];
   const std::string& dir = pos[1];
   const std::map<std::string, std::vector<std::string>> allowed = {
-      {"verify", {"key"}}, {"show", {"tail"}}, {"proof", {"index", "size"}}};
+      {"verify", {"key", "witness"}}, {"show", {"tail"}}, {"proof", {"index", "size"}}};
   const auto it = allowed.find(sub);
   if (it == allowed.end()) throw Error("gng audit: unknown subcommand '" + sub + "' (verify, show or proof)");
-  for (const char* o : {"key", "tail", "index", "size"})
+  for (const char* o : {"key", "witness", "tail", "index", "size"})
     if (args.has(o) && std::find(it->second.begin(), it->second.end(), o) == it->second.end())
       throw Error("gng audit " + sub + ": --" + o + " does not apply here (see gng audit --help)");
   if (!std::filesystem::is_directory(dir)) throw Error(dir + ": no such folder");
   const std::string path = dir + "/" + audit::kLogFile;
   if (!std::filesystem::exists(path)) throw Error(dir + ": no audit log here (" + audit::kLogFile + " is missing)");
+  if (sub == "verify") return verify(args, dir);
   const audit::AuditLog log(path, false);
-  if (sub == "verify") return verify(args, dir, log);
   if (sub == "show") return show(args, log);
   return proof(args, log);
 }

@@ -30,7 +30,7 @@ std::string report_path(const std::string& dir) { return (fs::path(dir) / "repor
 bool print_audit_verdict(const std::string& dir) {
   const std::string key = dir + "/" + audit::kKeyFile;
   if (!std::filesystem::exists(dir + "/" + audit::kLogFile) || !std::filesystem::exists(key)) return true;
-  const auto report = audit::AuditLog(dir + "/" + audit::kLogFile, false).verify(secure::PublicKey::from_pem(read_file(key)));
+  const auto report = verify_trail(dir, secure::PublicKey::from_pem(read_file(key)));
   std::cout << "audit log: " << report.line() << "\n";
   return report.ok;
 }

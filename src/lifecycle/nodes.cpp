@@ -123,6 +123,12 @@ int NodePool::listen(const Task& task) {
   hub->on_change([this](const node::SiteInfo& s) { changed(s); });
   hub_port_ = hub->start();
   hub_ = std::move(hub);
+  // Every site keeps the run's latest signed audit head in its own trail (gng audit verify --witness).
+  auto witness = [this](const std::string& head) {
+    hub_->witness("{\"run\": \"" + run_.id() + "\", \"head\": " + head + "}");
+  };
+  if (const auto head = run_.reg.meta("audit_head")) witness(*head);
+  run_.on_audit_head = witness;
   run_.note(-1, "hub", "sites dial in to " + Address{o.listen.host, hub_port_}.text() +
                            " (TLS 1.3, X25519MLKEM768, ML-DSA certificates of the CA in " + pki + ")");
   return hub_port_;
@@ -269,6 +275,10 @@ void NodePool::stop(const std::string& ended) {
   stopping_ = false;
   if (hub_ && !ended.empty())
     for (const auto& s : hub_->roster()) changed(s);  // the roster as the run ends: who left, last seen
+  {
+    std::lock_guard lock(run_.mutex);
+    run_.on_audit_head = nullptr;
+  }
   if (hub_) hub_->stop();
   hub_.reset();
   orchestrator_qkd_ = {};

@@ -153,4 +153,20 @@ void approve_candidate(const std::string& run_dir, int candidate, const std::str
   throw Error("c" + std::to_string(candidate) + " has not been evaluated at the highest fidelity: nothing to approve yet");
 }
 
+audit::VerifyReport verify_trail(const std::string& dir, const secure::PublicKey& key, std::vector<audit::TreeHead> more) {
+  const audit::AuditLog log((fs::path(dir) / audit::kLogFile).string(), false);
+  const std::string head_file = (fs::path(dir) / audit::kHeadFile).string(), registry = (fs::path(dir) / "registry.db").string();
+  if (fs::exists(head_file)) {
+    more.push_back(audit::parse_head_json(read_file(head_file, 1 << 20), head_file));
+  } else if (log.size() > 0) {
+    audit::VerifyReport missing;
+    missing.problem = head_file + " (the latest signed tree head, kept outside the log) is missing: entries cut off the log's end would not be noticed";
+    return missing;
+  }
+  if (fs::exists(registry))
+    if (const auto head = Registry(registry, false, true).meta("audit_head"))
+      more.push_back(audit::parse_head_json(*head, registry + " (audit_head)"));
+  return log.verify(key, more);
+}
+
 }  // namespace gng

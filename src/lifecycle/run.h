@@ -6,6 +6,9 @@
 // (docs/architecture.md: the parts and their seams.)
 #include <iosfwd>
 #include <string>
+#include <vector>
+
+#include "audit/log.h"
 
 namespace gng {
 
@@ -21,5 +24,10 @@ void resume_run(const std::string& run_dir, std::ostream& out);
 // the candidate does not exist, has not been evaluated at the highest fidelity, or breaks the
 // policy's safety constraints — approval cannot override the policy.
 void approve_candidate(const std::string& run_dir, int candidate, const std::string& by);
+
+// DIR/audit.db verified with `key` against every head kept outside it (audit/log.h): DIR's
+// audit-head.json (a log with entries and no such file fails), the registry's copy, and `more` (the
+// sites' copies: gng audit verify --witness). gng run's closing verdict, and gng audit verify's.
+audit::VerifyReport verify_trail(const std::string& dir, const secure::PublicKey& key, std::vector<audit::TreeHead> more = {});
 
 }  // namespace gng

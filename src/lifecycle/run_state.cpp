@@ -15,9 +15,12 @@ namespace gng {
 
 namespace fs = std::filesystem;
 
-void sign_audit_head(audit::AuditLog& log, const std::string& run_dir, Registry& reg) {
+std::string sign_audit_head(audit::AuditLog& log, const std::string& run_dir, Registry& reg) {
   const std::string key = (fs::path(run_dir) / kAuditKey).string();
-  if (fs::exists(key)) reg.set_meta("audit_head", audit::head_json(log.sign_head(secure::SigningKey::from_pem(read_file(key)))));
+  if (!fs::exists(key)) return "";
+  const std::string head = audit::head_json(log.sign_head(secure::SigningKey::from_pem(read_file(key))));
+  reg.set_meta("audit_head", head);
+  return head;
 }
 
 std::string fixed(double v, int digits) {
@@ -69,7 +72,8 @@ std::string RunState::id() const { return fs::path(dir).filename().string(); }
 void RunState::note(int cycle, const std::string& kind, const std::string& text) {
   std::lock_guard lock(mutex);
   audit.append("decision", "orchestrator", {{"cycle", cycle}, {"kind", kind}, {"text", text}});
-  if (kind == "cycle-done" || kind == "end") sign_audit_head(audit, dir, reg);
+  if (kind == "cycle-done" || kind == "end")
+    if (const std::string head = sign_audit_head(audit, dir, reg); !head.empty() && on_audit_head) on_audit_head(head);
   reg.add_decision(used(), cycle, kind, text);
   reg.set_session_seconds(session_, elapsed());
   out << "[" << clock_text(used()) << "] " << kind << ": " << text << "\n" << std::flush;

@@ -5,6 +5,7 @@
 // never lacks a step the registry holds (a kill in between leaves an audited step that the resumed
 // run does again).
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <ostream>
 #include <string>
@@ -20,7 +21,8 @@ constexpr const char* kAuditKey = "audit-key.pem";
 
 // Signs the trail's head with the run's key, when the run has one, and keeps a copy of the head
 // outside the trail: in the registry's meta "audit_head" (the trail itself writes audit::kHeadFile).
-void sign_audit_head(audit::AuditLog& log, const std::string& run_dir, Registry& reg);
+// Returns the head as JSON ("" without a key).
+std::string sign_audit_head(audit::AuditLog& log, const std::string& run_dir, Registry& reg);
 
 std::string fixed(double v, int digits);  // v with `digits` decimals
 std::string clock_text(double seconds);    // m:ss
@@ -39,6 +41,8 @@ class RunState {
   audit::AuditLog audit;
   std::ostream& out;
   std::mutex mutex;    // guards reg, audit and out across the training threads
+  // Told each newly signed audit head (JSON), under `mutex`: the sites keep it (NodePool).
+  std::function<void(const std::string& head)> on_audit_head;
 
   void begin_session();                 // counts this process's time from now
   int session() const { return session_; }

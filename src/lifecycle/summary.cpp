@@ -163,6 +163,7 @@ ReportData summarize_run(const std::string& dir) {
       r.promoted_metrics["test_accuracy"] = std::stod(*t);
     r.promoted_path = promos.back().model;
   }
+  r.audit_head = reg.meta("audit_head").value_or("");
   return r;
 }
 

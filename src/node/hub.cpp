@@ -74,6 +74,11 @@ void Hub::stop() {
   if (server_) server_->stop();
 }
 
+void Hub::witness(std::string head) {
+  std::lock_guard lock(mu_);
+  audit_head_ = std::move(head);
+}
+
 void Hub::end(const std::string& why, std::chrono::milliseconds within) {
   std::unique_lock lock(mu_);
   ended_ = why.empty() ? "finished" : why;
@@ -186,6 +191,7 @@ std::string Hub::poll(const net::Peer& peer, const std::string& from, const std:
     cv_.notify_all();
     rpc::PollReply over;
     over.set_ended(ended_);
+    over.set_audit_head(audit_head_);
     return over.SerializeAsString();
   }
   std::vector<std::shared_ptr<Job>> take;
@@ -197,9 +203,10 @@ std::string Hub::poll(const net::Peer& peer, const std::string& from, const std:
         j->building = true;
         take.push_back(j);
       }
+  rpc::PollReply reply;
+  reply.set_audit_head(audit_head_);
   lock.unlock();
 
-  rpc::PollReply reply;
   for (auto& j : take) {
     std::string request, failed;
     bool built = true;

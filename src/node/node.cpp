@@ -356,7 +356,8 @@ struct Node::Impl {
   std::function<void(const std::string&)> on_end;
   std::chrono::steady_clock::time_point started;  // start(): time to first work is measured from it
   bool first_work = false;
-  std::string ended;  // what the orchestrator last said of its run's end (poll thread only)
+  std::string ended;      // what the orchestrator last said of its run's end (poll thread only)
+  std::string witnessed;  // the orchestrator's audit head last kept in our trail (poll thread only)
   std::mutex jobs_mu, answer_mu;
   std::condition_variable wake;  // ends a back-off early when stopping
   std::set<uint64_t> in_hand;
@@ -421,6 +422,15 @@ struct Node::Impl {
       joined = true;
       last_trouble.clear();
       backoff = std::chrono::milliseconds(200);
+      if (!reply.audit_head().empty() && reply.audit_head() != witnessed) {
+        try {
+          log->append("witness", from.id, nlohmann::json::parse(reply.audit_head()));
+          witnessed = reply.audit_head();
+        } catch (const std::exception& e) {
+          say("the orchestrator's audit head is not kept: " + std::string(e.what()));
+          witnessed = reply.audit_head();
+        }
+      }
       if (!reply.ended().empty()) {  // no more work from this run: ask again now and then, for the next one
         if (reply.ended() != ended) {
           say("the orchestrator's run ended (" + reply.ended() + ")");

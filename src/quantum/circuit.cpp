@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstdio>
 #include <string>
 
 #include "core/error.h"
@@ -28,6 +29,18 @@ std::vector<std::pair<int, int>> xy_ring_edges(const std::vector<std::vector<uin
     edges.push_back({int(g[m - 1]), int(g[0])});  // closes the ring
   }
   return edges;
+}
+
+// The memory the kernel says it can give without swapping (MemAvailable), in bytes; +inf when it
+// does not say.
+double available_memory() {
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (!f) return HUGE_VAL;
+  char line[256];
+  double kib = -1;
+  while (kib < 0 && std::fgets(line, sizeof line, f)) std::sscanf(line, "MemAvailable: %lf kB", &kib);
+  std::fclose(f);
+  return kib < 0 ? HUGE_VAL : kib * 1024;
 }
 
 double circuit_bytes(int n, Precision p, int layers) {
@@ -179,8 +192,16 @@ class StateCircuit : public Circuit {
   StateBuffer<T> psi_, lam_;
 
  private:
+  // Checked before a byte is allocated: against the budget, and against what the machine has free
+  // now (an allocation beyond it would swap or be killed, not fail cleanly).
   std::size_t fits(std::size_t dim, bool subspace) const {
     const double need = static_cast<double>(dim) * (2 * sizeof(Cx<T>) + sizeof(double));
+    if (const double free = available_memory(); need > 0.9 * free) {
+      char msg[320];
+      std::snprintf(msg, sizeof msg, "quantum: n = %d qubits needs %.3g GiB of state vectors; this machine has %.3g GiB available",
+                    n_, need / (1ull << 30), free / (1ull << 30));
+      throw Error(msg);
+    }
     if (need > o_.memory_budget_bytes) {
       char msg[320];
       std::snprintf(msg, sizeof msg,

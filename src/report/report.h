@@ -44,11 +44,13 @@ struct ReportData {
   std::vector<ReportDecision> decisions;
   std::map<std::string, double> promoted_metrics;    // the promoted model's, incl. test accuracy
   std::string promoted_path;                         // exported model file, if any
+  std::string audit_head;  // the trail's latest signed tree head (audit::head_json), kept here too
 };
 
 // A complete HTML5 document (UTF-8): header summary, convergence plot, Pareto-front scatter
 // (accuracy vs latency, front highlighted), heat map of the couplings with bit names, sampler and
-// its statistics, candidates table, decisions log. All text is HTML-escaped.
+// its statistics, candidates table, decisions log, the audit trail's latest signed head. All text is
+// HTML-escaped.
 std::string render_html(const ReportData& r);
 // The terminal summary: state, progress, best so far, time used/left, promoted model, top candidates.
 std::string render_text(const ReportData& r);

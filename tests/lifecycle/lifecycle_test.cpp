@@ -220,6 +220,10 @@ TEST(Run, CompletesWritesReportModelAndStatus) {
   EXPECT_NE(r.out.find("\naudit log: OK: "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("promoted model: " + dir + "/promoted.pt (serve it: gng serve "), std::string::npos) << r.out;
   EXPECT_EQ(read_file(dir + "/report.html").find("BB84"), std::string::npos);
+  // The report keeps a copy of the trail's latest signed head, the one in audit-head.json.
+  const audit::TreeHead head = audit::parse_head_json(read_file(dir + "/audit-head.json"), "audit-head.json");
+  EXPECT_EQ(head.size, audit::AuditLog(dir + "/audit.db", false).size());
+  EXPECT_NE(read_file(dir + "/report.html").find(audit::to_hex(head.root)), std::string::npos);
   Registry reg(dir + "/registry.db", false);
   EXPECT_EQ(reg.meta("state"), "finished");
   EXPECT_EQ(reg.candidates().size(), 8u);
@@ -573,6 +577,31 @@ TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
   const auto damaged = test::run(gng("status " + box.run_dir()));
   EXPECT_EQ(damaged.status, 1) << damaged.out;
   EXPECT_NE(damaged.out.find("registry.db: corrupt metrics in the registry"), std::string::npos) << damaged.out;
+
+  // Each site kept the run's latest signed audit head in its own trail. With them, a log cut short
+  // whose every copy of a head in the run's folder was rolled back to an older genuine head (which
+  // the run's folder alone cannot tell) is named.
+  const std::string sites = box.run_dir() + "/nodes/n1," + box.run_dir() + "/nodes/n2";
+  const auto witnessed = test::run(gng("audit verify " + box.run_dir() + " --witness " + sites));
+  EXPECT_EQ(witnessed.status, 0) << witnessed.out;
+  const audit::TreeHead first = run_log.heads().front();
+  ASSERT_LT(first.size, run_log.size());
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((box.run_dir() + "/audit.db").c_str(), &db), SQLITE_OK);
+    const std::string cut = "DROP TRIGGER entries_append_only_d; DROP TRIGGER heads_append_only_d; DELETE FROM entries WHERE seq >= " +
+                            std::to_string(first.size) + "; DELETE FROM heads WHERE tree_size > " + std::to_string(first.size) + ";";
+    EXPECT_EQ(sqlite3_exec(db, cut.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  write_file_atomic(box.run_dir() + "/audit-head.json", audit::head_json(first));
+  Registry(box.run_dir() + "/registry.db", false).set_meta("audit_head", audit::head_json(first));
+  EXPECT_EQ(test::run(gng("audit verify " + box.run_dir())).status, 0);
+  const auto caught = test::run(gng("audit verify " + box.run_dir() + " --witness " + sites));
+  EXPECT_EQ(caught.status, 1) << caught.out;
+  EXPECT_NE(caught.out.find("FAILED: the log is truncated: the signed tree head in " + box.run_dir() + "/nodes/n"), std::string::npos)
+      << caught.out;
+  EXPECT_NE(caught.out.find("(witness entry "), std::string::npos) << caught.out;
 }
 
 // Five nodes federate on a quorum of three: one killed in the middle of the federation leaves its

@@ -550,6 +550,16 @@ TEST(Limits, RefuseStatesAboveTheMemoryBudgetWithTheNumbers) {
                  "quantum: n = 16 qubits needs 0.00244 GiB (two complex<double> state vectors and the diagonal of H_C); "
                  "the memory budget is 0.000977 GiB");
   }
+  // A budget above what the machine has: refused with what it has, before allocating (2.7 TB).
+  CircuitOptions vast;
+  vast.memory_budget_bytes = 1e16;
+  try {
+    make_qaoa(random_qubo(36, 1), 1, vast);
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("quantum: n = 36 qubits needs 2.56e+03 GiB of state vectors; this machine has ", 0), 0u)
+        << e.what();
+  }
   CircuitOptions bad;
   bad.mixer = Mixer::xy;
   EXPECT_THROW(make_qaoa(random_qubo(4, 1), 1, bad), Error);  // xy without groups
