@@ -49,7 +49,7 @@ int verify(const Args& args, const std::string& dir) {
     if (!std::filesystem::exists(key_path))
       throw Error("no key to verify the signed tree heads: pass --key PUBKEY.pem or put the log's public key in " + key_path);
   }
-  const auto key = secure::PublicKey::from_pem(read_file(key_path));
+  const auto key = secure::PublicKey::from_pem(read_file(key_path, 1 << 20));
   // The run's heads that its sites kept in their own trails.
   std::vector<audit::TreeHead> witnessed;
   if (args.has("witness")) {

@@ -41,7 +41,7 @@ std::string read_file(const std::string& path, std::size_t max_bytes) {
     if (k < 0) throw Error("cannot read " + path + ": " + why(errno));
     if (k == 0) break;
     out.append(buf, static_cast<std::size_t>(k));
-    if (max_bytes && out.size() > max_bytes)
+    if (out.size() > max_bytes)
       throw Error(path + ": larger than " + std::to_string(max_bytes) + " bytes, refused");
   }
   return out;

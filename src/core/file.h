@@ -10,8 +10,9 @@
 namespace gng {
 
 // The file's bytes. gng::Error naming the path when it cannot be read, or when it holds more than
-// `max_bytes` (0: no limit).
-std::string read_file(const std::string& path, std::size_t max_bytes = 0);
+// `max_bytes`: reading stops there, so a device such as /dev/zero is refused, not read forever.
+constexpr std::size_t kMaxReadBytes = std::size_t{1} << 30;
+std::string read_file(const std::string& path, std::size_t max_bytes = kMaxReadBytes);
 
 // Writes `content` to `path` atomically and durably (see above); mode 0600 when `secret`, else 0644.
 // On a failure up to the rename nothing at `path` has changed and the temporary file is removed; a
