@@ -13,6 +13,7 @@
 #include "qkd/kme.h"
 
 using namespace gng::secure;
+namespace qkd = gng::qkd;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   if (size == 0) return 0;

@@ -102,7 +102,7 @@ build() {
   case $1 in
     readers) link readers bench/fuzz/readers.cpp "${core[@]}" src/qubo/qubo.cpp src/qubo/io.cpp ;;
     qasm) link qasm bench/fuzz/qasm.cpp "${core[@]}" src/qubo/qubo.cpp src/quantum/qasm.cpp ;;
-    envelope) link envelope bench/fuzz/envelope.cpp "${secure[@]}" -- -lcrypto ;;
+    envelope) link envelope bench/fuzz/envelope.cpp src/core/sqlite.cpp "${secure[@]}" -- -lsqlite3 -lcrypto ;;
     node_receive)
       gen_proto
       link node_receive bench/fuzz/node_receive.cpp "$out/proto/gng.pb.cc" src/node/exchange.cpp src/qkd/keys.cpp \
@@ -110,13 +110,10 @@ build() {
         src/core/sqlite.cpp "${secure[@]}" "${core[@]}" -- -lprotobuf -lyaml-cpp -lsqlite3 -lssl -lcrypto -pthread ;;
     etsi)
       link etsi bench/fuzz/etsi.cpp src/qkd/kme.cpp src/qkd/keys.cpp src/qkd/bb84.cpp src/qkd/postprocess.cpp \
-        src/net/rpc.cpp src/net/http.cpp src/core/address.cpp "${secure[@]}" "${core[@]}" -- -lcpp-httplib -lssl -lcrypto -pthread ;;
+        src/net/rpc.cpp src/net/http.cpp src/core/address.cpp src/core/sqlite.cpp "${secure[@]}" "${core[@]}" -- -lcpp-httplib -lsqlite3 -lssl -lcrypto -pthread ;;
     settings)
       link settings bench/fuzz/settings.cpp src/lifecycle/config.cpp src/space/space.cpp src/core/yaml.cpp src/core/address.cpp \
-        src/core/file.cpp src/data/dataset.cpp src/solve/sampler.cpp src/solve/exact.cpp src/solve/anneal.cpp src/solve/tabu.cpp \
-        src/solve/quantum.cpp src/quantum/kernels.cpp src/quantum/circuit.cpp src/quantum/optimize.cpp src/quantum/qasm.cpp \
-        src/quantum/run.cpp src/qubo/qubo.cpp src/qubo/sample_set.cpp src/qubo/enumerate.cpp "${core[@]}" \
-        -- -lyaml-cpp -lz -lnlopt -fopenmp -pthread ;;
+        src/core/file.cpp src/data/dataset.cpp src/qubo/qubo.cpp "${core[@]}" -- -lyaml-cpp -lz -pthread ;;
   esac
 }
 

@@ -157,11 +157,10 @@ RunConfig RunConfig::from_yaml(const std::string& text, const std::string& sourc
     check_keys(s, source, "search", {"sampler", "seed", "per_cycle"});
     if (s["sampler"]) {
       c.sampler = get<std::string>(s["sampler"], source, "sampler");
-      try {
-        make_sampler(c.sampler);  // an unknown name stops the run here, not when the surrogate first minimises
-      } catch (const Error& e) {
-        throw Error(where(source, s["sampler"]) + ": search.sampler: " + e.what());
-      }
+      // An unknown name stops the run here, not when the surrogate is first minimised.
+      const auto names = sampler_names();
+      if (std::find(names.begin(), names.end(), c.sampler) == names.end())
+        throw Error(where(source, s["sampler"]) + ": search.sampler must be exact, anneal, tabu, qaoa or vqe, got '" + c.sampler + "'");
     }
     if (s["seed"]) c.seed = get<uint64_t>(s["seed"], source, "seed");
     if (s["per_cycle"]) c.per_cycle = static_cast<int>(number(s["per_cycle"], source, "per_cycle", 1, 1e6));

@@ -13,8 +13,6 @@ std::unique_ptr<Sampler> make_anneal_sampler();
 std::unique_ptr<Sampler> make_tabu_sampler();
 std::unique_ptr<Sampler> make_quantum_sampler(bool vqe);
 
-std::vector<std::string> sampler_names() { return {"exact", "anneal", "tabu", "qaoa", "vqe"}; }
-
 std::unique_ptr<Sampler> make_sampler(std::string_view name) {
   if (name == "exact") return make_exact_sampler();
   if (name == "anneal") return make_anneal_sampler();

@@ -51,6 +51,6 @@ bool reaches_target(const SampleOptions& o, double energy);
 
 // "exact" | "anneal" | "tabu" | "qaoa" | "vqe"; throws gng::Error for any other name.
 std::unique_ptr<Sampler> make_sampler(std::string_view name);
-std::vector<std::string> sampler_names();
+inline std::vector<std::string> sampler_names() { return {"exact", "anneal", "tabu", "qaoa", "vqe"}; }
 
 }  // namespace gng

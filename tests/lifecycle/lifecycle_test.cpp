@@ -144,7 +144,7 @@ TEST(Config, RejectsMalformedSettingsWithFileAndLine) {
   // An unknown sampler is named when the file is read (it failed when cycle 3 began, after two
   // cycles of training).
   EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nsearch: {sampler: anealing}\n", "r.yaml", "", ""); }),
-            "r.yaml:3: search.sampler: unknown solver 'anealing' (expected exact, anneal, tabu, qaoa or vqe)");
+            "r.yaml:3: search.sampler must be exact, anneal, tabu, qaoa or vqe, got 'anealing'");
   // A settings file is read no further than 1 MiB: a 70 MB one took 56 s and 7.7 GB to refuse.
   const std::string big = testing::TempDir() + "gng-big-run.yaml";
   write_file_atomic(big, "name: x\n# " + std::string(2u << 20, 'x') + "\n");
