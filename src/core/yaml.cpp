@@ -25,6 +25,8 @@ void check_keys(const YAML::Node& map, const std::string& source, const std::str
                 const std::set<std::string>& known) {
   if (!map.IsMap()) throw Error(where(source, map) + ": " + what + " must be a mapping");
   for (const auto& kv : map) {
+    if (!kv.first.IsScalar()) throw Error(where(source, kv.first) + ": a key in " + what + " must be a name, not a " +
+                                          (kv.first.IsMap() ? "mapping" : kv.first.IsSequence() ? "list" : "null"));
     const auto key = kv.first.as<std::string>();
     if (!known.count(key)) {
       std::string list;

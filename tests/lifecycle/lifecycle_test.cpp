@@ -132,6 +132,11 @@ TEST(Config, RejectsMalformedSettingsWithFileAndLine) {
             "p.yaml:1: malformed YAML: ");
   EXPECT_EQ(error_of([] { Policy::from_yaml("budgets: {cycles: many}\n", "p.yaml"); }),
             "p.yaml:1: 'cycles' has the wrong type (got 'many')");
+  // A key that is not a name (found by bench/fuzz's settings target: it escaped as yaml-cpp's
+  // conversion error).
+  EXPECT_EQ(error_of([] { Policy::from_yaml("{[a]: 1}\n", "p.yaml"); }), "p.yaml:1: a key in the policy must be a name, not a list");
+  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nsearch: {{x: 1}: 2}\n", "r.yaml", "", ""); }),
+            "r.yaml:3: a key in search must be a name, not a mapping");
   EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nworkers: 2\nspeed: 11\n", "r.yaml", "", ""); }),
             "r.yaml:4: unknown key 'speed' in the run file (expected data, evaluation, federation, fidelity, name, nodes, pki, policy, search, space, workers)");
   EXPECT_EQ(error_of([] { RunConfig::from_yaml("policy: p\n", "r.yaml", "", ""); }),
