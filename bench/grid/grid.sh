@@ -38,7 +38,8 @@ run() {
 declare -A label=([new]="$gng")
 names=(new)
 if [ -n "${BASELINE:-}" ]; then label[old]=$BASELINE; names=(old new); fi
-declare -A nodes_of=([new]="{local: 3, partition: iid}" [old]="${BASELINE_NODES:-{count: 3, partition: iid}}")
+old_nodes=${BASELINE_NODES:-"{count: 3, partition: iid}"}  # quoted: a bare } would end the expansion
+declare -A nodes_of=([new]="{local: 3, partition: iid}" [old]="$old_nodes")
 for name in "${names[@]}"; do : > "$work/$name.exchange"; : > "$work/$name.wall"; : > "$work/$name.bytes"; done
 for i in $(seq "$repeats"); do
   for name in "${names[@]}"; do

@@ -7,7 +7,7 @@
 //    fixed pool's workers, so 200 clients that send nothing leave real requests served (the compute
 //    they may use is bounded by the server itself: serve's compute slots, the hub's jobs).
 //  - A kept-alive connection that sends no next request within `idle` is closed.
-//  - A request whose bytes stop coming for `read` (headers or body) is answered 408 and closed.
+//  - A request whose bytes stop coming for `read` (headers or body) is answered 408, Connection: close.
 //  - Content-Length is checked before any body is read: not a decimal number below 10^19, or given
 //    twice with different values: 400 at once, with Connection: close (above `max_body`: 413).
 //  - Listen backlog `backlog` (cpp-httplib's own is 5).
