@@ -50,25 +50,11 @@ int verify(const Args& args, const std::string& dir) {
       throw Error("no key to verify the signed tree heads: pass --key PUBKEY.pem or put the log's public key in " + key_path);
   }
   const auto key = secure::PublicKey::from_pem(read_file(key_path, 1 << 20));
-  // The run's heads that its sites kept in their own trails.
-  std::vector<audit::TreeHead> witnessed;
-  if (args.has("witness")) {
-    const std::string run = std::filesystem::canonical(dir).filename().string();  // a run's id is its folder's name
-    std::size_t kept = 0;
-    std::istringstream sites(args.str("witness"));
-    for (std::string site; std::getline(sites, site, ',');) {
-      const std::string path = site + "/" + audit::kLogFile;
-      const audit::AuditLog trail(path, false);
-      for (const audit::Entry& e : trail.entries(0, trail.size())) {
-        if (e.kind != "witness") continue;
-        const auto detail = nlohmann::json::parse(e.detail);
-        if (detail.value("run", "") != run) continue;
-        witnessed.push_back(audit::parse_head_json(detail.at("head").dump(), path + " (witness entry " + std::to_string(e.seq) + ")"));
-        ++kept;
-      }
-    }
-    if (kept == 0) throw Error("--witness: no site's trail holds a head of run '" + run + "'");
-  }
+  // The run's heads that its sites kept in their own trails (a run's id is its folder's name).
+  std::vector<std::string> sites;
+  std::istringstream list(args.str("witness"));
+  for (std::string site; std::getline(list, site, ',');) sites.push_back(site);
+  const auto witnessed = witnessed_heads(std::filesystem::canonical(dir).filename().string(), sites);
   const audit::VerifyReport report = verify_trail(dir, key, witnessed);
   std::printf("%s\n", report.line().c_str());
   return report.ok ? 0 : 1;

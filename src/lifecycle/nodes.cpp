@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "core/file.h"
+#include "lifecycle/run.h"
 #include "secure/pki.h"
 #include "qkd/kme.h"
 
@@ -124,9 +125,7 @@ int NodePool::listen(const Task& task) {
   hub_port_ = hub->start();
   hub_ = std::move(hub);
   // Every site keeps the run's latest signed audit head in its own trail (gng audit verify --witness).
-  auto witness = [this](const std::string& head) {
-    hub_->witness("{\"run\": \"" + run_.id() + "\", \"head\": " + head + "}");
-  };
+  auto witness = [this](const std::string& head) { hub_->witness(witness_of(run_.id(), head)); };
   if (const auto head = run_.reg.meta("audit_head")) witness(*head);
   run_.on_audit_head = witness;
   run_.note(-1, "hub", "sites dial in to " + Address{o.listen.host, hub_port_}.text() +

@@ -153,6 +153,33 @@ void approve_candidate(const std::string& run_dir, int candidate, const std::str
   throw Error("c" + std::to_string(candidate) + " has not been evaluated at the highest fidelity: nothing to approve yet");
 }
 
+std::string witness_of(const std::string& run_id, const std::string& head_json) {
+  return nlohmann::json{{"run", run_id}, {"head", nlohmann::json::parse(head_json)}}.dump();
+}
+
+std::vector<audit::TreeHead> witnessed_heads(const std::string& run_id, const std::vector<std::string>& site_dirs) {
+  std::vector<audit::TreeHead> heads;
+  for (const std::string& site : site_dirs) {
+    const std::string path = (fs::path(site) / audit::kLogFile).string();
+    const audit::AuditLog trail(path, false);
+    const std::size_t before = heads.size();
+    for (const audit::Entry& e : trail.entries(0, trail.size())) {
+      if (e.kind != "witness") continue;
+      const std::string where = path + " (witness entry " + std::to_string(e.seq) + ")";
+      nlohmann::json detail;
+      try {
+        detail = nlohmann::json::parse(e.detail);
+        if (detail.at("run").get<std::string>() != run_id) continue;
+      } catch (const nlohmann::json::exception& x) {
+        throw Error(where + ": not a witness of a run's head (" + x.what() + ")");
+      }
+      heads.push_back(audit::parse_head_json(detail.at("head").dump(), where));
+    }
+    if (heads.size() == before) throw Error(path + " holds no head of run '" + run_id + "'");
+  }
+  return heads;
+}
+
 audit::VerifyReport verify_trail(const std::string& dir, const secure::PublicKey& key, std::vector<audit::TreeHead> more) {
   const audit::AuditLog log((fs::path(dir) / audit::kLogFile).string(), false);
   const std::string head_file = (fs::path(dir) / audit::kHeadFile).string(), registry = (fs::path(dir) / "registry.db").string();

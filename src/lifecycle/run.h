@@ -25,6 +25,12 @@ void resume_run(const std::string& run_dir, std::ostream& out);
 // policy's safety constraints — approval cannot override the policy.
 void approve_candidate(const std::string& run_dir, int candidate, const std::string& by);
 
+// What each site keeps of the run's latest signed audit head (a "witness" entry in its own trail):
+// {"run": RUN_ID, "head": HEAD_JSON}. And the heads of run `run_id` that the sites whose folders are
+// `site_dirs` kept; gng::Error naming a trail that holds none, or a witness entry that is not one.
+std::string witness_of(const std::string& run_id, const std::string& head_json);
+std::vector<audit::TreeHead> witnessed_heads(const std::string& run_id, const std::vector<std::string>& site_dirs);
+
 // DIR/audit.db verified with `key` against every head kept outside it (audit/log.h): DIR's
 // audit-head.json (a log with entries and no such file fails), the registry's copy, and `more` (the
 // sites' copies: gng audit verify --witness). gng run's closing verdict, and gng audit verify's.

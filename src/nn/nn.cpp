@@ -611,6 +611,7 @@ Predictor& Predictor::operator=(Predictor&&) noexcept = default;
 
 const InputShape& Predictor::shape() const { return impl_->m.in; }
 const std::string& Predictor::family() const { return impl_->m.family; }
+const std::string& Predictor::sha256() const { return impl_->m.sha256; }
 
 Predictor::Prediction Predictor::predict(std::span<const float> pixels) const {
   const InputShape& in = impl_->m.in;

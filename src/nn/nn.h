@@ -85,6 +85,7 @@ class Predictor {
 
   const InputShape& shape() const;
   const std::string& family() const;
+  const std::string& sha256() const;  // of the weights, checked against the description when loaded
 
   struct Prediction {
     std::vector<float> logits;  // images × classes, row-major

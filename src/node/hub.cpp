@@ -4,6 +4,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "secure/crypto.h"
 #include "gng.pb.h"
 
 namespace gng::node {
@@ -75,8 +76,10 @@ void Hub::stop() {
 }
 
 void Hub::witness(std::string head) {
+  const std::string digest = secure::hex(secure::sha256(secure::view(head)));
   std::lock_guard lock(mu_);
   audit_head_ = std::move(head);
+  audit_head_sha256_ = digest;
 }
 
 void Hub::end(const std::string& why, std::chrono::milliseconds within) {
@@ -191,7 +194,7 @@ std::string Hub::poll(const net::Peer& peer, const std::string& from, const std:
     cv_.notify_all();
     rpc::PollReply over;
     over.set_ended(ended_);
-    over.set_audit_head(audit_head_);
+    if (report.audit_head_kept() != audit_head_sha256_) over.set_audit_head(audit_head_);
     return over.SerializeAsString();
   }
   std::vector<std::shared_ptr<Job>> take;
@@ -204,7 +207,7 @@ std::string Hub::poll(const net::Peer& peer, const std::string& from, const std:
         take.push_back(j);
       }
   rpc::PollReply reply;
-  reply.set_audit_head(audit_head_);
+  if (report.audit_head_kept() != audit_head_sha256_) reply.set_audit_head(audit_head_);
   lock.unlock();
 
   for (auto& j : take) {

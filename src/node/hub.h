@@ -71,8 +71,9 @@ class Hub {
   // The run is over: every poll from now on is answered with `why` and no work (a site started to
   // serve one run leaves on it). Waits up to `within` for each site up to hear it.
   void end(const std::string& why, std::chrono::milliseconds within);
-  // The run's latest signed audit head (JSON), sent with every poll answer from now on: each site
-  // keeps it in its own trail, where truncating the run's log cannot remove it.
+  // The run's latest signed audit head (JSON), sent with a poll answer to each site that has not
+  // kept it yet (its report names the digest of the one it kept): each site keeps it in its own
+  // trail, where truncating the run's log cannot remove it.
   void witness(std::string head);
 
   // Marks a site lost now (e.g. its process is known to have ended): its waiting calls fail.
@@ -118,7 +119,7 @@ class Hub {
   uint64_t next_job_ = 0;
   bool stopped_ = false;
   std::string ended_;
-  std::string audit_head_;
+  std::string audit_head_, audit_head_sha256_;  // the latest head, and its digest (hex)
 };
 
 }  // namespace gng::node

@@ -357,7 +357,7 @@ struct Node::Impl {
   std::chrono::steady_clock::time_point started;  // start(): time to first work is measured from it
   bool first_work = false;
   std::string ended;      // what the orchestrator last said of its run's end (poll thread only)
-  std::string witnessed;  // the orchestrator's audit head last kept in our trail (poll thread only)
+  std::string witnessed;  // SHA-256 (hex) of the orchestrator's audit head last kept in our trail (poll thread only)
   std::mutex jobs_mu, answer_mu;
   std::condition_variable wake;  // ends a back-off early when stopping
   std::set<uint64_t> in_hand;
@@ -379,6 +379,7 @@ struct Node::Impl {
     while (running) {
       rpc::SiteReport report;
       report.set_incarnation(incarnation);
+      report.set_audit_head_kept(witnessed);
       *report.mutable_health() = health();
       {
         std::lock_guard lock(jobs_mu);
@@ -422,14 +423,13 @@ struct Node::Impl {
       joined = true;
       last_trouble.clear();
       backoff = std::chrono::milliseconds(200);
-      if (!reply.audit_head().empty() && reply.audit_head() != witnessed) {
+      if (!reply.audit_head().empty()) {  // sent because our report showed we lack it
         try {
           log->append("witness", from.id, nlohmann::json::parse(reply.audit_head()));
-          witnessed = reply.audit_head();
         } catch (const std::exception& e) {
           say("the orchestrator's audit head is not kept: " + std::string(e.what()));
-          witnessed = reply.audit_head();
         }
+        witnessed = secure::hex(secure::sha256(secure::view(reply.audit_head())));  // not asked for again
       }
       if (!reply.ended().empty()) {  // no more work from this run: ask again now and then, for the next one
         if (reply.ended() != ended) {

@@ -23,10 +23,8 @@
 
 #include "core/address.h"
 #include "core/error.h"
-#include "core/file.h"
 #include "net/http.h"
 #include "nn/nn.h"
-#include "secure/crypto.h"
 
 namespace gng::serve {
 
@@ -240,7 +238,7 @@ struct Server::Impl {
         model(path),
         in(model.shape()),
         features(static_cast<std::size_t>(in.channels) * in.height * in.width),
-        sha256(secure::hex(secure::sha256(secure::view(read_file(path))))),
+        sha256(model.sha256()),
         drift(checked_reference(reference), o.drift_window),
         compute(std::clamp<int>(o.compute_slots > 0 ? o.compute_slots : static_cast<int>(std::thread::hardware_concurrency()), 1, 1024)) {}
 
