@@ -81,16 +81,64 @@ uint64_t binomial(Rng& r, uint64_t n, double p) {
   }
 }
 
-// MSB first: bit i goes to byte i/8, bit 7 − i%8. Only whole bytes when `whole_bytes`.
-Bytes pack(const Bits& bits, bool whole_bytes = false) {
-  Bytes out(whole_bytes ? bits.size() / 8 : (bits.size() + 7) / 8, 0);
-  for (std::size_t i = 0; i < out.size() * 8 && i < bits.size(); ++i) out[i / 8] |= static_cast<uint8_t>(bits[i] << (7 - i % 8));
+// Only the whole bytes of a key (up to 7 trailing bits dropped).
+Bytes whole_bytes(const Bits& bits) {
+  Bytes out = pack_bits(Bits(bits.begin(), bits.begin() + static_cast<std::ptrdiff_t>(bits.size() / 8 * 8)));
   return out;
 }
 
-bool same_hash(const Bits& a, const Bits& b) {
-  const Bytes ha = secure::sha256(pack(a)), hb = secure::sha256(pack(b));
-  return std::memcmp(ha.data(), hb.data(), kVerifyBits / 8) == 0;
+Bytes verify_hash(const Bits& key) {
+  const Bytes h = secure::sha256(pack_bits(key));
+  return Bytes(h.begin(), h.begin() + kVerifyBits / 8);
+}
+
+// Which of `sifted` bits the sample takes: selection sampling of exactly k, uniformly, from `seed`.
+std::vector<bool> sampled(uint64_t sifted, uint64_t k, uint64_t seed) {
+  Rng r(seed);
+  std::vector<bool> in(sifted);
+  uint64_t need = k;
+  for (uint64_t i = 0; i < sifted; ++i)
+    if (r.below(sifted - i) < need) {
+      --need;
+      in[i] = true;
+    }
+  return in;
+}
+
+uint64_t sample_size(const Params& p, uint64_t sifted) {
+  return static_cast<uint64_t>(std::llround(p.pe_fraction * static_cast<double>(sifted)));
+}
+
+// After the sample's errors are known (st.pe_bits, pe_errors, reconciled): the estimate and its bound,
+// and the reason to abort ("" to go on). Both ends compute it alike.
+std::string estimate(BlockStats& st, const Params& p) {
+  const auto n = static_cast<double>(st.reconciled), kd = static_cast<double>(st.pe_bits);
+  st.qber_estimated = static_cast<double>(st.pe_errors) / kd;
+  const double delta = std::sqrt((n + kd) * (n + 1) * std::log(1 / p.eps_pe) / (2 * kd * n * n));
+  st.qber_bound = std::min(0.5, st.qber_estimated + delta);
+  if (st.qber_estimated > p.qber_threshold)
+    return "estimated QBER " + percent(st.qber_estimated) + " is above the abort threshold " + percent(p.qber_threshold) +
+           " (an eavesdropper, or too much noise for this link)";
+  return "";
+}
+
+// m, the secret bits privacy amplification keeps, once the leak is known; 0 and `why` when none.
+uint64_t secret_bits(const BlockStats& st, const Params& p, std::string& why) {
+  const auto n = static_cast<double>(st.reconciled);
+  const double secret = n * (1 - binary_entropy(st.qber_bound));
+  const double cost = static_cast<double>(st.leak_ec + st.leak_verify) + 2 * std::log2(1 / p.eps_pa);
+  const double m = std::floor(secret - cost);
+  if (m < 1) {
+    why = "no secret key: n(1 - h(e_U)) = " + num(std::floor(secret)) + " bits do not cover the " + num(std::ceil(cost)) +
+          " bits disclosed or reserved (block too small or QBER too high)";
+    return 0;
+  }
+  return static_cast<uint64_t>(m);
+}
+
+void set_rate(BlockStats& st, const Params& p) {
+  st.key_rate = static_cast<double>(st.final_bits) / static_cast<double>(st.pulses);
+  st.key_rate_bps = st.key_rate * p.pulse_rate_hz;
 }
 
 }  // namespace
@@ -131,47 +179,32 @@ uint64_t pulses_for_sifted(const Params& p, uint64_t sifted_bits) {
   return static_cast<uint64_t>(std::min(pulses, cap));
 }
 
-Block run_block(const Params& p, std::optional<uint64_t> seed, uint64_t index) {
+Photons send_photons(const Params& p, std::optional<uint64_t> seed, uint64_t index) {
   const Prediction pr = predict(p);  // validates
-  Block out;
-  BlockStats& st = out.stats;
-  st.pulses = p.pulses ? p.pulses : pulses_for_sifted(p, kDefaultSiftedBits);
-  st.link_seconds = static_cast<double>(st.pulses) / p.pulse_rate_hz;
-  const double expected_sifted = pr.gain * static_cast<double>(st.pulses) / 2;
+  const uint64_t pulses = p.pulses ? p.pulses : pulses_for_sifted(p, kDefaultSiftedBits);
+  const double expected_sifted = pr.gain * static_cast<double>(pulses) / 2;
   if (expected_sifted > static_cast<double>(kMaxSiftedBits))
-    throw Error("a block of " + std::to_string(st.pulses) + " pulses would hold about " + num(std::round(expected_sifted)) +
+    throw Error("a block of " + std::to_string(pulses) + " pulses would hold about " + num(std::round(expected_sifted)) +
                 " sifted bits at " + num(p.km) + " km; at most " + std::to_string(kMaxSiftedBits) +
                 " are allowed: use fewer pulses per block");
-  auto abort = [&](std::string reason) {
-    st.aborted = true;
-    st.reason = std::move(reason);
-    out.alice.clear();
-    out.bob.clear();
-    return out;
-  };
-
-  // Streams: channel (Bob and the physics), Alice, public choices, privacy-amplification seed.
-  std::optional<Rng> alice_rng, pa_rng;
-  if (seed) {
-    alice_rng.emplace(*seed, 4 * index + 1);
-    pa_rng.emplace(*seed, 4 * index + 3);
-  }
+  // Streams: channel (Bob and the physics), Alice's bits and bases; 4·index + 2 and + 3 are AliceEnd's.
+  std::optional<Rng> alice_rng;
+  if (seed) alice_rng.emplace(*seed, 4 * index + 1);
   Rng channel = seed ? Rng(*seed, 4 * index) : Rng(drbg_u64());
-  Rng pub = seed ? Rng(*seed, 4 * index + 2) : Rng(drbg_u64());
   Coins coin(channel);
 
-  // Detections, then each detected pulse: Alice's bit and basis, Bob's basis (sifting), and what
-  // clicked. Detection does not depend on bits or bases, so drawing them after it is exact.
-  st.detections = binomial(channel, st.pulses, pr.gain);
-  const std::vector<uint64_t> alice_words = random_words(alice_rng, (st.detections + 31) / 32);
+  // Detections, then each detected pulse: Alice's bit and basis, Bob's basis, and what clicked.
+  // Detection does not depend on bits or bases, so drawing them after it is exact.
+  Photons ph;
+  ph.alice.pulses = ph.bob.pulses = pulses;
+  const uint64_t detections = binomial(channel, pulses, pr.gain);
+  const std::vector<uint64_t> alice_words = random_words(alice_rng, (detections + 31) / 32);
   const double signal = pr.gain > 0 ? pr.transmittance * p.detector_efficiency / pr.gain : 0;  // P(photon | click)
-  Bits a_sift, b_sift;
-  a_sift.reserve(st.detections / 2 + 64);
-  b_sift.reserve(st.detections / 2 + 64);
-  for (uint64_t i = 0; i < st.detections; ++i) {
+  for (Bits* b : {&ph.alice.bits, &ph.alice.bases, &ph.bob.bases, &ph.bob.results}) b->reserve(detections);
+  for (uint64_t i = 0; i < detections; ++i) {
     const uint64_t w = alice_words[i / 32] >> (2 * (i % 32));
     const auto a = static_cast<uint8_t>(w & 1), basis = static_cast<uint8_t>((w >> 1) & 1);
-    if (coin() != basis) continue;  // Bob measured in the other basis: dropped in sifting
+    const uint8_t bob_basis = coin();
     uint8_t b;
     if (channel.uniform() < signal) {
       uint8_t s = a, photon_basis = basis;  // the state that reaches Bob
@@ -180,70 +213,203 @@ Block run_block(const Params& p, std::optional<uint64_t> seed, uint64_t index) {
         s = eve_basis == basis ? a : coin();
         photon_basis = eve_basis;
       }
-      const uint8_t detector = photon_basis == basis ? static_cast<uint8_t>(s ^ (channel.uniform() < p.misalignment)) : coin();
+      const uint8_t detector = photon_basis == bob_basis ? static_cast<uint8_t>(s ^ (channel.uniform() < p.misalignment)) : coin();
       b = channel.uniform() < p.dark_count ? coin() : detector;  // a dark count in the other detector: double click
     } else {
       b = coin();  // dark counts alone
     }
-    a_sift.push_back(a);
-    b_sift.push_back(b);
+    ph.alice.bits.push_back(a);
+    ph.alice.bases.push_back(basis);
+    ph.bob.bases.push_back(bob_basis);
+    ph.bob.results.push_back(b);
   }
-  st.sifted = a_sift.size();
+  return ph;
+}
 
-  // Parameter estimation: disclose a random sample of k bits, keep the other n.
-  const auto k = static_cast<uint64_t>(std::llround(p.pe_fraction * static_cast<double>(st.sifted)));
-  if (k == 0 || k >= st.sifted)
-    return abort("too few sifted bits (" + std::to_string(st.sifted) + ") for parameter estimation");
-  Bits a_key, b_key;
-  a_key.reserve(st.sifted - k);
-  b_key.reserve(st.sifted - k);
-  uint64_t need = k, errors = 0;
-  for (uint64_t i = 0; i < st.sifted; ++i) {
-    if (pub.below(st.sifted - i) < need) {  // selection sampling: exactly k, uniformly
-      --need;
-      st.pe_errors += a_sift[i] != b_sift[i];
-    } else {
-      a_key.push_back(a_sift[i]);
-      b_key.push_back(b_sift[i]);
-      errors += a_sift[i] != b_sift[i];
-    }
+AliceEnd::AliceEnd(const Params& p, AliceRecord record, std::optional<uint64_t> seed, uint64_t index)
+    : p_(p), rec_(std::move(record)) {
+  validate(p_);
+  if (rec_.bits.size() != rec_.bases.size()) throw Error("Alice's record has " + std::to_string(rec_.bits.size()) + " bits and " + std::to_string(rec_.bases.size()) + " bases");
+  Rng pub = seed ? Rng(*seed, 4 * index + 2) : Rng(drbg_u64());
+  if (seed) pa_rng_.emplace(*seed, 4 * index + 3);
+  sample_seed_ = pub.next();
+  cascade_seed_ = pub.next();
+  st_.pulses = rec_.pulses;
+  st_.detections = rec_.bits.size();
+  st_.link_seconds = static_cast<double>(st_.pulses) / p_.pulse_rate_hz;
+}
+
+void AliceEnd::abort(const std::string& reason) {
+  st_.aborted = true;
+  st_.reason = reason;
+  final_.clear();
+}
+
+Sample AliceEnd::sift(const Bits& bob_bases) {
+  if (bob_bases.size() != rec_.bases.size())
+    throw Error("Bob announced " + std::to_string(bob_bases.size()) + " bases for " + std::to_string(rec_.bases.size()) + " detections");
+  Bits sifted;
+  for (std::size_t i = 0; i < bob_bases.size(); ++i)
+    if ((bob_bases[i] & 1) == rec_.bases[i]) sifted.push_back(rec_.bits[i]);
+  st_.sifted = sifted.size();
+  Sample s{rec_.bases, sample_seed_, {}};
+  const uint64_t k = sample_size(p_, st_.sifted);
+  if (k == 0 || k >= st_.sifted) {
+    abort("too few sifted bits (" + std::to_string(st_.sifted) + ") for parameter estimation");
+    return s;
   }
-  const auto n = static_cast<double>(a_key.size()), kd = static_cast<double>(k);
-  st.pe_bits = k;
-  st.reconciled = a_key.size();
-  st.qber_estimated = static_cast<double>(st.pe_errors) / kd;
-  st.qber_true = static_cast<double>(errors) / n;
-  const double delta = std::sqrt((n + kd) * (n + 1) * std::log(1 / p.eps_pe) / (2 * kd * n * n));
-  st.qber_bound = std::min(0.5, st.qber_estimated + delta);
-  if (st.qber_estimated > p.qber_threshold)
-    return abort("estimated QBER " + percent(st.qber_estimated) + " is above the abort threshold " + percent(p.qber_threshold) +
-                 " (an eavesdropper, or too much noise for this link)");
+  const std::vector<bool> in = sampled(st_.sifted, k, sample_seed_);
+  for (std::size_t i = 0; i < sifted.size(); ++i) (in[i] ? s.bits : key_).push_back(sifted[i]);
+  st_.pe_bits = k;
+  st_.reconciled = key_.size();
+  return s;
+}
 
-  // Error correction and verification.
-  const CascadeResult c = cascade(a_key, b_key, st.qber_estimated, pub.next(), p.cascade_passes);
-  st.leak_ec = c.leaked;
-  st.errors_corrected = c.corrected;
-  if (errors > 0) st.ec_efficiency = static_cast<double>(c.leaked) / (n * binary_entropy(st.qber_true));
-  st.leak_verify = kVerifyBits;
-  if (!same_hash(a_key, b_key)) return abort("error verification failed: the keys still differ after Cascade");
+bool AliceEnd::estimate(uint64_t pe_errors) {
+  if (st_.aborted) return false;
+  if (pe_errors > st_.pe_bits) throw Error("Bob counted " + std::to_string(pe_errors) + " errors in a sample of " + std::to_string(st_.pe_bits) + " bits");
+  st_.pe_errors = pe_errors;
+  if (const std::string why = qkd::estimate(st_, p_); !why.empty()) {
+    abort(why);
+    return false;
+  }
+  cascade_ = std::make_unique<CascadeAlice>(key_, st_.qber_estimated, cascade_seed_, p_.cascade_passes);
+  return true;
+}
 
-  // Privacy amplification.
-  const double secret = n * (1 - binary_entropy(st.qber_bound));
-  const double cost = static_cast<double>(st.leak_ec + st.leak_verify) + 2 * std::log2(1 / p.eps_pa);
-  const double m = std::floor(secret - cost);
-  if (m < 1)
-    return abort("no secret key: n(1 - h(e_U)) = " + num(std::floor(secret)) + " bits do not cover the " + num(std::ceil(cost)) +
-                 " bits disclosed or reserved (block too small or QBER too high)");
-  const auto mi = static_cast<std::size_t>(m);
-  const std::size_t seed_bits = a_key.size() + mi - 1;
-  const std::vector<uint64_t> seed_words = random_words(pa_rng, (seed_bits + 63) / 64);
-  Bits toeplitz(seed_bits);
-  for (std::size_t i = 0; i < seed_bits; ++i) toeplitz[i] = static_cast<uint8_t>((seed_words[i / 64] >> (i % 64)) & 1);
-  out.alice = toeplitz_hash(a_key, toeplitz, mi);
-  out.bob = toeplitz_hash(b_key, toeplitz, mi);
-  st.final_bits = mi;
-  st.key_rate = m / static_cast<double>(st.pulses);
-  st.key_rate_bps = st.key_rate * p.pulse_rate_hz;
+std::optional<Amplification> AliceEnd::amplify() {
+  if (st_.aborted || !cascade_) return std::nullopt;
+  st_.leak_ec = cascade_->disclosed();
+  st_.leak_verify = kVerifyBits;
+  std::string why;
+  const uint64_t m = secret_bits(st_, p_, why);
+  if (m == 0) {
+    abort(why);
+    return std::nullopt;
+  }
+  Amplification a{verify_hash(key_), {}, m};
+  const std::size_t seed_bits = key_.size() + m - 1;
+  const std::vector<uint64_t> words = random_words(pa_rng_, (seed_bits + 63) / 64);
+  a.toeplitz.resize(seed_bits);
+  for (std::size_t i = 0; i < seed_bits; ++i) a.toeplitz[i] = static_cast<uint8_t>((words[i / 64] >> (i % 64)) & 1);
+  final_ = toeplitz_hash(key_, a.toeplitz, m);
+  st_.final_bits = m;
+  set_rate(st_, p_);
+  return a;
+}
+
+BobEnd::BobEnd(const Params& p, BobRecord record) : p_(p), rec_(std::move(record)) {
+  validate(p_);
+  if (rec_.bases.size() != rec_.results.size())
+    throw Error("Bob's record has " + std::to_string(rec_.bases.size()) + " bases and " + std::to_string(rec_.results.size()) + " results");
+  st_.pulses = rec_.pulses;
+  st_.detections = rec_.bases.size();
+  st_.link_seconds = static_cast<double>(st_.pulses) / p_.pulse_rate_hz;
+}
+
+uint64_t BobEnd::sift(const Sample& s) {
+  if (s.bases.size() != rec_.bases.size())
+    throw Error("Alice announced " + std::to_string(s.bases.size()) + " bases for " + std::to_string(rec_.bases.size()) + " detections");
+  Bits sifted;
+  for (std::size_t i = 0; i < s.bases.size(); ++i)
+    if ((s.bases[i] & 1) == rec_.bases[i]) sifted.push_back(rec_.results[i]);
+  st_.sifted = sifted.size();
+  const uint64_t k = sample_size(p_, st_.sifted);
+  if (k == 0 || k >= st_.sifted) {
+    st_.aborted = true;
+    st_.reason = "too few sifted bits (" + std::to_string(st_.sifted) + ") for parameter estimation";
+    return 0;
+  }
+  if (s.bits.size() != k) throw Error("Alice's sample holds " + std::to_string(s.bits.size()) + " bits, not " + std::to_string(k));
+  const std::vector<bool> in = sampled(st_.sifted, k, s.seed);
+  std::size_t j = 0;
+  for (std::size_t i = 0; i < sifted.size(); ++i) {
+    if (in[i])
+      st_.pe_errors += (s.bits[j++] & 1) != sifted[i];
+    else
+      key_.push_back(sifted[i]);
+  }
+  st_.pe_bits = k;
+  st_.reconciled = key_.size();
+  if (std::string why = qkd::estimate(st_, p_); !why.empty()) {
+    st_.aborted = true;
+    st_.reason = std::move(why);
+  }
+  return st_.pe_errors;
+}
+
+CascadeBob& BobEnd::cascade(uint64_t seed) {
+  if (st_.aborted || st_.pe_bits == 0) throw Error("Cascade asked for a block that has not passed parameter estimation");
+  cascade_ = std::make_unique<CascadeBob>(key_, st_.qber_estimated, seed, p_.cascade_passes);
+  return *cascade_;
+}
+
+bool BobEnd::amplify(const Amplification& a) {
+  const auto fail = [&](std::string why) {
+    st_.aborted = true;
+    st_.reason = std::move(why);
+    final_.clear();
+    return false;
+  };
+  if (!cascade_ || !cascade_->queries().empty()) return fail("amplification before Cascade ended");
+  const CascadeResult c = cascade_->result();
+  st_.leak_ec = c.leaked;
+  st_.errors_corrected = c.corrected;
+  st_.leak_verify = kVerifyBits;
+  if (a.verify != verify_hash(key_)) return fail("error verification failed: the keys still differ after Cascade");
+  std::string why;
+  const uint64_t m = secret_bits(st_, p_, why);
+  if (m != a.bits) return fail("Alice amplifies to " + std::to_string(a.bits) + " bits, Bob's count is " + std::to_string(m) + (why.empty() ? "" : " (" + why + ")"));
+  if (a.toeplitz.size() != key_.size() + m - 1) return fail("the Toeplitz seed holds " + std::to_string(a.toeplitz.size()) + " bits, not n + m - 1");
+  final_ = toeplitz_hash(key_, a.toeplitz, m);
+  st_.final_bits = m;
+  set_rate(st_, p_);
+  return true;
+}
+
+Block run_block(const Params& p, std::optional<uint64_t> seed, uint64_t index) {
+  Photons ph = send_photons(p, seed, index);
+  AliceEnd alice(p, std::move(ph.alice), seed, index);
+  BobEnd bob(p, std::move(ph.bob));
+  Block out;
+  const auto done = [&] {
+    out.stats = alice.stats();
+    if (out.stats.aborted) return out;
+    out.stats.errors_corrected = bob.stats().errors_corrected;
+    out.alice = alice.key();
+    out.bob = bob.key();
+    return out;
+  };
+  const Sample sample = alice.sift(bob.bases());
+  const uint64_t pe_errors = bob.sift(sample);
+  uint64_t errors = 0;  // the simulator's knowledge: the true error rate of the n kept bits
+  for (std::size_t i = 0; i < alice.reconciled().size(); ++i) errors += alice.reconciled()[i] != bob.reconciled()[i];
+  const auto n = static_cast<double>(alice.reconciled().size());
+  if (!alice.estimate(pe_errors)) {
+    done();
+    if (n > 0) out.stats.qber_true = static_cast<double>(errors) / n;
+    return out;
+  }
+  CascadeBob& cascade = bob.cascade(alice.cascade_seed());
+  while (!cascade.queries().empty()) cascade.answer(alice.parities(cascade.queries()));
+  const std::optional<Amplification> amp = alice.amplify();
+  if (amp && !bob.amplify(*amp)) alice.abort(bob.stats().reason);
+  done();
+  out.stats.qber_true = static_cast<double>(errors) / n;
+  if (errors > 0) out.stats.ec_efficiency = static_cast<double>(out.stats.leak_ec) / (n * binary_entropy(out.stats.qber_true));
+  return out;
+}
+
+Bytes pack_bits(const Bits& bits) {
+  Bytes out((bits.size() + 7) / 8, 0);
+  for (std::size_t i = 0; i < bits.size(); ++i) out[i / 8] |= static_cast<uint8_t>((bits[i] & 1) << (7 - i % 8));
+  return out;
+}
+
+Bits unpack_bits(View bytes, std::size_t n) {
+  if (bytes.size() != (n + 7) / 8) throw Error(std::to_string(bytes.size()) + " bytes cannot hold exactly " + std::to_string(n) + " bits");
+  Bits out(n);
+  for (std::size_t i = 0; i < n; ++i) out[i] = (bytes[i / 8] >> (7 - i % 8)) & 1;
   return out;
 }
 
@@ -260,7 +426,7 @@ KeyPair Link::take(std::size_t bytes) {
       continue;
     }
     aborts = 0;
-    const Bytes a = pack(b.alice, true), o = pack(b.bob, true);
+    const Bytes a = whole_bytes(b.alice), o = whole_bytes(b.bob);
     alice_.insert(alice_.end(), a.begin(), a.end());
     bob_.insert(bob_.end(), o.begin(), o.end());
   }

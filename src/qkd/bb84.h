@@ -32,10 +32,13 @@
 // the simulated physics and the public choices (Bob's bases, channel events, the parameter-estimation
 // sample, Cascade's permutations) use a gng::Rng seeded from it.
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/rng.h"
 #include "secure/crypto.h"
 #include "qkd/postprocess.h"
 
@@ -112,6 +115,93 @@ struct Block {
   Bits alice, bob;  // the final keys, m bits each; equal unless aborted (then empty)
   BlockStats stats;
 };
+
+// The protocol between two ends, as a KME on each end of a link runs it (qkd/network.h carries the
+// messages over PQ-TLS; run_block below runs both ends in one process):
+//   1. the photons (SIMULATED: the link model) leave Alice's record at Alice and Bob's at Bob;
+//   2. Bob announces his bases, Alice her bases and her bits in a random sample (Sample);
+//      Bob answers the errors in it; both abort above the threshold;
+//   3. Cascade: Bob asks parities (CascadeBob), Alice answers them;
+//   4. Alice sends 64 bits of SHA-256 of her key and the Toeplitz seed (Amplification); Bob
+//      verifies, and both hash to the same m bits.
+// Each end checks what it is sent against what it knows and aborts with the reason otherwise.
+struct AliceRecord {  // the detected pulses only (which gates clicked is announced publicly)
+  uint64_t pulses = 0;
+  Bits bits, bases;
+};
+struct BobRecord {
+  uint64_t pulses = 0;
+  Bits bases, results;
+};
+struct Photons {
+  AliceRecord alice;
+  BobRecord bob;
+};
+// The link model for one block (see above); with a seed, block `index` draws from its own streams.
+Photons send_photons(const Params& p, std::optional<uint64_t> seed = std::nullopt, uint64_t index = 0);
+
+struct Sample {
+  Bits bases;     // Alice's basis per detection
+  uint64_t seed;  // which sifted bits are sampled: selection sampling of k = round(pe_fraction·sifted)
+  Bits bits;      // Alice's bits there, in order
+};
+struct Amplification {
+  Bytes verify;   // the first kVerifyBits of SHA-256 of Alice's corrected key
+  Bits toeplitz;  // n + m − 1 bits
+  uint64_t bits;  // m
+};
+
+class AliceEnd {
+ public:
+  AliceEnd(const Params& p, AliceRecord record, std::optional<uint64_t> seed = std::nullopt, uint64_t index = 0);
+  Sample sift(const Bits& bob_bases);  // gng::Error when Bob announced bases for another number of detections
+  bool estimate(uint64_t pe_errors);   // Bob's count: false when the block aborts (stats().reason)
+  uint64_t cascade_seed() const { return cascade_seed_; }
+  Bits parities(std::span<const ParityQuery> queries) { return cascade_->parities(queries); }
+  // After Cascade: her key hashed to m bits; nullopt when no secret key is left (aborted).
+  std::optional<Amplification> amplify();
+  void abort(const std::string& reason);  // Bob's verdict
+  const Bits& reconciled() const { return key_; }  // her n bits (before amplification)
+  const Bits& key() const { return final_; }       // m bits, after amplify
+  const BlockStats& stats() const { return st_; }
+
+ private:
+  Params p_;
+  AliceRecord rec_;
+  std::optional<Rng> pa_rng_;
+  uint64_t sample_seed_, cascade_seed_;
+  Bits key_, final_;
+  std::unique_ptr<CascadeAlice> cascade_;
+  BlockStats st_;
+};
+
+class BobEnd {
+ public:
+  BobEnd(const Params& p, BobRecord record);
+  const Bits& bases() const { return rec_.bases; }
+  // Alice's sample: the errors in it (false from estimate(): the block aborts); gng::Error for a
+  // sample that does not fit his record.
+  uint64_t sift(const Sample& s);
+  bool estimate() const { return !st_.aborted; }
+  CascadeBob& cascade(uint64_t seed);
+  // Verification and amplification: false (stats().reason) when the keys differ or m disagrees.
+  bool amplify(const Amplification& a);
+  const Bits& reconciled() const { return key_; }
+  const Bits& key() const { return final_; }
+  const BlockStats& stats() const { return st_; }
+
+ private:
+  Params p_;
+  BobRecord rec_;
+  Bits key_, final_;
+  std::unique_ptr<CascadeBob> cascade_;
+  BlockStats st_;
+};
+
+// Whole bits as bytes (MSB first: bit i in byte i/8, bit 7 − i%8; a last partial byte is zero-padded)
+// and back (gng::Error when the bytes do not hold exactly n bits).
+Bytes pack_bits(const Bits& bits);
+Bits unpack_bits(View bytes, std::size_t n);
 
 // One block of the protocol. With a seed, block `index` draws from its own gng::Rng streams, so a
 // (seed, index) pair always gives the same block. Throws gng::Error for invalid parameters.

@@ -4,7 +4,6 @@
 #include <bit>
 #include <cmath>
 #include <numeric>
-#include <queue>
 #include <string>
 
 #include "core/error.h"
@@ -26,84 +25,160 @@ std::size_t cascade_first_block(double qber, std::size_t n) {
 
 namespace {
 
-struct Pass {
-  std::size_t k;                // block size
-  std::vector<uint32_t> order;  // position in this pass → bit index
-  std::vector<uint32_t> where;  // bit index → position
-  Bits alice, bob;              // block parities: Alice's (disclosed), Bob's (tracked as he flips)
-};
+void check_layout(std::size_t n, int passes) {
+  if (n >= (uint64_t{1} << 32)) throw Error("cascade: at most 2^32 - 1 bits per block");
+  if (passes < 1 || passes > 62) throw Error("cascade: passes must be in 1..62, got " + std::to_string(passes));
+}
+
+std::size_t block_size(std::size_t k1, std::size_t n, int pass) {
+  return k1 > (n >> pass) ? n : std::min(n, k1 << pass);
+}
+
+// Every pass's order (position → bit index): pass 0 the identity, later ones Fisher–Yates from `seed`.
+std::vector<std::vector<uint32_t>> layout(std::size_t n, uint64_t seed, int passes) {
+  Rng rng(seed);
+  std::vector<std::vector<uint32_t>> out(passes);
+  for (int p = 0; p < passes; ++p) {
+    auto& o = out[p];
+    o.resize(n);
+    std::iota(o.begin(), o.end(), 0u);
+    if (p > 0 && n > 1)
+      for (std::size_t i = n - 1; i > 0; --i) std::swap(o[i], o[rng.below(i + 1)]);
+  }
+  return out;
+}
 
 }  // namespace
+
+CascadeAlice::CascadeAlice(std::span<const uint8_t> key, double, uint64_t seed, int passes) : key_(key) {
+  check_layout(key.size(), passes);
+  order_ = layout(key.size(), seed, passes);
+}
+
+Bits CascadeAlice::parities(std::span<const ParityQuery> queries) {
+  Bits out;
+  out.reserve(queries.size());
+  for (const ParityQuery& q : queries) {
+    if (q.pass >= order_.size() || q.lo >= q.hi || q.hi > key_.size())
+      throw Error("cascade: parity query outside the key (pass " + std::to_string(q.pass) + ", [" + std::to_string(q.lo) + ", " +
+                  std::to_string(q.hi) + ") of " + std::to_string(key_.size()) + " bits)");
+    const auto& o = order_[q.pass];
+    uint8_t s = 0;
+    for (uint32_t i = q.lo; i < q.hi; ++i) s ^= key_[o[i]];
+    out.push_back(s);
+  }
+  disclosed_ += queries.size();
+  return out;
+}
+
+CascadeBob::CascadeBob(std::span<uint8_t> key, double qber, uint64_t seed, int passes)
+    : key_(key), k1_(cascade_first_block(qber, key.size())), seed_(seed), passes_(passes) {
+  check_layout(key.size(), passes);
+  if (key.empty()) return;
+  auto orders = layout(key.size(), seed_, passes_);
+  ps_.resize(passes_);
+  for (int p = 0; p < passes_; ++p) {
+    Pass& P = ps_[p];
+    P.k = block_size(k1_, key.size(), p);
+    P.order = std::move(orders[p]);
+    P.where.resize(key.size());
+    for (std::size_t i = 0; i < key.size(); ++i) P.where[P.order[i]] = static_cast<uint32_t>(i);
+  }
+  plan();
+}
+
+uint8_t CascadeBob::own_parity(const Pass& p, std::size_t lo, std::size_t hi) const {
+  uint8_t s = 0;
+  for (std::size_t i = lo; i < hi; ++i) s ^= key_[p.order[i]];
+  return s;
+}
+
+void CascadeBob::flip(uint32_t bit) {
+  key_[bit] ^= 1;
+  ++result_.corrected;
+  for (Pass& S : ps_)
+    if (!S.alice.empty()) {
+      const std::size_t b = S.where[bit] / S.k;
+      S.bob[b] ^= 1;
+      if (S.alice[b] != S.bob[b])
+        S.odd.insert(b);
+      else
+        S.odd.erase(b);
+    }
+}
+
+void CascadeBob::plan() {
+  queries_.clear();
+  // A bisection step of the current wave.
+  for (const Bisection& b : active_)
+    queries_.push_back({static_cast<uint32_t>(wave_pass_), static_cast<uint32_t>(b.lo), static_cast<uint32_t>(b.lo + (b.hi - b.lo) / 2)});
+  if (!queries_.empty()) return;
+  // A new wave: every odd block of the earliest pass with any (disjoint blocks: one error each).
+  for (std::size_t p = 0; p < ps_.size() && !ps_[p].alice.empty(); ++p) {
+    if (ps_[p].odd.empty()) continue;
+    wave_pass_ = static_cast<int>(p);
+    const std::size_t n = key_.size();
+    for (const std::size_t b : ps_[p].odd) active_.push_back({b, b * ps_[p].k, std::min(n, (b + 1) * ps_[p].k)});
+    // A one-bit block needs no bisection: its bit is the error.
+    std::vector<Bisection> ready;
+    std::erase_if(active_, [&](const Bisection& b) { return b.hi - b.lo == 1 ? (ready.push_back(b), true) : false; });
+    for (const Bisection& b : ready) flip(ps_[p].order[b.lo]);
+    return plan();  // their bisection's first step, or (all were one bit) the next wave
+  }
+  // The next pass's top level.
+  for (std::size_t p = 0; p < ps_.size(); ++p) {
+    if (!ps_[p].alice.empty()) continue;
+    wave_pass_ = -1;
+    const std::size_t n = key_.size(), k = ps_[p].k;
+    for (std::size_t lo = 0; lo < n; lo += k)
+      queries_.push_back({static_cast<uint32_t>(p), static_cast<uint32_t>(lo), static_cast<uint32_t>(std::min(n, lo + k))});
+    return;
+  }
+}
+
+void CascadeBob::answer(std::span<const uint8_t> parities) {
+  if (parities.size() != queries_.size())
+    throw Error("cascade: " + std::to_string(parities.size()) + " parities answer " + std::to_string(queries_.size()) + " queries");
+  result_.leaked += parities.size();
+  if (wave_pass_ < 0) {  // a top level
+    Pass& P = ps_[queries_.front().pass];
+    const std::size_t blocks = queries_.size();
+    P.alice.assign(parities.begin(), parities.end());
+    for (uint8_t& a : P.alice) a &= 1;
+    P.bob.assign(blocks, 0);
+    for (std::size_t b = 0; b < blocks; ++b) {
+      P.bob[b] = own_parity(P, queries_[b].lo, queries_[b].hi);
+      if (P.alice[b] != P.bob[b]) P.odd.insert(b);
+    }
+    result_.top_level += blocks;
+  } else {
+    const Pass& P = ps_[wave_pass_];
+    for (std::size_t i = 0; i < active_.size(); ++i) {
+      Bisection& b = active_[i];
+      const std::size_t mid = b.lo + (b.hi - b.lo) / 2;
+      if ((parities[i] & 1) != own_parity(P, b.lo, mid))
+        b.hi = mid;
+      else
+        b.lo = mid;
+    }
+    std::vector<uint32_t> found;
+    std::erase_if(active_, [&](const Bisection& b) { return b.hi - b.lo == 1 ? (found.push_back(P.order[b.lo]), true) : false; });
+    for (const uint32_t bit : found) flip(bit);
+  }
+  plan();
+}
 
 CascadeResult cascade(std::span<const uint8_t> alice, std::span<uint8_t> bob, double qber, uint64_t seed, int passes) {
   const std::size_t n = alice.size();
   if (bob.size() != n) throw Error("cascade: Alice's key has " + std::to_string(n) + " bits, Bob's " + std::to_string(bob.size()));
-  if (n >= (uint64_t{1} << 32)) throw Error("cascade: at most 2^32 - 1 bits per block");
   if (passes < 1) throw Error("cascade: passes must be >= 1, got " + std::to_string(passes));
-  CascadeResult r;
-  if (n == 0) return r;
-  Rng rng(seed);
-  const std::size_t k1 = cascade_first_block(qber, n);
-  std::vector<Pass> ps;
-  ps.reserve(passes);
-
-  // Odd blocks waiting for a bisection, smallest (earliest pass) first.
-  using Item = std::pair<int, std::size_t>;  // (pass, block)
-  std::priority_queue<Item, std::vector<Item>, std::greater<>> odd;
-
-  auto parity = [](std::span<const uint8_t> bits, const std::vector<uint32_t>& order, std::size_t lo, std::size_t hi) {
-    uint8_t s = 0;
-    for (std::size_t i = lo; i < hi; ++i) s ^= bits[order[i]];
-    return s;
-  };
-
-  for (int p = 0; p < passes; ++p) {
-    Pass& P = ps.emplace_back();
-    P.k = p >= 62 || k1 > (n >> p) ? n : std::min(n, k1 << p);
-    P.order.resize(n);
-    std::iota(P.order.begin(), P.order.end(), 0u);
-    if (p > 0)
-      for (std::size_t i = n - 1; i > 0; --i) std::swap(P.order[i], P.order[rng.below(i + 1)]);
-    P.where.resize(n);
-    for (std::size_t i = 0; i < n; ++i) P.where[P.order[i]] = static_cast<uint32_t>(i);
-    const std::size_t blocks = (n + P.k - 1) / P.k;
-    P.alice.assign(blocks, 0);
-    P.bob.assign(blocks, 0);
-    for (std::size_t i = 0; i < n; ++i) {
-      P.alice[i / P.k] ^= alice[P.order[i]];
-      P.bob[i / P.k] ^= bob[P.order[i]];
-    }
-    r.top_level += blocks;
-    r.leaked += blocks;
-    for (std::size_t b = 0; b < blocks; ++b)
-      if (P.alice[b] != P.bob[b]) odd.push({p, b});
-
-    while (!odd.empty()) {
-      const auto [q, b] = odd.top();
-      odd.pop();
-      const Pass& Q = ps[q];
-      if (Q.alice[b] == Q.bob[b]) continue;  // made even again by a later flip
-      std::size_t lo = b * Q.k, hi = std::min(lo + Q.k, n);
-      while (hi - lo > 1) {  // Alice discloses the parity of the first half
-        const std::size_t mid = lo + (hi - lo) / 2;
-        ++r.leaked;
-        if (parity(alice, Q.order, lo, mid) != parity(bob, Q.order, lo, mid))
-          hi = mid;
-        else
-          lo = mid;
-      }
-      const uint32_t x = Q.order[lo];
-      bob[x] ^= 1;
-      ++r.corrected;
-      for (int s = 0; s <= p; ++s) {
-        Pass& S = ps[s];
-        const std::size_t blk = S.where[x] / S.k;
-        S.bob[blk] ^= 1;
-        if (S.alice[blk] != S.bob[blk]) odd.push({s, blk});
-      }
-    }
+  CascadeAlice a(alice, qber, seed, passes);
+  CascadeBob b(bob, qber, seed, passes);
+  while (!b.queries().empty()) {
+    const std::vector<ParityQuery> q = b.queries();
+    b.answer(a.parities(q));
   }
-  return r;
+  return b.result();
 }
 
 Bits toeplitz_hash(std::span<const uint8_t> x, std::span<const uint8_t> seed, std::size_t m) {

@@ -60,7 +60,9 @@ TEST(Cascade, CorrectsEveryErrorWithinTheUsualEfficiency) {
       mean_f += f / seeds;
     }
     EXPECT_GT(mean_f, 1.05) << e;  // the original Cascade is not that good: the leak is counted fully
-    EXPECT_LT(mean_f, 1.22) << e;
+    // 1.22 one block at a time; bisecting a pass's odd blocks side by side (a round trip per step)
+    // gives up a little of the cascade's luck: 1.223 at e = 0.08.
+    EXPECT_LT(mean_f, 1.235) << e;
   }
 }
 
