@@ -66,6 +66,11 @@ int query_int(const net::Request& r, const char* name, int fallback) {
 
 net::Response ok(const json& j) { return {200, j.dump()}; }
 
+// ETSI requests are small; a server that also takes larger messages (network.h) still refuses these.
+void check_body(const net::Request& r) {
+  if (r.body.size() > kMaxEtsiBody) throw Failure(413, "request body above " + std::to_string(kMaxEtsiBody) + " bytes");
+}
+
 }  // namespace
 
 KeyRequest parse_key_request(const std::string& body, int default_size) {
@@ -101,13 +106,17 @@ std::vector<QkdKey> parse_key_container(const std::string& body) {
   return out;
 }
 
-Kme::Kme(std::string kme_id, KmeConfig config)
-    : id_(std::move(kme_id)), config_(std::move(config)), trust_(secure::TrustStore::load(config_.pki)) {
-  validate(config_.link);
+void KeyLimits::check(int number, int size) const {
+  if (number < 1 || number > max_key_per_request)
+    throw Failure(400, "number must be in 1.." + std::to_string(max_key_per_request) + ", got " + std::to_string(number));
+  if (size % 8 != 0 || size < min_key_size || size > max_key_size)
+    throw Failure(400, "size must be a multiple of 8 in " + std::to_string(min_key_size) + ".." + std::to_string(max_key_size) +
+                           " bits, got " + std::to_string(size));
 }
 
-void Kme::check_known(const std::string& sae) const {
-  const std::string path = config_.pki + "/issued/" + sae + ".pem";
+void check_slave_known(const std::string& pki, const secure::TrustStore& trust, const std::string& sae) {
+  check_sae(sae);
+  const std::string path = pki + "/issued/" + sae + ".pem";
   std::string why;
   if (!std::filesystem::exists(path)) {
     why = "has no certificate of this KME's PKI";
@@ -117,7 +126,7 @@ void Kme::check_known(const std::string& sae) const {
       why = "is a " + cert.role() + ", not an SAE";
     } else {
       try {
-        trust_.check(cert);
+        trust.check(cert);
       } catch (const Error& e) {
         why = std::string("has no valid certificate: ") + e.what();
       }
@@ -126,83 +135,32 @@ void Kme::check_known(const std::string& sae) const {
   if (!why.empty()) throw Failure(400, "slave SAE '" + sae + "' " + why + ": no keys for it");
 }
 
-std::string Kme::status(const std::string& master, const std::string& slave) {
-  check_sae(slave);
+void HeldKeys::reserve(std::size_t count) const {
   std::lock_guard lock(mu_);
-  std::size_t stored = 0;
-  for (const auto& [id, h] : held_) stored += h.master == master && h.slave == slave;
-  return json{{"source_KME_ID", id_},
-              {"target_KME_ID", id_},
-              {"master_SAE_ID", master},
-              {"slave_SAE_ID", slave},
-              {"key_size", config_.key_size},
-              {"stored_key_count", stored},
-              {"max_key_count", config_.max_key_count},
-              {"max_key_per_request", config_.max_key_per_request},
-              {"max_key_size", config_.max_key_size},
-              {"min_key_size", config_.min_key_size},
-              {"max_SAE_ID_count", 0}}
-      .dump();
-}
-
-net::Limits kme_limits() {
-  net::Limits l;
-  l.max_body = 64u << 10;
-  l.nodelay = true;  // key requests are small: measured 407 → 15 ms of exchange per node and round with it
-  return l;
-}
-
-namespace {
-std::string link_name(const std::string& a, const std::string& b) {
-  const auto [lo, hi] = std::minmax(a, b);
-  return lo + "\n" + hi;
-}
-}  // namespace
-
-std::vector<QkdKey> Kme::enc_keys(const std::string& master, const std::string& slave, int number, int size) {
-  check_sae(slave);
-  if (slave == master) throw Failure(400, "master and slave SAE are the same ('" + slave + "')");
-  check_known(slave);
-  if (number < 1 || number > config_.max_key_per_request)
-    throw Failure(400, "number must be in 1.." + std::to_string(config_.max_key_per_request) + ", got " + std::to_string(number));
-  if (size % 8 != 0 || size < config_.min_key_size || size > config_.max_key_size)
-    throw Failure(400, "size must be a multiple of 8 in " + std::to_string(config_.min_key_size) + ".." +
-                           std::to_string(config_.max_key_size) + " bits, got " + std::to_string(size));
-  std::lock_guard lock(mu_);
-  if (held_.size() + static_cast<std::size_t>(number) > static_cast<std::size_t>(config_.max_key_count))
+  if (held_.size() + count > static_cast<std::size_t>(max_))
     throw Failure(503, "key store full: " + std::to_string(held_.size()) + " keys wait for their slaves");
-  auto& link = links_[std::minmax(master, slave)];
-  if (!link) {
-    // A seed (tests) makes each link reproducible, and each link's stream its own: mixed with the pair.
-    std::optional<uint64_t> seed = config_.seed;
-    if (seed) {
-      uint64_t h = 1469598103934665603ULL;  // FNV-1a of "a\nb", the pair in order
-      for (char ch : link_name(master, slave)) h = (h ^ static_cast<uint8_t>(ch)) * 1099511628211ULL;
-      seed = *seed ^ h;
-    }
-    link = std::make_unique<Link>(config_.link, seed);
-  }
-  KeyPair material;
-  try {
-    material = link->take(static_cast<std::size_t>(number) * static_cast<std::size_t>(size / 8));
-  } catch (const Error& e) {
-    throw Failure(503, std::string("the QKD link ") + master + "–" + slave + " delivers no key: " + e.what());
-  }
-  std::vector<QkdKey> out;
-  const std::size_t bytes = static_cast<std::size_t>(size / 8);
-  for (int i = 0; i < number; ++i) {
-    QkdKey k{secure::uuid4(), Bytes(material.alice.begin() + i * bytes, material.alice.begin() + (i + 1) * bytes)};
-    held_[k.id] = {master, slave, Bytes(material.bob.begin() + i * bytes, material.bob.begin() + (i + 1) * bytes)};
-    out.push_back(std::move(k));
-  }
-  return out;
 }
 
-std::vector<QkdKey> Kme::dec_keys(const std::string& slave, const std::string& master, const std::vector<std::string>& ids) {
+void HeldKeys::hold(const std::string& id, const std::string& master, const std::string& slave, Bytes key) {
+  std::lock_guard lock(mu_);
+  if (held_.size() >= static_cast<std::size_t>(max_))
+    throw Failure(503, "key store full: " + std::to_string(held_.size()) + " keys wait for their slaves");
+  if (!held_.emplace(id, Held{master, slave, std::move(key)}).second) throw Failure(409, "key_ID " + id + " is already held");
+}
+
+std::size_t HeldKeys::count(const std::string& master, const std::string& slave) const {
+  std::lock_guard lock(mu_);
+  std::size_t n = 0;
+  for (const auto& [id, h] : held_) n += h.master == master && h.slave == slave;
+  return n;
+}
+
+std::vector<QkdKey> HeldKeys::take(const std::string& slave, const std::string& master, const std::vector<std::string>& ids,
+                                   int max_per_request) {
   check_sae(master);
   if (ids.empty()) throw Failure(400, "no key_IDs requested");
-  if (ids.size() > static_cast<std::size_t>(config_.max_key_per_request))
-    throw Failure(400, "at most " + std::to_string(config_.max_key_per_request) + " key_IDs per request");
+  if (ids.size() > static_cast<std::size_t>(max_per_request))
+    throw Failure(400, "at most " + std::to_string(max_per_request) + " key_IDs per request");
   std::lock_guard lock(mu_);
   // All or nothing: check every id before handing any out.
   for (const auto& id : ids) {
@@ -219,27 +177,109 @@ std::vector<QkdKey> Kme::dec_keys(const std::string& slave, const std::string& m
   return out;
 }
 
-void Kme::mount(net::Server& server) {
+Kme::Kme(std::string kme_id, KmeConfig config)
+    : id_(std::move(kme_id)), config_(std::move(config)), trust_(secure::TrustStore::load(config_.pki)), held_(config_.limits.max_key_count) {
+  validate(config_.link);
+}
+
+std::string status_json(const std::string& source, const std::string& target, const std::string& master, const std::string& slave,
+                        std::size_t stored, const KeyLimits& l) {
+  return json{{"source_KME_ID", source},
+              {"target_KME_ID", target},
+              {"master_SAE_ID", master},
+              {"slave_SAE_ID", slave},
+              {"key_size", l.key_size},
+              {"stored_key_count", stored},
+              {"max_key_count", l.max_key_count},
+              {"max_key_per_request", l.max_key_per_request},
+              {"max_key_size", l.max_key_size},
+              {"min_key_size", l.min_key_size},
+              {"max_SAE_ID_count", 0}}
+      .dump();
+}
+
+std::string Kme::status(const std::string& master, const std::string& slave) {
+  check_sae(slave);
+  return status_json(id_, id_, master, slave, held_.count(master, slave), config_.limits);
+}
+
+net::Limits kme_limits() {
+  net::Limits l;
+  l.max_body = kMaxEtsiBody;
+  l.nodelay = true;  // key requests are small: measured 407 → 15 ms of exchange per node and round with it
+  return l;
+}
+
+namespace {
+std::string link_name(const std::string& a, const std::string& b) {
+  const auto [lo, hi] = std::minmax(a, b);
+  return lo + "\n" + hi;
+}
+}  // namespace
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (char ch : s) h = (h ^ static_cast<uint8_t>(ch)) * 1099511628211ULL;
+  return h;
+}
+
+std::vector<QkdKey> Kme::enc_keys(const std::string& master, const std::string& slave, int number, int size) {
+  check_sae(slave);
+  if (slave == master) throw Failure(400, "master and slave SAE are the same ('" + slave + "')");
+  check_slave_known(config_.pki, trust_, slave);
+  config_.limits.check(number, size);
+  held_.reserve(static_cast<std::size_t>(number));
+  std::lock_guard lock(mu_);
+  auto& link = links_[std::minmax(master, slave)];
+  if (!link) {
+    // A seed (tests) makes each link reproducible, and each link's stream its own: mixed with the pair.
+    std::optional<uint64_t> seed = config_.seed;
+    if (seed) seed = *seed ^ fnv1a(link_name(master, slave));
+    link = std::make_unique<Link>(config_.link, seed);
+  }
+  KeyPair material;
+  try {
+    material = link->take(static_cast<std::size_t>(number) * static_cast<std::size_t>(size / 8));
+  } catch (const Error& e) {
+    throw Failure(503, std::string("the QKD link ") + master + "–" + slave + " delivers no key: " + e.what());
+  }
+  std::vector<QkdKey> out;
+  const std::size_t bytes = static_cast<std::size_t>(size / 8);
+  for (int i = 0; i < number; ++i) {
+    QkdKey k{secure::uuid4(), Bytes(material.alice.begin() + i * bytes, material.alice.begin() + (i + 1) * bytes)};
+    held_.hold(k.id, master, slave, Bytes(material.bob.begin() + i * bytes, material.bob.begin() + (i + 1) * bytes));
+    out.push_back(std::move(k));
+  }
+  return out;
+}
+
+std::vector<QkdKey> Kme::dec_keys(const std::string& slave, const std::string& master, const std::vector<std::string>& ids) {
+  return held_.take(slave, master, ids, config_.limits.max_key_per_request);
+}
+
+void mount_etsi(net::Server& server, KeyManager& km) {
   const std::string base = "/api/v1/keys/([^/]+)/";
-  server.route("GET", base + "status", [this](const net::Peer& p, const net::Request& r) {
+  server.route("GET", base + "status", [&km](const net::Peer& p, const net::Request& r) {
     check_caller(p);
-    return net::Response{200, status(p.id, r.captures.at(0))};
+    return net::Response{200, km.status(p.id, r.captures.at(0))};
   });
-  auto enc = [this](const net::Peer& p, const net::Request& r) {
+  auto enc = [&km](const net::Peer& p, const net::Request& r) {
     check_caller(p);
-    KeyRequest k{1, config_.key_size};
+    check_body(r);
+    KeyRequest k{1, km.default_key_size()};
     if (r.method == "POST") {
-      k = parse_key_request(r.body, config_.key_size);
+      k = parse_key_request(r.body, km.default_key_size());
     } else {
       k.number = query_int(r, "number", 1);
-      k.size = query_int(r, "size", config_.key_size);
+      k.size = query_int(r, "size", km.default_key_size());
     }
-    return ok(container(enc_keys(p.id, r.captures.at(0), k.number, k.size)));
+    return ok(container(km.enc_keys(p.id, r.captures.at(0), k.number, k.size)));
   };
   server.route("POST", base + "enc_keys", enc);
   server.route("GET", base + "enc_keys", enc);
-  auto dec = [this](const net::Peer& p, const net::Request& r) {
+  auto dec = [&km](const net::Peer& p, const net::Request& r) {
     check_caller(p);
+    check_body(r);
     std::vector<std::string> ids;
     if (r.method == "POST") {
       ids = parse_key_ids(r.body);
@@ -248,7 +288,7 @@ void Kme::mount(net::Server& server) {
       if (it == r.query.end()) throw Failure(400, "query parameter 'key_ID' is missing");
       ids.push_back(it->second);
     }
-    return ok(container(dec_keys(p.id, r.captures.at(0), ids)));
+    return ok(container(km.dec_keys(p.id, r.captures.at(0), ids)));
   };
   server.route("POST", base + "dec_keys", dec);
   server.route("GET", base + "dec_keys", dec);

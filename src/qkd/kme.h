@@ -14,8 +14,8 @@
 // link's QBER is above threshold) with {"message": …}. A key goes to the master once and to the
 // named slave once, then it is erased.
 //
-// What is simulated: this one process plays both KMEs of every link (a real network has one KME per
-// site, linked by QKD hardware); the keys are what a BB84 link model distils (see bb84.h).
+// What is simulated: the keys are what a BB84 link model distils (see bb84.h). Kme below plays both
+// KMEs of every link in one process; qkd/network.h's SiteKme is one site's KME of a linked network.
 #include <map>
 #include <memory>
 #include <mutex>
@@ -29,15 +29,22 @@
 
 namespace gng::qkd {
 
+// What a KME hands out per request and holds for slaves not yet fetched (the API's Status fields).
+struct KeyLimits {
+  int key_size = 256;  // bits, when a request names none
+  int min_key_size = 64, max_key_size = 1024;
+  int max_key_per_request = 128;
+  int max_key_count = 100000;  // keys held for slaves not yet fetched
+  // Failure(400) unless number and size (bits) are within these.
+  void check(int number, int size) const;
+};
+
 struct KmeConfig {
   std::string pki;                    // the PKI directory: keys go only to SAEs with a certificate in its
                                       // issued/ (node or orchestrator, trusted: not denied, not expired)
   Params link;                        // every SAE pair gets its own simulated link with these parameters
   std::optional<uint64_t> seed;       // reproducible links (tests), each its own stream; none: the DRBG
-  int key_size = 256;                 // bits, when a request names none
-  int min_key_size = 64, max_key_size = 1024;
-  int max_key_per_request = 128;
-  int max_key_count = 100000;         // keys held for slaves not yet fetched
+  KeyLimits limits;
 };
 
 struct QkdKey {
@@ -57,30 +64,69 @@ std::vector<QkdKey> parse_key_container(const std::string& body);
 
 // What a KME's server accepts: ETSI GS QKD 014 requests are small (bodies up to 64 KiB; 413 above),
 // and answered at once (TCP_NODELAY).
+constexpr std::size_t kMaxEtsiBody = 64u << 10;
 net::Limits kme_limits();
+// A link's stream of a seeded test run: the seed mixed with FNV-1a of the link's name.
+uint64_t fnv1a(const std::string& s);
 
-class Kme {
+// Failure(400) unless `sae` is a valid SAE id with a trusted node or orchestrator certificate in the
+// PKI's issued/ (a KME makes no key for anyone else).
+void check_slave_known(const std::string& pki, const secure::TrustStore& trust, const std::string& sae);
+
+// Keys that wait for their slave SAE: each is handed out once, then erased; dec_keys is all or nothing.
+class HeldKeys {
  public:
-  Kme(std::string kme_id, KmeConfig config);
-  void mount(net::Server& server);  // adds the ETSI routes
-
-  // The API's operations, callable directly (the routes call these). Throw net::Failure(400|401|503).
-  std::string status(const std::string& master, const std::string& slave);  // Status JSON
-  std::vector<QkdKey> enc_keys(const std::string& master, const std::string& slave, int number, int size_bits);
-  std::vector<QkdKey> dec_keys(const std::string& slave, const std::string& master, const std::vector<std::string>& ids);
+  explicit HeldKeys(int max_count) : max_(max_count) {}
+  void hold(const std::string& id, const std::string& master, const std::string& slave, Bytes key);  // Failure(503) when full
+  void reserve(std::size_t count) const;  // Failure(503) unless `count` more fit
+  std::vector<QkdKey> take(const std::string& slave, const std::string& master, const std::vector<std::string>& ids, int max_per_request);
+  std::size_t count(const std::string& master, const std::string& slave) const;
 
  private:
   struct Held {
     std::string master, slave;
     Bytes key;
   };
-  void check_known(const std::string& sae) const;  // Failure(400) unless the PKI knows this SAE
+  int max_;
+  mutable std::mutex mu_;
+  std::map<std::string, Held> held_;  // by key_ID
+};
+
+// What the ETSI routes serve: a KME's three operations. Throw net::Failure(400|401|503).
+class KeyManager {
+ public:
+  virtual ~KeyManager() = default;
+  virtual std::string status(const std::string& master, const std::string& slave) = 0;  // Status JSON
+  virtual std::vector<QkdKey> enc_keys(const std::string& master, const std::string& slave, int number, int size_bits) = 0;
+  virtual std::vector<QkdKey> dec_keys(const std::string& slave, const std::string& master, const std::vector<std::string>& ids) = 0;
+  virtual int default_key_size() const = 0;
+};
+// The ETSI GS QKD 014 routes above on `server`, for callers with node or orchestrator certificates;
+// bodies above 64 KiB are refused (413).
+void mount_etsi(net::Server& server, KeyManager& km);
+
+// The ETSI Status JSON.
+std::string status_json(const std::string& source_kme, const std::string& target_kme, const std::string& master,
+                        const std::string& slave, std::size_t stored, const KeyLimits& limits);
+
+// A KME of one process that plays both ends of every link (the embedded default: one machine).
+class Kme final : public KeyManager {
+ public:
+  Kme(std::string kme_id, KmeConfig config);
+  void mount(net::Server& server) { mount_etsi(server, *this); }
+
+  std::string status(const std::string& master, const std::string& slave) override;
+  std::vector<QkdKey> enc_keys(const std::string& master, const std::string& slave, int number, int size_bits) override;
+  std::vector<QkdKey> dec_keys(const std::string& slave, const std::string& master, const std::vector<std::string>& ids) override;
+  int default_key_size() const override { return config_.limits.key_size; }
+
+ private:
   std::string id_;
   KmeConfig config_;
   secure::TrustStore trust_;
+  HeldKeys held_;
   std::mutex mu_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Link>> links_;  // by (lower, higher) SAE id
-  std::map<std::string, Held> held_;                                            // by key_ID
 };
 
 // An SAE's client of any ETSI GS QKD 014 KME that net::Client reaches (SAE ids are percent-encoded
