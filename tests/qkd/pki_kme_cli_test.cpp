@@ -13,6 +13,7 @@
 
 #include "core/file.h"
 #include "net/rpc.h"
+#include "qkd/bb84.h"
 #include "qkd/kme.h"
 #include "secure/pki.h"
 #include "support/paths.h"
@@ -225,6 +226,61 @@ TEST(KmeCli, ServesKeysOverIpv6UntilSigterm) {
   waitpid(pid, &st, 0);
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
   EXPECT_NE(read_file(log).find("gng kme: stopped (SIGTERM)"), std::string::npos);
+}
+
+// Three `gng kme --topology` processes, one per site: a key from the orchestrator's site reaches a
+// node's site through the middle one, which relays it; a topology with a loop link is refused.
+TEST(KmeCli, SiteKmesRelayAKeyAcrossProcesses) {
+  const std::string dir = testing::TempDir() + "gng-kme-net-cli-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  secure::pki_init(dir);
+  for (const char* id : {"kme-a", "kme-b", "kme-c"}) secure::pki_issue(dir, {"kme", id});
+  const secure::Identity orch = secure::pki_issue(dir, {"orchestrator", "orch"});
+  const secure::Identity n2 = secure::pki_issue(dir, {"node", "n2"});
+  std::vector<int> ports;
+  for (int i = 0; i < 3; ++i) {  // free ports: bound to 0, then let go
+    net::Server probe(orch, secure::TrustStore::load(dir));
+    ports.push_back(probe.listen("127.0.0.1", 0));
+    probe.stop();
+  }
+  qkd::Params p;
+  p.km = 10;
+  const std::string topo = dir + "/topology.yaml";
+  write_file_atomic(topo, "kmes:\n"
+                          "  - {id: kme-a, address: 127.0.0.1:" + std::to_string(ports[0]) + ", saes: [orch]}\n"
+                          "  - {id: kme-b, address: 127.0.0.1:" + std::to_string(ports[1]) + "}\n"
+                          "  - {id: kme-c, address: 127.0.0.1:" + std::to_string(ports[2]) + ", saes: [n2]}\n"
+                          "block_pulses: " + std::to_string(qkd::pulses_for_sifted(p, 1 << 13)) + "\n"
+                          "links:\n  - {between: [kme-a, kme-b], km: 10}\n  - {between: [kme-b, kme-c], km: 10}\n");
+  std::vector<pid_t> pids;
+  for (const char* id : {"kme-a", "kme-b", "kme-c"}) {
+    const auto [pid, port] = serve({"kme", "--pki", dir, "--id", id, "--topology", topo, "--audit", dir + "/" + id}, dir + "/" + id + ".log",
+                                   "https://127.0.0.1:(\\d+)/");
+    ASSERT_GT(port, 0) << id << " did not start: " << read_file(dir + "/" + id + ".log");
+    pids.push_back(pid);
+  }
+  {
+    net::Client to_a(orch, secure::TrustStore::load(dir), "127.0.0.1", ports[0]);
+    net::Client to_c(n2, secure::TrustStore::load(dir), "127.0.0.1", ports[2]);
+    const auto k = qkd::KmeClient(to_a).enc_keys("n2", 1);
+    EXPECT_EQ(qkd::KmeClient(to_c).dec_keys("orch", {k[0].id})[0].key, k[0].key);
+    net::Client to_b(orch, secure::TrustStore::load(dir), "127.0.0.1", ports[1]);
+    const net::Response m = to_b.call("GET", "/metrics");
+    EXPECT_NE(m.body.find("gng_qkd_link_up{kme=\"kme-b\",peer=\"kme-c\"} 1"), std::string::npos) << m.body;
+  }
+  for (const pid_t pid : pids) kill(pid, SIGTERM);
+  for (const pid_t pid : pids) {
+    int st = 0;
+    waitpid(pid, &st, 0);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  }
+  EXPECT_NE(read_file(dir + "/kme-b.log").find("gng kme: stopped (SIGTERM)"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(dir + "/kme-b/audit.db"));
+
+  write_file_atomic(topo, "kmes:\n  - {id: kme-a, address: 127.0.0.1:1}\nlinks:\n  - {between: [kme-a, kme-a]}\n");
+  const std::string cmd = kGng + " kme --pki " + dir + " --id kme-a --topology " + topo + " 2>" + dir + "/err.txt";
+  EXPECT_EQ(WEXITSTATUS(std::system(cmd.c_str())), 1);
+  EXPECT_NE(read_file(dir + "/err.txt").find(topo + ":4: a link from 'kme-a' to itself"), std::string::npos) << read_file(dir + "/err.txt");
 }
 
 }  // namespace
