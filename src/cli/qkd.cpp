@@ -1,4 +1,5 @@
 // gng qkd simulate — the BB84 link simulator over a list of distances: key rates next to the bound.
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -9,7 +10,9 @@
 #include "core/args.h"
 #include "core/error.h"
 #include "core/timer.h"
+#include "core/file.h"
 #include "qkd/bb84.h"
+#include "qkd/network_sim.h"
 
 namespace gng::cli {
 
@@ -167,14 +170,111 @@ int simulate(const std::vector<std::string>& argv) {
 
 }  // namespace
 
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    const std::size_t comma = std::min(text.find(',', pos), text.size());
+    if (comma > pos) out.push_back(text.substr(pos, comma - pos));
+    pos = comma + 1;
+  }
+  return out;
+}
+
+// gng qkd network simulate TOPOLOGY: key rates per pair, hops and relay load over a network's links.
+int network_simulate(const std::vector<std::string>& argv) {
+  Args args("gng qkd network simulate");
+  args.option("km", "with ring:N or star:N, every link's length (default 25)")
+      .option("fail", "probability that a link is down in a trial, 0..1 (default 0)")
+      .option("trials", "random failure draws (default 20)")
+      .option("eve", "links with an intercept-resend eavesdropper: A/B,C/D (KME ids)")
+      .option("seed", "seed of the links' blocks and the failures (default 1)")
+      .option("html", "write the heat map of key rates per pair, the links and relay load to this file")
+      .flag("json", "print one JSON object")
+      .flag("help", "show this help");
+  args.parse(argv);
+  if (args.has("help")) {
+    std::printf("usage: gng qkd network simulate TOPOLOGY|ring:N|star:N [OPTIONS]\n\n"
+                "Simulates a QKD network (qkd/network_sim.h): each link one block of the BB84 link model (a model,\n"
+                "not photonic hardware), links failing at random, every pair of KMEs routed as gng's KMEs route\n"
+                "(fewest hops over links with key), each link's rate shared by the routes over it. TOPOLOGY is a\n"
+                "file as gng kme --topology reads (addresses may be left out).\n\n%s",
+                args.help().c_str());
+    return 0;
+  }
+  if (args.positional().size() != 1) throw Error("gng qkd network simulate needs one TOPOLOGY (a file, ring:N or star:N)");
+  const std::string what = args.positional()[0];
+  const double km = args.real("km", 25, 0, 1000);
+  qkd::Topology t;
+  if (what.rfind("ring:", 0) == 0 || what.rfind("star:", 0) == 0) {
+    const std::string count = what.substr(5);
+    if (count.empty() || count.size() > 4 || count.find_first_not_of("0123456789") != std::string::npos)
+      throw Error("'" + what + "': expected ring:N or star:N with N a number of KMEs");
+    t = what[0] == 'r' ? qkd::ring_topology(std::stoi(count), km) : qkd::star_topology(std::stoi(count), km);
+  } else {
+    if (args.has("km")) throw Error("--km is for ring:N and star:N; a topology file gives each link's length");
+    t = qkd::load_topology(what);
+  }
+  qkd::NetworkSimOptions o;
+  o.fail_probability = args.real("fail", 0, 0, 1);
+  o.trials = static_cast<int>(args.integer("trials", 20, 1, 100000));
+  o.seed = static_cast<uint64_t>(args.integer("seed", 1, 0, INT64_MAX));
+  for (const std::string& e : split_list(args.str("eve", ""))) {
+    const auto slash = e.find('/');
+    if (slash == std::string::npos) throw Error("--eve: expected links as A/B, got '" + e + "'");
+    o.eavesdropped.push_back(qkd::link_name(e.substr(0, slash), e.substr(slash + 1)));
+  }
+  const qkd::NetworkSim s = qkd::simulate_network(t, o);
+  if (args.has("html")) write_file_atomic(args.str("html"), qkd::network_sim_html(s, "QKD network: " + what));
+  std::vector<double> rates;
+  std::size_t unreachable = 0;
+  for (const auto& p : s.pairs) {
+    rates.push_back(p.rate_bps);
+    unreachable += p.reachable == 0;
+  }
+  std::sort(rates.begin(), rates.end());
+  const auto pct = [&](double q) { return rates.empty() ? 0.0 : rates[static_cast<std::size_t>(q * static_cast<double>(rates.size() - 1))]; };
+  if (args.has("json")) {
+    nlohmann::json j;
+    j["simulated"] = kModel;
+    for (const auto& l : s.links)
+      j["links"].push_back({{"a", l.link.first}, {"b", l.link.second}, {"km", l.km}, {"qber", l.qber}, {"rate_bps", l.rate_bps},
+                            {"bound_bps", l.bound_bps}, {"eavesdropped", l.eavesdropped}, {"aborted", l.aborted}, {"failed", l.failed}, {"load", l.load}});
+    for (const auto& p : s.pairs)
+      j["pairs"].push_back({{"a", p.a}, {"b", p.b}, {"reachable", p.reachable}, {"hops", p.hops}, {"rate_bps", p.rate_bps}});
+    j["relayed"] = s.relayed;
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("%s\n%zu KMEs, %zu links, %zu pairs; %d trial(s), links down with probability %.2f\n\n", kModel, t.kmes.size(),
+              t.links.size(), s.pairs.size(), o.trials, o.fail_probability);
+  std::printf("%-28s %7s %7s %14s %14s %6s %7s\n", "link", "km", "QBER", "key rate", "bound", "down", "routes");
+  for (const auto& l : s.links)
+    std::printf("%-30s %7.1f %6.2f%% %10.0f b/s %10.0f b/s %6.2f %7.1f%s\n", (l.link.first + "–" + l.link.second).c_str(), l.km,
+                100 * l.qber, l.rate_bps, l.bound_bps, l.aborted.empty() ? l.failed : 1.0, l.load,
+                l.aborted.empty() ? "" : ("  no key: " + l.aborted.substr(0, 60)).c_str());
+  std::printf("\nkey rate per pair (bits/s, mean over trials): min %.0f, median %.0f, max %.0f; %zu pair(s) never reachable\n",
+              pct(0), pct(0.5), pct(1), unreachable);
+  std::vector<std::pair<double, std::string>> relays;
+  for (const auto& [id, r] : s.relayed) relays.push_back({r, id});
+  std::sort(relays.rbegin(), relays.rend());
+  std::printf("busiest relays:");
+  for (std::size_t i = 0; i < relays.size() && i < 5; ++i) std::printf(" %s (%.1f routes)", relays[i].second.c_str(), relays[i].first);
+  std::printf("\n");
+  return 0;
+}
+
 int qkd(const std::vector<std::string>& argv) {
   if (argv.empty() || argv[0] == "--help" || argv[0] == "help") {
-    std::fputs("usage: gng qkd simulate [OPTIONS]\n\n  simulate   BB84 link simulator: key rates over distances next to the asymptotic bound\n",
+    std::fputs("usage: gng qkd simulate [OPTIONS]\n       gng qkd network simulate TOPOLOGY [OPTIONS]\n\n"
+               "  simulate           BB84 link simulator: key rates over distances next to the asymptotic bound\n"
+               "  network simulate   a network of links: key rates per pair, hops, relay load, failures\n",
                argv.empty() ? stderr : stdout);
     return argv.empty() ? 2 : 0;
   }
   if (argv[0] == "simulate") return simulate({argv.begin() + 1, argv.end()});
-  throw Error("unknown subcommand '" + argv[0] + "' (expected simulate)");
+  if (argv[0] == "network" && argv.size() > 1 && argv[1] == "simulate") return network_simulate({argv.begin() + 2, argv.end()});
+  throw Error("unknown subcommand '" + argv[0] + "' (expected simulate or network simulate)");
 }
 
 }  // namespace gng::cli

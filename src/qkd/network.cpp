@@ -189,6 +189,9 @@ SiteKme::SiteKme(const secure::Identity& me, SiteKmeConfig config)
   if (me.role() != "kme") throw Error("'" + me.id() + "' has a " + me.role() + " certificate, not a kme one");
   const KmeSite* self = config_.topology.kme(id_);
   if (!self) throw Error("KME '" + id_ + "' is not in the topology");
+  for (const LinkPlan* p : config_.topology.links_of(id_))
+    for (const std::string& end : {p->a, p->b})
+      if (config_.topology.kme(end)->address.port == 0) throw Error("the topology gives KME '" + end + "' no address");
   for (const LinkPlan* p : config_.topology.links_of(id_)) {
     auto l = std::make_unique<Link>();
     l->plan = *p;
@@ -562,7 +565,8 @@ std::string SiteKme::status(const std::string& master, const std::string& slave)
 std::vector<QkdKey> SiteKme::enc_keys(const std::string& master, const std::string& slave, int number, int size_bits) {
   check_own(config_.topology, id_, master);
   if (slave == master) throw Failure(400, "master and slave SAE are the same ('" + slave + "')");
-  check_slave_known(config_.pki, trust_, slave);
+  // The topology says which SAEs exist and where; the slave's KME releases the key only to the slave's
+  // own certificate (mutual TLS, checked on every request), so no PKI folder of all sites is needed here.
   config_.limits.check(number, size_bits);
   const KmeSite* target = config_.topology.kme_of_sae(slave);
   if (!target) throw Failure(400, "slave SAE '" + slave + "' is served by no KME of this network");

@@ -41,7 +41,7 @@ class AuditLog;
 namespace gng::qkd {
 
 struct SiteKmeConfig {
-  std::string pki;  // the network's PKI: peers are kme certificates of its CA, SAEs node/orchestrator
+  std::string pki;  // the network's CA (ca.pem, crl.pem): peers are its kme certificates, SAEs node/orchestrator
   Topology topology;
   std::optional<uint64_t> seed;              // reproducible links (tests); none: the DRBG
   KeyLimits limits;

@@ -39,14 +39,16 @@ std::vector<const LinkPlan*> Topology::links_of(const std::string& id) const {
   return out;
 }
 
-std::vector<std::string> Topology::route(const std::string& from, const std::string& to, const std::set<LinkName>& excluded) const {
-  // Dijkstra on (hops, km), lexicographic; ties beyond that by id, so the route is deterministic.
+std::map<std::string, std::string> Topology::shortest(const std::string& from, const std::string& to,
+                                                     const std::set<LinkName>& excluded) const {
+  // (hops, km), lexicographic; ties beyond that by id, so routes are deterministic.
   using Cost = std::pair<int, double>;
   std::map<std::string, Cost> best;
   std::map<std::string, std::string> prev;
   using Item = std::tuple<Cost, std::string>;
   std::priority_queue<Item, std::vector<Item>, std::greater<>> q;
   best[from] = {0, 0};
+  prev[from] = "";
   q.push({{0, 0}, from});
   while (!q.empty()) {
     const auto [c, at] = q.top();
@@ -65,11 +67,30 @@ std::vector<std::string> Topology::route(const std::string& from, const std::str
       }
     }
   }
-  if (!best.count(to)) return {};
+  return prev;
+}
+
+namespace {
+std::vector<std::string> walk_back(const std::map<std::string, std::string>& prev, const std::string& from, const std::string& to) {
   std::vector<std::string> path{to};
   while (path.back() != from) path.push_back(prev.at(path.back()));
   std::reverse(path.begin(), path.end());
   return path;
+}
+}  // namespace
+
+std::vector<std::string> Topology::route(const std::string& from, const std::string& to, const std::set<LinkName>& excluded) const {
+  const auto prev = shortest(from, to, excluded);
+  if (!prev.count(to)) return {};
+  return walk_back(prev, from, to);
+}
+
+std::map<std::string, std::vector<std::string>> Topology::routes_from(const std::string& from, const std::set<LinkName>& excluded) const {
+  const auto prev = shortest(from, "", excluded);
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& [to, before] : prev)
+    if (to != from) out[to] = walk_back(prev, from, to);
+  return out;
 }
 
 namespace {
@@ -94,16 +115,15 @@ Topology parse_topology(const std::string& text, const std::string& source) {
   for (const auto& k : root["kmes"]) {
     if (!k.IsMap()) throw Error(yaml::where(source, k) + ": each KME is a mapping {id, address, saes}");
     yaml::check_keys(k, source, "a KME", {"id", "address", "saes"});
-    for (const char* key : {"id", "address"})
-      if (!k[key]) throw Error(yaml::where(source, k) + ": a KME needs '" + key + "'");
+    if (!k["id"]) throw Error(yaml::where(source, k) + ": a KME needs 'id'");
     KmeSite s;
     s.id = id_at(k["id"], source, "KME id");
     if (t.kme(s.id)) throw Error(yaml::where(source, k["id"]) + ": KME '" + s.id + "' is listed twice");
-    try {
-      s.address = parse_address(yaml::get<std::string>(k["address"], source, "address"), "address");
-    } catch (const Error& e) {
-      throw Error(yaml::where(source, k["address"]) + ": " + e.what());
-    }
+    if (k["address"]) try {
+        s.address = parse_address(yaml::get<std::string>(k["address"], source, "address"), "address");
+      } catch (const Error& e) {
+        throw Error(yaml::where(source, k["address"]) + ": " + e.what());
+      }
     if (k["saes"]) {
       if (!k["saes"].IsSequence()) throw Error(yaml::where(source, k["saes"]) + ": 'saes' must be a list of SAE ids");
       for (const auto& sae : k["saes"]) {

@@ -9,8 +9,9 @@
 //     - {between: [kme-a, kme-b], km: 25}            # any bb84.h parameter: eve, loss, pulses, …
 //   block_pulses: 0                                  # every link's pulses per block (0: the default)
 //
-// Every error names the file and line: an unknown KME, a link to itself, a link twice, an SAE at
+// A KME that runs needs its address and its peers'. Every error names the file and line: an unknown KME, a link to itself, a link twice, an SAE at
 // two KMEs, a bad address or parameter.
+#include <map>
 #include <set>
 #include <string>
 #include <utility>
@@ -23,7 +24,7 @@ namespace gng::qkd {
 
 struct KmeSite {
   std::string id;
-  Address address;
+  Address address;  // port 0: none given (a plan only simulated: gng qkd network simulate)
   std::vector<std::string> saes;
 };
 
@@ -46,6 +47,13 @@ struct Topology {
   // The fewest hops from `from` to `to` (ties: the shortest fibre), avoiding `excluded` links; the
   // KME ids along it, both ends included; empty when there is none.
   std::vector<std::string> route(const std::string& from, const std::string& to, const std::set<LinkName>& excluded = {}) const;
+  // The same routes from `from` to every KME it reaches (itself excluded), by destination.
+  std::map<std::string, std::vector<std::string>> routes_from(const std::string& from, const std::set<LinkName>& excluded = {}) const;
+
+ private:
+  // Dijkstra on (hops, km) from `from`, stopping at `to` when it is not empty: each KME reached and
+  // the one before it on its route.
+  std::map<std::string, std::string> shortest(const std::string& from, const std::string& to, const std::set<LinkName>& excluded) const;
 };
 
 Topology parse_topology(const std::string& yaml_text, const std::string& source);

@@ -13,6 +13,7 @@
 #include "audit/log.h"
 #include "gng.pb.h"
 #include "qkd/network.h"
+#include "qkd/network_sim.h"
 #include "support/error_of.h"
 
 namespace gng::qkd {
@@ -182,6 +183,54 @@ TEST(QkdTopology, ErrorsNameTheLine) {
             "t.yaml:3: SAE 's' is served by both 'a' and 'b'");
 }
 
+TEST(QkdNetworkSim, RoutesShareLinksAndGoAroundAnEavesdropper) {
+  NetworkSimOptions o;
+  o.trials = 1;
+  const NetworkSim s = simulate_network(ring_topology(4, 10), o);
+  ASSERT_EQ(s.pairs.size(), 6u);
+  double hops = 0, load = 0;
+  for (const auto& p : s.pairs) {
+    EXPECT_EQ(p.reachable, 1);
+    hops += p.hops;
+    EXPECT_GT(p.rate_bps, 0);
+  }
+  for (const auto& l : s.links) {
+    load += l.load;
+    EXPECT_TRUE(l.aborted.empty());
+    EXPECT_GT(l.rate_bps, 0.5 * l.bound_bps);  // finite-size blocks of 2^16 bits
+    EXPECT_LT(l.rate_bps, l.bound_bps);
+  }
+  EXPECT_EQ(hops, 4 * 1 + 2 * 2);  // four neighbours, two opposite pairs
+  EXPECT_EQ(load, hops);           // every hop of every route loads one link
+  // A pair gets its bottleneck link's share.
+  for (const auto& p : s.pairs)
+    if (p.hops == 1) {
+      const LinkSim* l = nullptr;
+      for (const auto& x : s.links)
+        if (x.link == LinkName{p.a, p.b}) l = &x;
+      ASSERT_NE(l, nullptr);
+      EXPECT_DOUBLE_EQ(p.rate_bps, l->rate_bps / l->load);
+    }
+  // An eavesdropper on kme-0–kme-1: no key there, and that pair goes the long way round.
+  o.eavesdropped = {{"kme-0", "kme-1"}};
+  const NetworkSim e = simulate_network(ring_topology(4, 10), o);
+  for (const auto& l : e.links)
+    if (l.link == LinkName{"kme-0", "kme-1"}) {
+      EXPECT_EQ(l.rate_bps, 0);
+      EXPECT_NEAR(l.qber, 0.25, 0.03);
+      EXPECT_EQ(l.load, 0);
+    }
+  for (const auto& p : e.pairs)
+    if (p.a == "kme-0" && p.b == "kme-1") EXPECT_EQ(p.hops, 3);
+  // Every link down: no pair reachable; the star's centre relays every other pair.
+  o = {};
+  o.fail_probability = 1;
+  o.trials = 3;
+  for (const auto& p : simulate_network(star_topology(5, 10), o).pairs) EXPECT_EQ(p.rate_bps, 0);
+  o.fail_probability = 0;
+  EXPECT_NEAR(simulate_network(star_topology(5, 10), o).relayed.at("kme-0"), 6, 1e-9);
+}
+
 TEST(QkdNetwork, DirectLinkKeysReachBothEndsAndTheLinkReportsItself) {
   Network net("  - {between: [kme-a, kme-b], km: 10}\n");
   net::Client co = net.client(pki().orch, "kme-a"), c1 = net.client(pki().n1, "kme-b");
@@ -198,6 +247,8 @@ TEST(QkdNetwork, DirectLinkKeysReachBothEndsAndTheLinkReportsItself) {
   const net::Response r = c2.call("POST", "/api/v1/keys/n1/enc_keys", "{}");
   EXPECT_EQ(r.status, 401);
   EXPECT_NE(r.body.find("SAE 'n2' is not served by KME kme-b"), std::string::npos) << r.body;
+  EXPECT_NE(co.call("POST", "/api/v1/keys/ghost/enc_keys", "{}").body.find("slave SAE 'ghost' is served by no KME of this network"),
+            std::string::npos);
   // The master's KME learns the slave's KME (ETSI Status).
   EXPECT_EQ(json::parse(master.status("n1"))["target_KME_ID"], "kme-b");
   // Both ends ran the same blocks; the QBER is the fibre's (misalignment 1.5 %).

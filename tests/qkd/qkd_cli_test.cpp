@@ -1,6 +1,8 @@
 // `gng qkd simulate` as a user runs it.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include "support/paths.h"
@@ -55,7 +57,37 @@ TEST(QkdCli, BadOptionsExitOneWithAClearMessage) {
   }
   const auto r = test::run(gng + " qkd teleport");
   EXPECT_EQ(r.status, 1);
-  EXPECT_NE(r.out.find("unknown subcommand 'teleport' (expected simulate)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("unknown subcommand 'teleport' (expected simulate or network simulate)"), std::string::npos) << r.out;
+}
+
+TEST(QkdCli, NetworkSimulateOverTheMetroMeshWritesJsonAndAPlot) {
+  const std::string html = testing::TempDir() + "gng-qkd-net-" + std::to_string(getpid()) + ".html";
+  const auto r = test::run(gng + " qkd network simulate " + GNG_SOURCE_DIR + "/examples/qkd/metro-46.yaml --fail 0.05 --trials 5 --eve m00/m07 --json --html " + html);
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_NE(j["simulated"].get<std::string>().find("not photonic hardware"), std::string::npos);
+  EXPECT_EQ(j["pairs"].size(), 46u * 45 / 2);
+  for (const auto& l : j["links"])
+    if (l["a"] == "m00" && l["b"] == "m07") {
+      EXPECT_TRUE(l["eavesdropped"].get<bool>());
+      EXPECT_EQ(l["rate_bps"], 0);
+      EXPECT_NE(l["aborted"].get<std::string>().find("above the abort threshold"), std::string::npos);
+    }
+  const std::string page = test::run("cat " + html).out;
+  EXPECT_NE(page.find("<b>Simulated.</b>"), std::string::npos);
+  EXPECT_NE(page.find("<svg"), std::string::npos);
+  EXPECT_NE(page.find("m00 – m07"), std::string::npos);
+  const auto text = test::run(gng + " qkd network simulate star:5 --km 10");
+  EXPECT_NE(text.out.find("busiest relays: kme-0 (6.0 routes)"), std::string::npos) << text.out;
+  for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
+           {"ring:x", "'ring:x': expected ring:N or star:N with N a number of KMEs"},
+           {"ring:4 --eve kme-0/kme-2", "no link kme-0–kme-2 to put an eavesdropper on"},
+           {"ring:4 --fail 2", "option --fail must be in [0, 1], got 2"},
+           {"/nonexistent.yaml", "/nonexistent.yaml"}}) {
+    const auto bad = test::run(gng + " qkd network simulate " + args);
+    EXPECT_EQ(bad.status, 1) << args;
+    EXPECT_NE(bad.out.find(message), std::string::npos) << args << "\n" << bad.out;
+  }
 }
 
 }  // namespace
