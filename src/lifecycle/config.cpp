@@ -194,7 +194,7 @@ RunConfig RunConfig::from_yaml(const std::string& text, const std::string& sourc
   if (const auto n = root["nodes"]) {
     if (!n.IsMap()) throw Error(where(source, n) + ": nodes must be a mapping, e.g. {local: 3} or {min: 2, wait: 10m}");
     if (n["count"]) throw Error(where(source, n["count"]) + ": nodes.count is now nodes.local (local node processes)");
-    check_keys(n, source, "nodes", {"local", "min", "wait", "listen", "partition", "alpha", "link_km", "eavesdropper"});
+    check_keys(n, source, "nodes", {"local", "min", "wait", "listen", "partition", "alpha", "link_km", "eavesdropper", "kme"});
     if (n["local"]) c.nodes = static_cast<int>(number(n["local"], source, "nodes.local", 0, 64));
     c.min_nodes = n["min"] ? static_cast<int>(number(n["min"], source, "nodes.min", 1, 10000)) : c.nodes;
     if (n["wait"]) c.wait_s = yaml::seconds(n["wait"], source, "nodes.wait", 1, 7 * 86400);
@@ -209,6 +209,14 @@ RunConfig RunConfig::from_yaml(const std::string& text, const std::string& sourc
     if (n["alpha"]) c.alpha = number(n["alpha"], source, "nodes.alpha", 1e-3, 1e6);
     if (n["link_km"]) c.link_km = number(n["link_km"], source, "nodes.link_km", 0, 1000);
     if (n["eavesdropper"]) c.eavesdropper = number(n["eavesdropper"], source, "nodes.eavesdropper", 0, 1);
+    if (n["kme"]) {
+      c.kme = parse_address(get<std::string>(n["kme"], source, "nodes.kme"), where(source, n["kme"]) + ": nodes.kme");
+      if (c.nodes > 0)
+        throw Error(where(source, n["kme"]) + ": nodes.kme names the orchestrator site's KME of your QKD network, whose sites "
+                    "bring their own; local nodes get KMEs from the run instead: drop one of nodes.kme and nodes.local");
+      for (const char* k : {"link_km", "eavesdropper"})
+        if (n[k]) throw Error(where(source, n[k]) + ": nodes." + k + " shapes the run's own KMEs; with nodes.kme your QKD network's topology does");
+    }
   }
   if (root["pki"]) {
     c.pki = get<std::string>(root["pki"], source, "pki");

@@ -89,9 +89,13 @@ struct RunConfig {
   int sites() const { return std::max(nodes, min_nodes); }
   std::string partition = "iid";
   double alpha = 0.5;
-  // The simulated BB84 links behind the run's local KME (when the policy wants QKD): fibre length
-  // and the fraction of pulses an intercept-resend eavesdropper measures.
+  // QKD keys (when the policy wants them). Embedded default: the run starts a KME per site on this
+  // machine (`gng kme --topology` processes: the orchestrator's and one per local node, linked in a
+  // star) over simulated BB84 links of this length, an intercept-resend eavesdropper measuring this
+  // fraction of pulses. With kme (HOST:PORT), the orchestrator's site KME of the operator's own
+  // QKD network instead, whose sites name theirs in their node.yaml; then no local nodes.
   double link_km = 25, eavesdropper = 0;
+  Address kme;  // port 0: none
   // federation (with nodes): after each cycle's selection the promoted model is refined across the
   // nodes for `rounds` rounds of local training (epochs over samples per node) and aggregation by
   // `rule` (fedavg | trimmed_mean | median | krum; trim, byzantine, multi: Multi-Krum's m), FedProx

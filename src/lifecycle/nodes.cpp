@@ -24,27 +24,88 @@ NodePool::NodePool(RunState& run) : run_(run) {}
 
 NodePool::~NodePool() { stop(); }
 
-void NodePool::start_kme(const std::string& pki, const secure::Identity& me, const secure::TrustStore& trust) {
-  if (run_.policy.qkd == "off" || kme_server_) return;
-  if (!fs::exists(fs::path(pki) / "issued" / "kme.pem")) secure::pki_issue(pki, {"kme", "kme"});  // once per run
-  qkd::KmeConfig kc;
-  kc.pki = pki;
-  kc.link.km = run_.c.link_km;
-  kc.link.eve_fraction = run_.c.eavesdropper;
-  auto kme = std::make_unique<qkd::Kme>("kme", kc);
-  auto server = std::make_unique<net::Server>(secure::load_identity(pki, "kme"), trust, qkd::kme_limits());
-  kme->mount(*server);
-  kme_port_ = server->listen("127.0.0.1", 0);
-  kme_ = std::move(kme);
-  kme_server_ = std::move(server);
-  // The orchestrator's own keys, shared by its clients of every node (one KME connection).
+namespace {
+
+// A port free on loopback now (bound to 0, then let go) for a KME whose peers must know it first.
+int free_port(const secure::Identity& me, const secure::TrustStore& trust) {
+  net::Server probe(me, trust);
+  const int port = probe.listen("127.0.0.1", 0);
+  probe.stop();
+  return port;
+}
+
+}  // namespace
+
+void NodePool::start_kmes(const std::string& pki) {
+  if (run_.policy.qkd == "off" || orchestrator_qkd_.for_sending) return;
   net::Limits quick;
   quick.nodelay = true;  // key requests are small: no waiting on Nagle and delayed ACKs
-  orchestrator_qkd_ = qkd::kme_access(std::make_unique<net::Client>(me, trust, "127.0.0.1", kme_port_, quick),
-                                              run_.policy.qkd == "required");
-  run_.note(-1, "kme", "QKD " + run_.policy.qkd + ": KME on 127.0.0.1:" + std::to_string(kme_port_) +
-                           " (ETSI GS QKD 014; simulated BB84 links, " + fixed(run_.c.link_km, 0) + " km" +
+  const bool required = run_.policy.qkd == "required";
+  if (run_.c.kme.port) {  // the operator's QKD network
+    orchestrator_qkd_ = qkd::kme_access(std::make_unique<net::Client>(me_, trust_, run_.c.kme.host, run_.c.kme.port, quick), required);
+    run_.note(-1, "kme", "QKD " + run_.policy.qkd + ": the orchestrator site's KME is " + run_.c.kme.text() +
+                             " (ETSI GS QKD 014; its network's links as the operator runs them)");
+    return;
+  }
+  // The embedded default: a KME per site on this machine, linked in a star to the orchestrator's.
+  const fs::path dir = fs::path(run_.dir) / "qkd";
+  fs::create_directories(dir);
+  std::vector<std::string> saes{me_.id()};
+  for (int k = 0; k < run_.c.nodes; ++k) saes.push_back("n" + std::to_string(k + 1));
+  std::ostringstream topo;
+  topo << "# The run's QKD network (written by gng run): a KME per site, simulated BB84 links.\nkmes:\n";
+  for (const auto& sae : saes) {
+    kme_ports_[sae] = free_port(me_, trust_);
+    topo << "  - {id: kme-" << sae << ", address: 127.0.0.1:" << kme_ports_[sae] << ", saes: [" << sae << "]}\n";
+  }
+  topo << "links:\n";
+  for (std::size_t i = 1; i < saes.size(); ++i)
+    topo << "  - {between: [kme-" << saes[0] << ", kme-" << saes[i] << "], km: " << run_.c.link_km << ", eve: " << run_.c.eavesdropper << "}\n";
+  const std::string topology = (dir / "topology.yaml").string();
+  write_file_atomic(topology, topo.str());
+  for (const auto& sae : saes) {
+    const std::string id = "kme-" + sae;
+    if (!fs::exists(fs::path(pki) / "issued" / (id + ".pem"))) secure::pki_issue(pki, {"kme", id});
+    const std::string log = (dir / (id + ".log")).string(), audit = (dir / id).string();
+    fs::create_directories(audit);
+    const pid_t pid = fork();
+    if (pid == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (!freopen(log.c_str(), "a", stdout) || !freopen(log.c_str(), "a", stderr)) _exit(126);
+      execl("/proc/self/exe", "gng", "kme", "--pki", pki.c_str(), "--id", id.c_str(), "--topology", topology.c_str(), "--audit",
+            audit.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    if (pid < 0) throw Error("cannot start KME " + id + ": fork failed");
+    kme_pids_.push_back(pid);
+  }
+  // Each serves once its log says so (or it has ended: its log says why).
+  for (std::size_t i = 0; i < saes.size(); ++i) {
+    const std::string log = (dir / ("kme-" + saes[i] + ".log")).string();
+    for (int t = 0;; ++t) {
+      const std::string said = fs::exists(log) ? read_file(log) : "";
+      if (said.find("serving ETSI GS QKD 014") != std::string::npos) break;
+      if (waitpid(kme_pids_[i], nullptr, WNOHANG) == kme_pids_[i] || t > 300) {
+        kme_pids_[i] = -1;
+        throw Error("KME kme-" + saes[i] + " did not start: " + (said.empty() ? "no log" : said));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  orchestrator_qkd_ = qkd::kme_access(std::make_unique<net::Client>(me_, trust_, "127.0.0.1", kme_ports_.at(me_.id()), quick), required);
+  run_.note(-1, "kme", "QKD " + run_.policy.qkd + ": a KME per site on 127.0.0.1 (" + std::to_string(saes.size()) +
+                           " gng kme processes, " + topology + "; ETSI GS QKD 014, BB84 post-processing between the KMEs over " +
+                           "PQ-TLS; simulated BB84 links, " + fixed(run_.c.link_km, 0) + " km" +
                            (run_.c.eavesdropper > 0 ? ", eavesdropper on " + fixed(run_.c.eavesdropper, 2) : "") + ")");
+}
+
+void NodePool::stop_kmes() {
+  for (const pid_t pid : kme_pids_)
+    if (pid > 0) kill(pid, SIGTERM);
+  for (const pid_t pid : kme_pids_)
+    if (pid > 0) waitpid(pid, nullptr, 0);
+  kme_pids_.clear();
+  kme_ports_.clear();
 }
 
 namespace {
@@ -66,7 +127,8 @@ std::string NodePool::node_yaml(int k, const std::string& pki, const std::string
     << "\ndata: " << c.data_dir << "\nshard: {index: " << k << ", of: " << c.nodes << ", partition: " << c.partition
     << ", alpha: " << c.alpha << ", seed: " << c.seed << "}\nvalidation: " << std::max<std::size_t>(1, c.validation / c.nodes)
     << "\ntrain_limit: " << c.train_limit << "\nholdout: " << c.validation << "\n";  // the orchestrator's validation images are in no shard
-  if (kme_server_) y << "kme: 127.0.0.1:" << kme_port_ << "\nqkd: " << run_.policy.qkd << "\n";
+  if (const auto it = kme_ports_.find(sites_[static_cast<std::size_t>(k)].id); it != kme_ports_.end())
+    y << "kme: 127.0.0.1:" << it->second << "\nqkd: " << run_.policy.qkd << "\n";
   return y.str();
 }
 
@@ -116,7 +178,7 @@ int NodePool::listen(const Task& task) {
   const std::string pki = run_.pki_dir();
   me_ = secure::load_identity(pki, "orchestrator");
   trust_ = secure::TrustStore::load(pki);
-  start_kme(pki, me_, trust_);
+  start_kmes(pki);
   node::Hub::Options o;
   o.listen = run_.c.listen;
   auto hub = std::make_unique<node::Hub>(me_, trust_, o);
@@ -281,8 +343,7 @@ void NodePool::stop(const std::string& ended) {
   if (hub_) hub_->stop();
   hub_.reset();
   orchestrator_qkd_ = {};
-  kme_server_.reset();  // after the nodes, whose KME connections are gone with them
-  kme_.reset();
+  stop_kmes();  // after the nodes, whose KME connections are gone with them
 }
 
 }  // namespace gng

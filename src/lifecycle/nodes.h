@@ -5,9 +5,11 @@
 // remote site enrolled with the run's CA and holding its own data. A site whose data does not fit
 // the run's task (input shape, classes), or that cannot take QKD keys the policy requires, is
 // refused when it joins. The roster (who joined, their data, first and last seen, state) is kept
-// in the registry; each join, refusal and loss is a decision in the audit trail. The run's KME
-// (ETSI GS QKD 014 over PQ-TLS, in this process, fed by simulated BB84 links) serves the local
-// nodes when the policy wants QKD keys.
+// in the registry; each join, refusal and loss is a decision in the audit trail. When the policy
+// wants QKD keys, every site has a KME of its own (ETSI GS QKD 014 over PQ-TLS, qkd/network.h): the
+// embedded default starts them here as `gng kme --topology` processes (the orchestrator's and one
+// per local node, linked in a star over simulated BB84 links, in runs/<id>/qkd/), or nodes.kme
+// names the orchestrator site's KME of the operator's own QKD network.
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -21,10 +23,6 @@
 #include "node/node.h"
 
 namespace gng {
-
-namespace qkd {
-class Kme;
-}
 
 // What every site's data must be: the run's task.
 struct Task {
@@ -68,7 +66,8 @@ class NodePool {
     pid_t pid = -1;                            // a local node's process
     std::unique_ptr<node::NodeClient> client;  // null while the site is down
   };
-  void start_kme(const std::string& pki, const secure::Identity& me, const secure::TrustStore& trust);
+  void start_kmes(const std::string& pki);  // the orchestrator's KME access, and the local sites' KMEs
+  void stop_kmes();
   std::string node_yaml(int k, const std::string& pki, const std::string& home) const;
   std::string admit(const node::SiteInfo& s) const;
   void changed(const node::SiteInfo& s);
@@ -80,10 +79,9 @@ class NodePool {
   RunState& run_;
   Task task_;
   std::vector<Site> sites_;
-  std::unique_ptr<qkd::Kme> kme_;
-  std::unique_ptr<net::Server> kme_server_;
-  int kme_port_ = 0;
-  qkd::Keys orchestrator_qkd_;  // its keys from that KME; none when QKD is off
+  std::map<std::string, int> kme_ports_;  // the run's own KMEs: by the SAE each serves
+  std::vector<pid_t> kme_pids_;
+  qkd::Keys orchestrator_qkd_;            // its keys from its site's KME; none when QKD is off
   std::unique_ptr<node::Hub> hub_;
   int hub_port_ = 0;
   secure::Identity me_;

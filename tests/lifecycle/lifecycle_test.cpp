@@ -170,6 +170,11 @@ TEST(Config, RejectsMalformedSettingsWithFileAndLine) {
   EXPECT_EQ(Policy::from_yaml("approval: auto\n", "p.yaml").qkd, "required");
   EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {local: 2, eavesdropper: 2}\n", "r.yaml", "", ""); }),
             "r.yaml:3: 'nodes.eavesdropper' must be in [0, 1], got 2");
+  EXPECT_EQ(RunConfig::from_yaml("space: s\npolicy: p\nnodes: {min: 2, kme: '10.0.0.1:8443'}\n", "r.yaml", "", "").kme.text(), "10.0.0.1:8443");
+  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {local: 2, kme: '10.0.0.1:8443'}\n", "r.yaml", "", ""); }).substr(0, 52),
+            "r.yaml:3: nodes.kme names the orchestrator site's KM");
+  EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {min: 2, kme: '10.0.0.1:8443', link_km: 5}\n", "r.yaml", "", ""); }),
+            "r.yaml:3: nodes.link_km shapes the run's own KMEs; with nodes.kme your QKD network's topology does");
   EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nnodes: {local: 2, partition: shuffled}\n", "r.yaml", "", ""); }),
             "r.yaml:3: nodes.partition must be iid or dirichlet, got 'shuffled'");
   EXPECT_EQ(error_of([] { RunConfig::from_yaml("space: s\npolicy: p\nfederation: {rounds: 2}\n", "r.yaml", "", ""); }),
@@ -562,8 +567,17 @@ TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
     }
   EXPECT_GE(at_orchestrator, 4u + 16u);
   int kme = 0;
-  for (const auto& d : reg.decisions()) kme += d.kind == "kme" && d.text.find("QKD required: KME on 127.0.0.1:") == 0;
+  for (const auto& d : reg.decisions()) kme += d.kind == "kme" && d.text.find("QKD required: a KME per site on 127.0.0.1 (3 gng kme processes") == 0;
   EXPECT_EQ(kme, 1);
+  // Each site's own KME delivered keys to it; the orchestrator's KME holds none of the nodes' keys.
+  EXPECT_TRUE(std::filesystem::exists(box.run_dir() + "/qkd/topology.yaml"));
+  for (const char* k : {"kme-orchestrator", "kme-n1", "kme-n2"}) {
+    audit::AuditLog kme_log(box.run_dir() + "/qkd/" + k + "/audit.db", false);
+    std::size_t delivered = 0;
+    for (const auto& e : kme_log.entries(0, kme_log.size())) delivered += e.kind == "qkd-delivered";
+    EXPECT_GT(delivered, 0u) << k;
+  }
+  EXPECT_NE(test::run("pgrep -f '" + box.run_dir() + "/[q]kd/topology.yaml'").status, 0) << "a KME outlived the run";
   // The report says which parts were simulated.
   EXPECT_NE(read_file(box.run_dir() + "/report.html").find("QKD keys from a simulated BB84 link"), std::string::npos);
   // n1 came back, and no node outlives the run.
