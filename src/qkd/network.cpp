@@ -137,6 +137,7 @@ struct SiteKme::Link {
   uint64_t stream = 0;      // bytes pooled in this session: the next block's offset
   bool up = false;      // a session, and its last block (if any) gave key
   bool failed = false;  // the session was lost or the last block aborted: routes avoid the link
+  bool loss_audited = false;  // Alice: the trail says the link is down (once, not every retry)
   std::string state = "no session yet";
   double qber = 0;  // the last block's estimate
   uint64_t blocks_run = 0, blocks_aborted = 0, secret_bits = 0, keys_out = 0, keys_in = 0;
@@ -326,6 +327,7 @@ void SiteKme::run_link(Link& l) {
         std::lock_guard lock(l.mu);
         l.reset(h.session(), "");
         l.next_block = blocks_total;
+        l.loss_audited = false;
         audit("qkd-link", {{"peer", l.peer}, {"session", h.session()}, {"event", "session opened"}});
       }
       {
@@ -350,12 +352,15 @@ void SiteKme::run_link(Link& l) {
       }
     } catch (const std::exception& e) {
       ++blocks_total;  // a block index is never used twice, even half way
+      bool note;
       {
         std::lock_guard lock(l.mu);
         l.reset("", std::string("down: ") + e.what());
+        note = !l.loss_audited;
+        l.loss_audited = true;
       }
       if (stopping_) break;
-      audit("qkd-link", {{"peer", l.peer}, {"event", "session lost"}, {"reason", e.what()}});
+      if (note) audit("qkd-link", {{"peer", l.peer}, {"event", "session lost"}, {"reason", e.what()}});
       pause(backoff);
       backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
     }

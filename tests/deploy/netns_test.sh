@@ -3,7 +3,10 @@
 # orchestrator's host only through its own veth link (198.18.x.0/24, a benchmarking range), with
 # its own folder and its own key. It enrols over that link with a one-time token (gng pki serve),
 # dials in, trains, and leaves when the run is over (--once). Nothing is shared with the
-# orchestrator but the CA certificate and the network. Needs root (ip netns); 77 when it cannot.
+# orchestrator but the CA certificate and the network. Each site, and the orchestrator's, has a
+# KME of its own (gng kme --topology) in its namespace; the run's policy requires QKD keys, which
+# the KMEs distil between themselves over the same links (simulated BB84 links). Needs root (ip
+# netns); 77 when it cannot.
 #
 # usage: netns_test.sh GNG_BINARY SOURCE_DIR
 set -euo pipefail
@@ -36,6 +39,8 @@ cleanup() {
 trap cleanup EXIT
 hub_port=$(free_port)
 enrol_port=$(free_port)
+kme_port=$(free_port)   # the orchestrator's KME, on this host
+site_kme_port=$(free_port)  # each site's KME, in its namespace
 host_of() { echo "198.18.$((net)).$((4 * $1 + 1))"; }   # the orchestrator's end of site k's link
 site_of() { echo "198.18.$((net)).$((4 * $1 + 2))"; }   # the site's end
 
@@ -70,9 +75,40 @@ for k in 1 2 3; do
     "$k" "$dir/site-$k" "$dir/site-$k" "$(host_of $k)" "$hub_port" $((k - 1)) >"$dir/site-$k/node.yaml"
 done
 
+# A KME per site. The operator issues their certificates here (the enrolment service signs node
+# certificates only) and hands each site its KME's. Each KME reads the network's plan with the
+# addresses its own host reaches the others by; blocks of about 2^16 sifted bits keep it quick.
+topology() {  # $1: the site whose view it is (0: the orchestrator's host)
+  local k
+  echo "kmes:"
+  if [ "$1" = 0 ]; then echo "  - {id: kme-orchestrator, address: 0.0.0.0:$kme_port, saes: [orchestrator]}"
+  else echo "  - {id: kme-orchestrator, address: $(host_of "$1"):$kme_port, saes: [orchestrator]}"; fi
+  for k in 1 2 3; do
+    if [ "$1" = "$k" ]; then echo "  - {id: kme-site-$k, address: 0.0.0.0:$site_kme_port, saes: [site-$k]}"
+    else echo "  - {id: kme-site-$k, address: $(site_of $k):$site_kme_port, saes: [site-$k]}"; fi
+  done
+  echo "block_pulses: 4200000"
+  echo "links:"
+  for k in 1 2 3; do echo "  - {between: [kme-orchestrator, kme-site-$k], km: 25}"; done
+}
+"$gng" pki issue "$dir/ca" --role kme --id kme-orchestrator >/dev/null
+topology 0 >"$dir/topology.yaml"
+"$gng" kme --pki "$dir/ca" --id kme-orchestrator --topology "$dir/topology.yaml" --audit "$dir/kme-orchestrator" >"$dir/kme-orchestrator.log" 2>&1 &
+pids+=($!)
+for k in 1 2 3; do
+  "$gng" pki issue "$dir/ca" --role kme --id "kme-site-$k" >/dev/null
+  mv "$dir/ca/issued/kme-site-$k.key.pem" "$dir/site-$k/issued/"
+  cp "$dir/ca/issued/kme-site-$k.pem" "$dir/site-$k/issued/"
+  topology "$k" >"$dir/site-$k/topology.yaml"
+  ip netns exec "gng$tag-$k" "$gng" kme --pki "$dir/site-$k" --id "kme-site-$k" --topology "$dir/site-$k/topology.yaml" \
+    --audit "$dir/site-$k/kme" >"$dir/kme-site-$k.log" 2>&1 &
+  pids+=($!)
+  printf 'kme: 127.0.0.1:%d\nqkd: required\n' "$site_kme_port" >>"$dir/site-$k/node.yaml"
+done
+
 cp "$src/tests/lifecycle/data/tiny.yaml" "$src/tests/lifecycle/data/tiny-policy.yaml" "$dir/"
-printf 'pki: ca\nnodes: {min: 3, wait: 2m, listen: 0.0.0.0:%d}\n' "$hub_port" >>"$dir/tiny.yaml"
-echo 'qkd: off' >>"$dir/tiny-policy.yaml"
+printf 'pki: ca\nnodes: {min: 3, wait: 2m, listen: 0.0.0.0:%d, kme: 127.0.0.1:%d}\n' "$hub_port" "$kme_port" >>"$dir/tiny.yaml"
+echo 'qkd: required' >>"$dir/tiny-policy.yaml"
 "$gng" run "$dir/tiny.yaml" --runs "$dir/runs" >"$dir/run.log" 2>&1 &
 run_pid=$!
 sites=()
@@ -97,6 +133,17 @@ for k in 1 2 3; do
   grep -Eq "^site-$k +(up|lost) +$(site_of $k | sed 's/\./\\./g'):[0-9]+ +1x28x28" <<<"$roster" || fail "site-$k did not dial in from its own host $(site_of $k)"
   grep -q "site-$k enrolled from $(site_of $k | sed 's/\./\\./g'):" "$dir/enrol.log" || { show_logs; fail "the enrolment service did not record site-$k"; }
 done
+# Every model exchange was keyed by QKD: the sites' KMEs received keys from the orchestrator's and
+# the orchestrator's from theirs, each over its own link.
+exchanges=$("$gng" audit show "$dir"/runs/*/ | grep -E '^ +[0-9]+ +[^ ]+ +exchange ' || true)
+[ -n "$exchanges" ] || fail "the run's trail holds no exchange"
+! grep -vq '"mode":"qkd+pqc"' <<<"$exchanges" || fail "an exchange went without a QKD key: $(grep -v '"mode":"qkd+pqc"' <<<"$exchanges" | head -1)"
+for k in orchestrator 1 2 3; do
+  trail=$dir/site-$k/kme
+  [ "$k" = orchestrator ] && trail=$dir/kme-orchestrator
+  shown=$("$gng" audit show "$trail")  # not piped into grep -q: pipefail would see gng's SIGPIPE
+  grep -Eq ' qkd-delivered ' <<<"$shown" || { show_logs; fail "the KME in $trail received no key"; }
+done
 # A site's host reaches the orchestrator's end of its own link, and no other site's.
 ip netns exec "gng$tag-1" bash -c "exec 3<>/dev/tcp/$(site_of 2)/$hub_port" 2>/dev/null && fail "site-1 reached site-2's host"
-echo "PASS: three sites on three network namespaces enrolled with tokens, dialled in and finished the run"
+echo "PASS: three sites on three network namespaces enrolled with tokens, dialled in with KMEs of their own and finished the run on QKD keys"
