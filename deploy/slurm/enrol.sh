@@ -3,6 +3,8 @@
 # directory WORK/sites/ID holding its own key (made there by `gng node init`; it never leaves that
 # directory), its certificate signed by the CA, and the CA certificate and deny list. On a cluster
 # whose nodes share WORK this stands for what each site does where it lives (docs: README, "Sites").
+# Each site's KME (grid.sbatch with KME_PORT) gets an identity too, kme-ID, issued by the CA and its
+# key moved into the site's directory; the orchestrator's KME, kme-orchestrator, stays in WORK/ca.
 #
 # usage: enrol.sh WORK ID...        (GNG: the gng binary, default `gng` on PATH)
 set -euo pipefail
@@ -22,5 +24,11 @@ for id in "$@"; do
     [ -f "$work/ca/issued/$id.pem" ] || "$gng" pki sign "$work/ca" "$home/$id.csr.pem" --role node >/dev/null
     cp "$work/ca/issued/$id.pem" "$home/issued/$id.pem"
   fi
+  if [ ! -f "$home/issued/kme-$id.pem" ]; then
+    "$gng" pki issue "$work/ca" --role kme --id "kme-$id" >/dev/null
+    mv "$work/ca/issued/kme-$id.key.pem" "$home/issued/"
+    cp "$work/ca/issued/kme-$id.pem" "$home/issued/"
+  fi
   cp "$work/ca/ca.pem" "$work/ca/crl.pem" "$home/"
 done
+[ -f "$work/ca/issued/kme-orchestrator.pem" ] || "$gng" pki issue "$work/ca" --role kme --id kme-orchestrator >/dev/null

@@ -31,11 +31,14 @@ int site_kme(const Args& args, const secure::Identity& me) {
   const sigset_t stop = block_stop_signals();
   net::Server server(me, secure::TrustStore::load(config.pki), qkd::site_kme_limits());
   kme.mount(server);
-  const int bound = server.listen(self->address.host, self->address.port);
+  // Peers dial the topology's address; --listen may bind another (0.0.0.0 behind that address).
+  const Address bind = args.has("listen") ? parse_address(args.str("listen"), "--listen") : self->address;
+  if (bind.port == 0 && !args.has("listen")) throw Error(args.str("topology") + ": gives KME '" + me.id() + "' no address to listen on");
+  const int bound = server.listen(bind.host, bind.port);
   kme.start();
   std::printf("gng kme '%s' serving ETSI GS QKD 014 on https://%s/api/v1/keys/ for %zu SAE(s), %zu link(s) "
               "(simulated BB84 links; post-processing with the peer KMEs)\n",
-              me.id().c_str(), Address{self->address.host, bound}.text().c_str(), self->saes.size(),
+              me.id().c_str(), Address{bind.host, bound}.text().c_str(), self->saes.size(),
               config.topology.links_of(me.id()).size());
   std::fflush(stdout);
   const int sig = wait_for_stop(stop);
@@ -51,7 +54,7 @@ int kme(const std::vector<std::string>& argv) {
   Args args("gng kme");
   args.option("pki", "the PKI directory (gng pki init)")
       .option("id", "this KME's certificate id (issued with --role kme)")
-      .option("listen", "HOST:PORT or [IPV6]:PORT to serve on (default 127.0.0.1:8443; port 0: any free one)")
+      .option("listen", "HOST:PORT or [IPV6]:PORT to serve on (default 127.0.0.1:8443, with --topology its address there; port 0: any free one)")
       .option("km", "fibre length of every simulated link (default 25)")
       .option("eve", "intercept-resend eavesdropper on this fraction of pulses (default 0)")
       .option("seed", "reproducible simulated links (default: OpenSSL's DRBG)")
@@ -62,7 +65,7 @@ int kme(const std::vector<std::string>& argv) {
   if (args.has("help")) {
     std::printf(
         "usage: gng kme --pki DIR --id KME_ID [--listen HOST:PORT] [--km L] [--eve F] [--seed S]\n"
-        "       gng kme --pki DIR --id KME_ID --topology FILE [--audit DIR] [--seed S]\n\n"
+        "       gng kme --pki DIR --id KME_ID --topology FILE [--listen HOST:PORT] [--audit DIR] [--seed S]\n\n"
         "Serves GET .../status, POST|GET .../enc_keys, POST|GET .../dec_keys under /api/v1/keys/{SAE_ID}/\n"
         "(ETSI GS QKD 014 v1.1.1) over TLS 1.3 with X25519MLKEM768 and mutual ML-DSA certificates.\n"
         "Keys come from simulated BB84 links (a model, not photonic hardware). Alone, one process plays\n"
@@ -77,7 +80,7 @@ int kme(const std::vector<std::string>& argv) {
   const secure::Identity me = secure::load_identity(args.str("pki"), args.str("id"));
   if (me.role() != "kme") throw Error("'" + me.id() + "' has a " + me.role() + " certificate, not a kme one");
   if (args.has("topology")) {
-    for (const char* o : {"listen", "km", "eve"})
+    for (const char* o : {"km", "eve"})
       if (args.has(o)) throw Error(std::string("--") + o + " comes from the topology file with --topology");
     return site_kme(args, me);
   }

@@ -33,6 +33,8 @@ ctld_port=$(free_port)
 slurmd_port=$(free_port)
 for k in 1 2 3; do (exec 3<>"/dev/tcp/127.0.0.1/$((slurmd_port + k))") 2>/dev/null && slurmd_port=$(free_port); done
 hub_port=$(free_port)
+kme_port=$(free_port)  # the KMEs: kme_port + task
+for k in 1 2 3; do (exec 3<>"/dev/tcp/127.0.0.1/$((kme_port + k))") 2>/dev/null && fail "port $((kme_port + k)) is taken"; done
 
 mungekey --create --keyfile="$dir/munge.key" 2>/dev/null || dd if=/dev/urandom of="$dir/munge.key" bs=1 count=128 2>/dev/null
 chmod 600 "$dir/munge.key"
@@ -90,13 +92,13 @@ for k in 1 2 3; do
   printf 'shard: {index: %d, of: 3}\ntrain_limit: 1500\nvalidation: 100\n' $((k - 1)) > "$work/sites/site-$k/site.yaml"
 done
 cp "$src/tests/lifecycle/data/tiny.yaml" "$src/tests/lifecycle/data/tiny-policy.yaml" "$work/"
-printf 'pki: ca\nnodes: {min: 3, wait: 2m, listen: 0.0.0.0:%d}\n' "$hub_port" >> "$work/tiny.yaml"
-# QKD keys come from a KME inside each site (issue 19); the run's own KME serves only its host.
-grep -q '^qkd:' "$work/tiny-policy.yaml" || echo 'qkd: off' >> "$work/tiny-policy.yaml"
+printf 'pki: ca\nnodes: {min: 3, wait: 2m, listen: 0.0.0.0:%d, kme: 127.0.0.1:%d}\n' "$hub_port" "$kme_port" >> "$work/tiny.yaml"
+# QKD keys from a KME per task, which distil them between themselves (simulated BB84 links).
+echo 'qkd: required' >> "$work/tiny-policy.yaml"
 
 set +e
 GNG=$gng sbatch --wait --nodes=4 --ntasks=4 --ntasks-per-node=1 --output="$dir/job.out" \
-  "$src/deploy/slurm/grid.sbatch" "$work" "$work/tiny.yaml" "$hub_port" > "$dir/sbatch.out" 2>&1
+  "$src/deploy/slurm/grid.sbatch" "$work" "$work/tiny.yaml" "$hub_port" "$kme_port" > "$dir/sbatch.out" 2>&1
 status=$?
 set -e
 [ "$status" = 0 ] || { cat "$dir/sbatch.out"; show_logs "$dir/job.out"; fail "sbatch --wait returned $status"; }
@@ -104,10 +106,17 @@ run=$(ls -d "$work"/runs/*/ | head -1)
 [ -n "$run" ] || { show_logs "$dir/job.out"; fail "no run folder"; }
 roster=$("$gng" nodes "$run")
 echo "$roster"
-grep -q "orchestrator on n0 (127.0.0.1:$hub_port), 3 site(s)" "$dir/job.out" || { show_logs "$dir/job.out"; fail "the job did not start the orchestrator on n0"; }
+grep -q "orchestrator on n0 (127.0.0.1:$hub_port), 3 site(s), a KME per task from port $kme_port" "$dir/job.out" || { show_logs "$dir/job.out"; fail "the job did not start the orchestrator on n0"; }
 for k in 1 2 3; do
   grep -Eq "^site-$k +(up|lost) +127\.0\.0\.1:" <<<"$roster" || fail "site-$k is not on the roster"
   grep -q "gng node 'site-$k': left: the run it served is over" "$dir/job.out" || { show_logs "$dir/job.out"; fail "site-$k did not leave when the run ended"; }
 done
 grep -q "end: finished" "$dir/job.out" || { show_logs "$dir/job.out"; fail "the run did not finish"; }
-echo "PASS: a 4-node Slurm cluster ran the grid as one job"
+# Every exchange keyed by QKD; every task's KME received keys from another's.
+exchanges=$("$gng" audit show "$run" | grep -E '^ +[0-9]+ +[^ ]+ +exchange ' || true)
+[ -n "$exchanges" ] && ! grep -vq '"mode":"qkd+pqc"' <<<"$exchanges" || { show_logs "$dir/job.out"; fail "an exchange went without a QKD key"; }
+for id in orchestrator site-1 site-2 site-3; do
+  shown=$("$gng" audit show "$work/kmes/kme-$id")
+  grep -q ' qkd-delivered ' <<<"$shown" || { show_logs "$dir/job.out" "$work/kmes/kme-$id.log"; fail "kme-$id received no key"; }
+done
+echo "PASS: a 4-node Slurm cluster ran the grid as one job, a KME per task"
