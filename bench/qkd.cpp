@@ -17,7 +17,6 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -37,16 +36,6 @@ double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock:
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
-}
-
-double median_time(int reps, const std::function<void()>& f) {
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    const double t0 = now_s();
-    f();
-    t.push_back(now_s() - t0);
-  }
-  return median(t);
 }
 
 std::vector<double> parse_km(const std::string& text) {
@@ -167,39 +156,51 @@ int main(int argc, char** argv) {
   std::printf("\n2. relay latency per hop (a key of 256 bits from orch at kme-a; medians of %d)\n", reps);
   Params p;
   p.km = 10;
-  p.pulses = pulses_for_sifted(p, 1 << 16);
+  p.pulses = pulses_for_sifted(p, 1 << 18);
   {
-    Grid g(pki, 4, {{0, p}, {1, p}, {2, p}}, 64u << 10);
+    // Pools large enough for every request here, full before measuring: no block runs meanwhile
+    // (refills start below half the pool).
+    const std::size_t pool = std::size_t{64} * static_cast<std::size_t>(reps) * 4 + (64u << 10);
+    Grid g(pki, 4, {{0, p}, {1, p}, {2, p}}, pool);
     for (int i = 0; i < 3; ++i)
-      while (g.link(i, i + 1)["pool_bytes"]["mine"].get<int>() < (32 << 10)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      for (int side : {i, i + 1})
+        while (g.link(side, side == i ? i + 1 : i)["pool_bytes"]["mine"].get<std::size_t>() < pool)
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
     const secure::Identity orch = secure::load_identity(pki, "orch");
     net::Client to_a(orch, secure::TrustStore::load(pki), "127.0.0.1", g.ports[0], kme_limits());  // TCP_NODELAY, as SAEs do
     KmeClient master(to_a);
-    double last = 0;
-    for (int hops = 1; hops <= 3; ++hops) {
-      const double t = median_time(reps, [&] { master.enc_keys(Grid::sae(hops), 1, 256); });
+    for (int hops = 1; hops <= 3; ++hops) master.enc_keys(Grid::sae(hops), 1, 256);  // connections made
+    std::map<int, std::vector<double>> t;  // interleaved: 1, 2, 3 hops in turn
+    for (int r = 0; r < reps; ++r)
+      for (int hops = 1; hops <= 3; ++hops) {
+        const double t0 = now_s();
+        master.enc_keys(Grid::sae(hops), 1, 256);
+        t[hops].push_back(now_s() - t0);
+      }
+    for (int hops = 1; hops <= 3; ++hops)
       if (hops == 1)
-        std::printf("   %d hop:  %7.2f ms\n", hops, 1e3 * t);
+        std::printf("   1 hop:  %7.2f ms\n", 1e3 * median(t[1]));
       else
-        std::printf("   %d hops: %7.2f ms (%+.2f ms)\n", hops, 1e3 * t, 1e3 * (t - last));
-      last = t;
-    }
+        std::printf("   %d hops: %7.2f ms (%+.2f ms)\n", hops, 1e3 * median(t[hops]), 1e3 * (median(t[hops]) - median(t[hops - 1])));
 
     std::printf("\n3. keys for one model exchange (one key each way, each enc_keys + dec_keys), direct vs relayed once\n");
-    std::map<int, double> cost;
-    for (int to : {1, 2}) {
-      const secure::Identity slave = secure::load_identity(pki, Grid::sae(to));
-      net::Client to_slave_kme(slave, secure::TrustStore::load(pki), "127.0.0.1", g.ports[to], kme_limits());
-      KmeClient s(to_slave_kme);
-      cost[to] = median_time(reps, [&] {
+    std::map<int, std::unique_ptr<net::Client>> to_site;
+    for (int to : {1, 2})
+      to_site[to] = std::make_unique<net::Client>(secure::load_identity(pki, Grid::sae(to)), secure::TrustStore::load(pki), "127.0.0.1",
+                                                  g.ports[to], kme_limits());
+    std::map<int, std::vector<double>> cost;  // interleaved, direct and relayed in turn
+    for (int r = 0; r < reps; ++r)
+      for (int to : {1, 2}) {
+        KmeClient s(*to_site[to]);
+        const double t0 = now_s();
         const auto out = master.enc_keys(Grid::sae(to), 1, 256);  // the orchestrator's request
         s.dec_keys("orch", {out[0].id});
         const auto back = s.enc_keys("orch", 1, 256);  // the site's answer
         master.dec_keys(Grid::sae(to), {back[0].id});
-      });
-      std::printf("   %-9s %7.2f ms\n", to == 1 ? "direct" : "relayed", 1e3 * cost[to]);
-    }
-    std::printf("   relayed / direct: %.2f\n", cost[2] / cost[1]);
+        cost[to].push_back(now_s() - t0);
+      }
+    std::printf("   direct    %7.2f ms\n   relayed   %7.2f ms\n   relayed / direct: %.2f\n", 1e3 * median(cost[1]), 1e3 * median(cost[2]),
+                median(cost[2]) / median(cost[1]));
   }
   std::filesystem::remove_all(pki);
   return 0;

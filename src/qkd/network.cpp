@@ -312,6 +312,7 @@ void SiteKme::run_link(Link& l) {
     l.cv.wait_for(lock, d, [&] { return stopping_.load(); });
   };
   uint64_t blocks_total = 0;
+  bool filling = true;
   while (!stopping_) {
     try {
       std::string session;
@@ -328,14 +329,19 @@ void SiteKme::run_link(Link& l) {
         l.reset(h.session(), "");
         l.next_block = blocks_total;
         l.loss_audited = false;
+        filling = true;
         audit("qkd-link", {{"peer", l.peer}, {"session", h.session()}, {"event", "session opened"}});
       }
-      {
+      {  // Blocks run from when a share falls below half the pool until both are full again.
         std::unique_lock lock(l.mu);
-        l.cv.wait_for(lock, std::chrono::milliseconds(500), [&] {
-          return stopping_.load() || l.mine.size() < config_.pool_bytes || l.theirs.size() < config_.pool_bytes;
-        });
-        if (stopping_ || (l.mine.size() >= config_.pool_bytes && l.theirs.size() >= config_.pool_bytes)) continue;
+        const auto low = [&] { return l.mine.size() < config_.pool_bytes / 2 || l.theirs.size() < config_.pool_bytes / 2; };
+        const auto full = [&] { return l.mine.size() >= config_.pool_bytes && l.theirs.size() >= config_.pool_bytes; };
+        if (full()) filling = false;
+        if (!filling) {
+          l.cv.wait_for(lock, std::chrono::milliseconds(500), [&] { return stopping_.load() || low(); });
+          if (stopping_ || !low()) continue;
+          filling = true;
+        }
       }
       run_block(l);
       ++blocks_total;

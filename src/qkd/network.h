@@ -45,7 +45,8 @@ struct SiteKmeConfig {
   Topology topology;
   std::optional<uint64_t> seed;              // reproducible links (tests); none: the DRBG
   KeyLimits limits;
-  std::size_t pool_bytes = 64u << 10;        // Alice keeps each half of each link's pool this full
+  std::size_t pool_bytes = 64u << 10;        // Alice fills each half of each link's pool to this, from
+                                             // when one falls below half of it
   std::chrono::milliseconds key_wait{10000}; // how long a key request waits for a link's pool
   std::string audit_dir;                     // the KME's audit log (audit.db) here; "" for none
 };

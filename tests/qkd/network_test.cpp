@@ -220,8 +220,11 @@ TEST(QkdNetworkSim, RoutesShareLinksAndGoAroundAnEavesdropper) {
       EXPECT_NEAR(l.qber, 0.25, 0.03);
       EXPECT_EQ(l.load, 0);
     }
-  for (const auto& p : e.pairs)
-    if (p.a == "kme-0" && p.b == "kme-1") EXPECT_EQ(p.hops, 3);
+  for (const auto& p : e.pairs) {
+    if (p.a == "kme-0" && p.b == "kme-1") {
+      EXPECT_EQ(p.hops, 3);
+    }
+  }
   // Every link down: no pair reachable; the star's centre relays every other pair.
   o = {};
   o.fail_probability = 1;
