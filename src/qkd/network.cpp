@@ -410,20 +410,32 @@ struct Taken {
 
 QkdKey SiteKme::send_key(const std::string& master, const std::string& slave, const std::string& to_kme, std::size_t bytes) {
   const std::string key_id = secure::uuid4();
+  // Routes are tried until one delivers; when none is left, again after a pause (links come up, or
+  // back) until key_wait has passed: only then 503.
+  const auto deadline = std::chrono::steady_clock::now() + config_.key_wait;
   std::set<LinkName> excluded;
   std::string why = "no link";
-  for (std::size_t attempt = 0; attempt <= config_.topology.links.size(); ++attempt) {
+  for (std::size_t attempt = 0;; ++attempt) {
+    if (attempt > config_.topology.links.size()) {  // every link tried: start over after a pause
+      if (stopping_ || std::chrono::steady_clock::now() + std::chrono::milliseconds(200) >= deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      excluded.clear();
+      attempt = 0;
+    }
     for (const auto& l : links_) {
       std::lock_guard lock(l->mu);
       if (l->failed) excluded.insert(link_name(id_, l->peer));
     }
     const std::vector<std::string> route = config_.topology.route(id_, to_kme, excluded);
-    if (route.empty()) break;
+    if (route.empty()) {
+      attempt = config_.topology.links.size();  // none left now: pause, then try them all again
+      continue;
+    }
     Link& l = link_to(route[1]);
     Taken t;
     {
       std::unique_lock lock(l.mu);
-      const bool got = l.cv.wait_for(lock, config_.key_wait, [&] { return stopping_.load() || l.failed || l.mine.size() >= bytes; });
+      const bool got = l.cv.wait_until(lock, deadline, [&] { return stopping_.load() || l.failed || l.mine.size() >= bytes; });
       if (!got || l.mine.size() < bytes) {
         why = "link " + id_ + "–" + l.peer + ": " + (l.failed ? l.state : "no key within " + duration_text(config_.key_wait));
         excluded.insert(link_name(id_, l.peer));

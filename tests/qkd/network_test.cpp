@@ -97,7 +97,7 @@ struct Network {
     c.pki = pki().dir;
     c.topology = topo;
     c.pool_bytes = 512;
-    c.key_wait = std::chrono::milliseconds(3000);
+    c.key_wait = std::chrono::milliseconds(2000);
     c.audit_dir = dir + "/" + id;
     std::filesystem::create_directories(c.audit_dir);
     kmes[id] = std::make_unique<SiteKme>(pki().kme(id), c);

@@ -253,6 +253,12 @@ TEST(KmeCli, SiteKmesRelayAKeyAcrossProcesses) {
                           "block_pulses: " + std::to_string(qkd::pulses_for_sifted(p, 1 << 13)) + "\n"
                           "links:\n  - {between: [kme-a, kme-b], km: 10}\n  - {between: [kme-b, kme-c], km: 10}\n");
   std::vector<pid_t> pids;
+  struct Reaper {  // a failed assertion still stops the KMEs (they hold the test's stderr)
+    std::vector<pid_t>& pids;
+    ~Reaper() {
+      for (const pid_t pid : pids) kill(pid, SIGKILL), waitpid(pid, nullptr, 0);
+    }
+  } reaper{pids};
   for (const char* id : {"kme-a", "kme-b", "kme-c"}) {
     const auto [pid, port] = serve({"kme", "--pki", dir, "--id", id, "--topology", topo, "--audit", dir + "/" + id}, dir + "/" + id + ".log",
                                    "https://127.0.0.1:(\\d+)/");
@@ -274,6 +280,7 @@ TEST(KmeCli, SiteKmesRelayAKeyAcrossProcesses) {
     waitpid(pid, &st, 0);
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
   }
+  pids.clear();
   EXPECT_NE(read_file(dir + "/kme-b.log").find("gng kme: stopped (SIGTERM)"), std::string::npos);
   EXPECT_TRUE(std::filesystem::exists(dir + "/kme-b/audit.db"));
 
