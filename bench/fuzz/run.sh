@@ -6,6 +6,7 @@
 #   node_receive a node's receive path: RPC body, envelope, QKD key, payload node_receive.cpp
 #   etsi         ETSI GS QKD 014 JSON bodies (KME and client) and base64    etsi.cpp
 #   settings     run files, policies and search spaces (YAML)               settings.cpp
+#   qkd_ends     BB84's two ends fed a peer's rewritten messages             qkd_ends.cpp
 #
 #   bash bench/fuzz/run.sh [SECONDS_PER_TARGET [TARGET...]]     (default 120, all targets)
 #
@@ -20,7 +21,7 @@ shopt -s inherit_errexit
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 secs=${1:-120}
 shift || true
-all=(readers qasm envelope node_receive etsi settings)
+all=(readers qasm envelope node_receive etsi settings qkd_ends)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 for t in "${targets[@]}"; do
@@ -111,6 +112,8 @@ build() {
     etsi)
       link etsi bench/fuzz/etsi.cpp src/qkd/kme.cpp src/qkd/keys.cpp src/qkd/bb84.cpp src/qkd/postprocess.cpp \
         src/net/rpc.cpp src/net/http.cpp src/core/address.cpp src/core/sqlite.cpp "${secure[@]}" "${core[@]}" -- -lcpp-httplib -lsqlite3 -lssl -lcrypto -pthread ;;
+    qkd_ends)
+      link qkd_ends bench/fuzz/qkd_ends.cpp src/qkd/bb84.cpp src/qkd/postprocess.cpp src/secure/crypto.cpp "${core[@]}" -- -lcrypto -pthread ;;
     settings)
       link settings bench/fuzz/settings.cpp src/lifecycle/config.cpp src/space/space.cpp src/core/yaml.cpp src/core/address.cpp \
         src/core/file.cpp src/data/dataset.cpp src/qubo/qubo.cpp "${core[@]}" -- -lyaml-cpp -lz -pthread ;;
@@ -152,6 +155,8 @@ seed() {
       { printf '\x00'; cat "$here/examples/fashion-mnist.yaml"; } > "$s/run"
       { printf '\x01'; cat "$here/examples/policy.yaml"; } > "$s/policy"
       { printf '\x02'; cat "$here/examples/spaces/cnn.yaml"; } > "$s/space" ;;
+    qkd_ends)  # one per message to rewrite: which, then a length and flips (or a word)
+      for w in 0 1 2 3 4 5; do printf "\\x0$w\\x00\\x10\\x00\\x01\\x00\\x02" > "$s/step-$w"; done ;;
   esac
 }
 
@@ -169,6 +174,7 @@ for t in "${targets[@]}"; do
     node_receive) opts+=(-max_len=32768); env=(GNG_FUZZ_PKI="$out/pki-node" GNG_FUZZ_SEEDS="$out/seeds-$t") ;;
     etsi) opts+=(-max_len=4096) ;;
     settings) opts+=(-max_len=16384) ;;
+    qkd_ends) opts+=(-max_len=256) ;;
   esac
   echo "fuzzing $t for ${secs}s (log: build-fuzz/$t.log)" >&2
   if ! (cd "$out" && env "${env[@]}" nice -n 10 "./fuzz-$t" "${opts[@]}" "corpus-$t" "seeds-$t") > "$out/$t.log" 2>&1; then

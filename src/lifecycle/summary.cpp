@@ -70,8 +70,8 @@ ReportData summarize_run(const std::string& dir) {
                "TLS 1.3 (X25519MLKEM768, ML-DSA certificates)";
     r.notes += p.qkd == "off" ? "; model exchanges were sealed without QKD keys (policy: qkd off)."
                               : "; model exchanges were also keyed by QKD keys from a simulated BB84 link (a model of a "
-                                "fibre link, not photonic hardware) through an ETSI GS QKD 014 key server (policy: qkd " +
-                                    p.qkd + ").";
+                                "fibre link, not photonic hardware), distilled between the two ends' own KMEs and delivered "
+                                "through ETSI GS QKD 014 (policy: qkd " + p.qkd + ").";
   }
   const auto decisions = reg.decisions();
   for (const auto& d : decisions) {

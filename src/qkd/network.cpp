@@ -738,7 +738,11 @@ void SiteKme::mount(net::Server& server) {
       l.bob_step = 3;
     } else {
       if (m.parity_count() != l.cascade->queries().size()) throw Failure(400, "QkdCascade: parities for other queries");
-      l.cascade->answer(bits_of(m.parities(), m.parity_count(), "parities"));
+      try {
+        l.cascade->answer(bits_of(m.parities(), m.parity_count(), "parities"));
+      } catch (const Error& e) {
+        throw Failure(400, std::string("QkdCascade: ") + e.what());
+      }
     }
     rpc::QkdQueries r;
     for (const ParityQuery& q : l.cascade->queries()) {

@@ -94,6 +94,9 @@ uint8_t CascadeBob::own_parity(const Pass& p, std::size_t lo, std::size_t hi) co
 }
 
 void CascadeBob::flip(uint32_t bit) {
+  // Honest parities find each error once; more flips than bits means they contradict each other
+  // (and would make the cascade flip the same bits back and forth for ever).
+  if (result_.corrected >= key_.size()) throw Error("cascade: Alice's parities contradict each other (more corrections than bits)");
   key_[bit] ^= 1;
   ++result_.corrected;
   for (Pass& S : ps_)

@@ -56,7 +56,8 @@ class CascadeBob {
   CascadeBob(std::span<uint8_t> key, double qber, uint64_t seed, int passes);
   // What to ask Alice next; empty when Cascade has ended.
   const std::vector<ParityQuery>& queries() const { return queries_; }
-  // Her answers to queries(), in order; gng::Error when their number is wrong.
+  // Her answers to queries(), in order; gng::Error when their number is wrong, or when they
+  // contradict each other (more corrections than bits).
   void answer(std::span<const uint8_t> parities);
   CascadeResult result() const { return result_; }
 

@@ -549,7 +549,7 @@ TEST(Run, TrainsOnNodesAndSurvivesANodeKilledMidRun) {
   const auto v = test::run(gng("audit verify " + box.run_dir()));
   EXPECT_EQ(v.status, 0) << v.out;
   // QKD is on (the policy's default: required): every envelope, either way, carried a key from the
-  // run's KME, and the orchestrator's trail holds its side of each exchange.
+  // sites' KMEs, and the orchestrator's trail holds its side of each exchange.
   std::size_t exchanges = 0, keyed = 0;
   for (const char* n : {"n1", "n2"}) {
     audit::AuditLog node_log(box.run_dir() + "/nodes/" + n + "/audit.db", false);

@@ -93,6 +93,33 @@ TEST(Cascade, LeakIsExactlyTheDisclosedParities) {
   EXPECT_GT(c.leaked, top + 6);
 }
 
+// A lying Alice (one top-level parity of pass 0 flipped) must not keep Bob flipping bits for ever:
+// Cascade either ends (verification then catches the difference) or says the parities contradict.
+TEST(Cascade, ContradictoryParitiesEndItInsteadOfLoopingForever) {
+  Rng r(11);
+  const std::size_t n = 4000;
+  const Bits a = random_bits(n, r);
+  for (int lie = 0; lie < 20; ++lie) {
+    Bits b = a;
+    CascadeAlice alice(a, 0.02, 5, 4);
+    CascadeBob bob(b, 0.02, 5, 4);
+    int batches = 0;
+    std::string error;
+    try {
+      for (bool first = true; !bob.queries().empty(); first = false) {
+        Bits answers = alice.parities(bob.queries());
+        if (first) answers[static_cast<std::size_t>(lie) % answers.size()] ^= 1;
+        bob.answer(answers);
+        ASSERT_LT(++batches, 100000) << "Cascade did not end (lie " << lie << ")";
+      }
+    } catch (const Error& e) {
+      error = e.what();
+    }
+    if (!error.empty()) EXPECT_EQ(error, "cascade: Alice's parities contradict each other (more corrections than bits)");
+    else EXPECT_NE(a, b) << "a lie left no trace for verification to find (lie " << lie << ")";
+  }
+}
+
 TEST(Cascade, RejectsMismatchedKeys) {
   Bits a(10), b(9);
   EXPECT_EQ(test::error_of([&] { cascade(a, b, 0.01, 1); }), "cascade: Alice's key has 10 bits, Bob's 9");
