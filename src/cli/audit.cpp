@@ -4,12 +4,12 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
-#include <sstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "audit/log.h"
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "core/args.h"
 #include "core/error.h"
 #include "core/file.h"
@@ -51,10 +51,7 @@ int verify(const Args& args, const std::string& dir) {
   }
   const auto key = secure::PublicKey::from_pem(read_file(key_path, 1 << 20));
   // The run's heads that its sites kept in their own trails (a run's id is its folder's name).
-  std::vector<std::string> sites;
-  std::istringstream list(args.str("witness"));
-  for (std::string site; std::getline(list, site, ',');) sites.push_back(site);
-  const auto witnessed = witnessed_heads(std::filesystem::canonical(dir).filename().string(), sites);
+  const auto witnessed = witnessed_heads(std::filesystem::canonical(dir).filename().string(), split_list(args.str("witness")));
   const audit::VerifyReport report = verify_trail(dir, key, witnessed);
   std::printf("%s\n", report.line().c_str());
   return report.ok ? 0 : 1;

@@ -2,12 +2,14 @@
 // Helpers shared by the subcommands: reading a problem and printing samples; running until a stop signal.
 #include <pthread.h>
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <initializer_list>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "core/args.h"
 #include "qubo/io.h"
@@ -24,6 +26,17 @@ inline std::string bitstring(const Bits& x) {
 inline nlohmann::json json_number(double v) {
   if (v == static_cast<double>(static_cast<int64_t>(v)) && std::abs(v) < 9e15) return static_cast<int64_t>(v);
   return v;
+}
+
+// A comma-separated option's items (empty ones dropped): --hosts a,b  --witness DIR,DIR  --eve A/B,C/D.
+inline std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  for (std::size_t pos = 0; pos < text.size();) {
+    const std::size_t comma = std::min(text.find(',', pos), text.size());
+    if (comma > pos) out.push_back(text.substr(pos, comma - pos));
+    pos = comma + 1;
+  }
+  return out;
 }
 
 // Blocks SIGINT, SIGTERM and `more` in this thread and in the threads it starts afterwards (so call

@@ -4,7 +4,6 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -35,10 +34,7 @@ int node(const std::vector<std::string>& argv) {
   const auto& pos = args.positional();
   if (!args.has("help") && pos.size() == 2 && pos[0] == "init") {
     if (!args.has("id")) throw Error("node init needs --id NAME");
-    std::vector<std::string> hosts;
-    std::stringstream in(args.str("hosts"));
-    for (std::string h; std::getline(in, h, ',');)
-      if (!h.empty()) hosts.push_back(h);
+    const std::vector<std::string> hosts = split_list(args.str("hosts"));
     const bool enrolling = args.has("enrol") || args.has("token") || args.has("ca");
     if (enrolling && !(args.has("enrol") && args.has("token") && args.has("ca")))  // before any key is made
       throw Error("node init: enrolling with a token needs --enrol HOST:PORT, --token TOKEN and --ca CA.pem");

@@ -4,7 +4,6 @@
 #include <mutex>
 #include <ctime>
 #include <filesystem>
-#include <sstream>
 #include <string>
 
 #include "cli/commands.h"
@@ -43,14 +42,6 @@ serve  the enrolment service: a site sends its request with a token (gng node in
        the server's certificate DIR/issued/<--as>.pem. Each token admits one request. Until SIGTERM
 show   the CA and every issued certificate with its state
 )";
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
 
 std::string date(long long t) {
   char buf[32];
@@ -95,7 +86,7 @@ int pki(const std::vector<std::string>& argv) {
     secure::IssueOptions o;
     o.role = args.str("role");
     o.id = args.str("id");
-    o.hosts = split(args.str("hosts"));
+    o.hosts = split_list(args.str("hosts"));
     o.days = static_cast<int>(args.integer("days", 365, 1, 36500));
     const secure::Identity me = secure::pki_issue(dir, o);
     std::printf("issued %s '%s' (%s, serial %s, until %s): %s/issued/%s.pem\n", o.role.c_str(), o.id.c_str(),

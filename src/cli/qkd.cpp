@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "core/args.h"
 #include "core/error.h"
 #include "core/timer.h"
@@ -168,19 +169,6 @@ int simulate(const std::vector<std::string>& argv) {
   return 0;
 }
 
-}  // namespace
-
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    const std::size_t comma = std::min(text.find(',', pos), text.size());
-    if (comma > pos) out.push_back(text.substr(pos, comma - pos));
-    pos = comma + 1;
-  }
-  return out;
-}
-
 // gng qkd network simulate TOPOLOGY: key rates per pair, hops and relay load over a network's links.
 int network_simulate(const std::vector<std::string>& argv) {
   Args args("gng qkd network simulate");
@@ -263,6 +251,8 @@ int network_simulate(const std::vector<std::string>& argv) {
   std::printf("\n");
   return 0;
 }
+
+}  // namespace
 
 int qkd(const std::vector<std::string>& argv) {
   if (argv.empty() || argv[0] == "--help" || argv[0] == "help") {

@@ -26,6 +26,26 @@ NodePool::~NodePool() { stop(); }
 
 namespace {
 
+// Starts `gng ARGS…` (this binary) with its output appended to `log`; it gets SIGTERM when this
+// process ends (PR_SET_PDEATHSIG). Returns its pid.
+pid_t start_gng(const std::string& what, const std::string& log, const std::vector<std::string>& args) {
+  std::vector<char*> argv{const_cast<char*>("gng")};  // made before fork: the child only execs
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (!freopen(log.c_str(), "a", stdout) || !freopen(log.c_str(), "a", stderr)) _exit(126);
+    execv("/proc/self/exe", argv.data());
+    _exit(127);
+  }
+  if (pid < 0) throw Error("cannot start " + what + ": fork failed");
+  return pid;
+}
+
+// The id of local node k (0-based): n1, n2, …
+std::string local_id(int k) { return std::string("n").append(std::to_string(k + 1)); }
+
 // A port free on loopback now (bound to 0, then let go) for a KME whose peers must know it first.
 int free_port(const secure::Identity& me, const secure::TrustStore& trust) {
   net::Server probe(me, trust);
@@ -51,7 +71,7 @@ void NodePool::start_kmes(const std::string& pki) {
   const fs::path dir = fs::path(run_.dir) / "qkd";
   fs::create_directories(dir);
   std::vector<std::string> saes{me_.id()};
-  for (int k = 0; k < run_.c.nodes; ++k) saes.push_back("n" + std::to_string(k + 1));
+  for (int k = 0; k < run_.c.nodes; ++k) saes.push_back(local_id(k));
   std::ostringstream topo;
   topo << "# The run's QKD network (written by gng run): a KME per site, simulated BB84 links.\nkmes:\n";
   for (const auto& sae : saes) {
@@ -68,16 +88,7 @@ void NodePool::start_kmes(const std::string& pki) {
     if (!fs::exists(fs::path(pki) / "issued" / (id + ".pem"))) secure::pki_issue(pki, {"kme", id});
     const std::string log = (dir / (id + ".log")).string(), audit = (dir / id).string();
     fs::create_directories(audit);
-    const pid_t pid = fork();
-    if (pid == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (!freopen(log.c_str(), "a", stdout) || !freopen(log.c_str(), "a", stderr)) _exit(126);
-      execl("/proc/self/exe", "gng", "kme", "--pki", pki.c_str(), "--id", id.c_str(), "--topology", topology.c_str(), "--audit",
-            audit.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    if (pid < 0) throw Error("cannot start KME " + id + ": fork failed");
-    kme_pids_.push_back(pid);
+    kme_pids_.push_back(start_gng("KME " + id, log, {"kme", "--pki", pki, "--id", id, "--topology", topology, "--audit", audit}));
   }
   // Each serves once its log says so (or it has ended: its log says why).
   for (std::size_t i = 0; i < saes.size(); ++i) {
@@ -201,14 +212,7 @@ void NodePool::spawn(Site& n, int k) {
   fs::create_directories(home);
   const std::string config = (home / "node.yaml").string(), log = (home / "node.log").string();
   write_file_atomic(config, node_yaml(k, pki, home.string()));
-  const pid_t pid = fork();
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (!freopen(log.c_str(), "a", stdout) || !freopen(log.c_str(), "a", stderr)) _exit(126);
-    execl("/proc/self/exe", "gng", "node", "--config", config.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  if (pid < 0) throw Error("cannot start node " + n.id + ": fork failed");
+  const pid_t pid = start_gng("node " + n.id, log, {"node", "--config", config});
   n.pid = pid;
   std::lock_guard lock(procs_mu_);
   procs_[pid] = n.id;
@@ -265,7 +269,7 @@ void NodePool::start(const Task& task) {
   if (!enabled()) return;
   listen(task);
   for (int k = 0; k < run_.c.nodes; ++k) {
-    const std::string id = std::string("n").append(std::to_string(k + 1));
+    const std::string id = local_id(k);
     auto it = std::find_if(sites_.begin(), sites_.end(), [&](const Site& s) { return s.id == id; });
     if (it == sites_.end()) it = sites_.insert(sites_.end(), Site(id));
     if (it->pid < 0 && !it->client) spawn(*it, k);

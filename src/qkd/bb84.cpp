@@ -1,5 +1,6 @@
 #include "qkd/bb84.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -79,12 +80,6 @@ uint64_t binomial(Rng& r, uint64_t n, double p) {
     pos += static_cast<uint64_t>(gap) + 1;
     ++count;
   }
-}
-
-// Only the whole bytes of a key (up to 7 trailing bits dropped).
-Bytes whole_bytes(const Bits& bits) {
-  Bytes out = pack_bits(Bits(bits.begin(), bits.begin() + static_cast<std::ptrdiff_t>(bits.size() / 8 * 8)));
-  return out;
 }
 
 Bytes verify_hash(const Bits& key) {
@@ -273,7 +268,7 @@ bool AliceEnd::estimate(uint64_t pe_errors) {
     abort(why);
     return false;
   }
-  cascade_ = std::make_unique<CascadeAlice>(key_, st_.qber_estimated, cascade_seed_, p_.cascade_passes);
+  cascade_ = std::make_unique<CascadeAlice>(key_, cascade_seed_, p_.cascade_passes);
   return true;
 }
 
@@ -404,6 +399,17 @@ Bytes pack_bits(const Bits& bits) {
   Bytes out((bits.size() + 7) / 8, 0);
   for (std::size_t i = 0; i < bits.size(); ++i) out[i / 8] |= static_cast<uint8_t>((bits[i] & 1) << (7 - i % 8));
   return out;
+}
+
+Bytes whole_bytes(const Bits& key) {
+  return pack_bits(Bits(key.begin(), key.begin() + static_cast<std::ptrdiff_t>(key.size() / 8 * 8)));
+}
+
+uint64_t link_seed(uint64_t seed, const std::string& a, const std::string& b) {
+  const auto [lo, hi] = std::minmax(a, b);
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a of "lo\nhi"
+  for (char ch : lo + "\n" + hi) h = (h ^ static_cast<uint8_t>(ch)) * 1099511628211ULL;
+  return seed ^ h;
 }
 
 Bits unpack_bits(View bytes, std::size_t n) {

@@ -202,6 +202,12 @@ class BobEnd {
 // and back (gng::Error when the bytes do not hold exactly n bits).
 Bytes pack_bits(const Bits& bits);
 Bits unpack_bits(View bytes, std::size_t n);
+// Only the whole bytes of a final key (up to 7 trailing bits dropped): what a pool holds of a block.
+Bytes whole_bytes(const Bits& key);
+
+// A link's own stream of a seeded run: `seed` mixed with FNV-1a of the two ends' names (in order),
+// so that each link of a network (or SAE pair of a Kme) is reproducible and none repeats another.
+uint64_t link_seed(uint64_t seed, const std::string& a, const std::string& b);
 
 // One block of the protocol. With a seed, block `index` draws from its own gng::Rng streams, so a
 // (seed, index) pair always gives the same block. Throws gng::Error for invalid parameters.

@@ -21,9 +21,17 @@ using net::Failure;
 const std::regex kSaeId("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
 const std::regex kUuid("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}");
 
+}  // namespace
+
 void check_sae(const std::string& id) {
   if (!std::regex_match(id, kSaeId)) throw Failure(400, "invalid SAE_ID '" + id.substr(0, 80) + "'");
 }
+
+void check_key_id(const std::string& id) {
+  if (!std::regex_match(id, kUuid)) throw Failure(400, "key_ID '" + id.substr(0, 80) + "' is not a UUID");
+}
+
+namespace {
 
 // Only SAEs (nodes and the orchestrator) may ask a KME for keys.
 void check_caller(const net::Peer& p) {
@@ -142,6 +150,7 @@ void HeldKeys::reserve(std::size_t count) const {
 }
 
 void HeldKeys::hold(const std::string& id, const std::string& master, const std::string& slave, Bytes key) {
+  check_key_id(id);
   std::lock_guard lock(mu_);
   if (held_.size() >= static_cast<std::size_t>(max_))
     throw Failure(503, "key store full: " + std::to_string(held_.size()) + " keys wait for their slaves");
@@ -164,7 +173,7 @@ std::vector<QkdKey> HeldKeys::take(const std::string& slave, const std::string& 
   std::lock_guard lock(mu_);
   // All or nothing: check every id before handing any out.
   for (const auto& id : ids) {
-    if (!std::regex_match(id, kUuid)) throw Failure(400, "key_ID '" + id.substr(0, 80) + "' is not a UUID");
+    check_key_id(id);
     const auto it = held_.find(id);
     if (it == held_.end() || it->second.slave != slave || it->second.master != master)
       throw Failure(400, "key_ID " + id + " is unknown to this KME for master '" + master + "' and slave '" + slave + "'");
@@ -210,19 +219,6 @@ net::Limits kme_limits() {
   return l;
 }
 
-namespace {
-std::string link_name(const std::string& a, const std::string& b) {
-  const auto [lo, hi] = std::minmax(a, b);
-  return lo + "\n" + hi;
-}
-}  // namespace
-
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (char ch : s) h = (h ^ static_cast<uint8_t>(ch)) * 1099511628211ULL;
-  return h;
-}
-
 std::vector<QkdKey> Kme::enc_keys(const std::string& master, const std::string& slave, int number, int size) {
   check_sae(slave);
   if (slave == master) throw Failure(400, "master and slave SAE are the same ('" + slave + "')");
@@ -234,7 +230,7 @@ std::vector<QkdKey> Kme::enc_keys(const std::string& master, const std::string& 
   if (!link) {
     // A seed (tests) makes each link reproducible, and each link's stream its own: mixed with the pair.
     std::optional<uint64_t> seed = config_.seed;
-    if (seed) seed = *seed ^ fnv1a(link_name(master, slave));
+    if (seed) seed = link_seed(*seed, master, slave);
     link = std::make_unique<Link>(config_.link, seed);
   }
   KeyPair material;

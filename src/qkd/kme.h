@@ -66,8 +66,10 @@ std::vector<QkdKey> parse_key_container(const std::string& body);
 // and answered at once (TCP_NODELAY).
 constexpr std::size_t kMaxEtsiBody = 64u << 10;
 net::Limits kme_limits();
-// A link's stream of a seeded test run: the seed mixed with FNV-1a of the link's name.
-uint64_t fnv1a(const std::string& s);
+
+// Failure(400) unless `id` is a valid SAE id ([A-Za-z0-9][A-Za-z0-9._-]{0,63}), a key_ID a UUID.
+void check_sae(const std::string& id);
+void check_key_id(const std::string& id);
 
 // Failure(400) unless `sae` is a valid SAE id with a trusted node or orchestrator certificate in the
 // PKI's issued/ (a KME makes no key for anyone else).
@@ -77,7 +79,8 @@ void check_slave_known(const std::string& pki, const secure::TrustStore& trust, 
 class HeldKeys {
  public:
   explicit HeldKeys(int max_count) : max_(max_count) {}
-  void hold(const std::string& id, const std::string& master, const std::string& slave, Bytes key);  // Failure(503) when full
+  // Failure(503) when full, 409 when `id` is held already, 400 when it is not a UUID.
+  void hold(const std::string& id, const std::string& master, const std::string& slave, Bytes key);
   void reserve(std::size_t count) const;  // Failure(503) unless `count` more fit
   std::vector<QkdKey> take(const std::string& slave, const std::string& master, const std::vector<std::string>& ids, int max_per_request);
   std::size_t count(const std::string& master, const std::string& slave) const;

@@ -85,8 +85,6 @@ class Pool {
   std::size_t bytes_ = 0;
 };
 
-Bytes whole_bytes(const Bits& key) { return pack_bits(Bits(key.begin(), key.begin() + static_cast<std::ptrdiff_t>(key.size() / 8 * 8))); }
-
 Bits bits_of(const std::string& bytes, uint64_t n, const char* what) {
   try {
     return unpack_bits(View(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), n);
@@ -135,7 +133,6 @@ struct SiteKme::Link {
   uint64_t next_block = 0;  // Alice: the next block's index; Bob: the one expected
   Pool mine, theirs;        // this end's share (it hands these out) and the peer's
   uint64_t stream = 0;      // bytes pooled in this session: the next block's offset
-  bool up = false;      // a session, and its last block (if any) gave key
   bool failed = false;  // the session was lost or the last block aborted: routes avoid the link
   bool loss_audited = false;  // Alice: the trail says the link is down (once, not every retry)
   std::string state = "no session yet";
@@ -156,12 +153,10 @@ struct SiteKme::Link {
     if (s.pe_bits > 0) qber = s.qber_estimated;
     if (!pooled) {
       ++blocks_aborted;
-      up = false;
       failed = true;
       state = "down: " + (reason.empty() ? s.reason : reason);
       return;
     }
-    up = true;
     failed = false;
     state = "up";
     secret_bits += s.final_bits;
@@ -178,8 +173,7 @@ struct SiteKme::Link {
     mine.clear();
     theirs.clear();
     stream = 0;
-    up = !new_session.empty();  // until a block says otherwise
-    failed = new_session.empty();
+    failed = new_session.empty();  // a new session is up until a block says otherwise
     state = new_session.empty() ? why : "session open";
     cv.notify_all();
   }
@@ -198,7 +192,7 @@ SiteKme::SiteKme(const secure::Identity& me, SiteKmeConfig config)
     l->plan = *p;
     l->alice = p->a == id_;
     l->peer = l->alice ? p->b : p->a;
-    if (config_.seed) l->seed = *config_.seed ^ fnv1a(p->a + "\n" + p->b);
+    if (config_.seed) l->seed = link_seed(*config_.seed, p->a, p->b);
     const Address& at = config_.topology.kme(l->peer)->address;
     net::Limits quick = site_kme_limits();
     quick.timeout = std::chrono::milliseconds(10000);
@@ -345,12 +339,12 @@ void SiteKme::run_link(Link& l) {
       }
       run_block(l);
       ++blocks_total;
-      bool up;
+      bool failed;
       {
         std::lock_guard lock(l.mu);
-        up = l.up;
+        failed = l.failed;
       }
-      if (up) {
+      if (!failed) {
         backoff = std::chrono::milliseconds(100);
       } else {  // aborted (an eavesdropper, noise): try again later, less often each time
         pause(backoff);
@@ -396,20 +390,46 @@ void SiteKme::stop() {
 
 // --- keys: the first hop here, relays and delivery at the next KMEs ------------------------------------------
 
-namespace {
 
-// Waits (at most `wait`) for n bytes of this end's share of a link; gng::Error with the reason when
-// none come. Returns the session, the ranges and the bytes.
-struct Taken {
-  std::string session;
-  std::vector<Range> ranges;
-  Bytes key;
-};
+std::optional<Bytes> SiteKme::take_link_key(Link& l, std::size_t bytes, std::chrono::steady_clock::time_point deadline,
+                                            rpc::QkdHop& hop, std::string& why) {
+  std::unique_lock lock(l.mu);
+  l.cv.wait_until(lock, deadline, [&] { return stopping_.load() || l.failed || l.mine.size() >= bytes; });
+  if (l.mine.size() < bytes) {
+    why = l.failed ? l.state : "no key within " + duration_text(config_.key_wait);
+    return std::nullopt;
+  }
+  auto [ranges, key] = l.mine.allocate(bytes);
+  ++l.keys_out;
+  hop.set_session(l.session);
+  hop.clear_ranges();
+  for (const Range& r : ranges) {
+    auto* x = hop.add_ranges();
+    x->set_offset(r.offset);
+    x->set_length(r.length);
+  }
+  return key;
+}
 
-}  // namespace
+rpc::QkdHopReply SiteKme::forward(Link& l, const rpc::QkdHop& hop) {
+  try {
+    std::lock_guard lock(l.hop_mu);
+    return call<rpc::QkdHopReply>(*l.hops, "QkdHop", hop);
+  } catch (const std::exception& e) {  // no answer (or a refusal): this link failed the hop
+    rpc::QkdHopReply failed;
+    failed.set_failed_from(id_);
+    failed.set_failed_to(l.peer);
+    failed.set_reason(e.what());
+    return failed;
+  }
+}
 
 QkdKey SiteKme::send_key(const std::string& master, const std::string& slave, const std::string& to_kme, std::size_t bytes) {
-  const std::string key_id = secure::uuid4();
+  rpc::QkdHop h;
+  h.set_key_id(secure::uuid4());
+  h.set_master(master);
+  h.set_slave(slave);
+  h.set_hop(1);
   // Routes are tried until one delivers; when none is left, again after a pause (links come up, or
   // back) until key_wait has passed: only then 503.
   const auto deadline = std::chrono::steady_clock::now() + config_.key_wait;
@@ -432,55 +452,30 @@ QkdKey SiteKme::send_key(const std::string& master, const std::string& slave, co
       continue;
     }
     Link& l = link_to(route[1]);
-    Taken t;
-    {
-      std::unique_lock lock(l.mu);
-      const bool got = l.cv.wait_until(lock, deadline, [&] { return stopping_.load() || l.failed || l.mine.size() >= bytes; });
-      if (!got || l.mine.size() < bytes) {
-        why = "link " + id_ + "–" + l.peer + ": " + (l.failed ? l.state : "no key within " + duration_text(config_.key_wait));
-        excluded.insert(link_name(id_, l.peer));
-        continue;
-      }
-      t.session = l.session;
-      std::tie(t.ranges, t.key) = l.mine.allocate(bytes);
-      ++l.keys_out;
+    std::optional<Bytes> key = take_link_key(l, bytes, deadline, h, why);
+    if (!key) {
+      why = "link " + id_ + "–" + l.peer + ": " + why;
+      excluded.insert(link_name(id_, l.peer));
+      continue;
     }
-    rpc::QkdHop h;
-    h.set_key_id(key_id);
-    h.set_master(master);
-    h.set_slave(slave);
+    h.clear_route();
     for (const auto& r : route) h.add_route(r);
-    h.set_hop(1);
-    h.set_session(t.session);
-    for (const Range& r : t.ranges) {
-      auto* x = h.add_ranges();
-      x->set_offset(r.offset);
-      x->set_length(r.length);
-    }
-    rpc::QkdHopReply reply;
-    try {
-      std::lock_guard lock(l.hop_mu);
-      reply = call<rpc::QkdHopReply>(*l.hops, "QkdHop", h);
-    } catch (const std::exception& e) {
-      reply.set_delivered(false);
-      reply.set_failed_from(id_);
-      reply.set_failed_to(l.peer);
-      reply.set_reason(e.what());
-    }
-    json route_json = route;
+    const rpc::QkdHopReply reply = forward(l, h);
+    const json route_json = route;
     if (reply.delivered()) {
-      audit("qkd-key", {{"key_ID", key_id}, {"master", master}, {"slave", slave}, {"route", route_json}});
-      return {key_id, std::move(t.key)};
+      audit("qkd-key", {{"key_ID", h.key_id()}, {"master", master}, {"slave", slave}, {"route", route_json}});
+      return {h.key_id(), std::move(*key)};
     }
     why = "link " + reply.failed_from() + "–" + reply.failed_to() + ": " + reply.reason();
     excluded.insert(link_name(reply.failed_from(), reply.failed_to()));
-    audit("qkd-reroute", {{"key_ID", key_id}, {"route", route_json}, {"failed", why}});
+    audit("qkd-reroute", {{"key_ID", h.key_id()}, {"route", route_json}, {"failed", why}});
   }
   throw Failure(503, "no route with key from KME " + id_ + " to " + to_kme + " for slave SAE '" + slave + "' (last failure: " + why + ")");
 }
 
 std::string SiteKme::hop(const net::Peer& p, const std::string& body) {
   const auto h = parse<rpc::QkdHop>(body, "QkdHop");
+  // Everything is checked before a byte of link key is taken: a refused hop costs neither end any.
   const int n = h.route_size();
   if (n < 2 || h.hop() < 1 || static_cast<int>(h.hop()) >= n) throw Failure(400, "QkdHop: hop " + std::to_string(h.hop()) + " of a route of " + std::to_string(n));
   std::set<std::string> seen;
@@ -488,6 +483,16 @@ std::string SiteKme::hop(const net::Peer& p, const std::string& body) {
     if (!config_.topology.kme(k) || !seen.insert(k).second) throw Failure(400, "QkdHop: route names '" + k.substr(0, 64) + "' twice or outside the topology");
   if (h.route(h.hop()) != id_ || h.route(h.hop() - 1) != p.id)
     throw Failure(403, "QkdHop from '" + p.id + "' for hop " + h.route(h.hop() - 1) + "→" + h.route(h.hop()) + ": not this link");
+  check_key_id(h.key_id());
+  check_sae(h.master());
+  check_sae(h.slave());
+  const bool last = static_cast<int>(h.hop()) == n - 1;  // this KME serves the slave
+  if (last) {
+    const KmeSite* self = config_.topology.kme(id_);
+    if (std::find(self->saes.begin(), self->saes.end(), h.slave()) == self->saes.end())
+      throw Failure(400, "QkdHop: slave SAE '" + h.slave() + "' is not served by KME " + id_);
+    held_.reserve(1);
+  }
   if (h.session().empty()) throw Failure(400, "QkdHop: no session");
   Link& in = link_from(p, h.session());
   std::vector<Range> ranges;
@@ -506,21 +511,11 @@ std::string SiteKme::hop(const net::Peer& p, const std::string& body) {
     if (key) ++in.keys_in;
   }
   if (!key)
-    throw Failure(409, "QkdHop " + h.key_id().substr(0, 40) + ": the link key it names is not in this end's pool (used already: a replay?)");
+    throw Failure(409, "QkdHop " + h.key_id() + ": the link key it names is not in this end's pool (used already: a replay?)");
   for (std::size_t i = 0; i < h.otp().size(); ++i) (*key)[i] ^= static_cast<uint8_t>(h.otp()[i]);
 
   rpc::QkdHopReply reply;
-  const auto fail = [&](const std::string& to, const std::string& why) {
-    reply.set_delivered(false);
-    reply.set_failed_from(id_);
-    reply.set_failed_to(to);
-    reply.set_reason(why);
-  };
-  if (static_cast<int>(h.hop()) == n - 1) {  // this KME serves the slave
-    const KmeSite* self = config_.topology.kme(id_);
-    if (std::find(self->saes.begin(), self->saes.end(), h.slave()) == self->saes.end())
-      throw Failure(400, "QkdHop: slave SAE '" + h.slave().substr(0, 64) + "' is not served by KME " + id_);
-    if (h.key_id().empty() || h.key_id().size() > 64) throw Failure(400, "QkdHop: invalid key_ID");
+  if (last) {
     held_.hold(h.key_id(), h.master(), h.slave(), std::move(*key));
     reply.set_delivered(true);
     audit("qkd-delivered", {{"key_ID", h.key_id()}, {"master", h.master()}, {"slave", h.slave()}, {"from", p.id}});
@@ -528,41 +523,21 @@ std::string SiteKme::hop(const net::Peer& p, const std::string& body) {
   }
   // A trusted relay: forward the key one-time-padded with the next link's key.
   const std::string& next = h.route(h.hop() + 1);
-  Link* out = nullptr;
-  for (const auto& l : links_)
-    if (l->peer == next) out = l.get();
-  if (!out) {
-    fail(next, "no such link");
-    return reply.SerializeAsString();
-  }
+  const auto out = std::find_if(links_.begin(), links_.end(), [&](const auto& l) { return l->peer == next; });
   rpc::QkdHop fwd = h;
-  {
-    std::unique_lock lock(out->mu);
-    const bool got = out->cv.wait_for(lock, config_.key_wait, [&] { return stopping_.load() || out->failed || out->mine.size() >= total; });
-    if (!got || out->mine.size() < total) {
-      fail(next, out->failed ? out->state : "no key within " + duration_text(config_.key_wait));
-      audit("qkd-relay", {{"key_ID", h.key_id()}, {"from", p.id}, {"to", next}, {"delivered", false}, {"reason", reply.reason()}});
-      return reply.SerializeAsString();
-    }
-    fwd.set_session(out->session);
-    auto [rs, pad] = out->mine.allocate(total);
-    ++out->keys_out;
-    fwd.clear_ranges();
-    for (const Range& r : rs) {
-      auto* x = fwd.add_ranges();
-      x->set_offset(r.offset);
-      x->set_length(r.length);
-    }
-    std::string otp(total, '\0');
-    for (std::size_t i = 0; i < total; ++i) otp[i] = static_cast<char>((*key)[i] ^ pad[i]);
-    fwd.set_otp(otp);
-  }
   fwd.set_hop(h.hop() + 1);
-  try {
-    std::lock_guard lock(out->hop_mu);
-    reply = call<rpc::QkdHopReply>(*out->hops, "QkdHop", fwd);
-  } catch (const std::exception& e) {
-    fail(next, e.what());
+  std::string why = "no such link";
+  std::optional<Bytes> pad;
+  if (out != links_.end()) pad = take_link_key(**out, total, std::chrono::steady_clock::now() + config_.key_wait, fwd, why);
+  if (pad) {
+    std::string otp(total, '\0');
+    for (std::size_t i = 0; i < total; ++i) otp[i] = static_cast<char>((*key)[i] ^ (*pad)[i]);
+    fwd.set_otp(otp);
+    reply = forward(**out, fwd);
+  } else {
+    reply.set_failed_from(id_);
+    reply.set_failed_to(next);
+    reply.set_reason(why);
   }
   audit("qkd-relay", {{"key_ID", h.key_id()}, {"from", p.id}, {"to", next}, {"delivered", reply.delivered()}, {"reason", reply.reason()}});
   return reply.SerializeAsString();
@@ -580,9 +555,9 @@ void check_own(const Topology& t, const std::string& kme, const std::string& sae
 
 std::string SiteKme::status(const std::string& master, const std::string& slave) {
   check_own(config_.topology, id_, master);
+  check_sae(slave);
   const KmeSite* target = config_.topology.kme_of_sae(slave);
-  json j = json::parse(status_json(id_, target ? target->id : "", master, slave, held_.count(master, slave), config_.limits));
-  return j.dump();
+  return status_json(id_, target ? target->id : "", master, slave, held_.count(master, slave), config_.limits);
 }
 
 std::vector<QkdKey> SiteKme::enc_keys(const std::string& master, const std::string& slave, int number, int size_bits) {
@@ -614,7 +589,7 @@ json SiteKme::links() const {
                    {"next_block", l->next_block},
                    {"km", l->plan.params.km},
                    {"eavesdropper", l->plan.params.eve_fraction},
-                   {"up", l->up},
+                   {"up", !l->session.empty() && !l->failed},  // a session, and its last block (if any) gave key
                    {"state", l->state},
                    {"qber", l->qber},
                    {"blocks", l->blocks_run},

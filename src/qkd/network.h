@@ -37,6 +37,10 @@
 namespace gng::audit {
 class AuditLog;
 }
+namespace gng::rpc {
+class QkdHop;
+class QkdHopReply;
+}
 
 namespace gng::qkd {
 
@@ -78,7 +82,12 @@ class SiteKme final : public KeyManager {
   Link& link_from(const net::Peer& p, const std::string& session) const;  // a peer RPC's link, checked
   void run_link(Link& l);
   void run_block(Link& l);
-  // One key from here to the slave's KME; the QkdHop the next KME is sent, and its answer.
+  // Link key for the next hop over `l`: this end's share, waited for until `deadline`, its session
+  // and byte ranges written into `hop`; nullopt, with `why`, when none came.
+  std::optional<Bytes> take_link_key(Link& l, std::size_t bytes, std::chrono::steady_clock::time_point deadline, rpc::QkdHop& hop,
+                                     std::string& why);
+  rpc::QkdHopReply forward(Link& l, const rpc::QkdHop& hop);  // no answer: a reply that this link failed
+  // One key from here to the slave's KME, over the first route that delivers it.
   QkdKey send_key(const std::string& master, const std::string& slave, const std::string& to_kme, std::size_t bytes);
   std::string hop(const net::Peer& p, const std::string& body);  // QkdHop handler
   void audit(const std::string& kind, const nlohmann::json& detail);

@@ -6,26 +6,13 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/html.h"
 #include "core/rng.h"
-#include "qkd/kme.h"
 
 namespace gng::qkd {
 
 namespace {
 
-std::string html_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '&': o += "&amp;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += c;
-    }
-  }
-  return o;
-}
 
 std::string fmt(const char* f, double v) {
   char buf[64];
@@ -60,7 +47,7 @@ NetworkSim simulate_network(const Topology& t, const NetworkSimOptions& o) {
     if (p.pulses == 0) p.pulses = pulses_for_sifted(p, o.sifted_bits);
     ls.km = p.km;
     ls.bound_bps = asymptotic_key_rate(p) * p.pulse_rate_hz;
-    const Block b = run_block(p, o.seed ^ fnv1a(l.a + "\n" + l.b), 0);
+    const Block b = run_block(p, link_seed(o.seed, l.a, l.b), 0);
     ls.qber = b.stats.qber_estimated;
     if (b.stats.aborted) {
       ls.aborted = b.stats.reason;

@@ -50,7 +50,7 @@ std::vector<std::vector<uint32_t>> layout(std::size_t n, uint64_t seed, int pass
 
 }  // namespace
 
-CascadeAlice::CascadeAlice(std::span<const uint8_t> key, double, uint64_t seed, int passes) : key_(key) {
+CascadeAlice::CascadeAlice(std::span<const uint8_t> key, uint64_t seed, int passes) : key_(key) {
   check_layout(key.size(), passes);
   order_ = layout(key.size(), seed, passes);
 }
@@ -112,29 +112,29 @@ void CascadeBob::flip(uint32_t bit) {
 
 void CascadeBob::plan() {
   queries_.clear();
-  // A bisection step of the current wave.
-  for (const Bisection& b : active_)
-    queries_.push_back({static_cast<uint32_t>(wave_pass_), static_cast<uint32_t>(b.lo), static_cast<uint32_t>(b.lo + (b.hi - b.lo) / 2)});
-  if (!queries_.empty()) return;
-  // A new wave: every odd block of the earliest pass with any (disjoint blocks: one error each).
-  for (std::size_t p = 0; p < ps_.size() && !ps_[p].alice.empty(); ++p) {
-    if (ps_[p].odd.empty()) continue;
-    wave_pass_ = static_cast<int>(p);
-    const std::size_t n = key_.size();
-    for (const std::size_t b : ps_[p].odd) active_.push_back({b, b * ps_[p].k, std::min(n, (b + 1) * ps_[p].k)});
-    // A one-bit block needs no bisection: its bit is the error.
-    std::vector<Bisection> ready;
-    std::erase_if(active_, [&](const Bisection& b) { return b.hi - b.lo == 1 ? (ready.push_back(b), true) : false; });
-    for (const Bisection& b : ready) flip(ps_[p].order[b.lo]);
-    return plan();  // their bisection's first step, or (all were one bit) the next wave
-  }
-  // The next pass's top level.
-  for (std::size_t p = 0; p < ps_.size(); ++p) {
-    if (!ps_[p].alice.empty()) continue;
+  const std::size_t n = key_.size();
+  for (;;) {
+    // A bisection step of the current wave.
+    for (const Bisection& b : active_)
+      queries_.push_back({static_cast<uint32_t>(wave_pass_), static_cast<uint32_t>(b.lo), static_cast<uint32_t>(b.lo + (b.hi - b.lo) / 2)});
+    if (!queries_.empty()) return;
+    // A new wave: every odd block of the earliest pass with any (disjoint blocks: one error each).
+    std::size_t p = 0;
+    while (p < ps_.size() && !ps_[p].alice.empty() && ps_[p].odd.empty()) ++p;
+    if (p < ps_.size() && !ps_[p].alice.empty()) {
+      wave_pass_ = static_cast<int>(p);
+      for (const std::size_t b : ps_[p].odd) active_.push_back({b, b * ps_[p].k, std::min(n, (b + 1) * ps_[p].k)});
+      // A one-bit block needs no bisection: its bit is the error.
+      std::vector<Bisection> ready;
+      std::erase_if(active_, [&](const Bisection& b) { return b.hi - b.lo == 1 ? (ready.push_back(b), true) : false; });
+      for (const Bisection& b : ready) flip(ps_[p].order[b.lo]);
+      continue;  // their bisection's first step, or (all were one bit) the next wave
+    }
+    // The next pass's top level (p is the first pass not begun), or the end.
+    if (p == ps_.size()) return;
     wave_pass_ = -1;
-    const std::size_t n = key_.size(), k = ps_[p].k;
-    for (std::size_t lo = 0; lo < n; lo += k)
-      queries_.push_back({static_cast<uint32_t>(p), static_cast<uint32_t>(lo), static_cast<uint32_t>(std::min(n, lo + k))});
+    for (std::size_t lo = 0; lo < n; lo += ps_[p].k)
+      queries_.push_back({static_cast<uint32_t>(p), static_cast<uint32_t>(lo), static_cast<uint32_t>(std::min(n, lo + ps_[p].k))});
     return;
   }
 }
@@ -175,7 +175,7 @@ CascadeResult cascade(std::span<const uint8_t> alice, std::span<uint8_t> bob, do
   const std::size_t n = alice.size();
   if (bob.size() != n) throw Error("cascade: Alice's key has " + std::to_string(n) + " bits, Bob's " + std::to_string(bob.size()));
   if (passes < 1) throw Error("cascade: passes must be >= 1, got " + std::to_string(passes));
-  CascadeAlice a(alice, qber, seed, passes);
+  CascadeAlice a(alice, seed, passes);
   CascadeBob b(bob, qber, seed, passes);
   while (!b.queries().empty()) {
     const std::vector<ParityQuery> q = b.queries();

@@ -25,9 +25,9 @@ struct CascadeResult {
 std::size_t cascade_first_block(double qber, std::size_t n);
 
 // Cascade between two parties (Brassard & Salvail): Alice holds the reference key and answers
-// parity queries, Bob asks them and corrects his key in place. Both derive the same layout from the
-// public (n, qber, seed, passes): pass i (0-based) cuts the key into blocks of k1·2^i bits, pass 0 in
-// order, later passes through a random permutation drawn from `seed`. Bob first asks every block's
+// parity queries, Bob asks them and corrects his key in place. Both derive the same permutations
+// from the public (n, seed, passes): pass 0 in order, later passes through a random permutation
+// drawn from `seed`; Bob cuts pass i (0-based) into blocks of k1·2^i bits, k1 from the QBER. Bob first asks every block's
 // parity of a pass; each block whose parity differs is bisected (one parity per step) down to one
 // error, which he flips. A flip makes the blocks holding that bit in the passes already run odd, and
 // those are corrected in turn, earliest pass first (the cascade). Bisections of one pass run side by
@@ -40,7 +40,7 @@ struct ParityQuery {
 
 class CascadeAlice {
  public:
-  CascadeAlice(std::span<const uint8_t> key, double qber, uint64_t seed, int passes);
+  CascadeAlice(std::span<const uint8_t> key, uint64_t seed, int passes);  // her layout needs no QBER
   // Her parities for Bob's queries; gng::Error for a query outside the layout (a forged message).
   Bits parities(std::span<const ParityQuery> queries);
   uint64_t disclosed() const { return disclosed_; }  // parities answered so far: the leak
@@ -72,7 +72,7 @@ class CascadeBob {
     std::size_t block, lo, hi;
   };
   void flip(uint32_t bit);
-  void plan();  // the next queries: a bisection step, the next wave, or the next pass's top level
+  void plan();  // the next queries: a bisection step, the next wave, the next pass's top level, or none
   uint8_t own_parity(const Pass& p, std::size_t lo, std::size_t hi) const;
   std::span<uint8_t> key_;
   std::size_t k1_;

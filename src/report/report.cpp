@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/html.h"
 
 namespace gng {
 
@@ -35,19 +36,6 @@ namespace {
   return big;
 }
 
-std::string esc(std::string_view s) {
-  std::string o;
-  o.reserve(s.size() + 8);
-  for (char c : s) switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      case '\'': o += "&#39;"; break;
-      default: o += c;
-    }
-  return o;
-}
 
 // A number for people: 4 significant digits, thousands grouped for big integers, and words rather
 // than "nan" for values that were never measured.
@@ -172,7 +160,7 @@ constexpr double kLeft = 64, kRight = 20, kTop = 40, kBottom = 52;
 // `natural`: drawn at its own size (never stretched), only shrunk to fit.
 std::string svg_open(double w, double h, const std::string& label, bool natural = false) {
   return fmt("<svg class=\"plot\" viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" height=\"%.0f\"%s role=\"img\" aria-label=\"%s\">\n", w, h,
-             w, h, natural ? fmt(" style=\"max-width:%.0fpx\"", w).c_str() : "", esc(label).c_str());
+             w, h, natural ? fmt(" style=\"max-width:%.0fpx\"", w).c_str() : "", html_escape(label).c_str());
 }
 
 // Grid, axes, tick labels and axis titles for a plot area.
@@ -183,20 +171,20 @@ std::string frame(const Axis& x, const Axis& y, const std::string& xtitle, const
     const double px = x.map(t);
     o += fmt("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>", px, y.p0, px, y.p1);
     o += fmt("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"axis\"/>", px, y.p0, px, y.p0 + 5);
-    o += fmt("<text x=\"%.1f\" y=\"%.1f\" class=\"tick\" text-anchor=\"middle\">%s</text>\n", px, y.p0 + 18, esc(x.label(t)).c_str());
+    o += fmt("<text x=\"%.1f\" y=\"%.1f\" class=\"tick\" text-anchor=\"middle\">%s</text>\n", px, y.p0 + 18, html_escape(x.label(t)).c_str());
   }
   for (double t : y.ticks) {
     const double py = y.map(t);
     o += fmt("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>", x.p0, py, x.p1, py);
     o += fmt("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"axis\"/>", x.p0 - 5, py, x.p0, py);
-    o += fmt("<text x=\"%.1f\" y=\"%.1f\" class=\"tick\" text-anchor=\"end\">%s</text>\n", x.p0 - 8, py + 4, esc(y.label(t)).c_str());
+    o += fmt("<text x=\"%.1f\" y=\"%.1f\" class=\"tick\" text-anchor=\"end\">%s</text>\n", x.p0 - 8, py + 4, html_escape(y.label(t)).c_str());
   }
   o += fmt("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"axis\"/>", x.p0, y.p0, x.p1, y.p0);
   o += fmt("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"axis\"/>\n", x.p0, y.p0, x.p0, y.p1);
   o += fmt("<text x=\"%.1f\" y=\"%.1f\" class=\"title\" text-anchor=\"middle\">%s</text>\n", (x.p0 + x.p1) / 2, y.p0 + 40,
-           esc(xtitle).c_str());
+           html_escape(xtitle).c_str());
   o += fmt("<text transform=\"translate(16 %.1f) rotate(-90)\" class=\"title\" text-anchor=\"middle\">%s</text>\n",
-           (y.p0 + y.p1) / 2, esc(ytitle).c_str());
+           (y.p0 + y.p1) / 2, html_escape(ytitle).c_str());
   return o;
 }
 
@@ -206,7 +194,7 @@ std::string empty_plot(const std::string& label, const std::string& message, dou
   o += fmt("<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"area empty\"/>\n", kLeft, kTop, w - kLeft - kRight,
            h - kTop - kBottom);
   o += fmt("<text x=\"%.1f\" y=\"%.1f\" class=\"note\" text-anchor=\"middle\">%s</text>\n", (kLeft + w - kRight) / 2,
-           (kTop + h - kBottom) / 2, esc(message).c_str());
+           (kTop + h - kBottom) / 2, html_escape(message).c_str());
   return o + "</svg>\n";
 }
 
@@ -231,11 +219,11 @@ std::string convergence_plot(const ReportData& r) {
   for (const auto& [e, s] : pts) {
     if (s != last)
       o += fmt("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" class=\"improve\"><title>%s evaluations: best %s</title></circle>\n", x.map(e),
-               y.map(s), esc(num(e)).c_str(), esc(num(s)).c_str());
+               y.map(s), html_escape(num(e)).c_str(), html_escape(num(s)).c_str());
     last = s;
   }
   o += fmt("<text x=\"%.1f\" y=\"%.1f\" class=\"legend\" text-anchor=\"end\">best %s after %s evaluations</text>\n", x.p1, kTop - 14,
-           esc(num(pts.back().second)).c_str(), esc(num(pts.back().first)).c_str());
+           html_escape(num(pts.back().second)).c_str(), html_escape(num(pts.back().first)).c_str());
   return o + "</svg>\n";
 }
 
@@ -261,7 +249,7 @@ std::string pareto_plot(const ReportData& r) {
   std::string o = svg_open(kW, kH, "Pareto front: accuracy against latency");
   o += frame(x, y, log ? "latency (ms, log scale)" : "latency (ms)", "accuracy");
   auto tip = [](const P& p) {
-    return fmt("<title>#%d  accuracy %s  latency %s ms\n%s</title>", p.c->id, num(p.acc).c_str(), num(p.lat).c_str(), esc(p.c->design).c_str());
+    return fmt("<title>#%d  accuracy %s  latency %s ms\n%s</title>", p.c->id, num(p.acc).c_str(), num(p.lat).c_str(), html_escape(p.c->design).c_str());
   };
   for (const auto& p : pts)
     if (!p.c->pareto) o += fmt("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" class=\"cand\">", x.map(p.lat), y.map(p.acc)) + tip(p) + "</circle>\n";
@@ -341,17 +329,17 @@ std::string heatmap(const ReportData& r) {
   for (std::size_t i = 0; i < n; ++i) {
     const double c = x0 + cell * (static_cast<double>(i) + 0.5);
     o += fmt("<text x=\"%.1f\" y=\"%.1f\" class=\"hlabel\" style=\"font-size:%.1fpx\" text-anchor=\"end\">%s</text>", x0 - 6,
-             y0 + cell * (static_cast<double>(i) + 0.5) + font * 0.35, font, esc(name(i)).c_str());
+             y0 + cell * (static_cast<double>(i) + 0.5) + font * 0.35, font, html_escape(name(i)).c_str());
     o += fmt("<text transform=\"translate(%.1f %.1f) rotate(-50)\" class=\"hlabel\" style=\"font-size:%.1fpx\">%s</text>\n", c + font * 0.3,
-             y0 - 6, font, esc(name(i)).c_str());
+             y0 - 6, font, html_escape(name(i)).c_str());
   }
   for (std::size_t i = 0; i < n; ++i)
     for (std::size_t j = 0; j < n; ++j) {
       const double v = value(i, j);
       o += fmt("<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"%s><title>%s × %s: %s</title></rect>\n",
                x0 + cell * static_cast<double>(j), y0 + cell * static_cast<double>(i), cell, cell,
-               diverging(scale > 0 ? v / scale : 0 * v).c_str(), i == j ? " class=\"diag\"" : "", esc(name(i)).c_str(),
-               esc(name(j)).c_str(), esc(num(v)).c_str());
+               diverging(scale > 0 ? v / scale : 0 * v).c_str(), i == j ? " class=\"diag\"" : "", html_escape(name(i)).c_str(),
+               html_escape(name(j)).c_str(), html_escape(num(v)).c_str());
     }
   o += fmt("<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"outline\"/>\n", x0, y0, side, side);
   // Colour legend: a vertical bar from +scale (red) through 0 (white) to −scale (blue).
@@ -364,7 +352,7 @@ std::string heatmap(const ReportData& r) {
   for (int k = 0; k < 3; ++k) {
     const double py = ly + lh * k / 2.0;
     o += fmt("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"axis\"/>", lx + 14, py, lx + 18, py);
-    o += fmt("<text x=\"%.1f\" y=\"%.1f\" class=\"tick\">%s</text>\n", lx + 21, py + 4, esc(num(s * (1 - k), 3)).c_str());
+    o += fmt("<text x=\"%.1f\" y=\"%.1f\" class=\"tick\">%s</text>\n", lx + 21, py + 4, html_escape(num(s * (1 - k), 3)).c_str());
   }
   return o + "</svg>\n";
 }
@@ -433,17 +421,17 @@ std::string state_class(const std::string& s) {
 }
 
 std::string card(const std::string& key, const std::string& value, const std::string& detail = "", double progress = -1) {
-  std::string o = "<div class=\"card\"><div class=\"k\">" + esc(key) + "</div><div class=\"v\">" + esc(value) + "</div>";
-  if (!detail.empty()) o += "<div class=\"d\">" + esc(detail) + "</div>";
+  std::string o = "<div class=\"card\"><div class=\"k\">" + html_escape(key) + "</div><div class=\"v\">" + html_escape(value) + "</div>";
+  if (!detail.empty()) o += "<div class=\"d\">" + html_escape(detail) + "</div>";
   if (progress >= 0) o += fmt("<div class=\"bar\"><span style=\"width:%.1f%%\"></span></div>", std::clamp(progress, 0.0, 1.0) * 100);
   return o + "</div>\n";
 }
 
-std::string kv_row(const std::string& k, const std::string& v) { return "<tr><th>" + esc(k) + "</th><td>" + esc(v) + "</td></tr>\n"; }
+std::string kv_row(const std::string& k, const std::string& v) { return "<tr><th>" + html_escape(k) + "</th><td>" + html_escape(v) + "</td></tr>\n"; }
 
 std::string metrics_table(const std::map<std::string, double>& m) {
   std::string o = "<table class=\"kv\"><tbody>\n";
-  for (const auto& [k, v] : m) o += "<tr><th>" + esc(k) + "</th><td class=\"n\">" + esc(num(v)) + "</td></tr>\n";
+  for (const auto& [k, v] : m) o += "<tr><th>" + html_escape(k) + "</th><td class=\"n\">" + html_escape(num(v)) + "</td></tr>\n";
   return o + "</tbody></table>\n";
 }
 
@@ -461,13 +449,13 @@ std::string render_html(const ReportData& r) {
   o.reserve(64 * 1024 + r.candidates.size() * 600 + r.couplings.size() * r.couplings.size() * 160);
   o += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
   o += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
-  o += "<title>gng run " + esc(r.run_id) + " — report</title>\n<style>" + std::string(kStyle) + "</style>\n</head>\n<body>\n<main>\n";
+  o += "<title>gng run " + html_escape(r.run_id) + " — report</title>\n<style>" + std::string(kStyle) + "</style>\n</head>\n<body>\n<main>\n";
 
-  o += "<header><h1>gng run <code>" + esc(r.run_id) + "</code></h1><span class=\"badge " + state_class(r.state) + "\">" + esc(r.state) +
+  o += "<header><h1>gng run <code>" + html_escape(r.run_id) + "</code></h1><span class=\"badge " + state_class(r.state) + "\">" + html_escape(r.state) +
        "</span>";
-  if (!r.config.empty()) o += "<span class=\"sub\">config <code>" + esc(r.config) + "</code></span>";
+  if (!r.config.empty()) o += "<span class=\"sub\">config <code>" + html_escape(r.config) + "</code></span>";
   o += "</header>\n";
-  if (!r.notes.empty()) o += "<div class=\"notes\" id=\"notes\"><strong>Notes</strong>" + esc(r.notes) + "</div>\n";
+  if (!r.notes.empty()) o += "<div class=\"notes\" id=\"notes\"><strong>Notes</strong>" + html_escape(r.notes) + "</div>\n";
 
   // At a glance.
   o += "<section class=\"cards\">\n";
@@ -511,12 +499,12 @@ std::string render_html(const ReportData& r) {
     o += kv_row("objectives", obj);
   }
   o += kv_row("sampler", r.sampler.empty() ? "n/a" : r.sampler);
-  for (const auto& [k, v] : r.sampler_stats) o += "<tr><th>&nbsp;&nbsp;" + esc(k) + "</th><td class=\"mono\">" + esc(v) + "</td></tr>\n";
+  for (const auto& [k, v] : r.sampler_stats) o += "<tr><th>&nbsp;&nbsp;" + html_escape(k) + "</th><td class=\"mono\">" + html_escape(v) + "</td></tr>\n";
   o += "</tbody></table></section>\n";
   o += "<section><h2>Promoted model</h2>\n";
   if (prom || !r.promoted_metrics.empty()) {
-    if (prom) o += "<p>Candidate <strong>#" + std::to_string(prom->id) + "</strong>: <code>" + esc(prom->design) + "</code></p>\n";
-    if (!r.promoted_path.empty()) o += "<p>Exported to <code>" + esc(r.promoted_path) + "</code></p>\n";
+    if (prom) o += "<p>Candidate <strong>#" + std::to_string(prom->id) + "</strong>: <code>" + html_escape(prom->design) + "</code></p>\n";
+    if (!r.promoted_path.empty()) o += "<p>Exported to <code>" + html_escape(r.promoted_path) + "</code></p>\n";
     o += r.promoted_metrics.empty() ? "<p class=\"empty-note\">no metrics recorded</p>\n" : metrics_table(r.promoted_metrics);
   } else {
     o += "<p class=\"empty-note\">No model has been promoted yet.</p>\n";
@@ -531,16 +519,16 @@ std::string render_html(const ReportData& r) {
   } else {
     o += "<div class=\"scroll\"><table id=\"candidates\"><thead><tr><th class=\"n\">id</th><th class=\"n\">cycle</th><th class=\"n\">rung"
          "</th><th class=\"n\">epochs</th><th class=\"n\">score</th>";
-    for (const auto& c : cols) o += "<th class=\"n\">" + esc(c) + "</th>";
+    for (const auto& c : cols) o += "<th class=\"n\">" + html_escape(c) + "</th>";
     o += "<th>design</th><th>status</th></tr></thead>\n<tbody>\n";
     for (const auto& c : r.candidates) {
       std::string cls = c.pareto ? "pareto" : "";
       if (c.promoted) cls += cls.empty() ? "promoted" : " promoted";
       o += "<tr" + (cls.empty() ? "" : " class=\"" + cls + "\"") + ">";
       o += fmt("<td class=\"n\">%d</td><td class=\"n\">%d</td><td class=\"n\">%d</td>", c.id, c.cycle, c.rung);
-      o += "<td class=\"n\">" + esc(num(c.epochs)) + "</td><td class=\"n\">" + esc(num(c.score)) + "</td>";
-      for (const auto& m : cols) o += "<td class=\"n\">" + esc(num(metric(c, m))) + "</td>";
-      o += "<td><code>" + esc(c.design) + "</code></td><td class=\"st\">" + esc(c.status);
+      o += "<td class=\"n\">" + html_escape(num(c.epochs)) + "</td><td class=\"n\">" + html_escape(num(c.score)) + "</td>";
+      for (const auto& m : cols) o += "<td class=\"n\">" + html_escape(num(metric(c, m))) + "</td>";
+      o += "<td><code>" + html_escape(c.design) + "</code></td><td class=\"st\">" + html_escape(c.status);
       if (c.pareto) o += "<span class=\"tag front\">front</span>";
       if (c.promoted) o += "<span class=\"tag prom\">promoted</span>";
       o += "</td></tr>\n";
@@ -555,8 +543,8 @@ std::string render_html(const ReportData& r) {
   } else {
     o += "<table id=\"decisions\"><thead><tr><th class=\"n\">time</th><th>kind</th><th>decision</th></tr></thead>\n<tbody>\n";
     for (const auto& d : r.decisions)
-      o += "<tr><td class=\"n\">" + esc(duration(d.time_s)) + "</td><td><span class=\"badge\">" + esc(d.kind) + "</span></td><td>" +
-           esc(d.text) + "</td></tr>\n";
+      o += "<tr><td class=\"n\">" + html_escape(duration(d.time_s)) + "</td><td><span class=\"badge\">" + html_escape(d.kind) + "</span></td><td>" +
+           html_escape(d.text) + "</td></tr>\n";
     o += "</tbody></table>\n";
   }
   // The audit trail's latest signed head: one more copy outside the log (gng audit verify reads the
@@ -566,7 +554,7 @@ std::string render_html(const ReportData& r) {
     o += "<p class=\"empty-note\">No signed tree head yet.</p>\n";
   else
     o += "<p>Latest signed tree head (RFC 9162 root, ML-DSA signature; check a copy with <code>gng audit verify</code>):</p>\n"
-         "<pre class=\"mono\" id=\"audit-head\">" + esc(r.audit_head) + "</pre>\n";
+         "<pre class=\"mono\" id=\"audit-head\">" + html_escape(r.audit_head) + "</pre>\n";
   o += "<footer>Generated by gng. Self-contained page: no scripts, no network.</footer>\n</main>\n</body>\n</html>\n";
   return o;
 }

@@ -357,6 +357,13 @@ TEST(QkdNetwork, ForgedReplayedAndOutOfOrderPeerMessagesAreRefused) {
   range->set_length(32);
   // Another KME may not speak for kme-a.
   EXPECT_EQ(status(as_c, "QkdHop", h.SerializeAsString()).substr(0, 35), "403 QkdHop from 'kme-c' for hop kme");
+  // A hop refused for what it says costs no link key: the same bytes still deliver afterwards.
+  rpc::QkdHop bad = h;
+  bad.set_key_id("not-a-uuid");
+  EXPECT_EQ(status(as_a, "QkdHop", bad.SerializeAsString()), "400 key_ID 'not-a-uuid' is not a UUID");
+  bad = h;
+  bad.set_slave("n2");
+  EXPECT_EQ(status(as_a, "QkdHop", bad.SerializeAsString()), "400 QkdHop: slave SAE 'n2' is not served by KME kme-b");
   // kme-a may, once.
   rpc::QkdHopReply reply;
   const net::Response first = as_a.call("POST", "/rpc/QkdHop", h.SerializeAsString(), "application/x-protobuf");

@@ -101,7 +101,7 @@ TEST(Cascade, ContradictoryParitiesEndItInsteadOfLoopingForever) {
   const Bits a = random_bits(n, r);
   for (int lie = 0; lie < 20; ++lie) {
     Bits b = a;
-    CascadeAlice alice(a, 0.02, 5, 4);
+    CascadeAlice alice(a, 5, 4);
     CascadeBob bob(b, 0.02, 5, 4);
     int batches = 0;
     std::string error;
